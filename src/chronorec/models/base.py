@@ -1,0 +1,210 @@
+"""The one API every model shares.
+
+``fit(log) -> self``; ``recommend(users, k)`` and ``recommend_from_history(histories, k)``
+return a DataFrame ``user_id, item_id, score, rank`` with external ids; ``save(dir)`` and
+``chronorec.load(dir)`` round-trip through safetensors + JSON + Parquet.
+
+A model keeps the training histories of its users (so ``recommend`` needs no data passed
+back) and the training popularity (the cold-start answer for an empty history).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from chronorec import columns as C
+from chronorec.artifacts import load_tensors, read_manifest, save_tensors, write_manifest
+from chronorec.eventlog import EventLog
+from chronorec.evaluate import exclude_items
+from chronorec.idmap import IdMap
+from chronorec.sequences import SequenceStore
+
+
+class ModelConfig(BaseModel):
+    """Base of every model's configuration: unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Recommender:
+    kind: ClassVar[str]
+    Config: ClassVar[type[ModelConfig]]
+
+    def __init__(self, **params: Any):
+        self.config = self.Config(**params)
+        self.users: IdMap | None = None
+        self.items: IdMap | None = None
+        self.store: SequenceStore | None = None
+        self.popularity: np.ndarray | None = None
+        self.item_names: pd.Series | None = None
+        self.fit_info: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.config.model_dump().items() if k != "kind")
+        return f"{type(self).__name__}({params})"
+
+    # ------------------------------------------------------------------ fitting
+    @property
+    def n_items(self) -> int:
+        if self.items is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(log) first")
+        return self.items.size
+
+    def fit(self, log: EventLog, *, validation: Any = None) -> "Recommender":
+        """Fit on ``log``. ``validation`` (an EvalSet) drives early stopping where a model has it."""
+        self._remember(log)
+        self._fit(log, validation)
+        return self
+
+    def _remember(self, log: EventLog) -> None:
+        self.users, self.items = log.users, log.items
+        self.store = log.sequences()
+        self.item_names = log.item_names
+        self.popularity = np.bincount(self.store.items, minlength=log.n_items + 1).astype(np.float32)
+        self.popularity[0] = 0
+
+    def _fit(self, log: EventLog, validation: Any) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ scoring
+    def _score(self, users: np.ndarray, histories: list[np.ndarray]) -> torch.Tensor:
+        """Scores (len(users), n_items + 1) for internal users and their internal histories."""
+        raise NotImplementedError
+
+    def score(self, users: np.ndarray, histories: list[np.ndarray]) -> torch.Tensor:
+        """Scores for a batch; rows with an empty history get training popularity (cold start)."""
+        histories = [np.asarray(h, dtype=np.int64) for h in histories]
+        empty = np.array([len(h) == 0 for h in histories])
+        if empty.all():
+            return torch.from_numpy(np.tile(self.popularity, (len(histories), 1)))
+        scores = self._score(np.asarray(users, dtype=np.int64), histories).float()
+        if empty.any():
+            scores[torch.from_numpy(empty)] = torch.from_numpy(self.popularity)
+        return scores
+
+    def _topk(
+        self, users: np.ndarray, histories: list[np.ndarray], k: int, exclude_seen: bool, batch_size: int = 1024
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if k <= 0:
+            raise ValueError("k must be positive")
+        k = min(k, self.n_items)
+        all_idx, all_val = [], []
+        with torch.inference_mode():
+            for s in range(0, len(users), batch_size):
+                hist = histories[s : s + batch_size]
+                scores = self.score(users[s : s + batch_size], hist)
+                if exclude_seen:
+                    exclude_items(scores, hist)
+                else:
+                    scores[:, 0] = -torch.inf
+                val, idx = torch.topk(scores, k, dim=1)
+                all_idx.append(idx.numpy())
+                all_val.append(val.numpy())
+        if not all_idx:
+            return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
+        return np.concatenate(all_idx), np.concatenate(all_val)
+
+    def _frame(self, user_labels: Sequence[Any], idx: np.ndarray, val: np.ndarray) -> pd.DataFrame:
+        n, k = idx.shape
+        keep = np.isfinite(val).ravel()  # fewer than k candidates left after exclusion
+        df = pd.DataFrame(
+            {
+                C.USER: np.repeat(np.asarray(list(user_labels), dtype=object), k),
+                C.ITEM: self.items.to_external(np.maximum(idx.ravel(), 1)),
+                C.SCORE: val.ravel().astype(np.float64),
+                C.RANK: np.tile(np.arange(1, k + 1), n),
+            }
+        )
+        df = df[keep].reset_index(drop=True)
+        if len(df) and pd.api.types.is_numeric_dtype(pd.Series(list(user_labels))):
+            df[C.USER] = pd.to_numeric(df[C.USER])
+        return df
+
+    def recommend(self, users: Sequence[Any], k: int = 10, *, exclude_seen: bool = True) -> pd.DataFrame:
+        """Top-k for known users (external ids), from their training histories.
+
+        Users unknown to the model are answered from an empty history (popularity).
+        """
+        internal = self.users.to_internal(np.asarray(list(users)))
+        hist = [self.store.user_items(int(u)) if u > 0 else np.zeros(0, np.int64) for u in internal]
+        idx, val = self._topk(internal, hist, k, exclude_seen)
+        return self._frame(users, idx, val)
+
+    def recommend_from_history(
+        self,
+        histories: Sequence[Sequence[Any]],
+        k: int = 10,
+        *,
+        exclude_seen: bool = True,
+        user_ids: Sequence[Any] | None = None,
+    ) -> pd.DataFrame:
+        """Top-k for live histories of external item ids (oldest first). Unknown items are ignored."""
+        internal_hist = []
+        for h in histories:
+            ids = self.items.to_internal(np.asarray(list(h))) if len(h) else np.zeros(0, np.int64)
+            internal_hist.append(ids[ids > 0])
+        labels = list(user_ids) if user_ids is not None else list(range(len(histories)))
+        idx, val = self._topk(np.zeros(len(histories), np.int64), internal_hist, k, exclude_seen)
+        return self._frame(labels, idx, val)
+
+    # ------------------------------------------------------------------ persistence
+    def _state(self) -> dict[str, Any]:
+        """Model-specific arrays to save (override)."""
+        return {}
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore from arrays saved by ``_state`` (override)."""
+
+    def save(self, directory: str | Path) -> Path:
+        if self.items is None:
+            raise RuntimeError("cannot save an unfitted model")
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        tensors = {
+            "_store.offsets": self.store.offsets,
+            "_store.items": self.store.items,
+            "_popularity": self.popularity,
+        }
+        tensors.update({f"model.{k}": v for k, v in self._state().items()})
+        save_tensors(d / "model.safetensors", tensors)
+        (d / "config.json").write_text(
+            json.dumps({"kind": self.kind, "config": self.config.model_dump(), "fit_info": self.fit_info}, indent=2)
+        )
+        self.users.save(d / "users.parquet")
+        self.items.save(d / "items.parquet")
+        if self.item_names is not None:
+            pd.DataFrame({"internal_id": self.item_names.index, "name": self.item_names.astype(str).to_numpy()}).to_parquet(
+                d / "item_names.parquet", index=False
+            )
+        write_manifest(d, self.kind)
+        return d
+
+    @classmethod
+    def _load_dir(cls, d: Path) -> "Recommender":
+        manifest = read_manifest(d)
+        if manifest["kind"] != cls.kind:
+            raise ValueError(f"{d} holds a {manifest['kind']!r} model, not {cls.kind!r}")
+        meta = json.loads((d / "config.json").read_text())
+        model = cls(**{k: v for k, v in meta["config"].items() if k != "kind"})
+        model.fit_info = meta.get("fit_info", {})
+        model.users = IdMap.load(d / "users.parquet")
+        model.items = IdMap.load(d / "items.parquet")
+        if (d / "item_names.parquet").exists():
+            t = pd.read_parquet(d / "item_names.parquet")
+            model.item_names = pd.Series(t["name"].to_numpy(), index=t["internal_id"].to_numpy())
+        t = load_tensors(d / "model.safetensors")
+        model.store = SequenceStore(offsets=t["_store.offsets"], items=t["_store.items"], n_items=model.items.size)
+        model.popularity = t["_popularity"]
+        model._set_state({k[len("model.") :]: v for k, v in t.items() if k.startswith("model.")})
+        return model
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Recommender":
+        return cls._load_dir(Path(directory))
