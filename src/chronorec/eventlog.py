@@ -58,8 +58,8 @@ class EventLog:
             if col not in df.columns:
                 raise ValueError(f"missing column {col!r}")
         df = df.reset_index(drop=True)
-        users = users or IdMap(pd.unique(df[C.USER]))
-        items = items or IdMap(pd.unique(df[C.ITEM]))
+        users = users if users is not None else IdMap(pd.unique(df[C.USER]))
+        items = items if items is not None else IdMap(pd.unique(df[C.ITEM]))
         out = pd.DataFrame(
             {
                 C.USER_IDX: users.to_internal(df[C.USER].to_numpy(), strict=True),
@@ -68,12 +68,12 @@ class EventLog:
             }
         )
         if C.BEHAVIOR in df.columns:
-            behaviors = behaviors or IdMap(pd.unique(df[C.BEHAVIOR].astype(str)))
+            behaviors = behaviors if behaviors is not None else IdMap(pd.unique(df[C.BEHAVIOR].astype(str)))
             out[C.BEHAVIOR_IDX] = behaviors.to_internal(df[C.BEHAVIOR].astype(str).to_numpy(), strict=True)
         if C.VALUE in df.columns:
             out[C.VALUE] = df[C.VALUE].to_numpy(dtype=np.float64)
         for col in context_columns:
-            out[col] = df[col].astype(str).to_numpy()
+            out[col] = df[col].fillna("").astype(str).to_numpy()
         out[C.ROW] = df[C.ROW].to_numpy(dtype=np.int64) if C.ROW in df.columns else np.arange(1, len(df) + 1)
         out = out.sort_values([C.USER_IDX, C.TIME, C.ROW], kind="stable").reset_index(drop=True)
         names = None

@@ -39,7 +39,11 @@ class IdMap:
 
     def to_internal(self, values: Any, *, strict: bool = False) -> np.ndarray:
         """Map external ids to internal ids; unknown ids give 0 (or raise with ``strict``)."""
-        vals = pd.Index(pd.Series(values, dtype=self._index.dtype if len(self._index) else None))
+        vals = pd.Index(np.asarray(values).ravel())
+        try:
+            vals = vals.astype(self._index.dtype) if len(self._index) else vals
+        except (TypeError, ValueError):
+            pass  # mixed or incompatible values: ids that cannot match map to 0 below
         pos = self._index.get_indexer(vals)
         if strict and (pos < 0).any():
             bad = vals[pos < 0][:5].tolist()

@@ -1,0 +1,176 @@
+"""Standard-protocol benchmark: leave-one-out, full-catalogue ranking, history items filtered,
+best epoch chosen on validation NDCG@10, test read once.
+
+Each (dataset, model) run happens in its own subprocess, so its peak memory is its own.
+Results are written as JSON (every figure plus the command, data file, machine and git commit)
+and as a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# Settings per dataset and model. Maximum input length: 200 for ML-1M, 50 for Beauty (the anchors').
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "ml-1m": {
+        "popular": {"kind": "popular"},
+        "itemknn": {"kind": "itemknn", "neighbours": 200},
+        "ease": {"kind": "ease", "l2": 3000.0},
+        "gru4rec": {"kind": "gru4rec", "max_len": 200, "dim": 64, "hidden": 256, "dropout": 0.1, "lr": 2e-3,
+                    "batch_size": 64, "patience": 8, "epochs": 200, "time_budget_s": 1200},
+        "sasrec": {"kind": "sasrec", "max_len": 200, "dim": 64, "layers": 2, "heads": 1, "dropout": 0.2,
+                   "lr": 2e-3, "batch_size": 64, "patience": 10, "epochs": 300, "time_budget_s": 1800},
+    },
+    "beauty": {
+        "popular": {"kind": "popular"},
+        "itemknn": {"kind": "itemknn", "neighbours": 200},
+        "ease": {"kind": "ease", "l2": 500.0},
+        "gru4rec": {"kind": "gru4rec", "max_len": 50, "dim": 64, "hidden": 128, "dropout": 0.3, "lr": 2e-3,
+                    "batch_size": 128, "patience": 8, "epochs": 200, "time_budget_s": 1200},
+        "sasrec": {"kind": "sasrec", "max_len": 50, "dim": 64, "layers": 2, "heads": 1, "dropout": 0.5,
+                   "lr": 1e-3, "batch_size": 128, "patience": 10, "epochs": 300, "time_budget_s": 1800},
+    },
+}
+DATA_FILES = {"ml-1m": "ml-1m/ml-1m.txt", "ml-1m-full": "ml-1m/ml-1m_full_seq.txt", "beauty": "beauty/Beauty.txt"}
+PRESETS["ml-1m-full"] = PRESETS["ml-1m"]
+
+
+def run_one(dataset: str, model_name: str, *, data_dir: str | None, params: dict[str, Any], threads: int | None,
+            seed: int, out_json: Path, progress: bool) -> dict[str, Any]:
+    """Fit and evaluate one model on one dataset in this process."""
+    import torch
+
+    from chronorec.datasets.formats import data_dir as resolve_data_dir
+    from chronorec.datasets.formats import load_sequence_file
+    from chronorec.experiment import peak_rss_mb, provenance, run_models
+    from chronorec.models import registry
+    from chronorec.split import leave_one_out
+
+    if threads:
+        torch.set_num_threads(threads)
+    path = Path(resolve_data_dir(data_dir)) / DATA_FILES[dataset]
+    t0 = time.perf_counter()
+    log = load_sequence_file(path)
+    split = leave_one_out(log)
+    load_seconds = time.perf_counter() - t0
+    params = dict(params)
+    kind = params.pop("kind")
+    cls = registry.get(kind)
+    if "seed" in cls.Config.model_fields:
+        params["seed"] = seed
+    if "progress" in cls.Config.model_fields:
+        params["progress"] = progress
+    if "threads" in cls.Config.model_fields and threads:
+        params["threads"] = threads
+    model = cls(**params)
+    res = run_models({model_name: model}, split, progress=progress)[model_name]
+    res.update(
+        dataset=dataset,
+        data_file=str(path),
+        n_users=log.n_users,
+        n_items=log.n_items,
+        n_events=len(log),
+        load_seconds=load_seconds,
+        seed=seed,
+        peak_rss_mb=peak_rss_mb(),
+        protocol="leave-one-out, full-catalogue ranking, history items filtered, best epoch by validation NDCG@10",
+        max_len=params.get("max_len"),
+        provenance=provenance(),
+    )
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(res, indent=2, default=float))
+    return res
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    head = (
+        "| data | model | HR@10 | NDCG@10 | MRR@10 | train s | epochs (best/run) | eval s (all users) | peak RSS MB |\n"
+        "|---|---|---|---|---|---|---|---|---|"
+    )
+    lines = [head]
+    for r in rows:
+        t = r["test"]
+        ep = f"{r['best_epoch']}/{r['epochs_run']}" if r.get("epochs_run") else "-"
+        lines.append(
+            f"| {r['dataset']} | {r['model']} | {t['HR@10']:.4f} | {t['NDCG@10']:.4f} | {t['MRR@10']:.4f} | "
+            f"{r['train_seconds']:.0f} | {ep} | {r['eval_seconds']:.2f} | {r['peak_rss_mb']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="chronorec benchmark", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", default="ml-1m,beauty", help="comma-separated: ml-1m, beauty, ml-1m-full")
+    p.add_argument("--models", default="popular,itemknn,ease,gru4rec,sasrec", help="comma-separated preset names")
+    p.add_argument("--data-dir", default=None, help="benchmark data directory (default: $CHRONOREC_DATA or ../shared/data)")
+    p.add_argument("--out", default="benchmarks/results", help="output directory for JSON and Markdown")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    p.add_argument("--set", action="append", default=[], metavar="MODEL.KEY=VALUE",
+                   help="override a preset value, e.g. sasrec.time_budget_s=600 (JSON values)")
+    p.add_argument("--tag", default="", help="suffix for the output file names")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--one", nargs=2, metavar=("DATASET", "MODEL"), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+
+    overrides: dict[str, dict[str, Any]] = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        model, _, field = key.partition(".")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        overrides.setdefault(model, {})[field] = parsed
+    out = Path(args.out)
+    tag = f"-{args.tag}" if args.tag else ""
+
+    def params_for(dataset: str, model: str) -> dict[str, Any]:
+        if model not in PRESETS[dataset]:
+            raise SystemExit(f"unknown model preset {model!r}; known: {', '.join(PRESETS[dataset])}")
+        return {**PRESETS[dataset][model], **overrides.get(model, {})}
+
+    if args.one:
+        dataset, model = args.one
+        run_one(dataset, model, data_dir=args.data_dir, params=params_for(dataset, model), threads=args.threads,
+                seed=args.seed, out_json=out / "runs" / f"{dataset}-{model}-seed{args.seed}{tag}.json",
+                progress=not args.no_progress)
+        return 0
+
+    rows = []
+    for dataset in args.datasets.split(","):
+        for model in args.models.split(","):
+            params_for(dataset, model)  # validate names before starting long runs
+            cmd = [sys.executable, "-m", "chronorec.benchmark", "--one", dataset, model, "--out", str(out),
+                   "--seed", str(args.seed)] + [f"--set={s}" for s in args.set]
+            if args.data_dir:
+                cmd += ["--data-dir", args.data_dir]
+            if args.threads:
+                cmd += ["--threads", str(args.threads)]
+            if args.tag:
+                cmd += ["--tag", args.tag]
+            if args.no_progress:
+                cmd.append("--no-progress")
+            print(f"== {dataset} / {model}", flush=True)
+            subprocess.run(cmd, check=True)
+            res = json.loads((out / "runs" / f"{dataset}-{model}-seed{args.seed}{tag}.json").read_text())
+            res["model"] = model
+            rows.append(res)
+    table = markdown(rows)
+    print(table)
+    summary = {"command": " ".join(["chronorec benchmark", *(argv if argv is not None else sys.argv[1:])]),
+               "runs": rows}
+    (out / f"summary{tag}.json").write_text(json.dumps(summary, indent=2, default=float))
+    (out / f"summary{tag}.md").write_text(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

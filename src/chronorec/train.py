@@ -1,0 +1,217 @@
+"""One plain PyTorch training loop shared by every neural model.
+
+AdamW, early stopping on validation NDCG@10 (never on test), deterministic for a seed,
+a checkpoint after every epoch (safetensors + JSON, never pickle) and ``resume`` after an
+interruption, a tqdm progress bar with the loss and the validation metric.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+
+from chronorec.artifacts import load_tensors, save_tensors
+
+
+@dataclass
+class TrainSettings:
+    epochs: int = 100
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 10
+    seed: int = 0
+    threads: int | None = None
+    checkpoint_dir: str | None = None
+    resume: bool = False
+    progress: bool = True
+    grad_clip: float | None = 5.0
+    time_budget_s: float | None = None  # stop after this much training time (the best epoch is kept)
+    eval_every: int = 1
+    label: str = "train"
+
+
+@dataclass
+class TrainResult:
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_metric: float = -math.inf
+    train_seconds: float = 0.0
+    stopped: str = ""
+
+
+def set_threads(threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    state = opt.state_dict()
+    tensors, meta = {}, {"param_groups": state["param_groups"], "scalars": {}}
+    for pid, st in state["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"{pid}.{k}"] = v
+            else:
+                meta["scalars"][f"{pid}.{k}"] = v
+    return tensors, meta
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        pid, k = key.split(".", 1)
+        state.setdefault(int(pid), {})[k] = torch.from_numpy(v.copy())
+    for key, v in meta["scalars"].items():
+        pid, k = key.split(".", 1)
+        state.setdefault(int(pid), {})[k] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def _module_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def train(
+    module: torch.nn.Module,
+    *,
+    batches: Callable[[int, np.random.Generator], Iterable[Any]],
+    loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor],
+    validate: Callable[[], float] | None,
+    settings: TrainSettings,
+    n_batches: Callable[[], int] | None = None,
+) -> TrainResult:
+    """Train ``module`` and leave it holding the weights of the best validation epoch.
+
+    ``batches(epoch, rng)`` yields the batches of one epoch; ``loss_fn(module, batch)`` gives
+    the mean loss; ``validate()`` gives validation NDCG@10 (higher is better).
+    """
+    from tqdm.auto import tqdm
+
+    set_threads(settings.threads)
+    rng = seed_everything(settings.seed)
+    opt = torch.optim.AdamW(module.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    result = TrainResult()
+    start_epoch = 1
+    best_state = _module_tensors(module)
+    bad_epochs = 0
+    ckpt = Path(settings.checkpoint_dir) if settings.checkpoint_dir else None
+    if ckpt and settings.resume and (ckpt / "trainer.json").exists():
+        meta = json.loads((ckpt / "trainer.json").read_text())
+        module.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in load_tensors(ckpt / "last.safetensors").items()})
+        best_state = {k: torch.from_numpy(v.copy()) for k, v in load_tensors(ckpt / "best.safetensors").items()}
+        _load_optimizer(opt, load_tensors(ckpt / "optimizer.safetensors"), meta["optimizer"])
+        rng.bit_generator.state = meta["numpy_rng"]
+        torch.set_rng_state(torch.from_numpy(load_tensors(ckpt / "torch_rng.safetensors")["state"].copy()))
+        result.history = meta["history"]
+        result.best_epoch, result.best_metric = meta["best_epoch"], meta["best_metric"]
+        result.train_seconds = meta["train_seconds"]
+        bad_epochs = meta["bad_epochs"]
+        start_epoch = meta["epoch"] + 1
+        if meta.get("finished"):
+            module.load_state_dict(best_state)
+            result.stopped = "already finished (resumed checkpoint)"
+            return result
+    show = settings.progress and not os.environ.get("CHRONOREC_NO_PROGRESS")
+    epoch = start_epoch - 1
+    for epoch in range(start_epoch, settings.epochs + 1):
+        t0 = time.perf_counter()
+        module.train()
+        total, count = 0.0, 0
+        bar = tqdm(
+            batches(epoch, rng),
+            total=n_batches() if n_batches else None,
+            desc=f"{settings.label} epoch {epoch}",
+            disable=not show,
+            leave=False,
+            mininterval=1.0,
+        )
+        for batch in bar:
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(module, batch)
+            loss.backward()
+            if settings.grad_clip:
+                torch.nn.utils.clip_grad_norm_(module.parameters(), settings.grad_clip)
+            opt.step()
+            total += float(loss.detach())
+            count += 1
+            if count % 10 == 0:
+                bar.set_postfix(loss=f"{total / count:.4f}")
+        bar.close()
+        train_time = time.perf_counter() - t0
+        entry: dict[str, Any] = {"epoch": epoch, "loss": total / max(count, 1), "seconds": train_time}
+        metric = None
+        if validate is not None and (epoch % settings.eval_every == 0 or epoch == settings.epochs):
+            module.eval()
+            t1 = time.perf_counter()
+            metric = float(validate())
+            entry["val_ndcg10"] = metric
+            entry["val_seconds"] = time.perf_counter() - t1
+        result.train_seconds += train_time
+        result.history.append(entry)
+        if metric is not None:
+            if metric > result.best_metric:
+                result.best_metric, result.best_epoch = metric, epoch
+                best_state = _module_tensors(module)
+                bad_epochs = 0
+            else:
+                bad_epochs += 1
+        else:
+            best_state, result.best_epoch = _module_tensors(module), epoch
+        if show:
+            tqdm.write(
+                f"[{settings.label}] epoch {epoch}: loss {entry['loss']:.4f}"
+                + (f", val NDCG@10 {metric:.4f} (best {result.best_metric:.4f} @ {result.best_epoch})" if metric is not None else "")
+                + f", {train_time:.1f}s"
+            )
+        over_budget = settings.time_budget_s is not None and result.train_seconds >= settings.time_budget_s
+        patience_out = validate is not None and bad_epochs >= settings.patience
+        finished = patience_out or over_budget  # reaching `epochs` is not final: resume may ask for more
+        if ckpt:
+            _checkpoint(ckpt, module, best_state, opt, rng, result, epoch, bad_epochs, finished)
+        if patience_out:
+            result.stopped = f"early stop: no improvement for {settings.patience} epochs"
+            break
+        if over_budget:
+            result.stopped = f"time budget of {settings.time_budget_s:.0f}s reached"
+            break
+    else:
+        result.stopped = f"ran all {settings.epochs} epochs"
+    module.load_state_dict(best_state)
+    module.eval()
+    return result
+
+
+def _checkpoint(ckpt, module, best_state, opt, rng, result, epoch, bad_epochs, finished) -> None:
+    ckpt.mkdir(parents=True, exist_ok=True)
+    save_tensors(ckpt / "last.safetensors", _module_tensors(module))
+    save_tensors(ckpt / "best.safetensors", best_state)
+    opt_tensors, opt_meta = _optimizer_tensors(opt)
+    save_tensors(ckpt / "optimizer.safetensors", opt_tensors)
+    save_tensors(ckpt / "torch_rng.safetensors", {"state": torch.get_rng_state()})
+    meta = {
+        "epoch": epoch,
+        "best_epoch": result.best_epoch,
+        "best_metric": result.best_metric,
+        "bad_epochs": bad_epochs,
+        "train_seconds": result.train_seconds,
+        "history": result.history,
+        "numpy_rng": rng.bit_generator.state,
+        "optimizer": opt_meta,
+        "finished": finished,
+    }
+    tmp = ckpt / "trainer.json.tmp"
+    tmp.write_text(json.dumps(meta))
+    tmp.replace(ckpt / "trainer.json")

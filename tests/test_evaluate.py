@@ -1,0 +1,60 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from chronorec.evaluate import evaluate_ranking, ranking_metrics_from_ranks
+from chronorec.split import EvalSet
+
+
+def test_metrics_from_ranks_hand_computed():
+    m = ranking_metrics_from_ranks(np.array([1, 3, 11]), ks=(10,))
+    assert m["HR@10"] == pytest.approx(2 / 3)
+    assert m["NDCG@10"] == pytest.approx((1.0 + 1 / math.log2(4)) / 3)
+    assert m["MRR@10"] == pytest.approx((1.0 + 1 / 3) / 3)
+
+
+def _fixed_scores(table):
+    table = torch.tensor(table, dtype=torch.float32)
+
+    def score(users, histories):
+        return table[torch.as_tensor(users) - 1].clone()
+
+    return score
+
+
+def test_full_ranking_excludes_history_and_padding():
+    # 5 items (+ padding column 0). User 1 history [1], target 3; item 1 has the top score
+    # but is excluded, item 2 outranks the target -> rank 2.
+    scores = [[99.0, 10.0, 5.0, 4.0, 1.0, 0.0]]
+    ev = EvalSet.build(np.array([1]), [np.array([1])], [np.array([3])], "t")
+    m = evaluate_ranking(_fixed_scores(scores), ev, n_items=5, ks=(1, 2))
+    assert m["HR@1"] == 0.0
+    assert m["HR@2"] == 1.0
+    assert m["NDCG@2"] == pytest.approx(1 / math.log2(3))
+    # without exclusion item 1 counts too -> rank 3
+    m2 = evaluate_ranking(_fixed_scores(scores), ev, n_items=5, ks=(2, 3), exclude_history=False)
+    assert m2["HR@2"] == 0.0 and m2["MRR@3"] == pytest.approx(1 / 3)
+
+
+def test_ties_count_against_the_target():
+    scores = [[0.0, 1.0, 1.0, 1.0, 0.5, 0.0]]
+    ev = EvalSet.build(np.array([1]), [np.array([], dtype=np.int64)], [np.array([2])], "t")
+    m = evaluate_ranking(_fixed_scores(scores), ev, n_items=5, ks=(1, 2, 3))
+    # two other items tie with the target -> pessimistic rank 3
+    assert (m["HR@2"], m["HR@3"]) == (0.0, 1.0)
+
+
+def test_multi_target_recall_and_coverage():
+    scores = [[0.0, 5.0, 4.0, 3.0, 2.0, 1.0], [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]]
+    ev = EvalSet.build(
+        np.array([1, 2]), [np.array([], dtype=np.int64)] * 2, [np.array([2, 5]), np.array([5, 4])], "t"
+    )
+    m = evaluate_ranking(_fixed_scores(scores), ev, n_items=5, ks=(2,))
+    # user 1: top2 = [1, 2] -> one of two targets; user 2: top2 = [5, 4] -> both
+    assert m["Recall@2"] == pytest.approx((0.5 + 1.0) / 2)
+    assert m["HR@2"] == 1.0
+    ideal = 1 + 1 / math.log2(3)
+    assert m["NDCG@2"] == pytest.approx(((1 / math.log2(3)) / ideal + 1.0) / 2)
+    assert m["Coverage@2"] == pytest.approx(4 / 5)

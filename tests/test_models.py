@@ -1,0 +1,129 @@
+"""Contract tests that every model passes, and learning tests on planted structure."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from chronorec import columns as C
+from chronorec import load
+from chronorec.datasets.synthetic import make_sequences
+from chronorec.evaluate import evaluate_ranking
+from chronorec.eventlog import EventLog
+from chronorec.models import registry
+from chronorec.split import leave_one_out
+
+FAST = {
+    "popular": {},
+    "itemknn": {"neighbours": 20},
+    "ease": {"l2": 50.0},
+    "gru4rec": {"epochs": 2, "dim": 16, "hidden": 16, "max_len": 20, "progress": False},
+    "gru4rec_lstm": {"epochs": 2, "dim": 16, "hidden": 16, "max_len": 20, "progress": False, "cell": "lstm"},
+    "sasrec": {"epochs": 2, "dim": 16, "max_len": 20, "progress": False},
+    "sasrec_sampled": {"epochs": 2, "dim": 16, "max_len": 20, "progress": False, "loss": "sampled", "n_negatives": 20},
+}
+
+
+def _kind(name):
+    return name.split("_")[0]
+
+
+@pytest.fixture(scope="module")
+def small_log():
+    return make_sequences(n_users=80, n_items=40, seed=3, mean_length=12)
+
+
+@pytest.fixture(scope="module")
+def fitted(small_log):
+    sp = leave_one_out(small_log)
+    return sp, {n: registry.get(_kind(n))(**p).fit(sp.train, validation=sp.validation) for n, p in FAST.items()}
+
+
+@pytest.mark.parametrize("name", list(FAST))
+def test_contract_recommend(fitted, name):
+    sp, models = fitted
+    model = models[name]
+    users = sp.train.users.to_external(np.array([1, 2, 3]))
+    recs = model.recommend(users, k=5)
+    assert list(recs.columns) == [C.USER, C.ITEM, C.SCORE, C.RANK]
+    assert len(recs) == 15
+    for u, g in recs.groupby(C.USER, sort=False):
+        assert g[C.RANK].tolist() == [1, 2, 3, 4, 5]
+        assert np.all(np.diff(g[C.SCORE].to_numpy()) <= 1e-6)  # sorted by score
+        internal = sp.train.users.to_internal([u])[0]
+        seen = set(sp.train.items.to_external(model.store.user_items(internal)))
+        assert seen.isdisjoint(g[C.ITEM])  # seen items excluded by default
+    # recommend_from_history: unknown items ignored, known ones excluded
+    hist = list(sp.train.items.to_external(np.array([1, 2]))) + ["no-such-item"]
+    live = model.recommend_from_history([hist], k=4)
+    assert len(live) == 4 and set(live[C.ITEM]).isdisjoint(hist)
+    # users unknown to the model get the cold-start answer instead of an error
+    cold = model.recommend(["nobody"], k=3)
+    assert len(cold) == 3
+
+
+@pytest.mark.parametrize("name", list(FAST))
+def test_contract_save_load_identical(fitted, name, tmp_path):
+    sp, models = fitted
+    model = models[name]
+    users = sp.train.users.to_external(np.arange(1, 11))
+    before = model.recommend(users, k=7)
+    model.save(tmp_path / name)
+    files = {p.suffix for p in (tmp_path / name).iterdir()}
+    assert files <= {".json", ".safetensors", ".parquet"}
+    again = load(tmp_path / name)
+    assert type(again) is type(model)
+    pd.testing.assert_frame_equal(before, again.recommend(users, k=7))
+
+
+def test_load_refuses_tampered_files(fitted, tmp_path):
+    _, models = fitted
+    d = models["popular"].save(tmp_path / "pop")
+    (d / "config.json").write_text((d / "config.json").read_text() + " ")
+    with pytest.raises(ValueError, match="checksum"):
+        load(d)
+
+
+def test_config_rejects_unknown_keys():
+    with pytest.raises(ValueError, match="no_such_option"):
+        registry.get("sasrec")(no_such_option=1)
+
+
+@pytest.fixture(scope="module")
+def planted():
+    log = make_sequences(n_users=400, n_items=120, seed=0, mean_length=25)
+    return log, leave_one_out(log)
+
+
+def _ndcg(model, sp):
+    return evaluate_ranking(model.score, sp.test, n_items=sp.train.n_items, ks=(10,))["NDCG@10"]
+
+
+@pytest.mark.parametrize(
+    "kind,params",
+    [
+        ("sasrec", {"epochs": 25, "dim": 32, "max_len": 30, "lr": 3e-3, "batch_size": 64, "patience": 5}),
+        ("gru4rec", {"epochs": 25, "dim": 32, "hidden": 64, "max_len": 30, "lr": 3e-3, "batch_size": 64, "patience": 5}),
+    ],
+)
+def test_sequence_models_learn_planted_transitions(planted, kind, params):
+    log, sp = planted
+    pop = _ndcg(registry.get("popular")().fit(sp.train), sp)
+    model = registry.get(kind)(progress=False, seed=1, **params).fit(sp.train, validation=sp.validation)
+    ndcg = _ndcg(model, sp)
+    assert ndcg > 2.5 * pop and ndcg - pop > 0.15, (kind, ndcg, pop)
+    assert model.fit_info["best_epoch"] >= 1
+
+
+def test_training_is_deterministic_and_resumable(planted, tmp_path):
+    _, sp = planted
+    params = {"epochs": 4, "dim": 16, "max_len": 20, "progress": False, "seed": 5}
+    a = registry.get("sasrec")(**params).fit(sp.train, validation=sp.validation)
+    b = registry.get("sasrec")(**params).fit(sp.train, validation=sp.validation)
+    assert [h["loss"] for h in a.fit_info["history"]] == [h["loss"] for h in b.fit_info["history"]]
+    # interrupted after 2 epochs, then resumed to 4: the same history as an uninterrupted run
+    ck = tmp_path / "ckpt"
+    registry.get("sasrec")(**{**params, "epochs": 2, "checkpoint_dir": str(ck)}).fit(sp.train, validation=sp.validation)
+    c = registry.get("sasrec")(**{**params, "checkpoint_dir": str(ck), "resume": True}).fit(
+        sp.train, validation=sp.validation
+    )
+    assert [h["loss"] for h in c.fit_info["history"]] == pytest.approx([h["loss"] for h in a.fit_info["history"]])

@@ -1,0 +1,60 @@
+import numpy as np
+import pandas as pd
+
+from chronorec import columns as C
+from chronorec.eventlog import EventLog
+from chronorec.split import leave_one_out, temporal_split
+
+
+def _log(seed=0, n_users=30):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        n = int(rng.integers(1, 12))
+        ts = np.sort(rng.integers(0, 1000, n))
+        ts[: n // 2] = ts[0]  # many timestamp ties: the stable order must decide
+        for t in ts:
+            rows.append((f"u{u}", f"i{int(rng.integers(0, 40))}", int(t)))
+    return EventLog.from_frame(pd.DataFrame(rows, columns=[C.USER, C.ITEM, C.TIME]))
+
+
+def test_leave_one_out_targets_never_in_training():
+    log = _log()
+    sp = leave_one_out(log)
+    train_rows = set(sp.train.events[C.ROW])
+    store = log.sequences()
+    for r, u in enumerate(sp.test.users):
+        seq_rows = log.events[C.ROW].to_numpy()[store.offsets[u] : store.offsets[u + 1]]
+        assert seq_rows[-1] not in train_rows and seq_rows[-2] not in train_rows
+        assert np.array_equal(sp.test.inputs([r])[0], store.user_items(u)[:-1])
+        assert np.array_equal(sp.validation.inputs([r])[0], store.user_items(u)[:-2])
+        assert sp.test.targets([r])[0][0] == store.user_items(u)[-1]
+    # users with fewer than 3 events stay in training, unevaluated
+    short = np.flatnonzero((store.lengths >= 1) & (store.lengths < 3))
+    assert set(short).isdisjoint(sp.test.users)
+    assert len(sp.train) + 2 * len(sp.test) == len(log)
+
+
+def test_stable_order_decides_ties():
+    df = pd.DataFrame({C.USER: ["a"] * 4, C.ITEM: ["x", "y", "z", "w"], C.TIME: [5, 5, 5, 5]})
+    sp = leave_one_out(EventLog.from_frame(df))
+    log_items = sp.train.items
+    assert log_items.to_external(sp.test.targets([0])[0]).tolist() == ["w"]
+    assert log_items.to_external(sp.validation.targets([0])[0]).tolist() == ["z"]
+
+
+def test_temporal_split_has_no_future_in_training():
+    log = _log(1)
+    cut, vcut = 700, 500
+    sp = temporal_split(log, test_cutoff=cut, validation_cutoff=vcut)
+    assert sp.train.events[C.TIME].max() < vcut
+    ts = log.events[C.TIME].to_numpy()
+    items = log.events[C.ITEM_IDX].to_numpy()
+    users = log.events[C.USER_IDX].to_numpy()
+    for r, u in enumerate(sp.test.users):
+        hist = sp.test.inputs([r])[0]
+        assert np.array_equal(hist, items[(users == u) & (ts < cut)])
+        assert set(sp.test.targets([r])[0]) == set(items[(users == u) & (ts >= cut)])
+    for r, u in enumerate(sp.validation.users):
+        assert np.array_equal(sp.validation.inputs([r])[0], items[(users == u) & (ts < vcut)])
+        assert set(sp.validation.targets([r])[0]) <= set(items[(users == u) & (ts >= vcut) & (ts < cut)])
