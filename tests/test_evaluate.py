@@ -48,9 +48,7 @@ def test_ties_count_against_the_target():
 
 def test_multi_target_recall_and_coverage():
     scores = [[0.0, 5.0, 4.0, 3.0, 2.0, 1.0], [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]]
-    ev = EvalSet.build(
-        np.array([1, 2]), [np.array([], dtype=np.int64)] * 2, [np.array([2, 5]), np.array([5, 4])], "t"
-    )
+    ev = EvalSet.build(np.array([1, 2]), [np.array([], dtype=np.int64)] * 2, [np.array([2, 5]), np.array([5, 4])], "t")
     m = evaluate_ranking(_fixed_scores(scores), ev, n_items=5, ks=(2,))
     # user 1: top2 = [1, 2] -> one of two targets; user 2: top2 = [5, 4] -> both
     assert m["Recall@2"] == pytest.approx((0.5 + 1.0) / 2)

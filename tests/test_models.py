@@ -8,7 +8,6 @@ from chronorec import columns as C
 from chronorec import load
 from chronorec.datasets.synthetic import make_sequences
 from chronorec.evaluate import evaluate_ranking
-from chronorec.eventlog import EventLog
 from chronorec.models import registry
 from chronorec.split import leave_one_out
 
@@ -102,7 +101,10 @@ def _ndcg(model, sp):
     "kind,params",
     [
         ("sasrec", {"epochs": 25, "dim": 32, "max_len": 30, "lr": 3e-3, "batch_size": 64, "patience": 5}),
-        ("gru4rec", {"epochs": 25, "dim": 32, "hidden": 64, "max_len": 30, "lr": 3e-3, "batch_size": 64, "patience": 5}),
+        (
+            "gru4rec",
+            {"epochs": 25, "dim": 32, "hidden": 64, "max_len": 30, "lr": 3e-3, "batch_size": 64, "patience": 5},
+        ),
     ],
 )
 def test_sequence_models_learn_planted_transitions(planted, kind, params):

@@ -46,13 +46,17 @@ def load_tensors(path: Path) -> dict[str, np.ndarray]:
 def write_manifest(directory: Path, kind: str, extra: dict[str, Any] | None = None) -> None:
     from chronorec import __version__
 
-    files = {
-        p.name: _sha256(p) for p in sorted(directory.iterdir()) if p.is_file() and p.name != MANIFEST
-    }
+    files = {p.name: _sha256(p) for p in sorted(directory.iterdir()) if p.is_file() and p.name != MANIFEST}
     bad = [n for n in files if Path(n).suffix not in ALLOWED_SUFFIXES]
     if bad:
         raise ValueError(f"refusing to write a manifest over non-artifact files: {bad}")
-    manifest = {"format": "chronorec-model", "format_version": 1, "kind": kind, "chronorec_version": __version__, "files": files}
+    manifest = {
+        "format": "chronorec-model",
+        "format_version": 1,
+        "kind": kind,
+        "chronorec_version": __version__,
+        "files": files,
+    }
     manifest.update(extra or {})
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2))
 

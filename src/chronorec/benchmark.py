@@ -22,27 +22,78 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "popular": {"kind": "popular"},
         "itemknn": {"kind": "itemknn", "neighbours": 200},
         "ease": {"kind": "ease", "l2": 3000.0},
-        "gru4rec": {"kind": "gru4rec", "max_len": 200, "dim": 64, "hidden": 256, "dropout": 0.1, "lr": 2e-3,
-                    "batch_size": 64, "patience": 8, "epochs": 200, "time_budget_s": 1200},
-        "sasrec": {"kind": "sasrec", "max_len": 200, "dim": 64, "layers": 2, "heads": 1, "dropout": 0.2,
-                   "lr": 2e-3, "batch_size": 64, "patience": 10, "epochs": 300, "time_budget_s": 1800},
+        "gru4rec": {
+            "kind": "gru4rec",
+            "max_len": 200,
+            "dim": 64,
+            "hidden": 256,
+            "dropout": 0.1,
+            "lr": 2e-3,
+            "batch_size": 64,
+            "patience": 8,
+            "epochs": 200,
+            "time_budget_s": 1200,
+        },
+        "sasrec": {
+            "kind": "sasrec",
+            "max_len": 200,
+            "dim": 64,
+            "layers": 2,
+            "heads": 1,
+            "dropout": 0.2,
+            "lr": 2e-3,
+            "batch_size": 64,
+            "patience": 10,
+            "epochs": 300,
+            "time_budget_s": 1800,
+        },
     },
     "beauty": {
         "popular": {"kind": "popular"},
         "itemknn": {"kind": "itemknn", "neighbours": 200},
         "ease": {"kind": "ease", "l2": 500.0},
-        "gru4rec": {"kind": "gru4rec", "max_len": 50, "dim": 64, "hidden": 128, "dropout": 0.3, "lr": 2e-3,
-                    "batch_size": 128, "patience": 8, "epochs": 200, "time_budget_s": 1200},
-        "sasrec": {"kind": "sasrec", "max_len": 50, "dim": 64, "layers": 2, "heads": 1, "dropout": 0.5,
-                   "lr": 1e-3, "batch_size": 128, "patience": 10, "epochs": 300, "time_budget_s": 1800},
+        "gru4rec": {
+            "kind": "gru4rec",
+            "max_len": 50,
+            "dim": 64,
+            "hidden": 128,
+            "dropout": 0.3,
+            "lr": 2e-3,
+            "batch_size": 128,
+            "patience": 8,
+            "epochs": 200,
+            "time_budget_s": 1200,
+        },
+        "sasrec": {
+            "kind": "sasrec",
+            "max_len": 50,
+            "dim": 64,
+            "layers": 2,
+            "heads": 1,
+            "dropout": 0.5,
+            "lr": 1e-3,
+            "batch_size": 128,
+            "patience": 10,
+            "epochs": 300,
+            "time_budget_s": 1800,
+        },
     },
 }
 DATA_FILES = {"ml-1m": "ml-1m/ml-1m.txt", "ml-1m-full": "ml-1m/ml-1m_full_seq.txt", "beauty": "beauty/Beauty.txt"}
 PRESETS["ml-1m-full"] = PRESETS["ml-1m"]
 
 
-def run_one(dataset: str, model_name: str, *, data_dir: str | None, params: dict[str, Any], threads: int | None,
-            seed: int, out_json: Path, progress: bool) -> dict[str, Any]:
+def run_one(
+    dataset: str,
+    model_name: str,
+    *,
+    data_dir: str | None,
+    params: dict[str, Any],
+    threads: int | None,
+    seed: int,
+    out_json: Path,
+    progress: bool,
+) -> dict[str, Any]:
     """Fit and evaluate one model on one dataset in this process."""
     import torch
 
@@ -105,16 +156,24 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="chronorec benchmark", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="chronorec benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--datasets", default="ml-1m,beauty", help="comma-separated: ml-1m, beauty, ml-1m-full")
     p.add_argument("--models", default="popular,itemknn,ease,gru4rec,sasrec", help="comma-separated preset names")
-    p.add_argument("--data-dir", default=None, help="benchmark data directory (default: $CHRONOREC_DATA or ../shared/data)")
+    p.add_argument(
+        "--data-dir", default=None, help="benchmark data directory (default: $CHRONOREC_DATA or ../shared/data)"
+    )
     p.add_argument("--out", default="benchmarks/results", help="output directory for JSON and Markdown")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
-    p.add_argument("--set", action="append", default=[], metavar="MODEL.KEY=VALUE",
-                   help="override a preset value, e.g. sasrec.time_budget_s=600 (JSON values)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="MODEL.KEY=VALUE",
+        help="override a preset value, e.g. sasrec.time_budget_s=600 (JSON values)",
+    )
     p.add_argument("--tag", default="", help="suffix for the output file names")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--one", nargs=2, metavar=("DATASET", "MODEL"), help=argparse.SUPPRESS)
@@ -139,17 +198,34 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.one:
         dataset, model = args.one
-        run_one(dataset, model, data_dir=args.data_dir, params=params_for(dataset, model), threads=args.threads,
-                seed=args.seed, out_json=out / "runs" / f"{dataset}-{model}-seed{args.seed}{tag}.json",
-                progress=not args.no_progress)
+        run_one(
+            dataset,
+            model,
+            data_dir=args.data_dir,
+            params=params_for(dataset, model),
+            threads=args.threads,
+            seed=args.seed,
+            out_json=out / "runs" / f"{dataset}-{model}-seed{args.seed}{tag}.json",
+            progress=not args.no_progress,
+        )
         return 0
 
     rows = []
     for dataset in args.datasets.split(","):
         for model in args.models.split(","):
             params_for(dataset, model)  # validate names before starting long runs
-            cmd = [sys.executable, "-m", "chronorec.benchmark", "--one", dataset, model, "--out", str(out),
-                   "--seed", str(args.seed)] + [f"--set={s}" for s in args.set]
+            cmd = [
+                sys.executable,
+                "-m",
+                "chronorec.benchmark",
+                "--one",
+                dataset,
+                model,
+                "--out",
+                str(out),
+                "--seed",
+                str(args.seed),
+            ] + [f"--set={s}" for s in args.set]
             if args.data_dir:
                 cmd += ["--data-dir", args.data_dir]
             if args.threads:
@@ -165,8 +241,10 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(res)
     table = markdown(rows)
     print(table)
-    summary = {"command": " ".join(["chronorec benchmark", *(argv if argv is not None else sys.argv[1:])]),
-               "runs": rows}
+    summary = {
+        "command": " ".join(["chronorec benchmark", *(argv if argv is not None else sys.argv[1:])]),
+        "runs": rows,
+    }
     (out / f"summary{tag}.json").write_text(json.dumps(summary, indent=2, default=float))
     (out / f"summary{tag}.md").write_text(table + "\n")
     return 0

@@ -7,7 +7,7 @@ its rank is 1 + the number of other candidates with a score >= its own.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -91,7 +91,7 @@ def evaluate_ranking(
                 r[~np.isfinite(ts.squeeze(1).numpy())] = np.inf  # target excluded (seen) = miss
                 ranks[rows] = r
             else:
-                for j, (row, targets) in enumerate(zip(rows, tg)):
+                for j, (row, targets) in enumerate(zip(rows, tg, strict=True)):
                     hits = np.isin(top[j], targets)
                     for k in ks:
                         h = hits[:k]

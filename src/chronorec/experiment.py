@@ -13,8 +13,9 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from chronorec.evaluate import DEFAULT_KS, evaluate_ranking
 from chronorec.models.base import Recommender

@@ -6,8 +6,9 @@ and for "unknown". Maps are saved as Parquet (never pickle).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd

@@ -55,7 +55,11 @@ class SequenceStore:
         lens = np.array([len(s) for s in sequences], dtype=np.int64)
         offsets = np.zeros(len(sequences) + 2, dtype=np.int64)
         np.cumsum(lens, out=offsets[2:])
-        flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in sequences]) if len(sequences) else np.zeros(0, np.int64)
+        flat = (
+            np.concatenate([np.asarray(s, dtype=np.int64) for s in sequences])
+            if len(sequences)
+            else np.zeros(0, np.int64)
+        )
         return cls(offsets=offsets, items=flat, n_items=n_items)
 
     @property

@@ -142,7 +142,7 @@ def _group(users: np.ndarray, items: np.ndarray) -> dict[int, np.ndarray]:
     bounds = np.flatnonzero(np.diff(users)) + 1
     starts = np.concatenate([[0], bounds])
     ends = np.concatenate([bounds, [len(users)]])
-    return {int(users[s]): items[s:e] for s, e in zip(starts, ends)}
+    return {int(users[s]): items[s:e] for s, e in zip(starts, ends, strict=True)}
 
 
 def pd_unique(a: np.ndarray) -> np.ndarray:

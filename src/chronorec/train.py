@@ -11,9 +11,10 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -110,7 +111,9 @@ def train(
     ckpt = Path(settings.checkpoint_dir) if settings.checkpoint_dir else None
     if ckpt and settings.resume and (ckpt / "trainer.json").exists():
         meta = json.loads((ckpt / "trainer.json").read_text())
-        module.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in load_tensors(ckpt / "last.safetensors").items()})
+        module.load_state_dict(
+            {k: torch.from_numpy(v.copy()) for k, v in load_tensors(ckpt / "last.safetensors").items()}
+        )
         best_state = {k: torch.from_numpy(v.copy()) for k, v in load_tensors(ckpt / "best.safetensors").items()}
         _load_optimizer(opt, load_tensors(ckpt / "optimizer.safetensors"), meta["optimizer"])
         rng.bit_generator.state = meta["numpy_rng"]
@@ -173,7 +176,11 @@ def train(
         if show:
             tqdm.write(
                 f"[{settings.label}] epoch {epoch}: loss {entry['loss']:.4f}"
-                + (f", val NDCG@10 {metric:.4f} (best {result.best_metric:.4f} @ {result.best_epoch})" if metric is not None else "")
+                + (
+                    f", val NDCG@10 {metric:.4f} (best {result.best_metric:.4f} @ {result.best_epoch})"
+                    if metric is not None
+                    else ""
+                )
                 + f", {train_time:.1f}s"
             )
         over_budget = settings.time_budget_s is not None and result.train_seconds >= settings.time_budget_s

@@ -11,8 +11,10 @@ back) and the training popularity (the cold-start answer for an empty history).
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -21,8 +23,8 @@ from pydantic import BaseModel, ConfigDict
 
 from chronorec import columns as C
 from chronorec.artifacts import load_tensors, read_manifest, save_tensors, write_manifest
-from chronorec.eventlog import EventLog
 from chronorec.evaluate import exclude_items
+from chronorec.eventlog import EventLog
 from chronorec.idmap import IdMap
 from chronorec.sequences import SequenceStore
 
@@ -59,8 +61,11 @@ class Recommender:
 
     def fit(self, log: EventLog, *, validation: Any = None) -> "Recommender":
         """Fit on ``log``. ``validation`` (an EvalSet) drives early stopping where a model has it."""
+        t0 = time.perf_counter()
+        self.fit_info = {}
         self._remember(log)
         self._fit(log, validation)
+        self.fit_info.setdefault("train_seconds", time.perf_counter() - t0)
         return self
 
     def _remember(self, log: EventLog) -> None:
@@ -180,9 +185,9 @@ class Recommender:
         self.users.save(d / "users.parquet")
         self.items.save(d / "items.parquet")
         if self.item_names is not None:
-            pd.DataFrame({"internal_id": self.item_names.index, "name": self.item_names.astype(str).to_numpy()}).to_parquet(
-                d / "item_names.parquet", index=False
-            )
+            pd.DataFrame(
+                {"internal_id": self.item_names.index, "name": self.item_names.astype(str).to_numpy()}
+            ).to_parquet(d / "item_names.parquet", index=False)
         write_manifest(d, self.kind)
         return d
 

@@ -26,7 +26,9 @@ class GRU4RecModule(nn.Module):
         self.item_emb = nn.Embedding(n_items + 1, cfg.dim, padding_idx=0)
         nn.init.normal_(self.item_emb.weight, std=cfg.dim**-0.5)
         rnn = nn.GRU if cfg.cell == "gru" else nn.LSTM
-        self.rnn = rnn(cfg.dim, cfg.hidden, num_layers=cfg.layers, batch_first=True, dropout=cfg.dropout if cfg.layers > 1 else 0.0)
+        self.rnn = rnn(
+            cfg.dim, cfg.hidden, num_layers=cfg.layers, batch_first=True, dropout=cfg.dropout if cfg.layers > 1 else 0.0
+        )
         self.drop = nn.Dropout(cfg.dropout)
         self.proj = nn.Linear(cfg.hidden, cfg.dim)
 

@@ -27,7 +27,9 @@ class SASRecModule(nn.Module):
         self.item_emb = nn.Embedding(n_items + 1, cfg.dim, padding_idx=0)
         self.pos_emb = nn.Embedding(cfg.max_len, cfg.dim)
         self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(TransformerBlock(cfg.dim, cfg.heads, cfg.dropout, cfg.ffn_mult) for _ in range(cfg.layers))
+        self.blocks = nn.ModuleList(
+            TransformerBlock(cfg.dim, cfg.heads, cfg.dropout, cfg.ffn_mult) for _ in range(cfg.layers)
+        )
         self.ln = nn.LayerNorm(cfg.dim)
         self.scale = math.sqrt(cfg.dim)
         nn.init.normal_(self.item_emb.weight, std=cfg.dim**-0.5)

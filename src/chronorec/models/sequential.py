@@ -107,7 +107,9 @@ class SequentialRecommender(Recommender):
                 from chronorec.split import EvalSet
 
                 rows = np.sort(np.random.default_rng(cfg.seed).choice(len(validation), cfg.eval_users, replace=False))
-                evalset = EvalSet.build(validation.users[rows], validation.inputs(rows), validation.targets(rows), "validation")
+                evalset = EvalSet.build(
+                    validation.users[rows], validation.inputs(rows), validation.targets(rows), "validation"
+                )
 
             def validate() -> float:
                 return evaluate_ranking(self.score, evalset, n_items=self.n_items, ks=(10,))["NDCG@10"]

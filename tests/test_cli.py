@@ -1,0 +1,272 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from chronorec.cli import app
+
+runner = CliRunner()
+WIDE = {"COLUMNS": "250", "TERMINAL_WIDTH": "250", "NO_COLOR": "1"}
+
+HELP_OPTIONS = {
+    "ingest": [
+        "--out",
+        "--user-col",
+        "--item-col",
+        "--time-col",
+        "--behavior-col",
+        "--context-col",
+        "--rejects",
+        "--config",
+    ],
+    "train": [
+        "--kind",
+        "--out",
+        "--param",
+        "--epochs",
+        "--resume",
+        "--threads",
+        "--checkpoint-dir",
+        "--data",
+        "--dataset",
+        "--data-dir",
+        "--split",
+        "--config",
+    ],
+    "evaluate": ["--data", "--dataset", "--split", "--cutoff", "--ks", "--out", "--seed", "--config"],
+    "recommend": ["--model", "--users", "--users-file", "--history", "-k", "--out", "--config"],
+    "demo": ["--out", "--quick", "--seed", "--threads"],
+}
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args], env=WIDE)
+
+
+@pytest.mark.parametrize("command", sorted(HELP_OPTIONS))
+def test_help_lists_every_option_with_help_text(command):
+    res = invoke(command, "--help")
+    assert res.exit_code == 0, res.output
+    for opt in HELP_OPTIONS[command]:
+        assert opt in res.output, f"{command} --help lacks {opt}"
+
+
+def test_every_option_has_help_text():
+    import typer.main
+
+    group = typer.main.get_group(app)
+    for name, cmd in group.commands.items():
+        for p in cmd.params:
+            assert getattr(p, "help", None), f"{name}: {p.name} has no help text"
+
+
+def test_top_level_help_and_benchmark_passthrough():
+    res = invoke("--help")
+    assert res.exit_code == 0
+    for cmd in ("ingest", "train", "evaluate", "recommend", "demo", "benchmark"):
+        assert cmd in res.output
+    res = invoke("benchmark", "--help")
+    assert res.exit_code == 0, res.output
+    assert "--datasets" in res.output and "--models" in res.output
+
+
+def test_python_dash_m():
+    out = subprocess.run(
+        [sys.executable, "-m", "chronorec", "--help"], capture_output=True, text=True, env={**WIDE, "PATH": ""}
+    )
+    assert out.returncode == 0, out.stderr
+    assert "recommend" in out.stdout
+
+
+CSV = """uid,sku,ts,action,price
+u1,a,1000,view,1.5
+u1,b,1010,view,2.0
+u1,b,1010,view,2.0
+u2,a,1005,view,1.5
+,c,1020,view,3.0
+u2,c,1030,cart,3.0
+u3,a,not-a-time,view,1.5
+u3,d,1040,view,4.0
+"""
+
+
+def test_ingest_writes_eventlog_and_counts_add_up(tmp_path):
+    src = tmp_path / "events.csv"
+    src.write_text(CSV)
+    out = tmp_path / "log"
+    res = invoke(
+        "ingest", src, "--out", out, "--user-col", "uid", "--item-col", "sku", "--time-col", "ts",
+        "--behavior-col", "action", "--value-col", "price",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    from chronorec.eventlog import EventLog
+
+    log = EventLog.load(out)
+    report = json.loads((out / "ingest_report.json").read_text())
+    rejects = pd.read_csv(out / "rejects.csv")
+    assert report["rows_read"] == 8
+    assert report["rows_rejected"] == 2 == len(rejects)
+    assert report["duplicates_removed"] == 1
+    assert report["rows_kept"] == len(log) == 5
+    assert (
+        report["rows_read"]
+        == report["rows_kept"] + report["rows_rejected"] + report["duplicates_removed"] + report["kcore_removed"]
+    )
+    assert sorted(rejects["line"].tolist()) == [6, 8]  # 1-based file lines (header = line 1)
+    assert (log.n_users, log.n_items) == (3, 4)
+    frame = log.to_external_frame()
+    assert frame["user_id"].tolist() == ["u1", "u1", "u2", "u2", "u3"]
+    assert frame["item_id"].tolist() == ["a", "b", "a", "c", "d"]
+    assert frame["behavior"].tolist() == ["view", "view", "view", "cart", "view"]
+    assert "Wrote the EventLog (5 events, 3 users, 4 items)" in res.output
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    from chronorec.datasets.synthetic import make_ecommerce_log
+
+    d = tmp_path_factory.mktemp("shop")
+    df = make_ecommerce_log(n_users=40, n_items=30, n_clusters=2, mean_length=10, seed=5, return_frame=True)
+    df.to_csv(d / "events.csv", index=False)
+    return d, df
+
+
+def _expected_popular(df: pd.DataFrame, user: str, k: int) -> tuple[list[float], set[str]]:
+    """Leave-one-out training part = all but each user's last 2 events; popular = training counts."""
+    s = df.sort_values(["user_id", "timestamp"], kind="stable")
+    pos_from_end = s.groupby("user_id").cumcount(ascending=False)
+    n = s.groupby("user_id")["item_id"].transform("size")
+    train = s[(pos_from_end >= 2) | (n < 3)]
+    counts = train["item_id"].value_counts()
+    seen = set(train.loc[train["user_id"] == user, "item_id"])
+    cand = counts[~counts.index.isin(seen)].sort_values(ascending=False, kind="stable")
+    return cand.iloc[:k].astype(float).tolist(), seen
+
+
+def test_train_recommend_evaluate_popular(shop, tmp_path):
+    d, df = shop
+    model_dir = tmp_path / "pop"
+    res = invoke(
+        "train", "--data", d / "events.csv", "--behavior-col", "behavior", "--kind", "popular", "--out", model_dir
+    )
+    assert res.exit_code == 0, res.output
+    assert (model_dir / "manifest.json").exists()
+    assert "leave-one-out: " in res.output
+
+    out_csv = tmp_path / "recs.csv"
+    res = invoke(
+        "recommend", "--model", model_dir, "--users", "u0001,u0002", "--users", "u0003", "-k", 5, "--out", out_csv
+    )
+    assert res.exit_code == 0, res.output
+    assert "Wrote 15 recommendations for 3 users" in res.output
+    recs = pd.read_csv(out_csv)
+    assert list(recs.columns) == ["user_id", "item_id", "score", "rank"]
+    assert recs["user_id"].tolist() == ["u0001"] * 5 + ["u0002"] * 5 + ["u0003"] * 5
+    assert recs["rank"].tolist() == [1, 2, 3, 4, 5] * 3
+    counts = df.sort_values(["user_id", "timestamp"], kind="stable")
+    for user in ("u0001", "u0002", "u0003"):
+        scores, seen = _expected_popular(counts, user, 5)
+        got = recs[recs["user_id"] == user]
+        assert got["score"].tolist() == scores
+        assert not (set(got["item_id"]) & seen)
+
+    # parquet output and printing to stdout give the same rows
+    out_pq = tmp_path / "recs.parquet"
+    assert invoke("recommend", "-m", model_dir, "-u", "u0001,u0002,u0003", "-k", 5, "-o", out_pq).exit_code == 0
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(out_pq)[["user_id", "item_id", "rank"]], recs[["user_id", "item_id", "rank"]]
+    )
+    res = invoke("recommend", "-m", model_dir, "-u", "u0001", "-k", 2)
+    assert res.exit_code == 0
+    assert res.output.splitlines()[0] == "user_id,item_id,score,rank"
+    assert len(res.output.strip().splitlines()) == 3
+
+    # evaluate: the JSON holds the same numbers as evaluating in-process
+    out_json = tmp_path / "eval.json"
+    res = invoke("evaluate", model_dir, "--data", d / "events.csv", "--behavior-col", "behavior", "--out", out_json)
+    assert res.exit_code == 0, res.output
+    payload = json.loads(out_json.read_text())
+    assert payload["protocol"] == "leave-one-out" and payload["seed"] == 0 and "git_commit" in payload
+    assert payload["data"] == str(d / "events.csv")
+    from chronorec.evaluate import evaluate_ranking
+    from chronorec.ingest import read_events
+    from chronorec.models import registry
+    from chronorec.split import leave_one_out
+
+    sp = leave_one_out(read_events(d / "events.csv", behavior_col="behavior"))
+    m = registry.get("popular")().fit(sp.train, validation=sp.validation)
+    expected = evaluate_ranking(m.score, sp.test, n_items=sp.train.n_items)
+    got = payload["results"]["pop"]["test"]
+    assert got == pytest.approx(expected)
+    assert f"{expected['NDCG@10']:.4f}" in res.output
+
+
+def test_evaluate_maps_ids_between_model_and_data(shop, tmp_path):
+    """A model trained on one file evaluated on a reordered copy: same metrics (ids are matched by name)."""
+    d, df = shop
+    model_dir = tmp_path / "pop"
+    assert invoke("train", "--data", d / "events.csv", "--kind", "popular", "--out", model_dir).exit_code == 0
+    shuffled = tmp_path / "shuffled.csv"
+    df.iloc[::-1].to_csv(shuffled, index=False)  # different first-appearance order -> different internal ids
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    assert invoke("evaluate", model_dir, "--data", d / "events.csv", "--out", a).exit_code == 0
+    assert invoke("evaluate", model_dir, "--data", shuffled, "--out", b).exit_code == 0
+    ra = json.loads(a.read_text())["results"]["pop"]["test"]
+    rb = json.loads(b.read_text())["results"]["pop"]["test"]
+    assert ra == pytest.approx(rb)
+
+
+def test_train_config_file_and_errors(shop, tmp_path):
+    d, _ = shop
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"data: {{path: {d / 'events.csv'}}}\nmodels:\n  - {{kind: itemknn, name: knn, neighbours: 5}}\n")
+    res = invoke("train", "--config", cfg, "--out", tmp_path / "knn")
+    assert res.exit_code == 0, res.output
+    saved = json.loads((tmp_path / "knn" / "config.json").read_text())
+    assert saved["kind"] == "itemknn" and saved["config"]["neighbours"] == 5
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: {path: x.csv}\nmodels: [{kind: sasrec, dimm: 3}]\n")
+    res = invoke("train", "--config", bad)
+    assert res.exit_code == 1
+    assert "models.0.sasrec.dimm: Extra inputs are not permitted" in res.output
+
+    res = invoke("train", "--kind", "popular", "--out", tmp_path / "x")
+    assert res.exit_code == 1 and "no data: give --data PATH or --dataset NAME" in res.output
+    res = invoke("train", "--data", d / "events.csv", "--kind", "popular", "--epochs", 3)
+    assert res.exit_code == 1 and "--epochs does not apply to model kind 'popular'" in res.output
+    res = invoke("recommend", "--users", "u0001")
+    assert res.exit_code == 1 and "no model: give --model DIR" in res.output
+
+
+def test_demo_command_writes_the_run_folder(tmp_path, monkeypatch):
+    """The demo with two fast models stands in for the full one (which trains neural models for minutes)."""
+    import chronorec.demo as demo
+
+    def fast_models(**_):
+        from chronorec.models import registry
+
+        return {"popular": registry.get("popular")(), "itemknn": registry.get("itemknn")()}
+
+    monkeypatch.setattr(demo, "demo_models", fast_models)
+    out = tmp_path / "run"
+    res = invoke("demo", "--out", out, "--quick", "--no-progress")
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["protocol"] == "leave-one-out" and summary["seed"] == 0
+    assert summary["data"]["n_users"] == 300 and summary["data"]["n_items"] == 200
+    assert set(summary["models"]) == {"popular", "itemknn"}
+    assert {"machine", "git_commit"} <= set(summary)
+    recs = pd.read_csv(out / "recommendations.csv")
+    assert len(recs) == 2 * 3 * 5 and recs["item_name"].str.contains(r"\(cluster \d\)").all()
+    assert (out / "metrics.png").stat().st_size > 0
+    for name in ("popular", "itemknn"):
+        assert (out / "models" / name / "manifest.json").exists()
+    ndcg = {n: m["test"]["NDCG@10"] for n, m in summary["models"].items()}
+    assert ndcg["itemknn"] > 2 * ndcg["popular"]  # the planted transitions are learnable
+    assert "HR@10" in res.output and "Sample recommendations" in res.output
+    assert np.isfinite(summary["total_seconds"])
