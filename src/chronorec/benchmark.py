@@ -23,29 +23,14 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "itemknn": {"kind": "itemknn", "neighbours": 200},
         "ease": {"kind": "ease", "l2": 3000.0},
         "gru4rec": {
-            "kind": "gru4rec",
-            "max_len": 200,
-            "dim": 64,
-            "hidden": 256,
-            "dropout": 0.1,
-            "lr": 2e-3,
-            "batch_size": 64,
-            "patience": 8,
-            "epochs": 200,
-            "time_budget_s": 1200,
+            **{"kind": "gru4rec", "max_len": 200, "dim": 64, "hidden": 128, "dropout": 0.1, "lr": 3e-3},
+            **{"batch_size": 128, "patience": 8, "epochs": 300, "time_budget_s": 1200},
+            **{"plateau_factor": 0.5, "plateau_patience": 3},
         },
         "sasrec": {
-            "kind": "sasrec",
-            "max_len": 200,
-            "dim": 64,
-            "layers": 2,
-            "heads": 1,
-            "dropout": 0.2,
-            "lr": 2e-3,
-            "batch_size": 64,
-            "patience": 10,
-            "epochs": 300,
-            "time_budget_s": 1800,
+            **{"kind": "sasrec", "max_len": 200, "dim": 64, "layers": 2, "heads": 1, "dropout": 0.2, "lr": 3e-3},
+            **{"batch_size": 128, "patience": 10, "epochs": 300, "time_budget_s": 1800, "amp": True},
+            **{"plateau_factor": 0.5, "plateau_patience": 3},
         },
     },
     "beauty": {
@@ -53,29 +38,14 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "itemknn": {"kind": "itemknn", "neighbours": 200},
         "ease": {"kind": "ease", "l2": 500.0},
         "gru4rec": {
-            "kind": "gru4rec",
-            "max_len": 50,
-            "dim": 64,
-            "hidden": 128,
-            "dropout": 0.3,
-            "lr": 2e-3,
-            "batch_size": 128,
-            "patience": 8,
-            "epochs": 200,
-            "time_budget_s": 1200,
+            **{"kind": "gru4rec", "max_len": 50, "dim": 64, "hidden": 128, "dropout": 0.3, "lr": 2e-3},
+            **{"batch_size": 128, "patience": 8, "epochs": 300, "time_budget_s": 1200},
+            **{"plateau_factor": 0.5, "plateau_patience": 3},
         },
         "sasrec": {
-            "kind": "sasrec",
-            "max_len": 50,
-            "dim": 64,
-            "layers": 2,
-            "heads": 1,
-            "dropout": 0.5,
-            "lr": 1e-3,
-            "batch_size": 128,
-            "patience": 10,
-            "epochs": 300,
-            "time_budget_s": 1800,
+            **{"kind": "sasrec", "max_len": 50, "dim": 64, "layers": 2, "heads": 1, "dropout": 0.5, "lr": 2e-3},
+            **{"batch_size": 128, "patience": 10, "epochs": 300, "time_budget_s": 1500, "amp": True},
+            **{"plateau_factor": 0.5, "plateau_patience": 3},
         },
     },
 }
@@ -176,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--tag", default="", help="suffix for the output file names")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument(
+        "--aggregate", action="store_true", help="only rebuild the summary table from the saved runs under --out/runs"
+    )
     p.add_argument("--one", nargs=2, metavar=("DATASET", "MODEL"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
@@ -210,6 +183,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
 
+    if args.aggregate:
+        rows = []
+        for f in sorted((out / "runs").glob("*.json")):
+            res = json.loads(f.read_text())
+            res["model"] = f.stem.split("-seed")[0][len(res["dataset"]) + 1 :]
+            rows.append(res)
+        return _write_summary(out, rows, tag, argv)
+
     rows = []
     for dataset in args.datasets.split(","):
         for model in args.models.split(","):
@@ -239,13 +220,14 @@ def main(argv: list[str] | None = None) -> int:
             res = json.loads((out / "runs" / f"{dataset}-{model}-seed{args.seed}{tag}.json").read_text())
             res["model"] = model
             rows.append(res)
+    return _write_summary(out, rows, tag, argv)
+
+
+def _write_summary(out: Path, rows: list[dict[str, Any]], tag: str, argv: list[str] | None) -> int:
     table = markdown(rows)
     print(table)
-    summary = {
-        "command": " ".join(["chronorec benchmark", *(argv if argv is not None else sys.argv[1:])]),
-        "runs": rows,
-    }
-    (out / f"summary{tag}.json").write_text(json.dumps(summary, indent=2, default=float))
+    command = " ".join(["chronorec benchmark", *(argv if argv is not None else sys.argv[1:])])
+    (out / f"summary{tag}.json").write_text(json.dumps({"command": command, "runs": rows}, indent=2, default=float))
     (out / f"summary{tag}.md").write_text(table + "\n")
     return 0
 

@@ -665,12 +665,27 @@ def recommend(
             "--include-seen/--exclude-seen", help="Allow items the user already interacted with (default: excluded)."
         ),
     ] = None,
+    items_table: Annotated[
+        Path | None,
+        typer.Option(
+            "--items", help="Item table for filters / re-ranking (item_id, category, available, price, name)."
+        ),
+    ] = None,
+    rec_settings: Annotated[
+        Path | None,
+        typer.Option("--settings", help="chronorec.recommend settings JSON (temperature, filters, rerank, blend)."),
+    ] = None,
+    explain: Annotated[bool, typer.Option("--explain", help="Add the history items behind each item.")] = False,
+    calibrated: Annotated[
+        bool, typer.Option("--calibrated", help="Report calibrated probabilities as score (default: raw model score).")
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Top-K recommendations for users (from their training histories) or for a live history."""
-    with _user_errors():
-        import pandas as pd
+    """Top-K recommendations for users (from their training histories) or for a live history.
 
+    Goes through the same pipeline as `chronorec serve` (chronorec.recommend: filters, re-ranking, blending).
+    """
+    with _user_errors():
         from chronorec.artifacts import load
 
         cfg = _settings(
@@ -689,10 +704,20 @@ def recommend(
         r = cfg.recommend
         if r.model is None:
             raise ValueError("no model: give --model DIR")
+        from chronorec.recommend import ItemTable, RecommendOptions, RecommendPipeline, RecommendSettings
+
         m = load(r.model)
+        settings = RecommendSettings.load(rec_settings) if rec_settings else RecommendSettings()
+        pipe = RecommendPipeline(
+            m, items=ItemTable.read(items_table, m.items) if items_table else None, settings=settings
+        )
+        opts = RecommendOptions(
+            k=r.k, filters=settings.filters.model_copy(update={"exclude_seen": r.exclude_seen}), explain=explain
+        )
+        score_kind = "probability" if calibrated else "raw"
         if history:
             items = _typed_ids(_split_ids(history), m.items)
-            recs = m.recommend_from_history([items], k=r.k, exclude_seen=r.exclude_seen, user_ids=["<history>"])
+            recs = pipe.recommend(histories=[items], options=opts, user_ids=["<history>"], score=score_kind)
         else:
             ids: list[Any] = list(r.users)
             if r.users_file:
@@ -705,10 +730,7 @@ def recommend(
                 typer.secho(
                     f"note: {unknown} of {len(ids)} users are unknown to the model; they get popular items", err=True
                 )
-            recs = m.recommend(ids, k=r.k, exclude_seen=r.exclude_seen)
-        if m.item_names is not None and len(recs):
-            internal = m.items.to_internal(recs["item_id"].to_numpy())
-            recs["item_name"] = pd.Series(m.item_names).reindex(internal).to_numpy()
+            recs = pipe.recommend(ids, options=opts, score=score_kind)
         if r.out:
             target = Path(r.out)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -764,3 +786,19 @@ def main() -> None:  # console entry point alternative to ``app``
 
 if __name__ == "__main__":
     main()
+
+# ---------------------------------------------------------------------- temporal behaviour (features, behaviour, forecast)
+from chronorec.features import features_command as _features_command  # noqa: E402
+
+app.command("features")(_features_command)
+
+# ---------------------------------------------------------------------- serve (HTTP service, chronorec.serve)
+from chronorec.serve.command import serve as _serve_command  # noqa: E402
+
+app.command("serve")(_serve_command)
+from chronorec.behavior import predict_behavior_command as _predict_behavior_command  # noqa: E402
+
+app.command("predict-behavior")(_predict_behavior_command)
+from chronorec.forecast.cli import forecast_command as _forecast_command  # noqa: E402
+
+app.command("forecast")(_forecast_command)

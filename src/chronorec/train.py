@@ -37,6 +37,8 @@ class TrainSettings:
     time_budget_s: float | None = None  # stop after this much training time (the best epoch is kept)
     eval_every: int = 1
     label: str = "train"
+    plateau_factor: float | None = None  # multiply the learning rate by this after `plateau_patience` bad epochs
+    plateau_patience: int = 3
 
 
 @dataclass
@@ -154,7 +156,12 @@ def train(
                 bar.set_postfix(loss=f"{total / count:.4f}")
         bar.close()
         train_time = time.perf_counter() - t0
-        entry: dict[str, Any] = {"epoch": epoch, "loss": total / max(count, 1), "seconds": train_time}
+        entry: dict[str, Any] = {
+            "epoch": epoch,
+            "loss": total / max(count, 1),
+            "seconds": train_time,
+            "lr": opt.param_groups[0]["lr"],
+        }
         metric = None
         if validate is not None and (epoch % settings.eval_every == 0 or epoch == settings.epochs):
             module.eval()
@@ -171,6 +178,9 @@ def train(
                 bad_epochs = 0
             else:
                 bad_epochs += 1
+                if settings.plateau_factor and bad_epochs % settings.plateau_patience == 0:
+                    for group in opt.param_groups:
+                        group["lr"] *= settings.plateau_factor
         else:
             best_state, result.best_epoch = _module_tensors(module), epoch
         if show:

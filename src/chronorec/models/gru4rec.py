@@ -9,6 +9,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from chronorec.models.blocks import FastDropout
 from chronorec.models.sequential import SequentialConfig, SequentialRecommender
 
 
@@ -29,7 +30,7 @@ class GRU4RecModule(nn.Module):
         self.rnn = rnn(
             cfg.dim, cfg.hidden, num_layers=cfg.layers, batch_first=True, dropout=cfg.dropout if cfg.layers > 1 else 0.0
         )
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = FastDropout(cfg.dropout)
         self.proj = nn.Linear(cfg.hidden, cfg.dim)
 
     def forward(self, items: torch.Tensor) -> torch.Tensor:

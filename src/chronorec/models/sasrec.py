@@ -10,7 +10,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from chronorec.models.blocks import TransformerBlock, causal_padding_mask
+from chronorec.models.blocks import FastDropout, TransformerBlock, causal_padding_mask
 from chronorec.models.sequential import SequentialConfig, SequentialRecommender
 
 
@@ -26,7 +26,7 @@ class SASRecModule(nn.Module):
         super().__init__()
         self.item_emb = nn.Embedding(n_items + 1, cfg.dim, padding_idx=0)
         self.pos_emb = nn.Embedding(cfg.max_len, cfg.dim)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = FastDropout(cfg.dropout)
         self.blocks = nn.ModuleList(
             TransformerBlock(cfg.dim, cfg.heads, cfg.dropout, cfg.ffn_mult) for _ in range(cfg.layers)
         )

@@ -39,6 +39,9 @@ class SequentialConfig(ModelConfig):
     time_budget_s: float | None = None
     eval_every: int = 1
     eval_users: int | None = None  # validate on a fixed random subset (None = all)
+    plateau_factor: float | None = None  # learning-rate decay factor when validation stops improving
+    plateau_patience: int = 3
+    amp: bool = False  # bfloat16 autocast for training (CPU with AVX-512 BF16, or GPU)
 
 
 class SequentialRecommender(Recommender):
@@ -92,6 +95,10 @@ class SequentialRecommender(Recommender):
 
         def loss_fn(module, batch):
             x, y = batch
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp):
+                return _loss(module, x, y)
+
+        def _loss(module, x, y):
             h = module(x)
             mask = y > 0
             hv, yv = h[mask], y[mask]
@@ -127,6 +134,8 @@ class SequentialRecommender(Recommender):
             time_budget_s=cfg.time_budget_s,
             eval_every=cfg.eval_every,
             label=self.kind,
+            plateau_factor=cfg.plateau_factor,
+            plateau_patience=cfg.plateau_patience,
         )
         n = len(seqs)
         result = train(

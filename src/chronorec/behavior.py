@@ -1,0 +1,643 @@
+"""Next-behaviour prediction, split by time.
+
+Two tasks, both posed at a cut-off time ``t`` for every user with at least one event before ``t``:
+
+* ``target`` (binary): does the user perform the target behaviour (default ``buy``) in ``[t, t + H)``?
+* ``next_type`` (multi-class): the behaviour type of the user's first event in ``[t, t + H)``
+  (users without an event in the window are not cases of this task).
+
+Cut-offs (see :func:`make_cutoffs`): the test cut-off ``t_test``, the validation cut-off
+``t_test - H`` and training cut-offs ``t_test - 2H, t_test - 2H - step, ...``. Every label window
+ends at or before the next later cut-off, so no training label uses an event at or after the
+validation cut-off and no validation label one at or after the test cut-off; features at ``t``
+use only events before ``t`` (:func:`chronorec.features.feature_table`). Encoders, scalers and
+token vocabularies are fitted on the training window only.
+
+Models: the trivial baselines (the user's past rate of the target behaviour; the training base
+rate; for ``next_type`` the user's past type shares and the training prior), logistic regression
+and gradient boosting (scikit-learn) on the temporal features, and GRU / LSTM / Transformer
+sequence classifiers over event tokens (item, category, behaviour, bucketed gap to the previous
+event, bucketed age at the cut-off) trained with the shared loop :func:`chronorec.train.train`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+
+from chronorec import columns as C
+from chronorec.features import CATEGORY, _opt, event_frame, feature_table
+from chronorec.metrics_cls import binary_metrics, calibration_plot, multiclass_metrics
+
+__all__ = [
+    "BehaviorData",
+    "SequenceClassifierConfig",
+    "fit_sequence_classifier",
+    "make_behavior_data",
+    "make_cutoffs",
+    "predict_behavior",
+    "predict_behavior_command",
+]
+
+FEATURE_MODELS = ("logistic", "gbm")
+SEQUENCE_MODELS = ("gru", "lstm", "transformer")
+
+
+# ----------------------------------------------------------------------------- samples
+def make_cutoffs(
+    timestamps: np.ndarray,
+    *,
+    horizon_s: int,
+    step_s: int | None = None,
+    n_train: int = 6,
+    test_cutoff: int | None = None,
+    min_history_s: int = 86400,
+    align_s: int = 86400,
+    utc_offset_hours: float = 0.0,
+) -> dict[str, list[int]]:
+    """Train / validation / test cut-offs (UTC seconds).
+
+    The default test cut-off is the last ``align_s``-aligned boundary (local time) with a full
+    horizon of data after it. Training cut-offs go back by ``step_s`` (default ``horizon_s``) while
+    at least ``min_history_s`` of data lie before them.
+    """
+    ts = np.asarray(timestamps, dtype=np.int64)
+    off = int(round(utc_offset_hours * 3600))
+    lo, hi = int(ts.min()), int(ts.max()) + 1
+    if test_cutoff is None:
+        last = hi - horizon_s
+        test_cutoff = (last + off) // align_s * align_s - off
+    val = test_cutoff - horizon_s
+    step = step_s or horizon_s
+    train = []
+    t = val - horizon_s
+    while t - lo >= min_history_s and len(train) < n_train:
+        train.append(int(t))
+        t -= step
+    if not train:
+        raise ValueError("not enough history for a training cut-off: shorten --horizon or --min-history")
+    return {"train": sorted(train), "validation": [int(val)], "test": [int(test_cutoff)]}
+
+
+@dataclass
+class BehaviorData:
+    """Cases (user, cut-off) with labels and the feature matrix, in one frame per part."""
+
+    cases: pd.DataFrame  # user_id, cutoff, part, y_target, next_type (-1 = no event in the window)
+    features: pd.DataFrame  # aligned with cases (same row order), numeric feature columns only
+    classes: list[str]
+    target: str
+    horizon_s: int
+    cutoffs: dict[str, list[int]]
+    events: pd.DataFrame = field(repr=False)
+    past_rate: np.ndarray = field(repr=False)  # the trivial baseline, aligned with cases
+    past_shares: np.ndarray = field(repr=False)  # (n, K) past behaviour counts, aligned with cases
+
+    def part(self, name: str) -> np.ndarray:
+        return np.flatnonzero(self.cases["part"].to_numpy() == name)
+
+
+def make_behavior_data(
+    events: pd.DataFrame,
+    *,
+    target: str = "buy",
+    horizon_s: int = 86400,
+    cutoffs: dict[str, list[int]] | None = None,
+    n_train_cutoffs: int = 6,
+    step_s: int | None = None,
+    freq: str = "day",
+    windows: Sequence[int] = (1, 7, 28),
+    utc_offset_hours: float = 0.0,
+) -> BehaviorData:
+    """Cases, labels, temporal features and the trivial baselines for every cut-off."""
+    df = event_frame(events)
+    if C.BEHAVIOR not in df.columns:
+        raise ValueError("behaviour prediction needs a 'behavior' column")
+    classes = sorted(pd.unique(df[C.BEHAVIOR]).tolist())
+    if target not in classes:
+        raise ValueError(f"target behaviour {target!r} not in the data (types: {classes})")
+    cuts = cutoffs or make_cutoffs(
+        df[C.TIME].to_numpy(),
+        horizon_s=horizon_s,
+        step_s=step_s,
+        n_train=n_train_cutoffs,
+        utc_offset_hours=utc_offset_hours,
+    )
+    all_cuts = sorted({t for v in cuts.values() for t in v})
+    part_of = {t: p for p, v in cuts.items() for t in v}
+    feats = feature_table(
+        df, entity=C.USER, cutoffs=all_cuts, freq=freq, windows=windows, utc_offset_hours=utc_offset_hours
+    )
+    ts = df[C.TIME].to_numpy()
+    users = df[C.USER].to_numpy()
+    bcode = pd.Categorical(df[C.BEHAVIOR], categories=classes).codes.astype(np.int64)
+    ti = classes.index(target)
+    y_t, nxt, rate = [], [], []
+    for t in all_cuts:
+        rows = feats["cutoff"].to_numpy() == t
+        u = feats.loc[rows, "entity_id"]
+        win = (ts >= t) & (ts < t + horizon_s)
+        wdf = pd.DataFrame({"u": users[win], "b": bcode[win], "t": ts[win]}).sort_values(["u", "t"], kind="stable")
+        has_t = set(wdf.loc[wdf["b"] == ti, "u"])
+        first = wdf.groupby("u", sort=False)["b"].first()
+        y_t.append(u.isin(has_t).to_numpy().astype(np.int64))
+        nxt.append(u.map(first).fillna(-1).to_numpy().astype(np.int64))
+        # past rate: share of the user's past H-windows (back from t) holding a target event
+        past = ts < t
+        pdf = pd.DataFrame({"u": users[past], "t": ts[past], "b": bcode[past]})
+        first_t = pdf.groupby("u")["t"].min()
+        n_win = np.ceil((t - u.map(first_t).to_numpy()) / horizon_s)
+        tgt = pdf[pdf["b"] == ti]
+        j = np.ceil((t - tgt["t"].to_numpy()) / horizon_s)
+        hits = pd.DataFrame({"u": tgt["u"].to_numpy(), "j": j}).drop_duplicates().groupby("u").size()
+        rate.append(u.map(hits).fillna(0).to_numpy() / np.maximum(n_win, 1))
+    cases = pd.DataFrame(
+        {
+            C.USER: feats["entity_id"].to_numpy(),
+            "cutoff": feats["cutoff"].to_numpy(),
+            "part": feats["cutoff"].map(part_of).to_numpy(),
+            "y_target": np.concatenate(y_t),
+            "next_type": np.concatenate(nxt),
+        }
+    )
+    shares = feats[[f"n_{b}" for b in classes]].to_numpy(np.float64)
+    x = feats.drop(columns=["entity_id", "cutoff", "cutoff_time"])
+    return BehaviorData(
+        cases=cases,
+        features=x,
+        classes=classes,
+        target=target,
+        horizon_s=horizon_s,
+        cutoffs=cuts,
+        events=df,
+        past_rate=np.concatenate(rate),
+        past_shares=shares,
+    )
+
+
+# ----------------------------------------------------------------------------- feature models
+def _signed_log(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+def fit_feature_model(kind: str, x: np.ndarray, y: np.ndarray, *, seed: int = 0) -> Any:
+    """A fitted scikit-learn classifier: ``logistic`` (signed-log, median imputation with
+    missing indicators, standard scaling, L2 logistic regression) or ``gbm`` (histogram gradient
+    boosting, which handles missing values itself). Fitted on the training cases only."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    if kind == "logistic":
+        model = make_pipeline(
+            FunctionTransformer(_signed_log),
+            SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+            StandardScaler(),
+            LogisticRegression(C=0.3, max_iter=2000),
+        )
+    elif kind == "gbm":
+        model = HistGradientBoostingClassifier(
+            learning_rate=0.03,
+            max_iter=200,
+            max_leaf_nodes=15,
+            min_samples_leaf=40,
+            l2_regularization=1.0,
+            random_state=seed,
+        )
+    else:
+        raise ValueError(f"unknown feature model {kind!r}: use logistic or gbm")
+    return model.fit(x, y)
+
+
+# ----------------------------------------------------------------------------- sequence classifier
+@dataclass
+class SequenceClassifierConfig:
+    arch: str = "gru"  # gru | lstm | transformer
+    max_len: int = 50
+    dim: int = 32
+    layers: int = 1
+    heads: int = 2
+    dropout: float = 0.2
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    patience: int = 5
+    min_item_count: int = 2
+    seed: int = 0
+    threads: int | None = None
+    progress: bool = False
+
+
+N_GAP = 20  # log2 buckets of seconds
+
+
+def _bucket(seconds: np.ndarray) -> np.ndarray:
+    return 2 + np.clip(np.floor(np.log2(np.maximum(seconds, 1))), 0, N_GAP - 3).astype(np.int64)
+
+
+class _Tokens:
+    """Token vocabularies fitted on the training window; encodes the last events before each cut-off."""
+
+    def __init__(self, events: pd.DataFrame, classes: list[str], train_end: int, min_count: int):
+        tr = events[events[C.TIME] < train_end]
+        ic = tr[C.ITEM].value_counts()
+        self.items = pd.Index(ic.index[ic >= min_count])
+        self.cats = (
+            pd.Index(tr[CATEGORY].value_counts().pipe(lambda s: s.index[s >= min_count]))
+            if CATEGORY in tr.columns
+            else pd.Index([])
+        )
+        self.classes = classes
+        ev = events.sort_values([C.USER, C.TIME], kind="stable")
+        self.users = ev[C.USER].to_numpy()
+        self.ts = ev[C.TIME].to_numpy()
+        self.item = self.items.get_indexer(ev[C.ITEM]) + 2  # 0 pad, 1 unknown
+        self.cat = self.cats.get_indexer(ev[CATEGORY]) + 2 if CATEGORY in ev.columns else np.ones(len(ev), np.int64)
+        self.beh = pd.Categorical(ev[C.BEHAVIOR], categories=classes).codes.astype(np.int64) + 1
+        gap = np.r_[0, np.diff(self.ts)]
+        first = np.r_[True, self.users[1:] != self.users[:-1]]
+        self.gap = np.where(first, 1, _bucket(gap))
+        self.ustart = pd.Series(np.flatnonzero(first), index=self.users[first])
+        self.uend = pd.Series(np.r_[np.flatnonzero(first)[1:], len(ev)], index=self.users[first])
+
+    @property
+    def sizes(self) -> tuple[int, int, int]:
+        return len(self.items) + 2, len(self.cats) + 2, len(self.classes) + 1
+
+    def encode(self, users: np.ndarray, cutoffs: np.ndarray, max_len: int) -> np.ndarray:
+        """(n, max_len, 5) int64 tokens of the last ``max_len`` events strictly before each cut-off."""
+        out = np.zeros((len(users), max_len, 5), np.int64)
+        a = self.ustart.reindex(users).to_numpy()
+        b = self.uend.reindex(users).to_numpy()
+        for r in range(len(users)):
+            lo, hi = int(a[r]), int(b[r])
+            hi = lo + int(np.searchsorted(self.ts[lo:hi], cutoffs[r], side="left"))
+            lo = max(lo, hi - max_len)
+            n = hi - lo
+            if n <= 0:
+                continue
+            s = slice(max_len - n, max_len)
+            out[r, s, 0] = self.item[lo:hi]
+            out[r, s, 1] = self.cat[lo:hi]
+            out[r, s, 2] = self.beh[lo:hi]
+            out[r, s, 3] = self.gap[lo:hi]
+            out[r, s, 4] = _bucket(cutoffs[r] - self.ts[lo:hi])
+        return out
+
+
+def _build_module(cfg: SequenceClassifierConfig, sizes: tuple[int, int, int], n_out: int):
+    import torch
+    from torch import nn
+
+    from chronorec.models.blocks import FastDropout, TransformerBlock, causal_padding_mask
+
+    class SequenceClassifier(nn.Module):
+        """Summed token embeddings -> GRU / LSTM / causal Transformer -> last position -> logits."""
+
+        def __init__(self):
+            super().__init__()
+            n_items, n_cats, n_beh = sizes
+            d = cfg.dim
+            self.item = nn.Embedding(n_items, d, padding_idx=0)
+            self.cat = nn.Embedding(n_cats, d, padding_idx=0)
+            self.beh = nn.Embedding(n_beh, d, padding_idx=0)
+            self.gap = nn.Embedding(N_GAP, d, padding_idx=0)
+            self.age = nn.Embedding(N_GAP, d, padding_idx=0)
+            self.drop = FastDropout(cfg.dropout)
+            if cfg.arch == "transformer":
+                self.pos = nn.Embedding(cfg.max_len, d)
+                self.blocks = nn.ModuleList(TransformerBlock(d, cfg.heads, cfg.dropout) for _ in range(cfg.layers))
+                self.ln = nn.LayerNorm(d)
+            else:
+                rnn = nn.GRU if cfg.arch == "gru" else nn.LSTM
+                self.rnn = rnn(d, d, num_layers=cfg.layers, batch_first=True)
+            self.head = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, n_out))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.item(x[..., 0]) + self.cat(x[..., 1]) + self.beh(x[..., 2]) + self.gap(x[..., 3])
+            h = self.drop(h + self.age(x[..., 4]))
+            if cfg.arch == "transformer":
+                L = x.shape[1]
+                real = x[..., 2]
+                h = h + self.pos(torch.arange(L - 1, -1, -1, device=x.device))[None]
+                keep = (real > 0).unsqueeze(-1)
+                mask = causal_padding_mask(real)
+                for blk in self.blocks:
+                    h = blk(h * keep, mask)
+                h = self.ln(h)
+            else:
+                h, _ = self.rnn(h)
+            return self.head(h[:, -1])
+
+    return SequenceClassifier()
+
+
+def fit_sequence_classifier(
+    data: BehaviorData, task: str, cfg: SequenceClassifierConfig
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Train on the training cases (early stopping on the validation cases) with the shared loop
+    :func:`chronorec.train.train`; returns probabilities per part and fit information."""
+    import torch
+    import torch.nn.functional as F
+
+    from chronorec.train import TrainSettings, set_threads, train
+
+    set_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    train_end = min(data.cutoffs["validation"])  # every training label window ends here
+    tok = _Tokens(data.events, data.classes, train_end, cfg.min_item_count)
+    binary = task == "target"
+    k = len(data.classes)
+    y_all = data.cases["y_target"].to_numpy() if binary else data.cases["next_type"].to_numpy()
+    parts = {}
+    for p in ("train", "validation", "test"):
+        idx = data.part(p)
+        if not binary:
+            idx = idx[y_all[idx] >= 0]
+        x = tok.encode(data.cases[C.USER].to_numpy()[idx], data.cases["cutoff"].to_numpy()[idx], cfg.max_len)
+        parts[p] = (idx, torch.from_numpy(x), torch.from_numpy(y_all[idx]))
+    module = _build_module(cfg, tok.sizes, 1 if binary else k)
+
+    def predict(p: str) -> np.ndarray:
+        x = parts[p][1]
+        module.eval()
+        outs = []
+        with torch.inference_mode():
+            for b in range(0, len(x), 1024):
+                z = module(x[b : b + 1024])
+                outs.append(torch.sigmoid(z[:, 0]) if binary else torch.softmax(z, -1))
+        return torch.cat(outs).numpy().astype(np.float64) if outs else np.zeros((0,) if binary else (0, k))
+
+    xtr, ytr = parts["train"][1], parts["train"][2]
+
+    def batches(epoch: int, rng: np.random.Generator):
+        order = rng.permutation(len(xtr))
+        for b in range(0, len(order), cfg.batch_size):
+            i = torch.from_numpy(order[b : b + cfg.batch_size])
+            yield xtr[i], ytr[i]
+
+    def loss_fn(m, batch):
+        x, y = batch
+        z = m(x)
+        return F.binary_cross_entropy_with_logits(z[:, 0], y.float()) if binary else F.cross_entropy(z, y)
+
+    yv = parts["validation"][2].numpy()
+
+    def validate() -> float:
+        pv = predict("validation")
+        if binary:
+            return binary_metrics(yv, pv)["pr_auc"]
+        return -multiclass_metrics(yv, pv)["log_loss"]
+
+    settings = TrainSettings(
+        epochs=cfg.epochs,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        patience=cfg.patience,
+        seed=cfg.seed,
+        threads=cfg.threads,
+        progress=cfg.progress,
+        label=f"{cfg.arch}-{task}",
+    )
+    res = train(
+        module,
+        batches=batches,
+        loss_fn=loss_fn,
+        validate=validate,
+        settings=settings,
+        n_batches=lambda: (len(xtr) + cfg.batch_size - 1) // cfg.batch_size,
+    )
+    probs = {p: predict(p) for p in ("validation", "test")}
+    info = {
+        "best_epoch": res.best_epoch,
+        "epochs_run": len(res.history),
+        "best_validation": res.best_metric,
+        "train_seconds": res.train_seconds,
+        "stopped": res.stopped,
+        "vocab_items": tok.sizes[0],
+        "parameters": int(sum(p.numel() for p in module.parameters())),
+    }
+    return {p: (parts[p][0], probs[p]) for p in probs}, info
+
+
+# ----------------------------------------------------------------------------- experiment
+def _proba(model: Any, x: np.ndarray, k: int, binary: bool) -> np.ndarray:
+    pr = model.predict_proba(x)
+    if binary:
+        return pr[:, 1]
+    full = np.zeros((len(x), k))  # classes absent from training get probability 0
+    full[:, model.classes_] = pr
+    return full
+
+
+class _Scorer:
+    """Scores one model's validation and test probabilities into ``res`` (and prints the test line)."""
+
+    def __init__(self, res, probs_test, ys, classes, task, progress):
+        self.res, self.probs_test, self.ys, self.classes = res, probs_test, ys, classes
+        self.task, self.progress = task, progress
+
+    def __call__(self, name: str, pv: np.ndarray, pt: np.ndarray, info: dict[str, Any] | None = None) -> None:
+        binary = self.classes is None
+        fn = binary_metrics if binary else (lambda y, p: multiclass_metrics(y, p, classes=self.classes))
+        self.res[name] = {"validation": fn(self.ys[0], pv), "test": fn(self.ys[1], pt), **(info or {})}
+        self.probs_test[name] = pt
+        if self.progress:
+            m = self.res[name]["test"]
+            msg = (
+                f"ROC-AUC {m['roc_auc']:.4f} PR-AUC {m['pr_auc']:.4f} Brier {m['brier']:.4f}"
+                if binary
+                else f"acc {m['accuracy']:.4f} macro-F1 {m['macro_f1']:.4f} macro PR-AUC {m['macro_pr_auc']:.4f}"
+            )
+            print(f"[{self.task}] {name}: test {msg}", flush=True)
+
+
+def _baselines(data: BehaviorData, task: str, idx: np.ndarray, train_idx: np.ndarray) -> dict[str, np.ndarray]:
+    if task == "target":
+        prev = data.cases["y_target"].to_numpy()[train_idx].mean()
+        return {"past_rate": data.past_rate[idx], "base_rate": np.full(len(idx), prev)}
+    k = len(data.classes)
+    y = data.cases["next_type"].to_numpy()
+    prior = np.bincount(y[train_idx], minlength=k) / max(len(train_idx), 1)
+    cnt = data.past_shares[idx]
+    alpha = 5.0
+    shares = (cnt + alpha * prior) / (cnt.sum(1, keepdims=True) + alpha)
+    return {"past_shares": shares, "prior": np.tile(prior, (len(idx), 1))}
+
+
+def predict_behavior(
+    events: pd.DataFrame,
+    *,
+    tasks: Sequence[str] = ("target", "next_type"),
+    target: str = "buy",
+    horizon_s: int = 86400,
+    n_train_cutoffs: int = 6,
+    step_s: int | None = None,
+    freq: str = "day",
+    windows: Sequence[int] = (1, 7, 28),
+    utc_offset_hours: float = 0.0,
+    models: Sequence[str] = ("logistic", "gbm", "gru", "transformer"),
+    seq_config: SequenceClassifierConfig | None = None,
+    out_dir: str | Path | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Build the cases, fit every model on the training cut-offs and evaluate on the test cut-off.
+
+    Returns ``{"data": ..., "tasks": {task: {model: {"test": metrics, "validation": metrics, ...}}}}``;
+    with ``out_dir`` writes ``behavior.json`` and one calibration plot per task.
+    """
+    t0 = time.perf_counter()
+    data = make_behavior_data(
+        events,
+        target=target,
+        horizon_s=horizon_s,
+        n_train_cutoffs=n_train_cutoffs,
+        step_s=step_s,
+        freq=freq,
+        windows=windows,
+        utc_offset_hours=utc_offset_hours,
+    )
+    prep = time.perf_counter() - t0
+    # the trivial baseline's own statistic is a (past-only) feature too
+    x_all = np.column_stack([data.features.to_numpy(np.float64), data.past_rate])
+    out: dict[str, Any] = {
+        "data": {
+            "cases": {p: int(len(data.part(p))) for p in ("train", "validation", "test")},
+            "cutoffs": {p: [str(pd.Timestamp(t, unit="s")) + " UTC" for t in v] for p, v in data.cutoffs.items()},
+            "classes": data.classes,
+            "target": target,
+            "horizon_hours": horizon_s / 3600,
+            "n_features": x_all.shape[1],
+            "positive_rate": {
+                p: float(data.cases["y_target"].to_numpy()[data.part(p)].mean())
+                for p in ("train", "validation", "test")
+            },
+            "feature_seconds": prep,
+        },
+        "tasks": {},
+    }
+    seq_cfg = seq_config or SequenceClassifierConfig(seed=seed, progress=progress)
+    for task in tasks:
+        binary = task == "target"
+        if task not in ("target", "next_type"):
+            raise ValueError(f"unknown task {task!r}: use target or next_type")
+        y_all = data.cases["y_target"].to_numpy() if binary else data.cases["next_type"].to_numpy()
+        sel = {p: data.part(p) for p in ("train", "validation", "test")}
+        if not binary:
+            sel = {p: i[y_all[i] >= 0] for p, i in sel.items()}
+        res: dict[str, Any] = {}
+        probs_test: dict[str, np.ndarray] = {}
+        ys = (y_all[sel["validation"]], y_all[sel["test"]])
+        score = _Scorer(res, probs_test, ys, data.classes if not binary else None, task, progress)
+        for name, p in _baselines(data, task, np.r_[sel["validation"], sel["test"]], sel["train"]).items():
+            nv = len(sel["validation"])
+            score(name, p[:nv], p[nv:])
+        for kind in models:
+            t1 = time.perf_counter()
+            if kind in FEATURE_MODELS:
+                xtr = x_all[sel["train"]]
+                with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    cols = np.flatnonzero(np.isfinite(xtr).any(0) & (np.nanstd(xtr, 0) > 0))  # drop empty / constant
+                m = fit_feature_model(kind, xtr[:, cols], y_all[sel["train"]], seed=seed)
+                pv, pt = (_proba(m, x_all[sel[p]][:, cols], len(data.classes), binary) for p in ("validation", "test"))
+                score(kind, pv, pt, {"fit_seconds": time.perf_counter() - t1, "n_features_used": len(cols)})
+            elif kind in SEQUENCE_MODELS:
+                cfg = SequenceClassifierConfig(**{**seq_cfg.__dict__, "arch": kind})
+                pr, info = fit_sequence_classifier(data, task, cfg)
+                info["fit_seconds"] = time.perf_counter() - t1
+                score(kind, pr["validation"][1], pr["test"][1], info)
+            else:
+                raise ValueError(f"unknown model {kind!r}: use {', '.join(FEATURE_MODELS + SEQUENCE_MODELS)}")
+        out["tasks"][task] = res
+        if out_dir is not None:
+            d = Path(out_dir)
+            yt = y_all[sel["test"]]
+            if binary:
+                curves = {n: (yt, p) for n, p in probs_test.items()}
+            else:  # calibration of the predicted probability of the rarest class of interest: the target
+                ti = data.classes.index(target)
+                curves = {n: (yt == ti, p[:, ti]) for n, p in probs_test.items()}
+            what = f"P({target} within {horizon_s / 3600:g} h)" if binary else f"P(next event = {target})"
+            calibration_plot(curves, d / f"calibration_{task}.png", title=f"Calibration on the test cut-off: {what}")
+    out["seconds"] = time.perf_counter() - t0
+    if out_dir is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        (Path(out_dir) / "behavior.json").write_text(json.dumps(out, indent=2, default=float))
+    return out
+
+
+# ----------------------------------------------------------------------------- CLI
+def predict_behavior_command(
+    data: Annotated[Path | None, _opt("--data", "Events file with a behaviour column, or an ingest folder.")] = None,
+    dataset: Annotated[str | None, _opt("--dataset", "Named data instead of --data: taobao or synthetic.")] = None,
+    data_dir: Annotated[
+        Path | None, _opt("--data-dir", "Folder of the named datasets (default $CHRONOREC_DATA).")
+    ] = None,
+    user_col: Annotated[str, _opt("--user-col", "User id column of --data.")] = C.USER,
+    item_col: Annotated[str, _opt("--item-col", "Item id column of --data.")] = C.ITEM,
+    time_col: Annotated[str, _opt("--time-col", "Timestamp column of --data.")] = C.TIME,
+    behavior_col: Annotated[str, _opt("--behavior-col", "Behaviour type column of --data.")] = C.BEHAVIOR,
+    category_col: Annotated[str | None, _opt("--category-col", "Optional category column of --data.")] = None,
+    target: Annotated[str, _opt("--target", "Target behaviour of the binary task.")] = "buy",
+    horizon_hours: Annotated[float, _opt("--horizon-hours", "Label window H after each cut-off, in hours.")] = 24.0,
+    train_cutoffs: Annotated[int, _opt("--train-cutoffs", "Number of training cut-offs (one every --step-hours).")] = 6,
+    step_hours: Annotated[float | None, _opt("--step-hours", "Hours between training cut-offs (default H).")] = None,
+    freq: Annotated[str, _opt("--freq", "Period of the series features: hour, day or week.")] = "day",
+    windows: Annotated[str, _opt("--windows", "Trailing feature windows in periods, comma-separated.")] = "1,7,28",
+    utc_offset: Annotated[float | None, _opt("--utc-offset", "Local time offset in hours (taobao: 8).")] = None,
+    tasks: Annotated[str, _opt("--tasks", "Comma-separated: target, next_type.")] = "target,next_type",
+    models: Annotated[
+        str, _opt("--models", "Comma-separated: logistic, gbm, gru, lstm, transformer (baselines always run).")
+    ] = "logistic,gbm,gru,transformer",
+    epochs: Annotated[int, _opt("--epochs", "Maximum epochs of the sequence classifiers.")] = 30,
+    max_len: Annotated[int, _opt("--max-len", "Events per sequence-classifier input.")] = 50,
+    seed: Annotated[int, _opt("--seed", "Random seed.")] = 0,
+    threads: Annotated[int | None, _opt("--threads", "Torch CPU threads.")] = None,
+    out: Annotated[Path, _opt("--out", "Output folder: behavior.json and calibration plots.")] = Path("runs/behavior"),
+) -> None:
+    """Predict the target behaviour within H and the next event type, split by time."""
+    import typer
+
+    from chronorec.features import _read_data, load_temporal_dataset
+
+    try:
+        if dataset is not None:
+            df = load_temporal_dataset(dataset, data_dir=data_dir, seed=seed)
+            off = utc_offset if utc_offset is not None else (8.0 if dataset.lower() == "taobao" else 0.0)
+        elif data is not None:
+            df = _read_data(data, user_col, item_col, time_col, behavior_col, None, category_col)
+            off = utc_offset or 0.0
+        else:
+            raise ValueError("give --data PATH or --dataset NAME")
+        res = predict_behavior(
+            df,
+            tasks=[t.strip() for t in tasks.split(",") if t.strip()],
+            target=target,
+            horizon_s=int(horizon_hours * 3600),
+            n_train_cutoffs=train_cutoffs,
+            step_s=int(step_hours * 3600) if step_hours else None,
+            freq=freq,
+            windows=tuple(int(w) for w in windows.split(",") if w.strip()),
+            utc_offset_hours=off,
+            models=[m.strip() for m in models.split(",") if m.strip()],
+            seq_config=SequenceClassifierConfig(epochs=epochs, max_len=max_len, seed=seed, threads=threads),
+            out_dir=out,
+            seed=seed,
+        )
+        typer.echo(f"cases {res['data']['cases']}; results in {out}/behavior.json ({res['seconds']:.1f}s)")
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        typer.secho(f"error: {e}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None

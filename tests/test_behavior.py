@@ -1,0 +1,160 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from chronorec.behavior import SequenceClassifierConfig, make_behavior_data, make_cutoffs, predict_behavior
+from chronorec.metrics_cls import (
+    average_precision,
+    binary_metrics,
+    calibration_curve,
+    multiclass_metrics,
+    roc_auc,
+)
+
+DAY = 86400
+T0 = 1_700_006_400  # midnight UTC
+
+
+# ----------------------------------------------------------------------------- metrics
+def test_binary_metrics_hand_computed():
+    y = np.array([0, 0, 1, 1, 0, 1])
+    p = np.array([0.1, 0.6, 0.7, 0.4, 0.2, 0.9])
+    m = binary_metrics(y, p)
+    # predictions at 0.5: [0,1,1,0,0,1] -> TP 2, FP 1, FN 1, TN 2
+    assert m["confusion_matrix"] == [[2, 1], [1, 2]]
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["precision"] == pytest.approx(2 / 3) and m["recall"] == pytest.approx(2 / 3)
+    assert m["f1"] == pytest.approx(2 / 3) and m["macro_f1"] == pytest.approx(2 / 3)
+    # pairs (pos, neg): 0.7>all 3, 0.4>0.1,0.2 (2 of 3), 0.9>all 3 -> 8/9
+    assert m["roc_auc"] == pytest.approx(8 / 9)
+    # ranking 0.9(+) 0.7(+) 0.6(-) 0.4(+): AP = (1 + 1 + 3/4) / 3
+    assert m["pr_auc"] == pytest.approx((1 + 1 + 0.75) / 3)
+    assert m["brier"] == pytest.approx(np.mean((p - y) ** 2))
+
+
+def test_auc_and_ap_with_ties():
+    y = np.array([1, 0, 1, 0])
+    s = np.array([0.5, 0.5, 0.8, 0.1])
+    assert roc_auc(y, s) == pytest.approx((1 + 1 + 0.5 + 1) / 4)
+    # thresholds: 0.8 -> P 1, R .5; 0.5 (tie group) -> P 2/3, R 1
+    assert average_precision(y, s) == pytest.approx(0.5 * 1 + 0.5 * 2 / 3)
+    assert np.isnan(roc_auc(np.ones(3), np.arange(3)))
+
+
+def test_multiclass_metrics_hand_computed():
+    y = np.array([0, 1, 2, 2])
+    proba = np.array([[0.7, 0.2, 0.1], [0.3, 0.4, 0.3], [0.2, 0.5, 0.3], [0.1, 0.1, 0.8]])
+    m = multiclass_metrics(y, proba, classes=["pv", "cart", "buy"])
+    assert m["confusion_matrix"] == [[1, 0, 0], [0, 1, 0], [0, 1, 1]]
+    assert m["accuracy"] == pytest.approx(0.75)
+    assert m["per_class"]["cart"]["precision"] == pytest.approx(0.5)
+    assert m["per_class"]["buy"]["recall"] == pytest.approx(0.5)
+    assert m["macro_f1"] == pytest.approx((1 + 2 / 3 + 2 / 3) / 3)
+    onehot = np.eye(3)[y]
+    assert m["brier"] == pytest.approx(np.mean(((proba - onehot) ** 2).sum(1)))
+    assert m["log_loss"] == pytest.approx(-np.mean(np.log([0.7, 0.4, 0.3, 0.8])))
+
+
+def test_calibration_curve_bins():
+    c = calibration_curve(np.array([0, 1, 1, 0]), np.array([0.05, 0.15, 0.95, 0.91]), bins=10)
+    assert c["count"] == [1, 1, 2]
+    assert c["observed"] == [0.0, 1.0, 0.5]
+    assert c["mean_predicted"][2] == pytest.approx(0.93)
+
+
+# ----------------------------------------------------------------------------- data
+def _planted(n_users: int = 240, n_days: int = 16, seed: int = 0) -> pd.DataFrame:
+    """Users browse daily; a cart on day d is followed by a buy on day d+1 with probability 0.85,
+    otherwise buys are rare (0.03 a day): the signal is the recent cart, not the past buy rate."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        act = rng.uniform(0.5, 3)
+        p_cart = rng.uniform(0.05, 0.4)
+        carted = False
+        for d in range(n_days):
+            base = T0 + d * DAY
+            for _ in range(rng.poisson(act)):
+                rows.append((f"u{u}", int(rng.integers(50)), base + int(rng.integers(0, DAY)), "pv"))
+            if (carted and rng.random() < 0.85) or rng.random() < 0.03:
+                rows.append((f"u{u}", int(rng.integers(50)), base + int(rng.integers(0, DAY)), "buy"))
+            carted = rng.random() < p_cart
+            if carted:
+                rows.append((f"u{u}", int(rng.integers(50)), base + DAY - 600 + int(rng.integers(0, 300)), "cart"))
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "behavior"])
+
+
+def test_cutoffs_are_ordered_and_label_windows_do_not_overlap():
+    ts = np.array([T0, T0 + 10 * DAY - 1])
+    c = make_cutoffs(ts, horizon_s=DAY, n_train=3)
+    assert c["test"] == [T0 + 9 * DAY] and c["validation"] == [T0 + 8 * DAY]
+    assert c["train"] == [T0 + 5 * DAY, T0 + 6 * DAY, T0 + 7 * DAY]
+    assert max(c["train"]) + DAY <= c["validation"][0]
+
+
+def test_no_leakage_from_events_after_the_test_cutoff():
+    df = _planted(n_users=60, n_days=10)
+    base = make_behavior_data(df, horizon_s=DAY)
+    t_test = base.cutoffs["test"][0]
+    t_val = base.cutoffs["validation"][0]
+    # rewrite everything at or after the validation cut-off: all buys, and extra events
+    future = df["timestamp"] >= t_val
+    changed = df.copy()
+    changed.loc[future, "behavior"] = "buy"
+    extra = pd.DataFrame(
+        {"user_id": ["u0", "zz"], "item_id": [1, 2], "timestamp": [t_test + 5, t_val], "behavior": "buy"}
+    )
+    changed = pd.concat([changed, extra], ignore_index=True)
+    other = make_behavior_data(changed, horizon_s=DAY, cutoffs=base.cutoffs)
+    tr_a, tr_b = base.part("train"), other.part("train")
+    pd.testing.assert_frame_equal(
+        base.cases.iloc[tr_a].reset_index(drop=True), other.cases.iloc[tr_b].reset_index(drop=True)
+    )
+    pd.testing.assert_frame_equal(
+        base.features.iloc[tr_a].reset_index(drop=True), other.features.iloc[tr_b].reset_index(drop=True)
+    )
+    np.testing.assert_array_equal(base.past_rate[tr_a], other.past_rate[tr_b])
+    # validation features (before t_val) are unchanged; its labels did change
+    va_a, va_b = base.part("validation"), other.part("validation")
+    pd.testing.assert_frame_equal(
+        base.features.iloc[va_a].reset_index(drop=True), other.features.iloc[va_b].reset_index(drop=True)
+    )
+    assert other.cases["y_target"].to_numpy()[va_b].mean() > base.cases["y_target"].to_numpy()[va_a].mean()
+
+
+def test_labels_hand_checked():
+    df = pd.DataFrame(
+        {
+            "user_id": ["a", "a", "a", "b", "b"],
+            "item_id": [1, 2, 3, 1, 1],
+            "timestamp": [T0 + 10, T0 + DAY + 5, T0 + DAY + 50, T0 + 20, T0 + 2 * DAY + 5],
+            "behavior": ["pv", "cart", "buy", "buy", "pv"],
+        }
+    )
+    cut = {"train": [T0 + DAY], "validation": [T0 + 2 * DAY], "test": [T0 + 3 * DAY]}
+    d = make_behavior_data(df, horizon_s=DAY, cutoffs=cut, windows=(1,))
+    tr = d.cases.iloc[d.part("train")].set_index("user_id")
+    assert tr.loc["a", "y_target"] == 1 and tr.loc["b", "y_target"] == 0
+    assert d.classes[tr.loc["a", "next_type"]] == "cart" and tr.loc["b", "next_type"] == -1
+    # b's past rate at day 1: one day of history, with a buy -> 1.0; a: 0
+    rate = pd.Series(d.past_rate[d.part("train")], index=tr.index)
+    assert rate["b"] == 1.0 and rate["a"] == 0.0
+
+
+def test_learned_models_beat_trivial_baseline_on_planted_signal():
+    df = _planted()
+    res = predict_behavior(
+        df,
+        tasks=("target",),
+        horizon_s=DAY,
+        n_train_cutoffs=8,
+        models=("logistic", "gru"),
+        seq_config=SequenceClassifierConfig(epochs=6, max_len=20, dim=16, patience=3, threads=1),
+        progress=False,
+    )
+    r = res["tasks"]["target"]
+    base = r["past_rate"]["test"]["roc_auc"]
+    assert r["logistic"]["test"]["roc_auc"] > base + 0.1
+    assert r["logistic"]["test"]["roc_auc"] > 0.8
+    assert r["gru"]["test"]["roc_auc"] > base
+    assert r["gru"]["epochs_run"] >= 1 and r["base_rate"]["test"]["roc_auc"] == pytest.approx(0.5)

@@ -1,0 +1,95 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from chronorec.forecast.core import (
+    SeriesMatrix,
+    fit_scaler,
+    forecast_metrics,
+    mase_scale,
+    rolling_origin,
+    to_matrix,
+)
+
+
+def _matrix(Y: np.ndarray, season: int = 7) -> SeriesMatrix:
+    periods = pd.date_range("2024-01-01", periods=Y.shape[1], freq="D")
+    return SeriesMatrix(ids=np.arange(len(Y)), periods=periods, Y=Y.astype(np.float64), season=season)
+
+
+def test_metrics_hand_computed():
+    actual = np.array([[[1.0, 2.0]], [[0.0, 4.0]]])  # 2 series, 1 origin, h = 2
+    pred = np.array([[[2.0, 2.0]], [[0.0, 1.0]]])
+    scale = np.array([0.5, 0.0])
+    m = forecast_metrics(actual, pred, scale)
+    assert m["MAE"] == pytest.approx((1 + 0 + 0 + 3) / 4)
+    assert m["MSE"] == pytest.approx((1 + 0 + 0 + 9) / 4)
+    assert m["RMSE"] == pytest.approx(np.sqrt(2.5))
+    # sMAPE: 200*1/3, 0, 0 (both zero), 200*3/5
+    assert m["sMAPE"] == pytest.approx((200 / 3 + 0 + 0 + 120) / 4)
+    assert m["MASE"] == pytest.approx(0.5 / 0.5) and m["series_zero_scale"] == 1
+    assert m["by_horizon"]["MAE"] == pytest.approx([0.5, 1.5])
+
+
+def test_mase_scale_is_in_sample_seasonal_naive():
+    y = np.array([[1.0, 2, 3, 2, 4, 6]])
+    assert mase_scale(y, 3)[0] == pytest.approx((1 + 2 + 3) / 3)
+
+
+def test_seasonal_naive_exact_on_periodic_series():
+    pattern = np.array([3.0, 1, 4, 1, 5, 9, 2])
+    Y = np.stack([np.tile(pattern, 12), np.tile(pattern[::-1] * 2, 12)])
+    ev = rolling_origin(_matrix(Y), h=10, n_origins=3, models=("seasonal_naive", "naive"))
+    sn = ev["results"]["seasonal_naive"]
+    assert sn["MAE"] == 0.0 and sn["RMSE"] == 0.0
+    # a purely periodic series has a zero in-sample scale: left out of MASE and counted
+    assert np.isnan(sn["MASE"]) and sn["series_zero_scale"] == 2
+    assert ev["results"]["naive"]["MAE"] > 1.0
+    np.testing.assert_array_equal(ev["forecasts"]["seasonal_naive"], ev["actual"])
+
+
+def test_scaler_fit_on_training_window_only():
+    rng = np.random.default_rng(0)
+    Y = rng.poisson(20, size=(5, 120)).astype(float)
+    o0 = 120 - 7 - 2 * 7  # the first of 3 origins 7 apart with h = 7
+    mu, sd = fit_scaler(Y[:, :o0])
+    Y2 = Y.copy()
+    Y2[:, o0:] *= 1000  # a different future
+    mu2, sd2 = fit_scaler(Y2[:, :o0])
+    np.testing.assert_array_equal(mu, mu2)
+    np.testing.assert_array_equal(sd, sd2)
+    # the global models' forecasts at the first origin do not depend on values after it
+    kw = {
+        "h": 7,
+        "n_origins": 3,
+        "models": ("gbm", "lstm"),
+        "params": {"lstm": {"epochs": 2, "threads": 1}, "gbm": {"max_iter": 40}},
+    }
+    a = rolling_origin(_matrix(Y), **kw)
+    b = rolling_origin(_matrix(Y2), **kw)
+    for name in ("gbm", "lstm"):
+        np.testing.assert_allclose(a["forecasts"][name][:, 0], b["forecasts"][name][:, 0], rtol=1e-6)
+        assert not np.allclose(a["forecasts"][name][:, -1], b["forecasts"][name][:, -1])
+
+
+def test_global_gbm_learns_weekly_pattern_better_than_naive():
+    rng = np.random.default_rng(1)
+    t = np.arange(200)
+    Y = np.stack([10 + 5 * np.sin(2 * np.pi * (t + s) / 7) + rng.normal(0, 0.5, len(t)) for s in range(6)])
+    ev = rolling_origin(
+        _matrix(Y),
+        h=7,
+        n_origins=4,
+        models=("naive", "seasonal_naive", "gbm"),
+        params={"gbm": {"max_iter": 60, "learning_rate": 0.15}},
+    )
+    r = ev["results"]
+    assert r["gbm"]["MASE"] < r["seasonal_naive"]["MASE"] < r["naive"]["MASE"]
+
+
+def test_to_matrix_fills_missing_periods():
+    s = pd.DataFrame(
+        {"series_id": ["a", "a", "b"], "period": ["2024-01-01", "2024-01-03", "2024-01-02"], "y": [1.0, 3.0, 2.0]}
+    )
+    sm = to_matrix(s)
+    assert sm.season == 7 and sm.Y.tolist() == [[1.0, 0.0, 3.0], [0.0, 2.0, 0.0]]

@@ -1,0 +1,73 @@
+import json
+
+import numpy as np
+import pandas as pd
+from typer.testing import CliRunner
+
+from chronorec.cli import app
+
+runner = CliRunner()
+DAY = 86400
+
+
+def _events(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 300
+    df = pd.DataFrame(
+        {
+            "uid": rng.choice(["a", "b", "c"], n),
+            "sku": rng.integers(0, 20, n),
+            "ts": 1_700_006_400 + np.sort(rng.integers(0, 20 * DAY, n)),
+            "event": rng.choice(["pv", "cart", "buy"], n, p=[0.7, 0.2, 0.1]),
+        }
+    )
+    path = tmp_path / "events.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_features_command_writes_tables(tmp_path):
+    path = _events(tmp_path)
+    out = tmp_path / "feat"
+    r = runner.invoke(
+        app,
+        ["features", "--data", str(path), "--user-col", "uid", "--item-col", "sku", "--time-col", "ts"]
+        + ["--behavior-col", "event", "--freq", "day", "--windows", "1,7", "--out", str(out)],
+    )
+    assert r.exit_code == 0, r.output
+    ft = pd.read_parquet(out / "features.parquet")
+    assert set(ft["entity_id"]) == {"a", "b", "c"} and "w7_share_buy" in ft.columns
+    assert ft["cutoff"].nunique() == 20
+    s = pd.read_parquet(out / "series.parquet")
+    assert len(s) == 3 * 20 and s["count"].sum() == 300
+
+
+def test_forecast_command_on_series_file(tmp_path):
+    t = np.arange(70)
+    s = pd.DataFrame(
+        {
+            "series_id": np.repeat(["x", "y"], 70),
+            "period": np.tile(pd.date_range("2024-01-01", periods=70, freq="D").astype(str), 2),
+            "y": np.r_[np.tile([1.0, 2, 3, 4, 5, 6, 7], 10), 10 + t % 7],
+        }
+    )
+    path = tmp_path / "s.csv"
+    s.to_csv(path, index=False)
+    out = tmp_path / "fc"
+    r = runner.invoke(
+        app,
+        ["forecast", "--series", str(path), "--horizon", "7", "--origins", "2"]
+        + ["--models", "naive,seasonal_naive", "--out", str(out)],
+    )
+    assert r.exit_code == 0, r.output
+    res = json.loads((out / "forecast.json").read_text())["results"]
+    assert res["seasonal_naive"]["MAE"] == 0.0 and res["naive"]["MAE"] > 0
+    assert (out / "forecast.png").stat().st_size > 1000
+
+
+def test_commands_have_help_for_every_option():
+    for cmd in ("features", "predict-behavior", "forecast"):
+        r = runner.invoke(app, [cmd, "--help"], env={"COLUMNS": "250", "TERMINAL_WIDTH": "250", "NO_COLOR": "1"})
+        assert r.exit_code == 0
+        opts = [ln for ln in r.output.splitlines() if ln.strip().startswith("│ --")]
+        assert opts and all(len(ln.split()) > 3 for ln in opts), cmd
