@@ -19,6 +19,10 @@ FAST = {
     "gru4rec_lstm": {"epochs": 2, "dim": 16, "hidden": 16, "max_len": 20, "progress": False, "cell": "lstm"},
     "sasrec": {"epochs": 2, "dim": 16, "max_len": 20, "progress": False},
     "sasrec_sampled": {"epochs": 2, "dim": 16, "max_len": 20, "progress": False, "loss": "sampled", "n_negatives": 20},
+    "bert4rec": {"epochs": 2, "dim": 16, "max_len": 20, "progress": False},
+    "hstu": {"epochs": 2, "dim": 16, "max_len": 20, "progress": False},
+    "hstu_gbce": {"epochs": 2, "dim": 16, "max_len": 20, "progress": False, "loss": "gbce", "n_negatives": 20},
+    "contentrec": {"epochs": 2, "dim": 16, "max_len": 20, "progress": False, "encoder": "hashing", "content_dim": 32},
 }
 
 

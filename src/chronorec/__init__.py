@@ -23,6 +23,9 @@ _EXPORTS = {
     "EASE": "chronorec.models.ease",
     "GRU4Rec": "chronorec.models.gru4rec",
     "SASRec": "chronorec.models.sasrec",
+    "BERT4Rec": "chronorec.models.bert4rec",
+    "HSTU": "chronorec.models.hstu",
+    "ContentSASRec": "chronorec.models.content",
     "load": "chronorec.artifacts",
 }
 

@@ -10,6 +10,9 @@ _KINDS = {
     "ease": "chronorec.models.ease:EASE",
     "gru4rec": "chronorec.models.gru4rec:GRU4Rec",
     "sasrec": "chronorec.models.sasrec:SASRec",
+    "bert4rec": "chronorec.models.bert4rec:BERT4Rec",
+    "hstu": "chronorec.models.hstu:HSTU",
+    "contentrec": "chronorec.models.content:ContentSASRec",
 }
 
 

@@ -46,6 +46,7 @@ class Recommender:
         self.store: SequenceStore | None = None
         self.popularity: np.ndarray | None = None
         self.item_names: pd.Series | None = None
+        self.context_vocab: dict[str, list[str]] = {}  # behaviour names and context-column values (code - 1)
         self.fit_info: dict[str, Any] = {}
 
     def __repr__(self) -> str:
@@ -72,6 +73,12 @@ class Recommender:
         self.users, self.items = log.users, log.items
         self.store = log.sequences()
         self.item_names = log.item_names
+        self.context_vocab = {}
+        if self.store.behaviors is not None and log.behaviors is not None:
+            self.context_vocab["behavior"] = [str(b) for b in log.behaviors.external_ids]
+        for col in log.context_columns:  # the store's codes are pd.factorize(column) + 1
+            if col in log.events.columns:
+                self.context_vocab[col] = [str(v) for v in pd.factorize(log.events[col])[1]]
         self.popularity = np.bincount(self.store.items, minlength=log.n_items + 1).astype(np.float32)
         self.popularity[0] = 0
 
@@ -83,19 +90,37 @@ class Recommender:
         """Scores (len(users), n_items + 1) for internal users and their internal histories."""
         raise NotImplementedError
 
-    def score(self, users: np.ndarray, histories: list[np.ndarray]) -> torch.Tensor:
-        """Scores for a batch; rows with an empty history get training popularity (cold start)."""
+    def score(
+        self, users: np.ndarray, histories: list[np.ndarray], context: list[dict[str, Any] | None] | None = None
+    ) -> torch.Tensor:
+        """Scores for a batch; rows with an empty history get training popularity (cold start).
+
+        ``context`` (models with context only): per row, raw internal context codes aligned to the
+        history (see ``chronorec.models.context``); models without context ignore it.
+        """
         histories = [np.asarray(h, dtype=np.int64) for h in histories]
         empty = np.array([len(h) == 0 for h in histories])
         if empty.all():
             return torch.from_numpy(np.tile(self.popularity, (len(histories), 1)))
-        scores = self._score(np.asarray(users, dtype=np.int64), histories).float()
+        users = np.asarray(users, dtype=np.int64)
+        if context is not None and self.uses_context:
+            scores = self._score(users, histories, context=context).float()
+        else:
+            scores = self._score(users, histories).float()
         if empty.any():
             scores[torch.from_numpy(empty)] = torch.from_numpy(self.popularity)
         return scores
 
+    uses_context: ClassVar[bool] = False  # True where ``_score`` accepts ``context=``
+
     def _topk(
-        self, users: np.ndarray, histories: list[np.ndarray], k: int, exclude_seen: bool, batch_size: int = 1024
+        self,
+        users: np.ndarray,
+        histories: list[np.ndarray],
+        k: int,
+        exclude_seen: bool,
+        batch_size: int = 1024,
+        context: list[dict[str, Any] | None] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         if k <= 0:
             raise ValueError("k must be positive")
@@ -104,7 +129,8 @@ class Recommender:
         with torch.inference_mode():
             for s in range(0, len(users), batch_size):
                 hist = histories[s : s + batch_size]
-                scores = self.score(users[s : s + batch_size], hist)
+                ctx = context[s : s + batch_size] if context is not None else None
+                scores = self.score(users[s : s + batch_size], hist, ctx)
                 if exclude_seen:
                     exclude_items(scores, hist)
                 else:
@@ -149,14 +175,33 @@ class Recommender:
         *,
         exclude_seen: bool = True,
         user_ids: Sequence[Any] | None = None,
+        context: Sequence[dict[str, Any] | None] | None = None,
     ) -> pd.DataFrame:
-        """Top-k for live histories of external item ids (oldest first). Unknown items are ignored."""
-        internal_hist = []
-        for h in histories:
+        """Top-k for live histories of external item ids (oldest first). Unknown items are ignored.
+
+        ``context`` (optional, one dict or None per history) gives the history's context with one
+        value per item, e.g. ``{"behavior": ["view", "cart"], "timestamp": [t1, t2], "device": [...]}``,
+        and under ``"next"`` the request's own context, e.g. ``{"behavior": "buy", "timestamp": t}``.
+        Models without context ignore it.
+        """
+        from chronorec.models.context import encode_external
+
+        if context is not None and len(context) != len(histories):
+            raise ValueError(f"context has {len(context)} entries for {len(histories)} histories")
+        internal_hist, encoded = [], []
+        for r, h in enumerate(histories):
             ids = self.items.to_internal(np.asarray(list(h))) if len(h) else np.zeros(0, np.int64)
             internal_hist.append(ids[ids > 0])
+            c = context[r] if context is not None else None
+            encoded.append(encode_external(c, ids > 0, self.context_vocab) if c else None)
         labels = list(user_ids) if user_ids is not None else list(range(len(histories)))
-        idx, val = self._topk(np.zeros(len(histories), np.int64), internal_hist, k, exclude_seen)
+        idx, val = self._topk(
+            np.zeros(len(histories), np.int64),
+            internal_hist,
+            k,
+            exclude_seen,
+            context=encoded if context is not None else None,
+        )
         return self._frame(labels, idx, val)
 
     # ------------------------------------------------------------------ persistence
@@ -177,10 +222,24 @@ class Recommender:
             "_store.items": self.store.items,
             "_popularity": self.popularity,
         }
+        if self.store.timestamps is not None:
+            tensors["_store.timestamps"] = self.store.timestamps
+        if self.store.behaviors is not None:
+            tensors["_store.behaviors"] = self.store.behaviors
+        for col, codes in self.store.extra.items():
+            tensors[f"_store.extra.{col}"] = np.asarray(codes, dtype=np.int64)
         tensors.update({f"model.{k}": v for k, v in self._state().items()})
         save_tensors(d / "model.safetensors", tensors)
         (d / "config.json").write_text(
-            json.dumps({"kind": self.kind, "config": self.config.model_dump(), "fit_info": self.fit_info}, indent=2)
+            json.dumps(
+                {
+                    "kind": self.kind,
+                    "config": self.config.model_dump(),
+                    "fit_info": self.fit_info,
+                    "context_vocab": self.context_vocab,
+                },
+                indent=2,
+            )
         )
         self.users.save(d / "users.parquet")
         self.items.save(d / "items.parquet")
@@ -205,7 +264,15 @@ class Recommender:
             t = pd.read_parquet(d / "item_names.parquet")
             model.item_names = pd.Series(t["name"].to_numpy(), index=t["internal_id"].to_numpy())
         t = load_tensors(d / "model.safetensors")
-        model.store = SequenceStore(offsets=t["_store.offsets"], items=t["_store.items"], n_items=model.items.size)
+        model.store = SequenceStore(
+            offsets=t["_store.offsets"],
+            items=t["_store.items"],
+            n_items=model.items.size,
+            timestamps=t.get("_store.timestamps"),
+            behaviors=t.get("_store.behaviors"),
+            extra={k[len("_store.extra.") :]: v for k, v in t.items() if k.startswith("_store.extra.")},
+        )
+        model.context_vocab = meta.get("context_vocab", {})
         model.popularity = t["_popularity"]
         model._set_state({k[len("model.") :]: v for k, v in t.items() if k.startswith("model.")})
         return model

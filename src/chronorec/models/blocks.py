@@ -64,3 +64,97 @@ class TransformerBlock(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = x + self.drop(self.attn(self.ln1(x), mask))
         return x + self.drop(self.ffn(self.ln2(x)))
+
+
+def padding_mask(items: torch.Tensor) -> torch.Tensor:
+    """Bidirectional boolean attention mask (B, 1, L, L): padding keys hidden, the diagonal open."""
+    L = items.shape[1]
+    keys = (items > 0)[:, None, None, :].expand(-1, 1, L, L)
+    eye = torch.eye(L, dtype=torch.bool, device=items.device)
+    return keys | eye
+
+
+class ContextEmbedding(nn.Module):
+    """Sum of one embedding per context feature (behaviour, time-gap bucket, hour, device...).
+
+    ``sizes`` maps a feature name to its number of codes (0 = unknown, embedded as zeros), so a
+    token without context gets nothing added and a model falls back to plain items.
+    """
+
+    def __init__(self, sizes: dict[str, int], dim: int, init_std: float = 0.02):
+        super().__init__()
+        self.names = list(sizes)
+        self.tables = nn.ModuleDict({n: nn.Embedding(s, dim, padding_idx=0) for n, s in sizes.items()})
+        for t in self.tables.values():
+            nn.init.normal_(t.weight, std=init_std)
+            with torch.no_grad():
+                t.weight[0].zero_()
+
+    def forward(self, feats: dict[str, torch.Tensor] | None, like: torch.Tensor) -> torch.Tensor:
+        """Summed embeddings shaped like ``like`` (..., dim); features missing from ``feats`` add nothing."""
+        out = torch.zeros_like(like)
+        if feats:
+            for n in self.names:
+                codes = feats.get(n)
+                if codes is not None:
+                    out = out + self.tables[n](codes.clamp(0, self.tables[n].num_embeddings - 1))
+        return out
+
+
+# --------------------------------------------------------------------------- HSTU
+def log_time_buckets(dt: torch.Tensor, n_buckets: int) -> torch.Tensor:
+    """Log-scale buckets of absolute time differences (seconds), as in HSTU: floor(ln(|dt| + 1) / 0.301)."""
+    b = torch.floor(torch.log(dt.abs().float() + 1.0) / 0.301).long()
+    return b.clamp(0, n_buckets - 1)
+
+
+class RelativeBias(nn.Module):
+    """Learned attention bias from relative position (i - j, clipped) and log-bucketed time gap (t_i - t_j)."""
+
+    def __init__(self, max_len: int, n_time_buckets: int = 64, use_time: bool = True):
+        super().__init__()
+        self.max_len = max_len
+        self.pos = nn.Parameter(torch.zeros(2 * max_len - 1))
+        self.n_time_buckets = n_time_buckets
+        self.time = nn.Parameter(torch.zeros(n_time_buckets)) if use_time else None
+
+    def forward(self, L: int, timestamps: torch.Tensor | None) -> torch.Tensor:
+        """Bias (B or 1, L, L)."""
+        idx = torch.arange(L, device=self.pos.device)
+        rel = (idx[:, None] - idx[None, :]).clamp(-(self.max_len - 1), self.max_len - 1) + self.max_len - 1
+        bias = self.pos[rel][None]
+        if self.time is not None and timestamps is not None:
+            dt = timestamps[:, :, None] - timestamps[:, None, :]
+            bias = bias + self.time[log_time_buckets(dt, self.n_time_buckets)]
+        return bias
+
+
+class HSTUBlock(nn.Module):
+    """One HSTU layer ("Actions Speak Louder than Words", Zhai et al. 2024), plain PyTorch reference.
+
+    U, V, Q, K = split(SiLU(f1(LN(x))));  A = SiLU(Q K^T / sqrt(d) + rab^{p,t}) / n  (pointwise, no
+    softmax, masked, normalised by the sequence length n);  y = x + f2(dropout(LN(A V) * U)).
+    """
+
+    def __init__(self, dim: int, heads: int, dropout: float, max_len: int, n_time_buckets: int = 64):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim {dim} must be divisible by heads {heads}")
+        self.heads, self.dim, self.max_len = heads, dim, max_len
+        self.ln_in = nn.LayerNorm(dim)
+        self.f1 = nn.Linear(dim, 4 * dim)
+        self.bias = RelativeBias(max_len, n_time_buckets)
+        self.ln_attn = nn.LayerNorm(dim)
+        self.f2 = nn.Linear(dim, dim)
+        self.drop = FastDropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, timestamps: torch.Tensor | None = None) -> torch.Tensor:
+        """``mask`` (B, 1, L, L) boolean, True = may attend."""
+        B, L, D = x.shape
+        h, dh = self.heads, D // self.heads
+        u, v, q, k = F.silu(self.f1(self.ln_in(x))).split(D, dim=-1)
+        q, k, v = (t.view(B, L, h, dh).transpose(1, 2) for t in (q, k, v))
+        scores = q @ k.transpose(-1, -2) / dh**0.5 + self.bias(L, timestamps)[:, None]
+        attn = F.silu(scores) * mask / self.max_len
+        y = (attn @ v).transpose(1, 2).reshape(B, L, D)
+        return x + self.f2(self.drop(self.ln_attn(y) * u))

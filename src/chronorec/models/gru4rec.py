@@ -9,7 +9,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from chronorec.models.blocks import FastDropout
+from chronorec.models.blocks import ContextEmbedding, FastDropout
 from chronorec.models.sequential import SequentialConfig, SequentialRecommender
 
 
@@ -22,9 +22,10 @@ class GRU4RecConfig(SequentialConfig):
 
 
 class GRU4RecModule(nn.Module):
-    def __init__(self, n_items: int, cfg: GRU4RecConfig):
+    def __init__(self, n_items: int, cfg: GRU4RecConfig, context_sizes: dict[str, int] | None = None):
         super().__init__()
         self.item_emb = nn.Embedding(n_items + 1, cfg.dim, padding_idx=0)
+        self.context = ContextEmbedding(context_sizes, cfg.dim, init_std=cfg.dim**-0.5) if context_sizes else None
         nn.init.normal_(self.item_emb.weight, std=cfg.dim**-0.5)
         rnn = nn.GRU if cfg.cell == "gru" else nn.LSTM
         self.rnn = rnn(
@@ -33,9 +34,12 @@ class GRU4RecModule(nn.Module):
         self.drop = FastDropout(cfg.dropout)
         self.proj = nn.Linear(cfg.hidden, cfg.dim)
 
-    def forward(self, items: torch.Tensor) -> torch.Tensor:
+    def forward(self, items: torch.Tensor, feats: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         # left padding: the recurrent state passes over zero vectors before the first real item
-        x = self.drop(self.item_emb(items))
+        x = self.item_emb(items)
+        if self.context is not None:
+            x = x + self.context(feats, x)
+        x = self.drop(x)
         out, _ = self.rnn(x)
         return self.proj(self.drop(out))
 
@@ -45,4 +49,4 @@ class GRU4Rec(SequentialRecommender):
     Config = GRU4RecConfig
 
     def _build_module(self) -> nn.Module:
-        return GRU4RecModule(self.n_items, self.config)
+        return GRU4RecModule(self.n_items, self.config, self.context_sizes)

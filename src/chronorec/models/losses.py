@@ -1,16 +1,107 @@
-"""Next-item losses over an output embedding table (weight-tied with the input items)."""
+"""Next-item losses over an output embedding table (weight-tied with the input items).
+
+* ``full_softmax_ce``: cross-entropy over the whole catalogue;
+* ``sampled_softmax_ce``: softmax over the target and negatives shared by the batch, uniform or
+  popularity-sampled with the log-Q correction (the sampled sum estimates the full partition
+  function, so the loss tends to the full cross-entropy as the number of negatives grows);
+* ``gbce``: generalised binary cross-entropy of gSASRec (Petrov & Macdonald, 2023), whose
+  calibration parameter ``t`` undoes the overconfidence that negative sampling causes.
+
+Every function takes ``hidden`` (N, d), ``targets`` (N,) and ``item_weight`` (n_items + 1, d),
+row 0 being padding (never a candidate).
+"""
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 
 
-def full_softmax_ce(hidden: torch.Tensor, targets: torch.Tensor, item_weight: torch.Tensor) -> torch.Tensor:
+class _ChunkedSoftmaxCE(torch.autograd.Function):
+    """Mean softmax cross-entropy over the whole catalogue without materialising all logits.
+
+    Logits are computed ``chunk`` rows at a time in ``dtype`` (bfloat16 halves the cost of the
+    dominant matmul on CPUs that support it); forward keeps only the log-sum-exp per row and
+    backward recomputes each chunk's softmax. Peak memory is ``chunk x n_items`` instead of
+    ``N x n_items`` (several GB for ML-1M batches), and the result is the exact loss.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, chunk: int, dtype: torch.dtype):
+        with torch.autocast("cpu", enabled=False):
+            h, w = hidden.to(dtype), weight.to(dtype)
+            n = h.shape[0]
+            lse = torch.empty(n, dtype=torch.float32, device=h.device)
+            tgt = torch.empty(n, dtype=torch.float32, device=h.device)
+            for s in range(0, n, chunk):
+                logits = (h[s : s + chunk] @ w.t()).float()
+                logits[:, 0] = -torch.inf  # padding is never a candidate
+                lse[s : s + chunk] = torch.logsumexp(logits, dim=1)
+                tgt[s : s + chunk] = logits.gather(1, targets[s : s + chunk, None]).squeeze(1)
+        ctx.save_for_backward(hidden, weight, targets, lse)
+        ctx.chunk, ctx.dtype = chunk, dtype
+        return (lse - tgt).mean()
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        hidden, weight, targets, lse = ctx.saved_tensors
+        chunk, dtype = ctx.chunk, ctx.dtype
+        n = hidden.shape[0]
+        scale = grad_out.float() / n
+        with torch.autocast("cpu", enabled=False):
+            h, w = hidden.to(dtype), weight.to(dtype)
+            grad_h = torch.empty(hidden.shape, dtype=torch.float32, device=hidden.device)
+            grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
+            for s in range(0, n, chunk):
+                hc = h[s : s + chunk]
+                logits = (hc @ w.t()).float()
+                logits[:, 0] = -torch.inf
+                p = torch.exp(logits - lse[s : s + chunk, None])
+                p[torch.arange(len(hc)), targets[s : s + chunk]] -= 1.0
+                p = (p * scale).to(dtype)
+                grad_h[s : s + chunk] = (p @ w).float()
+                grad_w += (p.t() @ hc).float()
+        return grad_h.to(hidden.dtype), grad_w.to(weight.dtype), None, None, None
+
+
+def full_softmax_ce(
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    item_weight: torch.Tensor,
+    *,
+    chunk: int = 4096,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
     """Cross-entropy over the whole catalogue. ``hidden`` (N, d), ``targets`` (N,), weight (n_items+1, d)."""
-    logits = hidden @ item_weight.t()
-    logits[:, 0] = -torch.inf  # padding is never a candidate
-    return F.cross_entropy(logits.float(), targets)
+    return _ChunkedSoftmaxCE.apply(hidden, item_weight, targets, chunk, dtype)
+
+
+def full_softmax_ce_reference(hidden: torch.Tensor, targets: torch.Tensor, item_weight: torch.Tensor) -> torch.Tensor:
+    """Plain reference implementation (materialises every logit); the tests check the fast path against it."""
+    logits = (hidden @ item_weight.t()).float()
+    logits[:, 0] = -torch.inf
+    return F.cross_entropy(logits, targets)
+
+
+def sample_negatives(
+    n_items: int,
+    n_negatives: int,
+    *,
+    generator: torch.Generator | None = None,
+    popularity: torch.Tensor | None = None,
+    device: torch.device | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Negatives shared by a batch and log(expected count) of each: uniform over 1..n or by popularity."""
+    if popularity is None:
+        neg = torch.randint(1, n_items + 1, (n_negatives,), generator=generator, device=device)
+        logq = torch.full((n_negatives,), math.log(n_negatives / n_items), device=device)
+    else:
+        q = popularity.double() / popularity.sum()
+        neg = torch.multinomial(q.float(), n_negatives, replacement=True, generator=generator)
+        logq = torch.log(q[neg] * n_negatives).float()
+    return neg, logq
 
 
 def sampled_softmax_ce(
@@ -21,27 +112,72 @@ def sampled_softmax_ce(
     n_negatives: int,
     generator: torch.Generator | None = None,
     popularity: torch.Tensor | None = None,
+    negatives: torch.Tensor | None = None,
+    logq_correction: bool | None = None,
 ) -> torch.Tensor:
     """Softmax over the target and ``n_negatives`` negatives shared by the batch.
 
-    Negatives are uniform over items 1..n, or drawn by ``popularity`` (then every logit is
-    corrected by -log Q(item), the log-Q correction, so the estimate stays unbiased).
-    Negatives equal to a row's target are masked.
+    Negatives are uniform over items 1..n, or drawn by ``popularity``; ``negatives`` gives them
+    explicitly (e.g. every item once: then the loss equals the full cross-entropy exactly).
+    With the log-Q correction (default for popularity sampling, optional for uniform) every
+    *negative* logit is lowered by log(n_negatives * Q(item)), so that the sampled sum is an
+    importance-sampling estimate of the full partition function; the target keeps its own
+    logit, once, with weight 1 (correcting it too would not tend to the full softmax).
+    Negatives equal to a row's target are masked (accidental hits).
     """
     n_items = item_weight.shape[0] - 1
-    if popularity is None:
-        neg = torch.randint(1, n_items + 1, (n_negatives,), generator=generator, device=hidden.device)
-        logq_pos = logq_neg = None
+    if negatives is not None:
+        neg, logq = negatives.to(hidden.device), None
     else:
-        q = popularity / popularity.sum()
-        neg = torch.multinomial(q, n_negatives, replacement=True, generator=generator)
-        logq_neg = torch.log(q[neg] * n_negatives)
-        logq_pos = torch.log(q[targets] * n_negatives)
+        neg, logq = sample_negatives(
+            n_items, n_negatives, generator=generator, popularity=popularity, device=hidden.device
+        )
+    if logq_correction is None:
+        logq_correction = popularity is not None and negatives is None
     pos_logit = (hidden * item_weight[targets]).sum(-1, keepdim=True)
     neg_logit = hidden @ item_weight[neg].t()
-    if logq_neg is not None:
-        pos_logit = pos_logit - logq_pos[:, None]
-        neg_logit = neg_logit - logq_neg[None, :]
+    if logq_correction and logq is not None:
+        neg_logit = neg_logit - logq[None, :].to(neg_logit.dtype)
     neg_logit = neg_logit.masked_fill(neg[None, :] == targets[:, None], -torch.inf)
     logits = torch.cat([pos_logit, neg_logit], dim=1).float()
     return F.cross_entropy(logits, torch.zeros(len(targets), dtype=torch.long, device=hidden.device))
+
+
+def gbce_beta(n_negatives: int, n_items: int, t: float) -> float:
+    """gSASRec's beta = alpha * (t * (1 - 1/alpha) + 1/alpha), alpha = negatives / (items - 1).
+
+    t = 0 gives beta = 1 (plain BCE); t = 1 gives beta = alpha (fully calibrated).
+    """
+    alpha = min(1.0, n_negatives / max(n_items - 1, 1))
+    return alpha * (t * (1.0 - 1.0 / alpha) + 1.0 / alpha)
+
+
+def gbce_from_logits(pos_logit: torch.Tensor, neg_logit: torch.Tensor, beta: float) -> torch.Tensor:
+    """-[beta * log sigmoid(s+) + sum_j log(1 - sigmoid(s_j))], mean over rows.
+
+    ``pos_logit`` (N,), ``neg_logit`` (N, k); a negative logit of -inf (masked) adds nothing.
+    """
+    pos = beta * F.softplus(-pos_logit.float())
+    neg = F.softplus(neg_logit.float())
+    return (pos + neg.sum(1)).mean()
+
+
+def gbce(
+    hidden: torch.Tensor,
+    targets: torch.Tensor,
+    item_weight: torch.Tensor,
+    *,
+    n_negatives: int,
+    t: float = 0.75,
+    generator: torch.Generator | None = None,
+    negatives: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """gBCE with uniform negatives shared by the batch (accidental hits masked)."""
+    n_items = item_weight.shape[0] - 1
+    if negatives is None:
+        negatives, _ = sample_negatives(n_items, n_negatives, generator=generator, device=hidden.device)
+    neg = negatives.to(hidden.device)
+    beta = gbce_beta(len(neg), n_items, t)
+    pos_logit = (hidden * item_weight[targets]).sum(-1)
+    neg_logit = (hidden @ item_weight[neg].t()).masked_fill(neg[None, :] == targets[:, None], -torch.inf)
+    return gbce_from_logits(pos_logit, neg_logit, beta)

@@ -10,7 +10,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from chronorec.models.blocks import FastDropout, TransformerBlock, causal_padding_mask
+from chronorec.models.blocks import ContextEmbedding, FastDropout, TransformerBlock, causal_padding_mask
 from chronorec.models.sequential import SequentialConfig, SequentialRecommender
 
 
@@ -22,9 +22,10 @@ class SASRecConfig(SequentialConfig):
 
 
 class SASRecModule(nn.Module):
-    def __init__(self, n_items: int, cfg: SASRecConfig):
+    def __init__(self, n_items: int, cfg: SASRecConfig, context_sizes: dict[str, int] | None = None):
         super().__init__()
         self.item_emb = nn.Embedding(n_items + 1, cfg.dim, padding_idx=0)
+        self.context = ContextEmbedding(context_sizes, cfg.dim, init_std=1.0) if context_sizes else None
         self.pos_emb = nn.Embedding(cfg.max_len, cfg.dim)
         self.drop = FastDropout(cfg.dropout)
         self.blocks = nn.ModuleList(
@@ -35,11 +36,13 @@ class SASRecModule(nn.Module):
         nn.init.normal_(self.item_emb.weight, std=cfg.dim**-0.5)
         nn.init.normal_(self.pos_emb.weight, std=0.02)
 
-    def forward(self, items: torch.Tensor) -> torch.Tensor:
+    def forward(self, items: torch.Tensor, feats: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         B, L = items.shape
         # positions counted from the end of the sequence, so train and serve agree for any width
         pos = torch.arange(L - 1, -1, -1, device=items.device)
         x = self.item_emb(items) * self.scale + self.pos_emb(pos)[None]
+        if self.context is not None:
+            x = x + self.context(feats, x)
         keep = (items > 0).unsqueeze(-1)
         x = self.drop(x) * keep
         mask = causal_padding_mask(items)
@@ -53,4 +56,4 @@ class SASRec(SequentialRecommender):
     Config = SASRecConfig
 
     def _build_module(self) -> nn.Module:
-        return SASRecModule(self.n_items, self.config)
+        return SASRecModule(self.n_items, self.config, self.context_sizes)

@@ -1,22 +1,29 @@
-"""Shared machinery of the neural next-item models (GRU4Rec, SASRec, ...).
+"""Shared machinery of the neural next-item models (GRU4Rec, SASRec, BERT4Rec, HSTU, ...).
 
 A subclass provides ``_build_module()`` returning an ``nn.Module`` with
-``forward(items (B, L)) -> hidden (B, L, d)`` and an ``item_emb`` embedding whose weight is
-tied to the output layer. Training uses the one loop in ``chronorec.train``; the loss is the
-full-catalogue softmax cross-entropy over every position (or a sampled softmax).
+``forward(items (B, L), feats=None) -> hidden (B, L, d)`` and an ``item_emb`` embedding whose
+weight is tied to the output layer (rows 0..n_items; extra rows such as a mask token are never
+candidates). ``feats`` maps context feature names to (B, L) codes (and ``timestamp`` to raw
+seconds for models that use time directly). Training uses the one loop in ``chronorec.train``;
+a subclass changes what it learns through two hooks: ``_make_batch`` (which tensors one batch
+holds; default: causal next-item inputs and targets) and ``_loss`` (default: the configured
+next-item loss over every target position: full softmax, sampled softmax or gBCE).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 
 from chronorec.evaluate import evaluate_ranking
+from chronorec.models import context as ctxf
 from chronorec.models.base import ModelConfig, Recommender
-from chronorec.models.losses import full_softmax_ce, sampled_softmax_ce
+from chronorec.models.losses import full_softmax_ce, gbce, sampled_softmax_ce
 from chronorec.train import TrainSettings, set_threads, train
+
+Batch = dict[str, Any]
 
 
 class SequentialConfig(ModelConfig):
@@ -28,8 +35,13 @@ class SequentialConfig(ModelConfig):
     lr: float = 1e-3
     weight_decay: float = 0.0
     patience: int = 10
-    loss: Literal["ce", "sampled", "sampled_pop"] = "ce"
+    loss: Literal["ce", "sampled", "sampled_pop", "gbce"] = "ce"
     n_negatives: int = 1000
+    logq_correction: bool | None = None  # sampled softmax: None = for popularity negatives only
+    gbce_t: float = 0.75  # gBCE calibration: 0 = plain BCE, 1 = fully calibrated
+    use_context: bool = False  # sum context embeddings (behaviour, time gap, hour, weekday, columns) into tokens
+    context_features: list[str] | None = None  # None = every feature the log carries
+    request_context: bool = False  # condition the prediction on the next event's context (its behaviour, time)
     train_windows: Literal["last", "random"] = "last"
     seed: int = 0
     threads: int | None = None
@@ -46,66 +58,168 @@ class SequentialConfig(ModelConfig):
 
 class SequentialRecommender(Recommender):
     Config = SequentialConfig
+    uses_context = True
+    window_extra: ClassVar[int] = 1  # events per training window beyond max_len (1: inputs + shifted targets)
+    query_token: ClassVar[bool] = False  # scoring appends a query (mask) token after the history
+    needs_timestamps: ClassVar[bool] = False  # the module reads raw timestamps (feats["timestamp"])
 
     def __init__(self, **params: Any):
         super().__init__(**params)
         self.module: torch.nn.Module | None = None
+        self._codes: dict[str, np.ndarray] | None = None
 
     def _build_module(self) -> torch.nn.Module:
         raise NotImplementedError
 
+    # ------------------------------------------------------------------ context
+    @property
+    def context_features(self) -> list[str]:
+        """Context features the model embeds (empty unless ``use_context``)."""
+        if not self.config.use_context:
+            return []
+        has_time = self.store is not None and self.store.timestamps is not None
+        avail = ctxf.available_features(self.context_vocab, has_time)
+        wanted = self.config.context_features
+        if wanted is None:
+            return avail
+        known = set(ctxf.TIME_FEATURES) | set(self.context_vocab)
+        bad = [f for f in wanted if f not in known]
+        if bad:
+            raise ValueError(f"unknown context features {bad}; this log has {sorted(known)}")
+        return list(wanted)
+
+    @property
+    def context_sizes(self) -> dict[str, int]:
+        """Embedding table size per context feature (for ``blocks.ContextEmbedding``)."""
+        return ctxf.feature_sizes(self.context_features, self.context_vocab)
+
+    def _init_module(self) -> torch.nn.Module:
+        from chronorec.models.blocks import ContextEmbedding
+
+        module = self._build_module()
+        if self.config.use_context and self.config.request_context and not self.query_token:
+            module.next_context = ContextEmbedding(self.context_sizes, self.config.dim)
+        return module
+
+    def _flat_codes(self) -> dict[str, np.ndarray]:
+        """Context feature codes for every event of the store (flat, aligned with ``store.items``)."""
+        if self._codes is None:
+            st = self.store
+            codes: dict[str, np.ndarray] = {}
+            feats = self.context_features
+            if feats:
+                raw = {"behavior": st.behaviors, "timestamp": st.timestamps, **st.extra}
+                raw = {k: v for k, v in raw.items() if v is not None}
+                first = np.zeros(len(st.items), bool)
+                starts = st.offsets[:-1][st.lengths > 0]
+                first[starts] = True
+                codes = ctxf.event_features(raw, first, feats)
+            if self.needs_timestamps and st.timestamps is not None:
+                codes["timestamp"] = st.timestamps
+            self._codes = codes
+        return self._codes
+
+    # ------------------------------------------------------------------ training hooks
+    @staticmethod
+    def _gather(flat: np.ndarray, spans: list[tuple[int, int]], width: int, tail: int = 0) -> torch.Tensor:
+        """Left-padded (len(spans), width + tail) rows of ``flat[a:b]``, each ending at column ``width``."""
+        out = np.zeros((len(spans), width + tail), dtype=np.int64)
+        for r, (a, b) in enumerate(spans):
+            if b > a:
+                out[r, width - (b - a) : width] = flat[a:b]
+        return torch.from_numpy(out)
+
+    def _make_batch(self, spans: list[tuple[int, int]], rng: np.random.Generator) -> Batch:
+        """One batch from event spans ``[a, b)`` of the flat store (causal next-item by default).
+
+        Returns ``items`` and ``targets`` (B, W), ``feats`` (context codes of the input events) and,
+        with ``request_context``, ``next`` (the context codes of each target event).
+        """
+        inputs = [(a, b - 1) for a, b in spans]
+        targets = [(a + 1, b) for a, b in spans]
+        width = min(self.config.max_len, max(b - a for a, b in inputs))
+        codes = self._flat_codes()
+        batch: Batch = {
+            "items": self._gather(self.store.items, inputs, width),
+            "targets": self._gather(self.store.items, targets, width),
+            "feats": {f: self._gather(c, inputs, width) for f, c in codes.items()} or None,
+        }
+        if self.config.use_context and self.config.request_context:
+            batch["next"] = {f: self._gather(codes[f], targets, width) for f in self.context_features}
+        return batch
+
+    def _hidden(self, module, items: torch.Tensor, feats, nxt=None) -> torch.Tensor:
+        h = module(items, feats) if feats else module(items)
+        if nxt and getattr(module, "next_context", None) is not None:
+            h = h + module.next_context(nxt, h)
+        return h
+
+    def _output_weight(self, module) -> torch.Tensor:
+        """Output embeddings of the candidates 0..n_items (0 = padding)."""
+        return module.item_emb.weight[: self.n_items + 1]
+
+    def _item_loss(self, module, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The configured next-item loss for hidden states (N, d) and their targets (N,)."""
+        cfg = self.config
+        w = self._output_weight(module)
+        if cfg.loss == "ce":
+            return full_softmax_ce(hidden, targets, w, dtype=torch.bfloat16 if cfg.amp else torch.float32)
+        if cfg.loss == "gbce":
+            return gbce(hidden, targets, w, n_negatives=cfg.n_negatives, t=cfg.gbce_t, generator=self._gen)
+        return sampled_softmax_ce(
+            hidden,
+            targets,
+            w,
+            n_negatives=cfg.n_negatives,
+            generator=self._gen,
+            popularity=self._pop,
+            logq_correction=cfg.logq_correction,
+        )
+
+    def _loss(self, module, batch: Batch) -> torch.Tensor:
+        """Mean loss of one batch (default: every non-padding target position)."""
+        h = self._hidden(module, batch["items"], batch.get("feats"), batch.get("next"))
+        y = batch["targets"]
+        mask = y > 0
+        return self._item_loss(module, h[mask], y[mask])
+
     # ------------------------------------------------------------------ training
-    def _training_sequences(self) -> list[np.ndarray]:
+    def _training_spans(self) -> list[tuple[int, int]]:
         st = self.store
-        seqs = [st.user_items(u) for u in range(1, st.n_users + 1)]
-        return [s for s in seqs if len(s) >= 2]
+        off, lens = st.offsets, st.lengths
+        users = np.flatnonzero(lens >= 2)
+        return [(int(off[u]), int(off[u + 1])) for u in users if u > 0]
 
     def _fit(self, log, validation) -> None:
         cfg = self.config
         set_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
-        self.module = self._build_module()
-        seqs = self._training_sequences()
-        lens = np.array([len(s) for s in seqs])
-        L = cfg.max_len
-        gen = torch.Generator().manual_seed(cfg.seed + 1)
-        pop = torch.from_numpy(np.maximum(self.popularity, 0)) if cfg.loss == "sampled_pop" else None
-        if pop is not None:
-            pop[0] = 0
+        self._codes = None
+        self.module = self._init_module()
+        spans = self._training_spans()
+        lens = np.array([b - a for a, b in spans])
+        span_len = cfg.max_len + self.window_extra
+        self._gen = torch.Generator().manual_seed(cfg.seed + 1)
+        self._pop = None
+        if cfg.loss == "sampled_pop":
+            self._pop = torch.from_numpy(np.maximum(self.popularity, 0))
+            self._pop[0] = 0
 
-        def window(s: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-            if cfg.train_windows == "random" and len(s) > L + 1:
-                end = int(rng.integers(L + 1, len(s) + 1))
-                return s[end - L - 1 : end]
-            return s[-(L + 1) :]
+        def window(a: int, b: int, rng: np.random.Generator) -> tuple[int, int]:
+            if cfg.train_windows == "random" and b - a > span_len:
+                end = int(rng.integers(a + span_len, b + 1))
+                return end - span_len, end
+            return max(a, b - span_len), b
 
         def batches(epoch: int, rng: np.random.Generator):
-            order = rng.permutation(len(seqs))
-            for b in range(0, len(order), cfg.batch_size):
-                idx = order[b : b + cfg.batch_size]
-                ws = [window(seqs[i], rng) for i in idx]
-                width = min(L, max(len(w) for w in ws) - 1)
-                x = np.zeros((len(ws), width), np.int64)
-                y = np.zeros((len(ws), width), np.int64)
-                for r, w in enumerate(ws):
-                    n = len(w) - 1
-                    x[r, width - n :] = w[:-1]
-                    y[r, width - n :] = w[1:]
-                yield torch.from_numpy(x), torch.from_numpy(y)
+            order = rng.permutation(len(spans))
+            for s in range(0, len(order), cfg.batch_size):
+                idx = order[s : s + cfg.batch_size]
+                yield self._make_batch([window(*spans[i], rng) for i in idx], rng)
 
         def loss_fn(module, batch):
-            x, y = batch
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp):
-                return _loss(module, x, y)
-
-        def _loss(module, x, y):
-            h = module(x)
-            mask = y > 0
-            hv, yv = h[mask], y[mask]
-            w = module.item_emb.weight
-            if cfg.loss == "ce":
-                return full_softmax_ce(hv, yv, w)
-            return sampled_softmax_ce(hv, yv, w, n_negatives=cfg.n_negatives, generator=gen, popularity=pop)
+                return self._loss(module, batch)
 
         validate = None
         if validation is not None and len(validation):
@@ -137,7 +251,7 @@ class SequentialRecommender(Recommender):
             plateau_factor=cfg.plateau_factor,
             plateau_patience=cfg.plateau_patience,
         )
-        n = len(seqs)
+        n = len(spans)
         result = train(
             self.module,
             batches=batches,
@@ -158,24 +272,104 @@ class SequentialRecommender(Recommender):
         }
 
     # ------------------------------------------------------------------ scoring
-    def _score(self, users: np.ndarray, histories: list[np.ndarray]) -> torch.Tensor:
+    def _row_context(self, user: int, hist: np.ndarray, ctx: dict[str, Any] | None):
+        """(feature codes aligned to ``hist``, raw timestamps or None, next-event codes or None) for one row.
+
+        Without an explicit context, a known user's stored context is used where the history
+        starts with the user's training sequence (later events get code 0 = unknown).
+        """
+        feats = self.context_features
+        n = len(hist)
+        nxt_raw = None
+        if ctx is not None:
+            raw = {k: v for k, v in ctx.items() if k != "next"}
+            nxt_raw = ctx.get("next")
+            m = n
+        else:
+            raw, m = {}, 0
+            st = self.store
+            if user > 0 and (st.timestamps is not None or st.behaviors is not None or st.extra):
+                a, b = int(st.offsets[user]), int(st.offsets[user + 1])
+                m = min(n, b - a)
+                if m and np.array_equal(hist[:m], st.items[a : a + m]):
+                    flat = self._flat_codes()
+                    codes = {f: np.pad(flat[f][a : a + m], (0, n - m)) for f in feats}
+                    ts = None
+                    if st.timestamps is not None:
+                        ts = st.timestamps[a : a + m]
+                        ts = np.concatenate([ts, np.full(n - m, ts[-1] if m else 0, np.int64)])
+                    return codes, ts, None
+                m = 0
+        first = np.zeros(m, bool)
+        first[:1] = True
+        codes = ctxf.event_features({k: np.asarray(v)[:m] for k, v in raw.items()}, first, feats)
+        codes = {f: np.pad(c, (0, n - m)) for f, c in codes.items()}
+        ts = raw.get("timestamp")
+        ts = None if ts is None else np.asarray(ts, dtype=np.int64)
+        nxt = None
+        if nxt_raw:
+            last = int(ts[-1]) if ts is not None and len(ts) else None
+            nxt = ctxf.next_features(nxt_raw, last, feats)
+        return codes, ts, nxt
+
+    def _score(
+        self, users: np.ndarray, histories: list[np.ndarray], context: list[dict[str, Any] | None] | None = None
+    ) -> torch.Tensor:
         L = self.config.max_len
-        width = max(1, min(L, max(len(h) for h in histories)))
-        x = np.zeros((len(histories), width), np.int64)
+        q = int(self.query_token)
+        width = max(1, min(L - q, max(len(h) for h in histories)))
+        B = len(histories)
+        x = np.zeros((B, width + q), np.int64)
+        if q:
+            x[:, width] = self.n_items + 1  # the mask token
+        feats_np: dict[str, np.ndarray] = {}
+        nxt_np: dict[str, np.ndarray] = {}
+        want_ctx = bool(self.context_features) or self.needs_timestamps
+        if want_ctx:
+            feats_np = {f: np.zeros((B, width + q), np.int64) for f in self.context_features}
+            if self.needs_timestamps:
+                feats_np["timestamp"] = np.zeros((B, width + q), np.int64)
+            nxt_np = {f: np.zeros(B, np.int64) for f in self.context_features}
         for r, h in enumerate(histories):
-            h = h[-width:]
-            if len(h):
-                x[r, width - len(h) :] = h
+            hh = h[-width:]
+            if len(hh):
+                x[r, width - len(hh) : width] = hh
+            if not want_ctx:
+                continue
+            codes, ts, nxt = self._row_context(
+                int(users[r]) if r < len(users) else 0, h, context[r] if context is not None else None
+            )
+            k = len(hh)
+            for f, c in codes.items():
+                if k:
+                    feats_np[f][r, width - k : width] = c[-k:]
+            if nxt:
+                for f, v in nxt.items():
+                    nxt_np[f][r] = v
+                    if q:
+                        feats_np[f][r, width] = v  # the query token carries the request's context
+            if self.needs_timestamps and ts is not None and len(ts):
+                feats_np["timestamp"][r, width - k : width] = ts[-k:]
+                if q:
+                    t_next = (context[r] or {}).get("next", {}).get("timestamp") if context is not None else None
+                    feats_np["timestamp"][r, width] = int(t_next) if t_next is not None else ts[-1]
+        feats = {f: torch.from_numpy(v) for f, v in feats_np.items()} or None
+        nxt_t = None
+        if self.config.request_context and nxt_np and not q:
+            nxt_t = {f: torch.from_numpy(v)[:, None] for f, v in nxt_np.items()}
         self.module.eval()
         with torch.inference_mode():
-            h = self.module(torch.from_numpy(x))[:, -1]
-            return h @ self.module.item_emb.weight.t()
+            h = self._hidden(self.module, torch.from_numpy(x), feats)[:, -1:]
+            if nxt_t is not None and getattr(self.module, "next_context", None) is not None:
+                h = h + self.module.next_context(nxt_t, h)
+            return h[:, 0] @ self._output_weight(self.module).t()
 
     # ------------------------------------------------------------------ persistence
     def _state(self) -> dict[str, Any]:
         return dict(self.module.state_dict())
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        self.module = self._build_module()
+        self._codes = None
+        self.module = self._init_module()
         self.module.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()})
         self.module.eval()

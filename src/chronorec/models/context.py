@@ -1,0 +1,128 @@
+"""Per-event context features for the sequence models.
+
+Every event of a sequence may carry: its behaviour type, the time gap to the previous event of
+the same user (log2-scale buckets), the hour of day and the weekday (UTC) of its timestamp, and
+the codes of the log's categorical context columns (device, location...). Each feature is a small
+integer code, 0 meaning "unknown" (padding, a plain item history, a value unseen in training), so a
+model can sum one embedding per feature into the item token and fall back to plain items.
+
+Raw context of one sequence (or of the flat store) is a dict with any of the keys ``behavior``
+(internal behaviour ids), ``timestamp`` (int64 seconds) and the context column names (codes
+1..V); ``event_features`` turns it into the enabled feature codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+TIME_FEATURES = ("gap", "hour", "weekday")
+GAP_BUCKETS = 24  # log2 buckets of the gap in seconds: 0 s .. ~97 days, longer gaps share the last
+BUILTIN_SIZES = {"gap": GAP_BUCKETS + 2, "hour": 25, "weekday": 8}  # code 0 = unknown, gap 1 = first event
+
+
+def gap_bucket(gaps: np.ndarray) -> np.ndarray:
+    """Codes 2.. for gaps in seconds: 2 + floor(log2(1 + gap)), capped (1 = no previous event)."""
+    g = np.maximum(np.asarray(gaps, dtype=np.float64), 0.0)
+    return 2 + np.minimum(np.floor(np.log2(1.0 + g)), GAP_BUCKETS - 1).astype(np.int64)
+
+
+def hour_code(ts: np.ndarray) -> np.ndarray:
+    return (np.asarray(ts, dtype=np.int64) // 3600) % 24 + 1
+
+
+def weekday_code(ts: np.ndarray) -> np.ndarray:
+    """1 = Monday .. 7 = Sunday (1970-01-01 was a Thursday)."""
+    return (np.asarray(ts, dtype=np.int64) // 86_400 + 3) % 7 + 1
+
+
+def available_features(vocab: Mapping[str, Sequence[Any]], has_time: bool) -> list[str]:
+    """Features a log supports: behaviour (if typed), time features (if timed), context columns."""
+    out = ["behavior"] if "behavior" in vocab else []
+    if has_time:
+        out += list(TIME_FEATURES)
+    return out + [c for c in vocab if c != "behavior"]
+
+
+def feature_sizes(features: Sequence[str], vocab: Mapping[str, Sequence[Any]]) -> dict[str, int]:
+    """Embedding table size per feature (including the 0 = unknown code)."""
+    return {f: BUILTIN_SIZES[f] if f in BUILTIN_SIZES else len(vocab[f]) + 1 for f in features}
+
+
+def event_features(raw: Mapping[str, np.ndarray], first: np.ndarray, features: Sequence[str]) -> dict[str, np.ndarray]:
+    """Feature codes per event. ``first`` marks the first event of each sequence (its gap is unknown)."""
+    n = len(first)
+    out: dict[str, np.ndarray] = {}
+    ts = raw.get("timestamp")
+    for f in features:
+        if f in TIME_FEATURES:
+            if ts is None:
+                out[f] = np.zeros(n, np.int64)
+            elif f == "gap":
+                gaps = np.diff(np.asarray(ts, dtype=np.int64), prepend=0)
+                out[f] = np.where(first, 1, gap_bucket(gaps)).astype(np.int64) if n else np.zeros(0, np.int64)
+            elif f == "hour":
+                out[f] = hour_code(ts)
+            else:
+                out[f] = weekday_code(ts)
+        else:
+            v = raw.get(f)
+            out[f] = np.zeros(n, np.int64) if v is None else np.asarray(v, dtype=np.int64)
+    return out
+
+
+def next_features(nxt: Mapping[str, Any], last_ts: int | None, features: Sequence[str]) -> dict[str, int]:
+    """Codes of the request's (next event's) context: its behaviour, time and context columns."""
+    out: dict[str, int] = {}
+    ts = nxt.get("timestamp")
+    for f in features:
+        if f in TIME_FEATURES:
+            if ts is None:
+                out[f] = 0
+            elif f == "gap":
+                out[f] = 1 if last_ts is None else int(gap_bucket(np.array([int(ts) - int(last_ts)]))[0])
+            elif f == "hour":
+                out[f] = int(hour_code(np.array([ts]))[0])
+            else:
+                out[f] = int(weekday_code(np.array([ts]))[0])
+        else:
+            out[f] = int(nxt.get(f, 0) or 0)
+    return out
+
+
+def encode_external(context: Mapping[str, Any], keep: np.ndarray, vocab: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
+    """External context of one live history -> raw internal codes, aligned to the kept items.
+
+    ``context`` maps ``behavior`` / ``timestamp`` / context-column names to one value per history
+    item, and optionally ``next`` to a dict of single values for the event to predict. Values
+    unseen in training get code 0.
+    """
+    out: dict[str, Any] = {}
+    for key, values in context.items():
+        if key == "next":
+            continue
+        arr = np.asarray(list(values), dtype=object)
+        if len(arr) != len(keep):
+            raise ValueError(f"context {key!r} has {len(arr)} values for a history of {len(keep)} items")
+        arr = arr[keep]
+        if key == "timestamp":
+            out[key] = arr.astype(np.int64)
+        elif key in vocab:
+            out[key] = _codes(arr, vocab[key])
+    nxt = context.get("next")
+    if nxt:
+        enc: dict[str, Any] = {}
+        for key, value in nxt.items():
+            if key == "timestamp":
+                enc[key] = int(value)
+            elif key in vocab:
+                enc[key] = int(_codes(np.array([value], dtype=object), vocab[key])[0])
+        out["next"] = enc
+    return out
+
+
+def _codes(values: np.ndarray, vocab: Sequence[Any]) -> np.ndarray:
+    index = {str(v): i + 1 for i, v in enumerate(vocab)}
+    return np.array([index.get(str(v), 0) for v in values], dtype=np.int64)
