@@ -104,7 +104,7 @@ class SequentialRecommender(Recommender):
             hv, yv = h[mask], y[mask]
             w = module.item_emb.weight
             if cfg.loss == "ce":
-                return full_softmax_ce(hv, yv, w)
+                return full_softmax_ce(hv, yv, w, dtype=torch.bfloat16 if cfg.amp else torch.float32)
             return sampled_softmax_ce(hv, yv, w, n_negatives=cfg.n_negatives, generator=gen, popularity=pop)
 
         validate = None
