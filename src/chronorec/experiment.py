@@ -31,13 +31,23 @@ def peak_rss_mb() -> float:
 
 
 def git_commit() -> str | None:
+    """HEAD of the source checkout, with ``-dirty`` appended when tracked files have uncommitted changes."""
+    here = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).resolve().parent, timeout=5
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=here, timeout=5)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            cwd=here,
+            timeout=5,
         )
-        return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+    commit = head.stdout.strip()
+    if not commit:
+        return None
+    return commit + ("-dirty" if dirty.stdout.strip() else "")
 
 
 def machine_info() -> dict[str, Any]:
