@@ -50,6 +50,26 @@ class TrainResult:
     stopped: str = ""
 
 
+def steady_allocator() -> None:
+    """Keep glibc from hoarding freed tensor memory.
+
+    By default glibc raises its mmap threshold after large frees, so the ever-changing batch
+    shapes of sequence training are served from heap arenas that fragment and never shrink:
+    an ML-1M SASRec run grew past 5 GB of RSS that way, against about 1 GB with a fixed
+    threshold. A no-op where glibc's ``mallopt`` is not available.
+    """
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 4 * 1024 * 1024)  # M_MMAP_THRESHOLD = 4 MiB, which also stops the dynamic raise
+    except (OSError, AttributeError):
+        pass
+
+
 def set_threads(threads: int | None) -> None:
     if threads:
         torch.set_num_threads(int(threads))
@@ -103,6 +123,7 @@ def train(
     """
     from tqdm.auto import tqdm
 
+    steady_allocator()
     set_threads(settings.threads)
     rng = seed_everything(settings.seed)
     opt = torch.optim.AdamW(module.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
