@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for f in sorted((out / "runs").glob("*.json")):
             res = json.loads(f.read_text())
-            res["model"] = f.stem.split("-seed")[0][len(res["dataset"]) + 1 :]
+            res["model"] = f.stem[len(res["dataset"]) + 1 :]  # model-seedN[-tag]: every run stays distinguishable
             rows.append(res)
         return _write_summary(out, rows, tag, argv)
 
