@@ -19,6 +19,7 @@ FAST = {
     "gru4rec_lstm": {"epochs": 2, "dim": 16, "hidden": 16, "max_len": 20, "progress": False, "cell": "lstm"},
     "sasrec": {"epochs": 2, "dim": 16, "max_len": 20, "progress": False},
     "sasrec_sampled": {"epochs": 2, "dim": 16, "max_len": 20, "progress": False, "loss": "sampled", "n_negatives": 20},
+    "sasrec_cosine": {"epochs": 2, "dim": 16, "max_len": 20, "progress": False, "similarity": "cosine"},
     "bert4rec": {"epochs": 2, "dim": 16, "max_len": 20, "progress": False},
     "hstu": {"epochs": 2, "dim": 16, "max_len": 20, "progress": False},
     "hstu_gbce": {"epochs": 2, "dim": 16, "max_len": 20, "progress": False, "loss": "gbce", "n_negatives": 20},
@@ -105,6 +106,18 @@ def _ndcg(model, sp):
     "kind,params",
     [
         ("sasrec", {"epochs": 25, "dim": 32, "max_len": 30, "lr": 3e-3, "batch_size": 64, "patience": 5}),
+        (
+            "sasrec",
+            {
+                "epochs": 25,
+                "dim": 32,
+                "max_len": 30,
+                "lr": 3e-3,
+                "batch_size": 64,
+                "patience": 5,
+                "similarity": "cosine",
+            },
+        ),
         (
             "gru4rec",
             {"epochs": 25, "dim": 32, "hidden": 64, "max_len": 30, "lr": 3e-3, "batch_size": 64, "patience": 5},

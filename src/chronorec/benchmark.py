@@ -83,6 +83,7 @@ def run_one(
     seed: int,
     out_json: Path,
     progress: bool,
+    save_model: Path | None = None,
 ) -> dict[str, Any]:
     """Fit and evaluate one model on one dataset in this process."""
     import torch
@@ -124,6 +125,9 @@ def run_one(
         max_len=params.get("max_len"),
         provenance=provenance(),
     )
+    if save_model is not None:
+        model.save(save_model)
+        res["saved_model"] = str(save_model)
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(res, indent=2, default=float))
     return res
@@ -167,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tag", default="", help="suffix for the output file names")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument(
+        "--save-model",
+        default=None,
+        metavar="DIR",
+        help="save each trained model under DIR/<dataset>-<model> (safetensors + JSON), e.g. for `chronorec serve`",
+    )
+    p.add_argument(
         "--aggregate", action="store_true", help="only rebuild the summary table from the saved runs under --out/runs"
     )
     p.add_argument("--one", nargs=2, metavar=("DATASET", "MODEL"), help=argparse.SUPPRESS)
@@ -200,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             out_json=out / "runs" / f"{dataset}-{model}-seed{args.seed}{tag}.json",
             progress=not args.no_progress,
+            save_model=Path(args.save_model) / f"{dataset}-{model}" if args.save_model else None,
         )
         return 0
 
@@ -235,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
                 cmd += ["--tag", args.tag]
             if args.no_progress:
                 cmd.append("--no-progress")
+            if args.save_model:
+                cmd += ["--save-model", args.save_model]
             print(f"== {dataset} / {model}", flush=True)
             subprocess.run(cmd, check=True)
             res = json.loads((out / "runs" / f"{dataset}-{model}-seed{args.seed}{tag}.json").read_text())

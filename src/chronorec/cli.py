@@ -771,7 +771,7 @@ def benchmark(ctx: typer.Context) -> None:
     """Reproduce published protocols on benchmark datasets (chronorec.benchmark); all options are passed through.
 
     Options (see `chronorec benchmark --help`): --datasets, --models, --data-dir, --out, --seed,
-    --threads, --set MODEL.KEY=VALUE, --tag, --no-progress.
+    --threads, --set MODEL.KEY=VALUE, --tag, --no-progress, --save-model DIR.
     """
     from chronorec.benchmark import main as benchmark_main
 

@@ -54,6 +54,10 @@ class SequentialConfig(ModelConfig):
     plateau_factor: float | None = None  # learning-rate decay factor when validation stops improving
     plateau_patience: int = 3
     amp: bool = False  # bfloat16 autocast for training (CPU with AVX-512 BF16, or GPU)
+    # "dot": logits are hidden . item embedding; "cosine": both are L2-normalised and the
+    # logits divided by ``temperature`` (as in HSTU's training recipe)
+    similarity: Literal["dot", "cosine"] = "dot"
+    temperature: float = 0.05
 
 
 class SequentialRecommender(Recommender):
@@ -158,10 +162,17 @@ class SequentialRecommender(Recommender):
         """Output embeddings of the candidates 0..n_items (0 = padding)."""
         return module.item_emb.weight[: self.n_items + 1]
 
+    def _logit_space(self, hidden: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(query, candidate) vectors whose dot products are the logits, per ``similarity``."""
+        if self.config.similarity == "cosine":
+            hidden = torch.nn.functional.normalize(hidden, dim=-1) / self.config.temperature
+            weight = torch.nn.functional.normalize(weight, dim=-1)
+        return hidden, weight
+
     def _item_loss(self, module, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The configured next-item loss for hidden states (N, d) and their targets (N,)."""
         cfg = self.config
-        w = self._output_weight(module)
+        hidden, w = self._logit_space(hidden, self._output_weight(module))
         if cfg.loss == "ce":
             return full_softmax_ce(hidden, targets, w, dtype=torch.bfloat16 if cfg.amp else torch.float32)
         if cfg.loss == "gbce":
@@ -362,7 +373,8 @@ class SequentialRecommender(Recommender):
             h = self._hidden(self.module, torch.from_numpy(x), feats)[:, -1:]
             if nxt_t is not None and getattr(self.module, "next_context", None) is not None:
                 h = h + self.module.next_context(nxt_t, h)
-            return h[:, 0] @ self._output_weight(self.module).t()
+            q, w = self._logit_space(h[:, 0], self._output_weight(self.module))
+            return q @ w.t()
 
     # ------------------------------------------------------------------ persistence
     def _state(self) -> dict[str, Any]:
