@@ -159,6 +159,35 @@ def _data_overrides(
     }
 
 
+_DATA_OPTIONS = (
+    "data",
+    "dataset",
+    "data_dir",
+    "user_col",
+    "item_col",
+    "time_col",
+    "behavior_col",
+    "value_col",
+    "context_col",
+    "time_unit",
+)
+
+
+def _run_overrides(options: dict[str, Any]) -> dict[str, Any]:
+    """Config overrides from the data, split, seed and thread options of a command (its ``locals()``)."""
+    return {
+        "data": _data_overrides(*(options.get(k) for k in _DATA_OPTIONS)),
+        "split": {
+            "protocol": options.get("split"),
+            "cutoff": options.get("cutoff"),
+            "validation_cutoff": options.get("validation_cutoff"),
+            "min_events": options.get("min_events"),
+        },
+        "seed": options.get("seed"),
+        "threads": options.get("threads"),
+    }
+
+
 def load_events(cfg: Any) -> Any:
     """The EventLog described by the config's data section (and its seed, for the synthetic set)."""
     from chronorec.eventlog import EventLog
@@ -367,35 +396,12 @@ def train(
     config: ConfigOpt = None,
 ) -> None:
     """Train one model on the training part of a split (validation for early stopping) and save it."""
+    overrides = _run_overrides(locals())
     with _user_errors():
         from chronorec.config import model_entry
         from chronorec.models import registry
 
-        cfg = _settings(
-            config,
-            {
-                "data": _data_overrides(
-                    data,
-                    dataset,
-                    data_dir,
-                    user_col,
-                    item_col,
-                    time_col,
-                    behavior_col,
-                    value_col,
-                    context_col,
-                    time_unit,
-                ),
-                "split": {
-                    "protocol": split,
-                    "cutoff": cutoff,
-                    "validation_cutoff": validation_cutoff,
-                    "min_events": min_events,
-                },
-                "seed": seed,
-                "threads": threads,
-            },
-        )
+        cfg = _settings(config, overrides)
         # the model entry: from the config (by --name / --kind / first), else just --kind
         entries = list(cfg.models)
         entry = None
@@ -524,6 +530,7 @@ def evaluate(
     config: ConfigOpt = None,
 ) -> None:
     """Evaluate saved models on a split of a dataset (full-catalogue ranking) and compare them in one table."""
+    overrides = _run_overrides(locals())
     with _user_errors():
         from chronorec.artifacts import load
         from chronorec.evaluate import evaluate_ranking
@@ -533,31 +540,12 @@ def evaluate(
         cfg = _settings(
             config,
             {
-                "data": _data_overrides(
-                    data,
-                    dataset,
-                    data_dir,
-                    user_col,
-                    item_col,
-                    time_col,
-                    behavior_col,
-                    value_col,
-                    context_col,
-                    time_unit,
-                ),
-                "split": {
-                    "protocol": split,
-                    "cutoff": cutoff,
-                    "validation_cutoff": validation_cutoff,
-                    "min_events": min_events,
-                },
+                **overrides,
                 "evaluation": {
                     "ks": k_list,
                     "exclude_history": None if include_history is None else not include_history,
                     "model_dirs": [str(p) for p in model_dirs] if model_dirs else None,
                 },
-                "seed": seed,
-                "threads": threads,
             },
         )
         if part not in ("test", "validation"):
