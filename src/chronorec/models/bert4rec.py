@@ -9,14 +9,13 @@ and predicts the masked items with the configured loss. Serving appends the mask
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from chronorec.models.blocks import ContextEmbedding, FastDropout, TransformerBlock, padding_mask
+from chronorec.models.blocks import SequenceEncoder, TransformerBlock
 from chronorec.models.sequential import Batch, SequentialConfig, SequentialRecommender
 
 
@@ -30,33 +29,13 @@ class BERT4RecConfig(SequentialConfig):
     mask_last_prob: float = 0.1  # share of sequences trained with only their last item masked
 
 
-class BERT4RecModule(nn.Module):
-    def __init__(self, n_items: int, cfg: BERT4RecConfig, context_sizes: dict[str, int] | None = None):
-        super().__init__()
-        self.item_emb = nn.Embedding(n_items + 2, cfg.dim, padding_idx=0)  # + the mask token n_items + 1
-        self.pos_emb = nn.Embedding(cfg.max_len, cfg.dim)
-        self.context = ContextEmbedding(context_sizes, cfg.dim, init_std=1.0) if context_sizes else None
-        self.drop = FastDropout(cfg.dropout)
-        self.blocks = nn.ModuleList(
-            TransformerBlock(cfg.dim, cfg.heads, cfg.dropout, cfg.ffn_mult) for _ in range(cfg.layers)
-        )
-        self.ln = nn.LayerNorm(cfg.dim)
-        self.scale = math.sqrt(cfg.dim)
-        nn.init.normal_(self.item_emb.weight, std=cfg.dim**-0.5)
-        nn.init.normal_(self.pos_emb.weight, std=0.02)
+class BERT4RecModule(SequenceEncoder):
+    causal = False  # bidirectional
 
-    def forward(self, items: torch.Tensor, feats: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        B, L = items.shape
-        pos = torch.arange(L - 1, -1, -1, device=items.device)  # counted from the end, as in SASRec
-        x = self.item_emb(items) * self.scale + self.pos_emb(pos)[None]
-        if self.context is not None:
-            x = x + self.context(feats, x)
-        keep = (items > 0).unsqueeze(-1)
-        x = self.drop(x) * keep
-        mask = padding_mask(items)
-        for block in self.blocks:
-            x = block(x, mask) * keep
-        return self.ln(x)
+    def __init__(self, n_items: int, cfg: BERT4RecConfig, context_sizes: dict[str, int] | None = None):
+        blocks = [TransformerBlock(cfg.dim, cfg.heads, cfg.dropout, cfg.ffn_mult) for _ in range(cfg.layers)]
+        # item ids 0..n_items plus the mask token n_items + 1
+        super().__init__(n_items + 2, cfg.dim, cfg.max_len, cfg.dropout, blocks, context_sizes)
 
 
 class BERT4Rec(SequentialRecommender):

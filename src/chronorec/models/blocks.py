@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -158,3 +160,52 @@ class HSTUBlock(nn.Module):
         attn = F.silu(scores) * mask / self.max_len
         y = (attn @ v).transpose(1, 2).reshape(B, L, D)
         return x + self.f2(self.drop(self.ln_attn(y) * u))
+
+
+class SequenceEncoder(nn.Module):
+    """The trunk of the attention models: item + position (+ context) embeddings, dropout, a
+    stack of blocks and a final layer norm. Padding positions stay zero after every block.
+
+    Positions are counted from the end of the sequence, so training windows and served
+    histories of any width agree. ``causal`` picks the attention mask (causal for SASRec and
+    HSTU, bidirectional for BERT4Rec); subclasses change how a block is called through
+    :meth:`run_block` (HSTU passes the timestamps).
+    """
+
+    causal: bool = True
+
+    def __init__(
+        self,
+        n_tokens: int,
+        dim: int,
+        max_len: int,
+        dropout: float,
+        blocks: list[nn.Module],
+        context_sizes: dict[str, int] | None = None,
+    ):
+        super().__init__()
+        self.item_emb = nn.Embedding(n_tokens, dim, padding_idx=0)
+        self.pos_emb = nn.Embedding(max_len, dim)
+        self.context = ContextEmbedding(context_sizes, dim, init_std=1.0) if context_sizes else None
+        self.drop = FastDropout(dropout)
+        self.blocks = nn.ModuleList(blocks)
+        self.ln = nn.LayerNorm(dim)
+        self.scale = math.sqrt(dim)
+        nn.init.normal_(self.item_emb.weight, std=dim**-0.5)
+        nn.init.normal_(self.pos_emb.weight, std=0.02)
+
+    def run_block(self, block: nn.Module, x: torch.Tensor, mask: torch.Tensor, feats) -> torch.Tensor:
+        return block(x, mask)
+
+    def forward(self, items: torch.Tensor, feats: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        L = items.shape[1]
+        pos = torch.arange(L - 1, -1, -1, device=items.device)
+        x = self.item_emb(items) * self.scale + self.pos_emb(pos)[None]
+        if self.context is not None:
+            x = x + self.context(feats, x)
+        keep = (items > 0).unsqueeze(-1)
+        x = self.drop(x) * keep
+        mask = causal_padding_mask(items) if self.causal else padding_mask(items)
+        for block in self.blocks:
+            x = self.run_block(block, x, mask, feats) * keep
+        return self.ln(x)

@@ -10,13 +10,12 @@ sequences fall back to position only).
 
 from __future__ import annotations
 
-import math
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from torch import nn
 
-from chronorec.models.blocks import ContextEmbedding, FastDropout, HSTUBlock, causal_padding_mask
+from chronorec.models.blocks import HSTUBlock, SequenceEncoder
 from chronorec.models.sequential import SequentialConfig, SequentialRecommender
 
 
@@ -28,37 +27,18 @@ class HSTUConfig(SequentialConfig):
     time_buckets: int = 64
 
 
-class HSTUModule(nn.Module):
-    def __init__(self, n_items: int, cfg: HSTUConfig, context_sizes: dict[str, int] | None = None):
-        super().__init__()
-        self.item_emb = nn.Embedding(n_items + 1, cfg.dim, padding_idx=0)
-        self.pos_emb = nn.Embedding(cfg.max_len, cfg.dim)
-        self.context = ContextEmbedding(context_sizes, cfg.dim, init_std=1.0) if context_sizes else None
-        self.drop = FastDropout(cfg.dropout)
-        self.blocks = nn.ModuleList(
-            HSTUBlock(cfg.dim, cfg.heads, cfg.dropout, cfg.max_len, cfg.time_buckets) for _ in range(cfg.layers)
-        )
-        if not cfg.time_bias:
-            for b in self.blocks:
-                b.bias.time = None
-        self.ln = nn.LayerNorm(cfg.dim)
-        self.scale = math.sqrt(cfg.dim)
-        nn.init.normal_(self.item_emb.weight, std=cfg.dim**-0.5)
-        nn.init.normal_(self.pos_emb.weight, std=0.02)
+class HSTUModule(SequenceEncoder):
+    causal = True
 
-    def forward(self, items: torch.Tensor, feats: dict[str, Any] | None = None) -> torch.Tensor:
-        B, L = items.shape
-        pos = torch.arange(L - 1, -1, -1, device=items.device)
-        x = self.item_emb(items) * self.scale + self.pos_emb(pos)[None]
-        if self.context is not None:
-            x = x + self.context(feats, x)
-        keep = (items > 0).unsqueeze(-1)
-        x = self.drop(x) * keep
-        mask = causal_padding_mask(items)
-        ts = feats.get("timestamp") if feats else None
-        for block in self.blocks:
-            x = block(x, mask, ts) * keep
-        return self.ln(x)
+    def __init__(self, n_items: int, cfg: HSTUConfig, context_sizes: dict[str, int] | None = None):
+        blocks = [HSTUBlock(cfg.dim, cfg.heads, cfg.dropout, cfg.max_len, cfg.time_buckets) for _ in range(cfg.layers)]
+        if not cfg.time_bias:
+            for b in blocks:
+                b.bias.time = None
+        super().__init__(n_items + 1, cfg.dim, cfg.max_len, cfg.dropout, blocks, context_sizes)
+
+    def run_block(self, block: nn.Module, x: torch.Tensor, mask: torch.Tensor, feats) -> torch.Tensor:
+        return block(x, mask, feats.get("timestamp") if feats else None)
 
 
 class HSTU(SequentialRecommender):
