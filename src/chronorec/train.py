@@ -39,6 +39,17 @@ class TrainSettings:
     label: str = "train"
     plateau_factor: float | None = None  # multiply the learning rate by this after `plateau_patience` bad epochs
     plateau_patience: int = 3
+    # "cosine": the learning rate follows a half cosine from ``lr`` down to ``lr * min_lr_ratio``
+    # over the run, whose length is the larger share used of ``epochs`` and ``time_budget_s``
+    lr_schedule: str = "constant"
+    min_lr_ratio: float = 0.01
+
+
+def cosine_lr(settings: TrainSettings, progress: float) -> float:
+    """Learning rate of the cosine schedule after ``progress`` (0..1) of the run."""
+    p = min(max(progress, 0.0), 1.0)
+    low = settings.lr * settings.min_lr_ratio
+    return low + (settings.lr - low) * 0.5 * (1.0 + math.cos(math.pi * p))
 
 
 @dataclass
@@ -166,7 +177,16 @@ def train(
             leave=False,
             mininterval=1.0,
         )
-        for batch in bar:
+        n_steps = n_batches() if (n_batches and settings.lr_schedule == "cosine") else None
+        for step, batch in enumerate(bar):
+            if settings.lr_schedule == "cosine":
+                done = epoch - 1 + (step / n_steps if n_steps else 0.0)
+                progress = done / settings.epochs
+                if settings.time_budget_s:
+                    spent = result.train_seconds + time.perf_counter() - t0
+                    progress = max(progress, spent / settings.time_budget_s)
+                for group in opt.param_groups:
+                    group["lr"] = cosine_lr(settings, progress)
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(module, batch)
             loss.backward()
@@ -201,7 +221,8 @@ def train(
                 bad_epochs = 0
             else:
                 bad_epochs += 1
-                if settings.plateau_factor and bad_epochs % settings.plateau_patience == 0:
+                plateau = settings.plateau_factor and settings.lr_schedule == "constant"
+                if plateau and bad_epochs % settings.plateau_patience == 0:
                     for group in opt.param_groups:
                         group["lr"] *= settings.plateau_factor
         else:

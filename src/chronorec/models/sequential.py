@@ -53,6 +53,8 @@ class SequentialConfig(ModelConfig):
     eval_users: int | None = None  # validate on a fixed random subset (None = all)
     plateau_factor: float | None = None  # learning-rate decay factor when validation stops improving
     plateau_patience: int = 3
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: decay over epochs / time budget
+    min_lr_ratio: float = 0.01
     amp: bool = False  # bfloat16 autocast for training (CPU with AVX-512 BF16, or GPU)
     # "dot": logits are hidden . item embedding; "cosine": both are L2-normalised and the
     # logits divided by ``temperature`` (as in HSTU's training recipe)
@@ -261,6 +263,8 @@ class SequentialRecommender(Recommender):
             label=self.kind,
             plateau_factor=cfg.plateau_factor,
             plateau_patience=cfg.plateau_patience,
+            lr_schedule=cfg.lr_schedule,
+            min_lr_ratio=cfg.min_lr_ratio,
         )
         n = len(spans)
         result = train(
