@@ -220,6 +220,23 @@ def test_evaluate_maps_ids_between_model_and_data(shop, tmp_path):
     assert ra == pytest.approx(rb)
 
 
+def test_evaluate_two_models_reports_paired_tests(shop, tmp_path):
+    d, _ = shop
+    pop, knn = tmp_path / "pop", tmp_path / "knn"
+    assert invoke("train", "--data", d / "events.csv", "--kind", "popular", "--out", pop).exit_code == 0
+    assert invoke("train", "--data", d / "events.csv", "--kind", "itemknn", "--out", knn).exit_code == 0
+    out = tmp_path / "cmp.json"
+    res = invoke("evaluate", pop, knn, "--data", d / "events.csv", "--out", out)
+    assert res.exit_code == 0, res.output
+    assert "Paired tests against pop" in res.output
+    payload = json.loads(out.read_text())
+    t = payload["significance"]["knn"]["NDCG@10"]
+    r = payload["results"]
+    assert t["diff"] == pytest.approx(r["knn"]["test"]["NDCG@10"] - r["pop"]["test"]["NDCG@10"])
+    assert t["ci_low"] <= t["diff"] <= t["ci_high"] and 0.0 <= t["t_test_p"] <= 1.0
+    assert "pop" not in payload["significance"]
+
+
 def test_train_config_file_and_errors(shop, tmp_path):
     d, _ = shop
     cfg = tmp_path / "run.yaml"

@@ -56,3 +56,19 @@ def test_multi_target_recall_and_coverage():
     ideal = 1 + 1 / math.log2(3)
     assert m["NDCG@2"] == pytest.approx(((1 / math.log2(3)) / ideal + 1.0) / 2)
     assert m["Coverage@2"] == pytest.approx(4 / 5)
+
+
+def test_paired_test_detects_a_real_difference_and_not_a_null_one():
+    from chronorec.evaluate import paired_test
+
+    rng = np.random.default_rng(0)
+    base = (rng.random(2000) < 0.2).astype(float)
+    better = np.where(rng.random(2000) < 0.15, 1.0, base)  # strictly more hits on the same users
+    res = paired_test(base, better)
+    assert res["diff"] > 0 and res["ci_low"] > 0
+    assert res["t_test_p"] < 1e-6 and res["wilcoxon_p"] < 1e-6
+    assert abs(res["diff"] - (better.mean() - base.mean())) < 1e-12
+    same = paired_test(base, base.copy())
+    assert same["t_test_p"] == 1.0 and same["wilcoxon_p"] == 1.0 and same["ci_low"] == same["ci_high"] == 0.0
+    shuffled = paired_test(base, rng.permutation(base))  # same distribution, no real difference
+    assert shuffled["ci_low"] < 0 < shuffled["ci_high"] and shuffled["t_test_p"] > 0.01

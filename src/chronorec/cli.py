@@ -561,16 +561,19 @@ def evaluate(
         if len(set(names)) < len(names):
             names = [str(d) for d in dirs]
         results: dict[str, Any] = {}
+        per_case_all: dict[str, dict[str, Any]] = {}
         for label, d in zip(names, dirs, strict=True):
             model = load(d)
             es = evalset_for_model(model, log, cases)
-            metrics = evaluate_ranking(
+            metrics, per_case = evaluate_ranking(
                 model.score,
                 es,
                 n_items=model.n_items,
                 ks=cfg.evaluation.ks,
                 exclude_history=cfg.evaluation.exclude_history,
+                return_per_user=True,
             )
+            per_case_all[label] = per_case
             info = model.fit_info or {}
             results[label] = {
                 "model_dir": str(d),
@@ -587,6 +590,18 @@ def evaluate(
             f"full-catalogue ranking, history {'excluded' if cfg.evaluation.exclude_history else 'included'}"
         )
         typer.echo(metrics_table(results, k=k_show, part=part))
+        significance = _significance(names, per_case_all, k_show)
+        if significance:
+            typer.echo(
+                f"Paired tests against {names[0]} over the same {len(cases)} users "
+                f"(difference of the means, 95% bootstrap CI, paired t-test and Wilcoxon p):"
+            )
+            for label, tests in significance.items():
+                for metric, t in tests.items():
+                    typer.echo(
+                        f"  {label} {metric}: {t['diff']:+.4f} [{t['ci_low']:+.4f}, {t['ci_high']:+.4f}], "
+                        f"t p={t['t_test_p']:.2g}, Wilcoxon p={t['wilcoxon_p']:.2g}"
+                    )
         payload = provenance(
             protocol=sp.protocol,
             part=part,
@@ -603,11 +618,24 @@ def evaluate(
             exclude_history=cfg.evaluation.exclude_history,
             n_cases=len(cases),
             results=results,
+            significance=significance,
         )
         target = out or Path(cfg.output_dir or "runs") / f"evaluate-{_timestamp()}.json"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(payload, indent=2, default=_json_default))
         typer.echo(f"Saved the results to {target}")
+
+
+def _significance(names: list[str], per_case: dict[str, dict[str, Any]], k: int) -> dict[str, dict[str, Any]]:
+    """Paired tests of every model against the first one on per-user NDCG@k and HR@k."""
+    from chronorec.evaluate import paired_test
+
+    out: dict[str, dict[str, Any]] = {}
+    base = per_case.get(names[0]) if names else None
+    for label in names[1:]:
+        other = per_case[label]
+        out[label] = {m: paired_test(base[m], other[m]) for m in (f"NDCG@{k}", f"HR@{k}") if m in base and m in other}
+    return out
 
 
 # ---------------------------------------------------------------------- recommend
