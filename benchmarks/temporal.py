@@ -91,9 +91,9 @@ def run(data_dir: str | None, out: Path, quick: bool, threads: int) -> dict[str,
 
     _part("behavior_taobao", behaviour, results)
 
-    ladder = ("naive", "seasonal_naive", "moving_average", "ets", "gbm", "lstm", "gru")
+    ladder = ("naive", "seasonal_naive", "moving_average", "ets", "gbm", "lstm", "gru", "transformer")
     rnn = {"epochs": 10 if quick else 40, "threads": threads}
-    fparams = {"lstm": rnn, "gru": rnn}
+    fparams = {"lstm": rnn, "gru": rnn, "transformer": rnn}
 
     def forecast(name: str, s, h: int, n_origins: int, models=ladder):
         sm = to_matrix(s)
@@ -182,19 +182,22 @@ def markdown(payload: dict[str, Any]) -> str:
     lines += [
         "## 2. Behaviour prediction (Taobao, split by time)",
         "",
-        f"Cut-offs: {d['cutoffs']}; horizon {d['horizon_hours']:g} h; cases {d['cases']}; "
+        f"Cut-offs: {len(d['cutoffs']['train'])} training from {d['cutoffs']['train'][0]} to {d['cutoffs']['train'][-1]}, "
+        f"validation {d['cutoffs']['validation']}, test {d['cutoffs']['test']}; {d['n_features']} features; "
+        f"horizon {d['horizon_hours']:g} h; cases {d['cases']}; "
         f"positive rate { ({k: round(v, 3) for k, v in d['positive_rate'].items()}) }.",
         "",
         f"### (a) `{d['target']}` within the horizon (test cut-off)",
         "",
-        "| model | ROC-AUC | PR-AUC | Brier | F1@0.5 | accuracy | val ROC-AUC | val PR-AUC | fit s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | ROC-AUC | PR-AUC | Brier | F1@0.5 | accuracy | val ROC-AUC | val PR-AUC | fit s | chosen on validation |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for n, r in b["tasks"].get("target", {}).items():
         t, v = r["test"], r["validation"]
+        chosen = r.get("params") or (f"epoch {r['best_epoch']}" if "best_epoch" in r else "")
         lines.append(
             f"| {n} | {t['roc_auc']:.4f} | {t['pr_auc']:.4f} | {t['brier']:.4f} | {t['f1']:.3f} | {t['accuracy']:.3f} | "
-            f"{v['roc_auc']:.4f} | {v['pr_auc']:.4f} | {r.get('fit_seconds', 0):.1f} |"
+            f"{v['roc_auc']:.4f} | {v['pr_auc']:.4f} | {r.get('fit_seconds', 0):.1f} | {chosen} |"
         )
     lines += [
         "",

@@ -2,7 +2,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chronorec.behavior import SequenceClassifierConfig, make_behavior_data, make_cutoffs, predict_behavior
+from chronorec.behavior import (
+    SequenceClassifierConfig,
+    funnel_features,
+    make_behavior_data,
+    make_cutoffs,
+    predict_behavior,
+)
 from chronorec.metrics_cls import (
     average_precision,
     binary_metrics,
@@ -148,8 +154,9 @@ def test_learned_models_beat_trivial_baseline_on_planted_signal():
         tasks=("target",),
         horizon_s=DAY,
         n_train_cutoffs=8,
+        step_s=DAY,
         models=("logistic", "gru"),
-        seq_config=SequenceClassifierConfig(epochs=6, max_len=20, dim=16, patience=3, threads=1),
+        seq_config=SequenceClassifierConfig(epochs=6, max_len=20, dim=16, lr=2e-3, patience=3, threads=1),
         progress=False,
     )
     r = res["tasks"]["target"]
@@ -158,3 +165,40 @@ def test_learned_models_beat_trivial_baseline_on_planted_signal():
     assert r["logistic"]["test"]["roc_auc"] > 0.8
     assert r["gru"]["test"]["roc_auc"] > base
     assert r["gru"]["epochs_run"] >= 1 and r["base_rate"]["test"]["roc_auc"] == pytest.approx(0.5)
+
+
+def test_funnel_features_hand_checked_and_past_only():
+    H = 3600
+    t = T0 + 5 * DAY
+    df = pd.DataFrame(
+        {
+            "user_id": ["a", "a", "a", "a", "a", "b", "b", "a"],
+            "item_id": [1, 1, 2, 2, 3, 7, 7, 9],
+            "timestamp": [t - 30 * H, t - 2 * H, t - 50 * H, t - 40 * H, t - 3 * H, t - 100 * H, t - 1, t],
+            "behavior": ["cart", "pv", "cart", "buy", "fav", "buy", "pv", "cart"],  # the last one is at t
+        }
+    )
+    classes = ["buy", "cart", "fav", "pv"]
+    f = funnel_features(df, np.array(["a", "b"]), t, classes=classes, utc_offset_hours=0).set_index(
+        pd.Index(["a", "b"])
+    )
+    # item 1 carted 30 h ago and never bought: open; item 2 carted then bought: closed; the cart at t is unseen
+    assert f.loc["a", "open_cart_items"] == 1 and f.loc["a", "open_cart_items_24h"] == 0
+    assert f.loc["a", "open_cart_items_72h"] == 1 and f.loc["a", "hours_since_open_cart"] == pytest.approx(30)
+    assert f.loc["a", "open_fav_items_24h"] == 1 and f.loc["a", "hours_since_open_fav"] == pytest.approx(3)
+    # events of the last 24 h on open items: the pv of item 1 and the fav of item 3 itself
+    assert f.loc["a", "open_items_viewed_24h"] == 2
+    assert f.loc["a", "recent6h_pv"] == 1 and f.loc["a", "recent6h_fav"] == 1 and f.loc["a", "recent6h_cart"] == 0
+    assert f.loc["a", "recent72h_items"] == 3 and f.loc["a", "target_days"] == 1
+    assert f.loc["b", "recent1h_pv"] == 1 and f.loc["b", "open_cart_items"] == 0
+    assert f.loc["b", "target_days"] == 1 and np.isnan(f.loc["b", "hours_since_open_cart"])
+    assert f["cutoff_hour_cos"].tolist() == [1.0, 1.0]  # midnight UTC
+
+
+def test_sub_daily_training_cutoffs_keep_label_windows_before_validation():
+    ts = np.array([T0 + 17, T0 + 6 * DAY - 1])
+    c = make_cutoffs(ts, horizon_s=DAY, step_s=6 * 3600, n_train=None)
+    assert c["test"] == [T0 + 5 * DAY] and c["validation"] == [T0 + 4 * DAY]
+    # from validation - H back to one day after the (aligned) start, every 6 h
+    assert c["train"] == [T0 + DAY + i * 6 * 3600 for i in range(9)]
+    assert max(c["train"]) + DAY <= c["validation"][0]

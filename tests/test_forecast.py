@@ -62,12 +62,16 @@ def test_scaler_fit_on_training_window_only():
     kw = {
         "h": 7,
         "n_origins": 3,
-        "models": ("gbm", "lstm"),
-        "params": {"lstm": {"epochs": 2, "threads": 1}, "gbm": {"max_iter": 40}},
+        "models": ("gbm", "lstm", "transformer"),
+        "params": {
+            "lstm": {"epochs": 2, "threads": 1},
+            "transformer": {"epochs": 2, "threads": 1},
+            "gbm": {"max_iter": 40},
+        },
     }
     a = rolling_origin(_matrix(Y), **kw)
     b = rolling_origin(_matrix(Y2), **kw)
-    for name in ("gbm", "lstm"):
+    for name in ("gbm", "lstm", "transformer"):
         np.testing.assert_allclose(a["forecasts"][name][:, 0], b["forecasts"][name][:, 0], rtol=1e-6)
         assert not np.allclose(a["forecasts"][name][:, -1], b["forecasts"][name][:, -1])
 
@@ -93,3 +97,29 @@ def test_to_matrix_fills_missing_periods():
     )
     sm = to_matrix(s)
     assert sm.season == 7 and sm.Y.tolist() == [[1.0, 0.0, 3.0], [0.0, 2.0, 0.0]]
+
+
+def test_global_transformer_beats_naive_and_seasonal_naive_on_planted_season_and_trend():
+    # 8 series, a weekly cycle (phase per series) on a linear trend, small noise: the trend takes the
+    # test periods above the training window's range, so seasonal naive lags and the level must be
+    # carried over from the input window
+    rng = np.random.default_rng(2)
+    t = np.arange(150)
+    Y = np.stack(
+        [
+            20 + 0.08 * t * (1 + s % 3) + 6 * np.sin(2 * np.pi * (t + s) / 7) + rng.normal(0, 0.4, len(t))
+            for s in range(8)
+        ]
+    )
+    ev = rolling_origin(
+        _matrix(Y),
+        h=7,
+        n_origins=3,
+        models=("naive", "seasonal_naive", "transformer"),
+        params={"transformer": {"epochs": 25, "threads": 1, "patience": 25, "lr": 3e-3}},
+    )
+    r = ev["results"]
+    assert r["transformer"]["MASE"] < 0.5 * r["naive"]["MASE"]
+    assert r["transformer"]["MASE"] < 0.9 * r["seasonal_naive"]["MASE"]
+    # windows of 28 periods ending 2 h before the training window's end, for every series
+    assert r["transformer"]["train_windows"] == 8 * (150 - 3 * 7 - 28 - 2 * 7 + 1)

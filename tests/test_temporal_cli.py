@@ -57,11 +57,13 @@ def test_forecast_command_on_series_file(tmp_path):
     r = runner.invoke(
         app,
         ["forecast", "--series", str(path), "--horizon", "7", "--origins", "2"]
-        + ["--models", "naive,seasonal_naive", "--out", str(out)],
+        + ["--models", "naive,seasonal_naive,transformer", "--epochs", "2", "--threads", "1", "--out", str(out)],
     )
     assert r.exit_code == 0, r.output
     res = json.loads((out / "forecast.json").read_text())["results"]
     assert res["seasonal_naive"]["MAE"] == 0.0 and res["naive"]["MAE"] > 0
+    # the transformer is on the ladder: trained (2 epochs at most) and scored like the others
+    assert res["transformer"]["epochs_run"] <= 2 and np.isfinite(res["transformer"]["MAE"])
     assert (out / "forecast.png").stat().st_size > 1000
 
 

@@ -29,9 +29,10 @@ def forecast_command(
     origins: Annotated[int, _opt("--origins", "Number of rolling origins (h apart, the last ending at the end).")] = 8,
     season: Annotated[int | None, _opt("--season", "Season length in periods (default 7 daily, 24 hourly).")] = None,
     models: Annotated[
-        str, _opt("--models", "Comma-separated: naive, seasonal_naive, moving_average, ets, gbm, lstm, gru.")
+        str,
+        _opt("--models", "Comma-separated: naive, seasonal_naive, moving_average, ets, gbm, lstm, gru, transformer."),
     ] = "naive,seasonal_naive,moving_average,ets,gbm,lstm",
-    epochs: Annotated[int, _opt("--epochs", "Maximum epochs of the recurrent forecasters.")] = 40,
+    epochs: Annotated[int, _opt("--epochs", "Maximum epochs of the neural forecasters (lstm, gru, transformer).")] = 40,
     seed: Annotated[int, _opt("--seed", "Random seed.")] = 0,
     threads: Annotated[int | None, _opt("--threads", "Torch CPU threads.")] = None,
     out: Annotated[Path, _opt("--out", "Output folder: forecast.json and forecast.png.")] = Path("runs/forecast"),
@@ -64,7 +65,13 @@ def forecast_command(
         names = [m.strip() for m in models.split(",") if m.strip()]
         rnn = {"epochs": epochs, "threads": threads}
         ev = rolling_origin(
-            sm, h=horizon, n_origins=origins, models=names, params={"lstm": rnn, "gru": rnn}, seed=seed, progress=True
+            sm,
+            h=horizon,
+            n_origins=origins,
+            models=names,
+            params={"lstm": rnn, "gru": rnn, "transformer": rnn},
+            seed=seed,
+            progress=True,
         )
         out.mkdir(parents=True, exist_ok=True)
         plot_forecasts(sm, ev, out / "forecast.png")

@@ -12,7 +12,8 @@ smoothing, additive damped trend and season, refitted per series and origin), ``
 histogram gradient-boosting model on scaled lags, rolling means and calendar features of the
 target period, direct multi-horizon with the step as a feature), ``lstm`` / ``gru`` (one global
 recurrent network over windows of [scaled y, calendar] per period, calendar of the forecast periods
-fed to the head, direct multi-output), trained with :func:`chronorec.train.train`.
+fed to the head, direct multi-output) and ``transformer`` (a small causal Transformer encoder over
+the same windows, same head), trained with :func:`chronorec.train.train`.
 
 Metrics (:func:`forecast_metrics`): MSE, MAE, RMSE, sMAPE (0 where actual and forecast are both 0)
 and MASE = MAE / the in-sample one-step seasonal-naive MAE of each series over the training window
@@ -41,7 +42,7 @@ __all__ = [
     "to_matrix",
 ]
 
-LADDER = ("naive", "seasonal_naive", "moving_average", "ets", "gbm", "lstm", "gru")
+LADDER = ("naive", "seasonal_naive", "moving_average", "ets", "gbm", "lstm", "gru", "transformer")
 
 
 @dataclass
@@ -307,6 +308,24 @@ class GBM(Forecaster):
         return self.model.predict(X.reshape(-1, X.shape[-1])).reshape(len(Yn), h) * self.level[:, None]
 
 
+def _WindowCentered(net: Any) -> Any:
+    """Wraps a forecasting network: the mean scaled value of each input window is subtracted from
+    its inputs and added back to its outputs (instance normalisation of the level, as in RevIN), so a
+    level outside the training window's range is not extrapolated by the network itself."""
+    import torch
+
+    class Centered(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = net
+
+        def forward(self, x, fut):
+            level = x[:, :, :1].mean(1)  # (B, 1)
+            return self.inner(torch.cat([x[:, :, :1] - level[:, None], x[:, :, 1:]], -1), fut) + level
+
+    return Centered()
+
+
 class RNNForecaster(Forecaster):
     """Global LSTM / GRU over windows of ``L`` periods with features [scaled y, calendar] per period,
     the calendar of the ``h`` forecast periods fed to the head, and ``h`` outputs (direct).
@@ -318,25 +337,15 @@ class RNNForecaster(Forecaster):
 
     name = "lstm"
     global_model = True
+    center = False  # subtract each input window's mean scaled value (added back to the output)
 
-    def fit(self, Y_train, cal):
+    def _network(self, c: int) -> Any:
+        """The network: (x (B, L, 1 + c), fut (B, h, c)) -> (B, h) scaled forecasts."""
         import torch
-        import torch.nn.functional as F
         from torch import nn
 
-        from chronorec.train import TrainSettings, train
-
-        p = self.params
-        h, m = p["h"], self.season
-        self.h = h
-        self.L = p.get("window") or min(4 * m, max(Y_train.shape[1] // 3, m))
-        self.mu, self.sd = fit_scaler(Y_train)
-        torch.manual_seed(p.get("seed", 0))
-        Z = (Y_train - self.mu[:, None]) / self.sd[:, None]
-        o0 = Z.shape[1]
+        h, hidden = self.h, self.params.get("hidden", 64)
         cell = nn.LSTM if self.name == "lstm" else nn.GRU
-        c = cal.shape[1]
-        hidden = p.get("hidden", 64)
 
         class Net(nn.Module):
             def __init__(self):
@@ -348,7 +357,26 @@ class RNNForecaster(Forecaster):
                 out, _ = self.rnn(x)
                 return self.head(torch.cat([out[:, -1], fut.flatten(1)], 1))
 
-        self.net = Net()
+        return Net()
+
+    def fit(self, Y_train, cal):
+        import torch
+        import torch.nn.functional as F
+
+        from chronorec.train import TrainSettings, train
+
+        p = self.params
+        h, m = p["h"], self.season
+        self.h = h
+        self.L = p.get("window") or min(4 * m, max(Y_train.shape[1] // 3, m))
+        self.mu, self.sd = fit_scaler(Y_train)
+        torch.manual_seed(p.get("seed", 0))
+        Z = (Y_train - self.mu[:, None]) / self.sd[:, None]
+        o0 = Z.shape[1]
+        c = cal.shape[1]
+        self.net = self._network(c)
+        if p.get("center", self.center):
+            self.net = _WindowCentered(self.net)
 
         def windows(taus):
             S = Z.shape[0]
@@ -410,6 +438,7 @@ class RNNForecaster(Forecaster):
         S, c = Z.shape[0], cal.shape[1]
         x = np.concatenate([Z[..., None], np.broadcast_to(cal[o - self.L : o], (S, self.L, c))], -1)
         fut = np.broadcast_to(cal[o : o + h], (S, h, c))
+        self.net.eval()
         with torch.inference_mode():
             z = self.net(
                 torch.from_numpy(x.astype(np.float32)), torch.from_numpy(np.ascontiguousarray(fut, np.float32))
@@ -421,7 +450,60 @@ class GRUForecaster(RNNForecaster):
     name = "gru"
 
 
-MODELS = {c.name: c for c in (Naive, SeasonalNaive, MovingAverage, ETS, GBM, RNNForecaster, GRUForecaster)}
+class TransformerForecaster(RNNForecaster):
+    """Global Transformer encoder over the same windows as the LSTM: each period's [scaled y, calendar]
+    is projected to ``dim`` and given a learned position embedding; ``layers`` pre-norm self-attention
+    blocks with a causal mask (each period attends to itself and earlier ones); the last position and
+    the mean over the window, with the calendar of the ``h`` forecast periods, feed the direct
+    ``h``-output head. Same scaler (training window only), windows, early stopping and loop as the LSTM.
+
+    Each input window is centred on its mean scaled value, which is added back to the output
+    (``center``, on by default here, off by default for the LSTM / GRU).
+
+    Parameters: ``dim`` (32), ``layers`` (2), ``heads`` (4), ``dropout`` (0.1), ``center`` (True),
+    ``window``, ``epochs``, ``lr``, ``patience``, ``batch_size``, ``loss`` (``mae`` or ``mse``).
+    """
+
+    name = "transformer"
+    center = True
+
+    def _network(self, c: int) -> Any:
+        import torch
+        from torch import nn
+
+        from chronorec.models.blocks import TransformerBlock
+
+        p, h, L = self.params, self.h, self.L
+        dim, layers, heads = p.get("dim", 32), p.get("layers", 2), p.get("heads", 4)
+        dropout = p.get("dropout", 0.1)
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.inp = nn.Linear(1 + c, dim)
+                self.pos = nn.Parameter(torch.randn(L, dim) * 0.02)
+                self.blocks = nn.ModuleList(TransformerBlock(dim, heads, dropout) for _ in range(layers))
+                self.ln = nn.LayerNorm(dim)
+                self.head = nn.Sequential(nn.Linear(2 * dim + h * c, 2 * dim), nn.GELU(), nn.Linear(2 * dim, h))
+                # True = may attend (scaled_dot_product_attention): itself and earlier periods
+                self.register_buffer("mask", torch.ones(L, L, dtype=torch.bool).tril(), persistent=False)
+
+            def forward(self, x, fut):
+                z = self.inp(x) + self.pos[None, -x.shape[1] :]
+                n = x.shape[1]
+                mask = self.mask[-n:, -n:]
+                for blk in self.blocks:
+                    z = blk(z, mask)
+                z = self.ln(z)
+                return self.head(torch.cat([z[:, -1], z.mean(1), fut.flatten(1)], 1))
+
+        return Net()
+
+
+MODELS = {
+    c.name: c
+    for c in (Naive, SeasonalNaive, MovingAverage, ETS, GBM, RNNForecaster, GRUForecaster, TransformerForecaster)
+}
 
 
 # ----------------------------------------------------------------------------- evaluation
