@@ -13,6 +13,7 @@ runner = CliRunner()
 WIDE = {"COLUMNS": "250", "TERMINAL_WIDTH": "250", "NO_COLOR": "1"}
 
 HELP_OPTIONS = {
+    "calibrate": ["--model", "--out", "--items", "--sparse-below", "--data", "--dataset", "--split", "--config"],
     "ingest": [
         "--out",
         "--user-col",
@@ -235,6 +236,34 @@ def test_evaluate_two_models_reports_paired_tests(shop, tmp_path):
     assert t["diff"] == pytest.approx(r["knn"]["test"]["NDCG@10"] - r["pop"]["test"]["NDCG@10"])
     assert t["ci_low"] <= t["diff"] <= t["ci_high"] and 0.0 <= t["t_test_p"] <= 1.0
     assert "pop" not in payload["significance"]
+
+
+def test_calibrate_fits_settings_on_validation_and_recommend_uses_them(shop, tmp_path):
+    d, _ = shop
+    model_dir = tmp_path / "sas"
+    res = invoke(
+        "train", "--data", d / "events.csv", "--kind", "sasrec", "-p", "epochs=3", "-p", "dim=16", "-p", "max_len=20",
+        "--out", model_dir,
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "deploy" / "recommend.json"
+    res = invoke("calibrate", "--model", model_dir, "--data", d / "events.csv", "--out", out, "--sparse-below", 4)
+    assert res.exit_code == 0, res.output
+    settings = json.loads(out.read_text())
+    report = json.loads((tmp_path / "deploy" / "recommend.report.json").read_text())
+    assert (tmp_path / "deploy" / "recommend.reliability.png").stat().st_size > 1000
+    cal = report["calibration"]
+    assert settings["temperature"] > 0 and settings["calibration"] == cal
+    assert cal["nll_after"] <= cal["nll_before"] + 1e-9  # the fitted temperature is at least as good as T = 1
+    assert settings["blend"]["sparse_below"] == 4 and len(report["blend_grid"]) == 25
+    variants = [r["variant"] for r in report["postprocessing"]]
+    assert variants == ["plain", "diversity 0.2", "diversity 0.5"]
+    rows = {r["variant"]: r for r in report["postprocessing"]}
+    assert rows["diversity 0.5"]["ILD"] >= rows["plain"]["ILD"] - 1e-9  # MMR never lowers diversity here
+    res = invoke("recommend", "--model", model_dir, "-u", "u0001", "-k", 3, "--settings", out, "--calibrated")
+    assert res.exit_code == 0, res.output
+    probs = [float(line.split(",")[2]) for line in res.output.strip().splitlines()[1:]]
+    assert len(probs) == 3 and all(0 < p < 1 for p in probs) and probs == sorted(probs, reverse=True)
 
 
 def test_train_config_file_and_errors(shop, tmp_path):
