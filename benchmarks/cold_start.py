@@ -358,17 +358,9 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.cold_share < 1:
         raise SystemExit("--cold-share must be in (0, 1)")
 
-    overrides: dict[str, dict[str, Any]] = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        model, _, field = key.partition(".")
-        if not field:
-            raise SystemExit(f"--set {item!r}: expected MODEL.KEY=VALUE")
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = value
-        overrides.setdefault(model, {})[field] = parsed
+    from chronorec.benchmark import parse_overrides
+
+    overrides = parse_overrides(args.set)
     time_budget = (
         args.time_budget if args.time_budget is not None else (QUICK["time_budget_s"] if args.quick else 600.0)
     )

@@ -133,6 +133,22 @@ def run_one(
     return res
 
 
+def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``MODEL.KEY=VALUE`` strings (JSON values, else the raw string) -> {model: {key: value}}."""
+    overrides: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        model, _, field = key.partition(".")
+        if not field:
+            raise SystemExit(f"--set {item!r}: expected MODEL.KEY=VALUE")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        overrides.setdefault(model, {})[field] = parsed
+    return overrides
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
     head = (
         "| data | model | HR@10 | NDCG@10 | MRR@10 | train s | epochs (best/run) | eval s (all users) | peak RSS MB |\n"
@@ -182,15 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--one", nargs=2, metavar=("DATASET", "MODEL"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
-    overrides: dict[str, dict[str, Any]] = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        model, _, field = key.partition(".")
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = value
-        overrides.setdefault(model, {})[field] = parsed
+    overrides = parse_overrides(args.set)
     out = Path(args.out)
     tag = f"-{args.tag}" if args.tag else ""
 

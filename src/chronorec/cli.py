@@ -845,7 +845,7 @@ def calibrate(
         pipe = RecommendPipeline(m, items=items, settings=settings)
         blend, blend_table = tune_blend(pipe, val, sparse_below=sparse_below)
         settings = settings.model_copy(update={"blend": blend})
-        pipe = RecommendPipeline(m, items=items, settings=settings)
+        pipe.settings = settings  # same model and items: keep the pipeline and its cached embeddings
         typer.echo(
             f"blend for histories under {sparse_below} items: popularity {blend.popularity}, content {blend.content}"
         )
