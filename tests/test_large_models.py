@@ -264,3 +264,34 @@ def test_cold_item_with_similar_content_ranks_near_the_popular_item():
     sims = F.cosine_similarity(w[twin][None], w[1 : n + 1]).numpy()
     order = np.argsort(-sims) + 1
     assert hot_i in order[:4]  # the twin's nearest neighbours include the popular item (itself first)
+
+
+def test_fast_dropout_rate_scale_and_determinism():
+    from chronorec.models.blocks import FastDropout
+
+    drop = FastDropout(0.1).train()
+    x = torch.ones(400_000)
+    torch.manual_seed(3)
+    y = drop(x)
+    dropped = float((y == 0).float().mean())
+    assert abs(dropped - 26 / 256) < 0.003  # p rounded to a multiple of 1/256
+    assert abs(float(y.mean()) - 1.0) < 0.01  # inverted dropout keeps the expectation
+    torch.manual_seed(3)
+    assert torch.equal(drop(x), y)
+    assert torch.equal(drop.eval()(x), x)
+    odd = FastDropout(0.5).train()(torch.ones(3, 5, 7))  # sizes that are not multiples of 8
+    assert odd.shape == (3, 5, 7) and set(odd.unique().tolist()) <= {0.0, 2.0}
+
+
+def test_cpu_attention_under_autocast_matches_float32():
+    from chronorec.models.blocks import SelfAttention, causal_padding_mask
+
+    torch.manual_seed(0)
+    attn = SelfAttention(16, 2)
+    x = torch.randn(3, 6, 16)
+    items = torch.tensor([[0, 0, 1, 2, 3, 4], [1, 2, 3, 4, 5, 6], [0, 0, 0, 0, 0, 7]])
+    mask = causal_padding_mask(items)
+    ref = attn(x, mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = attn(x, mask)
+    assert torch.allclose(got.float(), ref, atol=0.05)

@@ -10,16 +10,26 @@ from torch import nn
 
 
 class FastDropout(nn.Module):
-    """Inverted dropout drawing its mask with ``rand_like`` (2-3x faster than ``bernoulli_`` on CPU)."""
+    """Inverted dropout whose mask comes from random bytes, eight per 64-bit draw.
+
+    The keep test is ``byte >= round(256 p)``, so the rate is ``p`` rounded to a multiple of
+    1/256 (0.1 becomes 0.1016) and the kept values are scaled by the exact inverse keep rate.
+    On CPU this draws the mask about 4x faster than ``rand_like`` (whose per-element uniform
+    draws were a sixth of a SASRec training step) and 7x faster than ``bernoulli_``.
+    """
 
     def __init__(self, p: float):
         super().__init__()
         self.p = float(p)
+        self.threshold = min(255, round(256 * self.p))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
-        return x * (torch.rand_like(x) >= self.p) * (1.0 / (1.0 - self.p))
+        n = x.numel()
+        words = torch.empty((n + 7) // 8, dtype=torch.int64, device=x.device).random_(-(2**63), 2**63 - 1)
+        keep = words.view(torch.uint8)[:n].view(x.shape) >= self.threshold
+        return x * keep * (256.0 / (256 - self.threshold))
 
 
 def causal_padding_mask(items: torch.Tensor) -> torch.Tensor:
@@ -46,7 +56,12 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         B, L, D = x.shape
         q, k, v = self.qkv(x).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # the CPU attention kernels are slower in bfloat16 than in float32 (fwd + bwd, L=200)
+            with torch.autocast("cpu", enabled=False):
+                y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out(y.transpose(1, 2).reshape(B, L, D))
 
 

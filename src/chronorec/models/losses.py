@@ -56,13 +56,12 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
             grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
             for s in range(0, n, chunk):
                 hc = h[s : s + chunk]
-                logits = (hc @ w.t()).float()
-                logits[:, 0] = -torch.inf
-                p = torch.exp(logits - lse[s : s + chunk, None])
+                p = (hc @ w.t()).float().sub_(lse[s : s + chunk, None]).exp_()  # softmax, in place
+                p[:, 0] = 0.0
                 p[torch.arange(len(hc)), targets[s : s + chunk]] -= 1.0
-                p = (p * scale).to(dtype)
-                grad_h[s : s + chunk] = (p @ w).float()
-                grad_w += (p.t() @ hc).float()
+                p = p.to(dtype)
+                grad_h[s : s + chunk] = (p @ w).float().mul_(scale)
+                grad_w.add_((p.t() @ hc).float(), alpha=float(scale))
         return grad_h.to(hidden.dtype), grad_w.to(weight.dtype), None, None, None
 
 
