@@ -26,3 +26,23 @@ def test_cosine_schedule_decays_over_the_epochs_and_ignores_plateau():
     assert lrs[0] < 1e-2 and lrs[-1] < 1e-3, lrs  # the last step is near the floor of 1e-4
     const = registry.get("sasrec")(**params).fit(sp.train, validation=sp.validation)
     assert {e["lr"] for e in const.fit_info["history"]} == {1e-2}
+
+
+def test_time_budget_is_a_ceiling_not_a_deadline():
+    import time
+
+    import torch
+
+    from chronorec.train import train
+
+    module = torch.nn.Linear(2, 1)
+
+    def loss_fn(m, batch):
+        time.sleep(0.1)
+        return m(batch).pow(2).mean()
+
+    settings = TrainSettings(epochs=100, time_budget_s=1.0, progress=False)
+    res = train(module, batches=lambda e, rng: [torch.ones(4, 2)], loss_fn=loss_fn, validate=None, settings=settings)
+    assert res.stopped.startswith("time budget")
+    assert 2 <= len(res.history) < 100
+    assert res.train_seconds <= 1.0  # it stopped before an epoch that would have ended past the budget

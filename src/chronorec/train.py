@@ -43,6 +43,7 @@ class TrainSettings:
     # over the run, whose length is the larger share used of ``epochs`` and ``time_budget_s``
     lr_schedule: str = "constant"
     min_lr_ratio: float = 0.01
+    grad_scaler: bool = False  # loss scaling for float16 autocast on a GPU
 
 
 def cosine_lr(settings: TrainSettings, progress: float) -> float:
@@ -81,6 +82,27 @@ def steady_allocator() -> None:
         libc.mallopt(-3, 4 * 1024 * 1024)  # M_MMAP_THRESHOLD = 4 MiB, which also stops the dynamic raise
     except (OSError, AttributeError):
         pass
+
+
+def resolve_device(name: str | None = "auto") -> torch.device:
+    """``"auto"`` (or None): the first CUDA GPU when one is present, else the CPU; otherwise ``name``."""
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but torch sees no CUDA GPU; use 'cpu' or 'auto'")
+    return device
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """``batch`` (tensors, possibly in dicts, lists and tuples) with every tensor moved to ``device``."""
+    if torch.is_tensor(batch):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
 
 
 def set_threads(threads: int | None) -> None:
@@ -140,6 +162,8 @@ def train(
     set_threads(settings.threads)
     rng = seed_everything(settings.seed)
     opt = torch.optim.AdamW(module.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    device = next(module.parameters()).device
+    scaler = torch.amp.GradScaler(device.type, enabled=settings.grad_scaler)
     result = TrainResult()
     start_epoch = 1
     best_state = _module_tensors(module)
@@ -165,6 +189,7 @@ def train(
             return result
     show = settings.progress and not os.environ.get("CHRONOREC_NO_PROGRESS")
     epoch = start_epoch - 1
+    epoch_seconds: list[float] = []  # this call's epochs, to foresee whether another fits the budget
     for epoch in range(start_epoch, settings.epochs + 1):
         t0 = time.perf_counter()
         module.train()
@@ -189,10 +214,12 @@ def train(
                     group["lr"] = cosine_lr(settings, progress)
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(module, batch)
-            loss.backward()
+            scaler.scale(loss).backward()
             if settings.grad_clip:
+                scaler.unscale_(opt)
                 torch.nn.utils.clip_grad_norm_(module.parameters(), settings.grad_clip)
-            opt.step()
+            scaler.step(opt)
+            scaler.update()
             total += float(loss.detach())
             count += 1
             if count % 10 == 0:
@@ -237,7 +264,13 @@ def train(
                 )
                 + f", {train_time:.1f}s"
             )
-        over_budget = settings.time_budget_s is not None and result.train_seconds >= settings.time_budget_s
+        # stop once the budget is spent, or when one more epoch (at the mean epoch time so far)
+        # would end past it: the budget is a ceiling on training time, not a starting deadline
+        over_budget = False
+        if settings.time_budget_s is not None:
+            epoch_seconds.append(train_time)
+            mean_epoch = sum(epoch_seconds) / len(epoch_seconds)
+            over_budget = result.train_seconds + mean_epoch > settings.time_budget_s
         patience_out = validate is not None and bad_epochs >= settings.patience
         finished = patience_out or over_budget  # reaching `epochs` is not final: resume may ask for more
         if ckpt:
@@ -246,7 +279,7 @@ def train(
             result.stopped = f"early stop: no improvement for {settings.patience} epochs"
             break
         if over_budget:
-            result.stopped = f"time budget of {settings.time_budget_s:.0f}s reached"
+            result.stopped = f"time budget of {settings.time_budget_s:.0f}s reached (another epoch would pass it)"
             break
     else:
         result.stopped = f"ran all {settings.epochs} epochs"
