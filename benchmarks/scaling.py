@@ -113,6 +113,12 @@ def run_speed(split, args: argparse.Namespace) -> list[dict[str, Any]]:
     variants = [("float32", {"amp": False}), ("bfloat16 autocast", {"amp": True})]
     if resolve_device(args.device).type == "cuda":
         variants.append(("bfloat16 autocast + torch.compile", {"amp": True, "compile": True}))
+        variants.append(
+            (
+                "bfloat16 autocast + torch.compile (reduce-overhead)",
+                {"amp": True, "compile": True, "compile_mode": "reduce-overhead"},
+            )
+        )
     rows = []
     for name, extra in variants:
         params = {**size_params(layers, width, args), **extra, "epochs": args.speed_epochs, "patience": 10**6}

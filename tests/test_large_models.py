@@ -260,7 +260,7 @@ def test_cold_item_with_similar_content_ranks_near_the_popular_item():
     assert rank[fans, 0].mean() <= 0.35 * n, rank[fans].mean(0)  # 62 items: within ~the cluster
     assert rank[fans, 1].mean() > rank[fans, 0].mean() + 0.3 * n  # the unrelated cold item does not follow
     assert np.corrcoef(rank[:, 0], rank[:, 2])[0, 1] > 0.6
-    w = m.module.item_emb.weight.detach()
+    w = m.module.item_emb.weight.detach().cpu()
     sims = F.cosine_similarity(w[twin][None], w[1 : n + 1]).numpy()
     order = np.argsort(-sims) + 1
     assert hot_i in order[:4]  # the twin's nearest neighbours include the popular item (itself first)

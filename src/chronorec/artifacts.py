@@ -80,10 +80,14 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     return manifest
 
 
-def load(directory: str | Path):
-    """Load any saved chronorec model from its directory."""
+def load(directory: str | Path, device: str = "auto"):
+    """Load any saved chronorec model from its directory.
+
+    ``device`` places a neural model's weights ("auto": a GPU when present, else the CPU),
+    whatever device it was trained on.
+    """
     from chronorec.models import registry
 
     manifest = read_manifest(directory)
     cls = registry.get(manifest["kind"])
-    return cls._load_dir(Path(directory))
+    return cls._load_dir(Path(directory), device=device)

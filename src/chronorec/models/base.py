@@ -251,12 +251,15 @@ class Recommender:
         return d
 
     @classmethod
-    def _load_dir(cls, d: Path) -> "Recommender":
+    def _load_dir(cls, d: Path, device: str = "auto") -> "Recommender":
         manifest = read_manifest(d)
         if manifest["kind"] != cls.kind:
             raise ValueError(f"{d} holds a {manifest['kind']!r} model, not {cls.kind!r}")
         meta = json.loads((d / "config.json").read_text())
-        model = cls(**{k: v for k, v in meta["config"].items() if k != "kind"})
+        params = {k: v for k, v in meta["config"].items() if k != "kind"}
+        if "device" in cls.Config.model_fields:
+            params["device"] = device  # where it was trained does not bind where it runs
+        model = cls(**params)
         model.fit_info = meta.get("fit_info", {})
         model.users = IdMap.load(d / "users.parquet")
         model.items = IdMap.load(d / "items.parquet")
@@ -278,5 +281,6 @@ class Recommender:
         return model
 
     @classmethod
-    def load(cls, directory: str | Path) -> "Recommender":
-        return cls._load_dir(Path(directory))
+    def load(cls, directory: str | Path, device: str = "auto") -> "Recommender":
+        """A saved model; ``device`` places neural weights ("auto": a GPU when present, else the CPU)."""
+        return cls._load_dir(Path(directory), device=device)

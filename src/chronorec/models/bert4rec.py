@@ -53,7 +53,7 @@ class BERT4Rec(SequentialRecommender):
 
     def _make_batch(self, spans: list[tuple[int, int]], rng: np.random.Generator) -> Batch:
         cfg = self.config
-        width = max(b - a for a, b in spans)
+        width = self._batch_width(max(b - a for a, b in spans))
         items = self._gather(self.store.items, spans, width)
         real = (items > 0).numpy()
         masked = (rng.random(real.shape) < cfg.mask_prob) & real

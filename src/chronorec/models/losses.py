@@ -30,7 +30,7 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, hidden, weight, targets, chunk: int, dtype: torch.dtype):
-        with torch.autocast("cpu", enabled=False):
+        with torch.autocast(hidden.device.type, enabled=False):
             h, w = hidden.to(dtype), weight.to(dtype)
             n = h.shape[0]
             lse = torch.empty(n, dtype=torch.float32, device=h.device)
@@ -50,7 +50,7 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
         chunk, dtype = ctx.chunk, ctx.dtype
         n = hidden.shape[0]
         scale = grad_out.float() / n
-        with torch.autocast("cpu", enabled=False):
+        with torch.autocast(hidden.device.type, enabled=False):
             h, w = hidden.to(dtype), weight.to(dtype)
             grad_h = torch.empty(hidden.shape, dtype=torch.float32, device=hidden.device)
             grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
@@ -58,7 +58,7 @@ class _ChunkedSoftmaxCE(torch.autograd.Function):
                 hc = h[s : s + chunk]
                 p = (hc @ w.t()).float().sub_(lse[s : s + chunk, None]).exp_()  # softmax, in place
                 p[:, 0] = 0.0
-                p[torch.arange(len(hc)), targets[s : s + chunk]] -= 1.0
+                p[torch.arange(len(hc), device=p.device), targets[s : s + chunk]] -= 1.0
                 p = p.to(dtype)
                 grad_h[s : s + chunk] = (p @ w).float().mul_(scale)
                 grad_w.add_((p.t() @ hc).float(), alpha=float(scale))
@@ -92,15 +92,20 @@ def sample_negatives(
     popularity: torch.Tensor | None = None,
     device: torch.device | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Negatives shared by a batch and log(expected count) of each: uniform over 1..n or by popularity."""
+    """Negatives shared by a batch and log(expected count) of each: uniform over 1..n or by popularity.
+
+    They are drawn where ``generator`` lives (the CPU by default, so a seed gives the same
+    negatives on any device) and returned on ``device``.
+    """
+    gen_device = generator.device if generator is not None else None
     if popularity is None:
-        neg = torch.randint(1, n_items + 1, (n_negatives,), generator=generator, device=device)
-        logq = torch.full((n_negatives,), math.log(n_negatives / n_items), device=device)
+        neg = torch.randint(1, n_items + 1, (n_negatives,), generator=generator, device=gen_device)
+        logq = torch.full((n_negatives,), math.log(n_negatives / n_items))
     else:
         q = popularity.double() / popularity.sum()
         neg = torch.multinomial(q.float(), n_negatives, replacement=True, generator=generator)
-        logq = torch.log(q[neg] * n_negatives).float()
-    return neg, logq
+        logq = torch.log(q[neg.to(q.device)] * n_negatives).float()
+    return neg.to(device), logq.to(device)
 
 
 def sampled_softmax_ce(

@@ -21,7 +21,7 @@ from chronorec.evaluate import evaluate_ranking
 from chronorec.models import context as ctxf
 from chronorec.models.base import ModelConfig, Recommender
 from chronorec.models.losses import full_softmax_ce, gbce, sampled_softmax_ce
-from chronorec.train import TrainSettings, set_threads, train
+from chronorec.train import TrainSettings, resolve_device, set_threads, to_device, train
 
 Batch = dict[str, Any]
 
@@ -55,7 +55,11 @@ class SequentialConfig(ModelConfig):
     plateau_patience: int = 3
     lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: decay over epochs / time budget
     min_lr_ratio: float = 0.01
-    amp: bool = False  # bfloat16 autocast for training (CPU with AVX-512 BF16, or GPU)
+    amp: bool = False  # mixed-precision autocast for training (CPU with AVX-512 BF16, or GPU)
+    amp_dtype: Literal["bfloat16", "float16"] = "bfloat16"  # float16: GPU only, with a gradient scaler
+    device: str = "auto"  # "auto" (a GPU when present, else CPU), "cpu", "cuda", "cuda:1", ...
+    compile: bool = False  # torch.compile the training forward (static shapes: batches padded to max_len)
+    compile_mode: str | None = None  # torch.compile mode, e.g. "reduce-overhead" (CUDA graphs), "max-autotune"
     # "dot": logits are hidden . item embedding; "cosine": both are L2-normalised and the
     # logits divided by ``temperature`` (as in HSTU's training recipe)
     similarity: Literal["dot", "cosine"] = "dot"
@@ -73,6 +77,18 @@ class SequentialRecommender(Recommender):
         super().__init__(**params)
         self.module: torch.nn.Module | None = None
         self._codes: dict[str, np.ndarray] | None = None
+        self._device: torch.device | None = None
+
+    @property
+    def device(self) -> torch.device:
+        """Where the module lives (``config.device`` resolved once: "auto" picks a GPU when present)."""
+        if self._device is None:
+            self._device = resolve_device(self.config.device)
+        return self._device
+
+    @property
+    def amp_dtype(self) -> torch.dtype:
+        return torch.float16 if self.config.amp_dtype == "float16" else torch.bfloat16
 
     def _build_module(self) -> torch.nn.Module:
         raise NotImplementedError
@@ -135,6 +151,11 @@ class SequentialRecommender(Recommender):
                 out[r, width - (b - a) : width] = flat[a:b]
         return torch.from_numpy(out)
 
+    def _batch_width(self, longest: int) -> int:
+        """Columns of a training batch: its longest window, or always ``max_len`` when compiled
+        (one static shape, so the compiled graph is not rebuilt for every batch width)."""
+        return self.config.max_len if self.config.compile else min(self.config.max_len, longest)
+
     def _make_batch(self, spans: list[tuple[int, int]], rng: np.random.Generator) -> Batch:
         """One batch from event spans ``[a, b)`` of the flat store (causal next-item by default).
 
@@ -143,7 +164,7 @@ class SequentialRecommender(Recommender):
         """
         inputs = [(a, b - 1) for a, b in spans]
         targets = [(a + 1, b) for a, b in spans]
-        width = min(self.config.max_len, max(b - a for a, b in inputs))
+        width = self._batch_width(max(b - a for a, b in inputs))
         codes = self._flat_codes()
         batch: Batch = {
             "items": self._gather(self.store.items, inputs, width),
@@ -176,7 +197,7 @@ class SequentialRecommender(Recommender):
         cfg = self.config
         hidden, w = self._logit_space(hidden, self._output_weight(module))
         if cfg.loss == "ce":
-            return full_softmax_ce(hidden, targets, w, dtype=torch.bfloat16 if cfg.amp else torch.float32)
+            return full_softmax_ce(hidden, targets, w, dtype=self.amp_dtype if cfg.amp else torch.float32)
         if cfg.loss == "gbce":
             return gbce(hidden, targets, w, n_negatives=cfg.n_negatives, t=cfg.gbce_t, generator=self._gen)
         return sampled_softmax_ce(
@@ -208,7 +229,10 @@ class SequentialRecommender(Recommender):
         set_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         self._codes = None
-        self.module = self._init_module()
+        device = self.device
+        if cfg.amp and cfg.amp_dtype == "float16" and device.type != "cuda":
+            raise ValueError("amp_dtype='float16' needs a GPU; use 'bfloat16' on CPU")
+        self.module = self._init_module().to(device)
         spans = self._training_spans()
         lens = np.array([b - a for a, b in spans])
         span_len = cfg.max_len + self.window_extra
@@ -230,9 +254,13 @@ class SequentialRecommender(Recommender):
                 idx = order[s : s + cfg.batch_size]
                 yield self._make_batch([window(*spans[i], rng) for i in idx], rng)
 
+        # torch.compile'd forward for training; the eager module keeps the weights, the optimiser
+        # and the checkpoints, and scores
+        fwd = torch.compile(self.module, dynamic=False, mode=cfg.compile_mode) if cfg.compile else self.module
+
         def loss_fn(module, batch):
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.amp):
-                return self._loss(module, batch)
+            with torch.autocast(device.type, dtype=self.amp_dtype, enabled=cfg.amp):
+                return self._loss(fwd, to_device(batch, device))
 
         validate = None
         if validation is not None and len(validation):
@@ -265,6 +293,7 @@ class SequentialRecommender(Recommender):
             plateau_patience=cfg.plateau_patience,
             lr_schedule=cfg.lr_schedule,
             min_lr_ratio=cfg.min_lr_ratio,
+            grad_scaler=cfg.amp and cfg.amp_dtype == "float16",
         )
         n = len(spans)
         result = train(
@@ -368,24 +397,25 @@ class SequentialRecommender(Recommender):
                 if q:
                     t_next = (context[r] or {}).get("next", {}).get("timestamp") if context is not None else None
                     feats_np["timestamp"][r, width] = int(t_next) if t_next is not None else ts[-1]
-        feats = {f: torch.from_numpy(v) for f, v in feats_np.items()} or None
+        dev = self.device
+        feats = {f: torch.from_numpy(v).to(dev) for f, v in feats_np.items()} or None
         nxt_t = None
         if self.config.request_context and nxt_np and not q:
-            nxt_t = {f: torch.from_numpy(v)[:, None] for f, v in nxt_np.items()}
+            nxt_t = {f: torch.from_numpy(v)[:, None].to(dev) for f, v in nxt_np.items()}
         self.module.eval()
         with torch.inference_mode():
-            h = self._hidden(self.module, torch.from_numpy(x), feats)[:, -1:]
+            h = self._hidden(self.module, torch.from_numpy(x).to(dev), feats)[:, -1:]
             if nxt_t is not None and getattr(self.module, "next_context", None) is not None:
                 h = h + self.module.next_context(nxt_t, h)
             q, w = self._logit_space(h[:, 0], self._output_weight(self.module))
-            return q @ w.t()
+            return (q @ w.t()).float().cpu()
 
     # ------------------------------------------------------------------ persistence
     def _state(self) -> dict[str, Any]:
-        return dict(self.module.state_dict())
+        return {k: v.detach().cpu() for k, v in self.module.state_dict().items()}
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         self._codes = None
         self.module = self._init_module()
         self.module.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()})
-        self.module.eval()
+        self.module.to(self.device).eval()
