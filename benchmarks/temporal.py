@@ -49,6 +49,27 @@ def run(data_dir: str | None, out: Path, quick: bool, threads: int) -> dict[str,
     ddir = resolve(data_dir)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
+    payload = {
+        "provenance": provenance(
+            data_dir=str(ddir),
+            data={
+                "taobao": "taobao-userbehavior/UserBehavior_first814users.csv + UserBehavior_114users.csv "
+                "(928 users; 2017-11-25..2017-12-03 Beijing time, outlier timestamps dropped)",
+                "online_retail": "online-retail/online_retail.csv.xz (net of cancellations; unit price > 0; "
+                "non-product stock codes dropped)",
+                "ml100k": "ml-100k/u.data",
+            },
+            quick=quick,
+            threads=threads,
+        ),
+        "parts": results,
+    }
+
+    def save() -> None:
+        """Write what is done so far: an interrupted run still leaves its finished parts."""
+        (out / "temporal.json").write_text(json.dumps(payload, indent=2, default=_json))
+        (out / "temporal.md").write_text(markdown(payload))
+
     taobao = load_taobao(ddir)
 
     def features():
@@ -76,6 +97,7 @@ def run(data_dir: str | None, out: Path, quick: bool, threads: int) -> dict[str,
         }
 
     _part("features_taobao", features, results)
+    save()
 
     def behaviour():
         cfg = SequenceClassifierConfig(epochs=8 if quick else 30, threads=threads)
@@ -90,6 +112,7 @@ def run(data_dir: str | None, out: Path, quick: bool, threads: int) -> dict[str,
         return res
 
     _part("behavior_taobao", behaviour, results)
+    save()
 
     ladder = ("naive", "seasonal_naive", "moving_average", "ets", "gbm", "lstm", "gru", "transformer")
     rnn = {"epochs": 10 if quick else 40, "threads": threads}
@@ -123,24 +146,7 @@ def run(data_dir: str | None, out: Path, quick: bool, threads: int) -> dict[str,
     }
     for name, (make, h, n_origins) in sets.items():
         _part(f"forecast_{name}", lambda make=make, h=h, n=n_origins, name=name: forecast(name, make(), h, n), results)
-
-    payload = {
-        "provenance": provenance(
-            data_dir=str(ddir),
-            data={
-                "taobao": "taobao-userbehavior/UserBehavior_first814users.csv + UserBehavior_114users.csv "
-                "(928 users; 2017-11-25..2017-12-03 Beijing time, outlier timestamps dropped)",
-                "online_retail": "online-retail/online_retail.csv.xz (net of cancellations; unit price > 0; "
-                "non-product stock codes dropped)",
-                "ml100k": "ml-100k/u.data",
-            },
-            quick=quick,
-            threads=threads,
-        ),
-        "parts": results,
-    }
-    (out / "temporal.json").write_text(json.dumps(payload, indent=2, default=_json))
-    (out / "temporal.md").write_text(markdown(payload))
+        save()
     return payload
 
 
@@ -169,6 +175,8 @@ def markdown(payload: dict[str, Any]) -> str:
         "| table | rows | columns | seconds |",
         "|---|---|---|---|",
     ]
+    if "features_taobao" not in p:
+        return "\n".join(lines) + "\n(not run yet)\n"
     f = p["features_taobao"]["result"]
     for k, v in f["tables"].items():
         lines.append(f"| {k} | {v['rows']:,} | {v.get('columns', '')} | {v['seconds']:.2f} |")
@@ -177,6 +185,8 @@ def markdown(payload: dict[str, Any]) -> str:
         f"Total {f['total_seconds']:.2f} s for {f['events']:,} events (wall {p['features_taobao']['wall_seconds']:.1f} s).",
         "",
     ]
+    if "behavior_taobao" not in p:
+        return "\n".join(lines) + "\n(the later parts have not finished)\n"
     b = p["behavior_taobao"]["result"]
     d = b["data"]
     lines += [
