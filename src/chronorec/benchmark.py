@@ -226,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for f in sorted((out / "runs").glob("*.json")):
             res = json.loads(f.read_text())
+            if "dataset" not in res or "test" not in res:
+                continue  # not a benchmark run (e.g. the cold-start benchmark's per-model files)
             res["model"] = f.stem[len(res["dataset"]) + 1 :]  # model-seedN[-tag]: every run stays distinguishable
             rows.append(res)
         return _write_summary(out, rows, tag, argv)
