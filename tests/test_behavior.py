@@ -7,7 +7,9 @@ from chronorec.behavior import (
     funnel_features,
     make_behavior_data,
     make_cutoffs,
+    paired_bootstrap,
     predict_behavior,
+    rolling_folds,
 )
 from chronorec.metrics_cls import (
     average_precision,
@@ -202,3 +204,62 @@ def test_sub_daily_training_cutoffs_keep_label_windows_before_validation():
     # from validation - H back to one day after the (aligned) start, every 6 h
     assert c["train"] == [T0 + DAY + i * 6 * 3600 for i in range(9)]
     assert max(c["train"]) + DAY <= c["validation"][0]
+
+
+def test_rolling_folds_step_back_one_horizon_and_keep_labels_before_validation():
+    ts = np.array([T0 + 17, T0 + 8 * DAY - 1])
+    c = make_cutoffs(ts, horizon_s=DAY, step_s=DAY, n_train=None)
+    folds = rolling_folds(c, DAY, 3)
+    assert [f["test"] for f in folds] == [[T0 + 5 * DAY], [T0 + 6 * DAY], [T0 + 7 * DAY]]
+    assert folds[-1] == c  # the last fold is the single-cut-off evaluation
+    for f in folds:
+        assert f["validation"] == [f["test"][0] - DAY]
+        assert f["train"] and max(f["train"]) + DAY <= f["validation"][0]
+    assert folds[0]["train"] == [T0 + DAY, T0 + 2 * DAY, T0 + 3 * DAY]
+    with pytest.raises(ValueError, match="rolling test cut-offs"):
+        rolling_folds(c, DAY, 7)
+
+
+def test_paired_bootstrap_detects_a_better_score_and_not_an_equal_one():
+    rng = np.random.default_rng(0)
+    n = 600
+    y = rng.random(n) < 0.3
+    users = np.repeat(np.arange(n // 3), 3)  # each user has a case in each of 3 strata
+    strata = np.tile(np.arange(3), n // 3)
+    good = y + rng.normal(0, 0.8, n)
+    noise = rng.normal(0, 1, n)
+    r = paired_bootstrap(y, good, noise, users, strata=strata, n_boot=300)
+    per_stratum = [
+        roc_auc(y[strata == k], good[strata == k]) - roc_auc(y[strata == k], noise[strata == k]) for k in range(3)
+    ]
+    assert r["difference"] == pytest.approx(np.mean(per_stratum))
+    assert r["ci_low"] > 0.15 and r["p_value"] < 0.01
+    same = paired_bootstrap(y, good, good + 0.0, users, strata=strata, n_boot=100)
+    assert same["difference"] == 0 and same["ci_low"] == 0 and same["p_value"] == 1.0
+    tie = paired_bootstrap(y, noise, rng.normal(0, 1, n), users, n_boot=300, metric="pr_auc")
+    assert tie["ci_low"] < 0 < tie["ci_high"]
+
+
+def test_rolling_evaluation_refits_per_fold_and_pools_the_test_cases():
+    df = _planted(n_users=160, n_days=12)
+    res = predict_behavior(
+        df, tasks=("target",), horizon_s=DAY, step_s=DAY, test_cutoffs=3, models=("logistic",), progress=False
+    )
+    d, r = res["data"], res["tasks"]["target"]
+    assert len(d["folds"]) == 3 and d["folds"][-1]["test"] == d["cutoffs"]["test"]
+    assert d["cases"]["test"] == sum(
+        len(
+            set(
+                df.loc[
+                    df["timestamp"] < pd.Timestamp(f["test"][0].removesuffix(" UTC"), tz="UTC").timestamp(), "user_id"
+                ]
+            )
+        )
+        for f in d["folds"]
+    )
+    folds = r["logistic"]["folds"]
+    assert len(folds) == 3 and all("params" in f for f in folds)
+    assert r["logistic"]["test_mean_over_folds"]["roc_auc"] == pytest.approx(np.mean([f["roc_auc"] for f in folds]))
+    # planted signal (yesterday's cart): the refitted model beats the past rate on every fold, significantly
+    assert all(f["roc_auc"] > p["roc_auc"] for f, p in zip(folds, r["past_rate"]["folds"], strict=True))
+    assert r["logistic"]["vs_past_rate"]["roc_auc"]["ci_low"] > 0.05
