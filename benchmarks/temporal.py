@@ -101,10 +101,14 @@ def run(data_dir: str | None, out: Path, quick: bool, threads: int) -> dict[str,
 
     def behaviour():
         cfg = SequenceClassifierConfig(epochs=8 if quick else 30, threads=threads)
+        seq = ("gru", "lstm", "transformer")
         res = predict_behavior(
             taobao,
             utc_offset_hours=8,
-            models=("logistic", "gbm", "gru", "lstm", "transformer") if not quick else ("logistic", "gbm", "gru"),
+            test_cutoffs=1 if quick else 3,
+            models=("logistic", "gbm", *seq, *(f"{m}+features" for m in seq))
+            if not quick
+            else ("logistic", "gbm", "gru", "gru+features"),
             seq_config=cfg,
             out_dir=out / "temporal_behavior",
             progress=True,
@@ -189,29 +193,41 @@ def markdown(payload: dict[str, Any]) -> str:
         return "\n".join(lines) + "\n(the later parts have not finished)\n"
     b = p["behavior_taobao"]["result"]
     d = b["data"]
+    folds = d.get("folds", [d["cutoffs"]])
     lines += [
         "## 2. Behaviour prediction (Taobao, split by time)",
         "",
-        f"Cut-offs: {len(d['cutoffs']['train'])} training from {d['cutoffs']['train'][0]} to {d['cutoffs']['train'][-1]}, "
-        f"validation {d['cutoffs']['validation']}, test {d['cutoffs']['test']}; {d['n_features']} features; "
-        f"horizon {d['horizon_hours']:g} h; cases {d['cases']}; "
+        f"{len(folds)} rolling test cut-off(s), each model refitted per fold on the cut-offs before it: "
+        + "; ".join(f"test {f['test'][0]} (validation {f['validation'][0]}, {len(f['train'])} training)" for f in folds)
+        + f". {d['n_features']} features; horizon {d['horizon_hours']:g} h; cases {d['cases']}; "
         f"positive rate { ({k: round(v, 3) for k, v in d['positive_rate'].items()}) }.",
         "",
-        f"### (a) `{d['target']}` within the horizon (test cut-off)",
+        f"### (a) `{d['target']}` within the horizon",
         "",
-        "| model | ROC-AUC | PR-AUC | Brier | F1@0.5 | accuracy | val ROC-AUC | val PR-AUC | fit s | chosen on validation |",
+        "ROC-AUC and PR-AUC: the mean over the test cut-offs, then pooled over them. Difference: the fold-mean "
+        "ROC-AUC minus the past rate's, with a user-clustered 95 % bootstrap interval and p-value.",
+        "",
+        "| model | ROC-AUC | PR-AUC | pooled ROC-AUC | pooled PR-AUC | Brier | vs past rate: ROC-AUC diff [95% CI], p | "
+        "per-fold ROC-AUC | val ROC-AUC | fit s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for n, r in b["tasks"].get("target", {}).items():
         t, v = r["test"], r["validation"]
-        chosen = r.get("params") or (f"epoch {r['best_epoch']}" if "best_epoch" in r else "")
+        mean = r.get("test_mean_over_folds", t)
+        cmp = r.get("vs_past_rate", {}).get("roc_auc")
+        diff = (
+            f"{cmp['difference']:+.4f} [{cmp['ci_low']:+.4f}, {cmp['ci_high']:+.4f}], {cmp['p_value']:.3f}"
+            if cmp
+            else ""
+        )
+        per = ", ".join(f"{f['roc_auc']:.3f}" for f in r.get("folds", []))
         lines.append(
-            f"| {n} | {t['roc_auc']:.4f} | {t['pr_auc']:.4f} | {t['brier']:.4f} | {t['f1']:.3f} | {t['accuracy']:.3f} | "
-            f"{v['roc_auc']:.4f} | {v['pr_auc']:.4f} | {r.get('fit_seconds', 0):.1f} | {chosen} |"
+            f"| {n} | {mean['roc_auc']:.4f} | {mean['pr_auc']:.4f} | {t['roc_auc']:.4f} | {t['pr_auc']:.4f} | "
+            f"{t['brier']:.4f} | {diff} | {per} | {v['roc_auc']:.4f} | {r.get('fit_seconds', 0):.1f} |"
         )
     lines += [
         "",
-        "### (b) type of the next event (test cut-off)",
+        "### (b) type of the next event (pooled over the test cut-offs)",
         "",
         "| model | accuracy | macro-F1 | macro ROC-AUC | macro PR-AUC | Brier | log loss |",
         "|---|---|---|---|---|---|---|",

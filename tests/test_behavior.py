@@ -157,7 +157,7 @@ def test_learned_models_beat_trivial_baseline_on_planted_signal():
         horizon_s=DAY,
         n_train_cutoffs=8,
         step_s=DAY,
-        models=("logistic", "gru"),
+        models=("logistic", "gru", "gru+features"),
         seq_config=SequenceClassifierConfig(epochs=6, max_len=20, dim=16, lr=2e-3, patience=3, threads=1),
         progress=False,
     )
@@ -166,6 +166,8 @@ def test_learned_models_beat_trivial_baseline_on_planted_signal():
     assert r["logistic"]["test"]["roc_auc"] > base + 0.1
     assert r["logistic"]["test"]["roc_auc"] > 0.8
     assert r["gru"]["test"]["roc_auc"] > base
+    assert r["gru+features"]["test"]["roc_auc"] > base + 0.1  # the head sees the recent-cart features
+    assert r["gru+features"]["parameters"] > r["gru"]["parameters"]
     assert r["gru"]["epochs_run"] >= 1 and r["base_rate"]["test"]["roc_auc"] == pytest.approx(0.5)
 
 
@@ -263,3 +265,24 @@ def test_rolling_evaluation_refits_per_fold_and_pools_the_test_cases():
     # planted signal (yesterday's cart): the refitted model beats the past rate on every fold, significantly
     assert all(f["roc_auc"] > p["roc_auc"] for f, p in zip(folds, r["past_rate"]["folds"], strict=True))
     assert r["logistic"]["vs_past_rate"]["roc_auc"]["ci_low"] > 0.05
+
+
+def test_feature_models_search_aligned_training_cutoffs_on_validation():
+    from chronorec.behavior import _training_sets
+
+    df = _planted(n_users=60, n_days=10)
+    d = make_behavior_data(df, horizon_s=DAY, step_s=6 * 3600)
+    rows = d.part("train")
+    sets = _training_sets(d, rows, tune=True)
+    cut = d.cases["cutoff"].to_numpy()
+    assert set(sets) == {"all", "aligned"} and len(sets["all"]) == len(rows)
+    assert set((d.cutoffs["test"][0] - cut[sets["aligned"]]) % DAY) == {0}
+    assert len(np.unique(cut[rows])) == 4 * len(np.unique(cut[sets["aligned"]])) - 3
+    assert set(_training_sets(d, rows, tune=False)) == {"all"}
+    res = predict_behavior(df, tasks=("target",), horizon_s=DAY, step_s=6 * 3600, models=("logistic",), progress=False)
+    search = res["tasks"]["target"]["logistic"]["search"]
+    assert {r["train_cutoffs"] for r in search} == {"all", "aligned"}
+    best = max(search, key=lambda r: r["validation"])
+    assert res["tasks"]["target"]["logistic"]["train_cutoffs"] in {
+        r["train_cutoffs"] for r in search if r["validation"] == best["validation"]
+    }
