@@ -41,6 +41,7 @@ HELP_OPTIONS = {
     "evaluate": ["--data", "--dataset", "--split", "--cutoff", "--ks", "--out", "--seed", "--config"],
     "recommend": ["--model", "--users", "--users-file", "--history", "-k", "--out", "--config"],
     "demo": ["--out", "--quick", "--seed", "--threads"],
+    "ensemble": ["--out", "--weights", "--combine"],
 }
 
 
@@ -316,3 +317,19 @@ def test_demo_command_writes_the_run_folder(tmp_path, monkeypatch):
     assert ndcg["itemknn"] > 2 * ndcg["popular"]  # the planted transitions are learnable
     assert "HR@10" in res.output and "Sample recommendations" in res.output
     assert np.isfinite(summary["total_seconds"])
+
+
+def test_ensemble_command_saves_a_model_that_evaluate_reads(shop, tmp_path):
+    d, _ = shop
+    pop, knn, ens = tmp_path / "pop", tmp_path / "knn", tmp_path / "ens"
+    assert invoke("train", "--data", d / "events.csv", "--kind", "popular", "--out", pop).exit_code == 0
+    assert invoke("train", "--data", d / "events.csv", "--kind", "itemknn", "--out", knn).exit_code == 0
+    res = invoke("ensemble", knn, pop, "--weights", "1,0.2", "--out", ens)
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "cmp.json"
+    res = invoke("evaluate", knn, ens, "--data", d / "events.csv", "--out", out)
+    assert res.exit_code == 0, res.output
+    r = json.loads(out.read_text())["results"]
+    assert r["ens"]["test"]["NDCG@10"] > 0 and r["ens"]["test"] != r["knn"]["test"]
+    bad = invoke("ensemble", knn, pop, "--weights", "1", "--out", tmp_path / "x")
+    assert bad.exit_code == 1 and "1 weights for 2 models" in bad.output

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from chronorec import columns as C
 from chronorec import load
@@ -24,6 +25,10 @@ FAST = {
     "hstu": {"epochs": 2, "dim": 16, "max_len": 20, "progress": False},
     "hstu_gbce": {"epochs": 2, "dim": 16, "max_len": 20, "progress": False, "loss": "gbce", "n_negatives": 20},
     "contentrec": {"epochs": 2, "dim": 16, "max_len": 20, "progress": False, "encoder": "hashing", "content_dim": 32},
+    "ensemble": {
+        "members": [{"kind": "itemknn", "neighbours": 20}, {"kind": "sasrec", "epochs": 2, "dim": 16, "max_len": 20}],
+        "weights": [0.5, 1.0],
+    },
 }
 
 
@@ -72,7 +77,7 @@ def test_contract_save_load_identical(fitted, name, tmp_path):
     users = sp.train.users.to_external(np.arange(1, 11))
     before = model.recommend(users, k=7)
     model.save(tmp_path / name)
-    files = {p.suffix for p in (tmp_path / name).iterdir()}
+    files = {p.suffix for p in (tmp_path / name).rglob("*") if p.is_file()}  # ensembles keep members in sub-folders
     assert files <= {".json", ".safetensors", ".parquet"}
     again = load(tmp_path / name)
     assert type(again) is type(model)
@@ -146,3 +151,28 @@ def test_training_is_deterministic_and_resumable(planted, tmp_path):
         sp.train, validation=sp.validation
     )
     assert [h["loss"] for h in c.fit_info["history"]] == pytest.approx([h["loss"] for h in a.fit_info["history"]])
+
+
+def test_ensemble_sums_member_log_probabilities_and_learns(planted):
+    from chronorec.models.ensemble import Ensemble
+
+    log, sp = planted
+    params = {"epochs": 12, "dim": 32, "max_len": 30, "lr": 3e-3, "batch_size": 64, "patience": 4, "progress": False}
+    a = registry.get("sasrec")(seed=1, **params).fit(sp.train, validation=sp.validation)
+    b = registry.get("gru4rec")(seed=2, hidden=32, **params).fit(sp.train, validation=sp.validation)
+    ens = Ensemble.from_models([a, b], weights=[1.0, 0.5])
+    users = np.arange(1, 6)
+    hist = [sp.train.sequences().user_items(int(u)) for u in users]
+    sa, sb = a.score(users, hist).clone(), b.score(users, hist).clone()
+    sa[:, 0] = sb[:, 0] = -np.inf
+    expected = torch.log_softmax(sa, 1) + 0.5 * torch.log_softmax(sb, 1)
+    got = ens.score(users, hist)
+    assert torch.allclose(got[:, 1:], expected[:, 1:], atol=1e-5) and torch.isinf(got[:, 0]).all()
+    pop = _ndcg(registry.get("popular")().fit(sp.train), sp)
+    assert _ndcg(ens, sp) - pop > 0.15
+    # a single member with any weight ranks exactly as the member does
+    one = Ensemble.from_models([a], weights=[3.0])
+    assert torch.equal(torch.argsort(one.score(users, hist)[:, 1:], 1), torch.argsort(a.score(users, hist)[:, 1:], 1))
+    other = registry.get("popular")().fit(make_sequences(n_users=30, n_items=15, seed=9))
+    with pytest.raises(ValueError, match="another catalogue"):
+        Ensemble.from_models([a, other])

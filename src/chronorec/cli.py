@@ -892,6 +892,32 @@ def demo(
         run_demo(cfg.output_dir, quick=quick, seed=cfg.seed, threads=cfg.threads, progress=progress)
 
 
+@app.command()
+def ensemble(
+    model_dirs: Annotated[list[Path], typer.Argument(help="Saved model folders fitted on the same data.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the saved ensemble.")],
+    weights: Annotated[
+        str | None, typer.Option("--weights", help="Comma-separated member weights (default: equal).")
+    ] = None,
+    combine: Annotated[
+        str, typer.Option("--combine", help="log_softmax (sum of member log-probabilities) or zscore.")
+    ] = "log_softmax",
+) -> None:
+    """Combine saved models into one score-level ensemble (evaluate, recommend and serve it like any model)."""
+    with _user_errors():
+        from chronorec.artifacts import load
+        from chronorec.models.ensemble import Ensemble
+
+        if combine not in ("log_softmax", "zscore"):
+            raise ValueError(f"--combine must be log_softmax or zscore, not {combine!r}")
+        w = [float(x) for x in weights.split(",")] if weights else None
+        if w is not None and len(w) != len(model_dirs):
+            raise ValueError(f"{len(w)} weights for {len(model_dirs)} models")
+        ens = Ensemble.from_models([load(d, device="cpu") for d in model_dirs], weights=w, combine=combine)
+        ens.save(out)
+        typer.echo(f"Saved an ensemble of {len(model_dirs)} models to {out}")
+
+
 # ---------------------------------------------------------------------- benchmark
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=False)
 def benchmark(ctx: typer.Context) -> None:

@@ -13,6 +13,7 @@ _KINDS = {
     "bert4rec": "chronorec.models.bert4rec:BERT4Rec",
     "hstu": "chronorec.models.hstu:HSTU",
     "contentrec": "chronorec.models.content:ContentSASRec",
+    "ensemble": "chronorec.models.ensemble:Ensemble",
 }
 
 

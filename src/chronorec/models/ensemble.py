@@ -1,0 +1,126 @@
+"""Score-level ensembles of recommenders over one catalogue.
+
+Each member's scores for a batch are turned into log-probabilities over the catalogue
+(``combine="log_softmax"``, the default: a product of the members' next-item distributions) or
+standardised per row (``"zscore"``), then summed with the given weights. Members are fitted in turn
+on the same log (``members``: their configurations, e.g. two SASRec seeds) or taken already fitted
+(:meth:`Ensemble.from_models`). Saving writes every member into its own sub-folder.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from chronorec.artifacts import read_manifest, write_manifest
+from chronorec.eventlog import EventLog
+from chronorec.models.base import ModelConfig, Recommender
+
+
+class EnsembleConfig(ModelConfig):
+    kind: Literal["ensemble"] = "ensemble"
+    members: list[dict[str, Any]] = Field(default_factory=list, description="member configurations, each with a kind")
+    weights: list[float] | None = None  # default: equal
+    combine: Literal["log_softmax", "zscore"] = "log_softmax"
+
+
+class Ensemble(Recommender):
+    kind = "ensemble"
+    Config = EnsembleConfig
+
+    def __init__(self, **params: Any):
+        super().__init__(**params)
+        w = self.config.weights
+        if w is not None and len(w) != len(self.config.members):
+            raise ValueError(f"{len(w)} weights for {len(self.config.members)} members")
+        self.models: list[Recommender] = []
+
+    @property
+    def uses_context(self) -> bool:  # type: ignore[override]
+        return any(m.uses_context for m in self.models)
+
+    @classmethod
+    def from_models(
+        cls,
+        models: Sequence[Recommender],
+        weights: Sequence[float] | None = None,
+        combine: Literal["log_softmax", "zscore"] = "log_softmax",
+    ) -> "Ensemble":
+        """An ensemble of fitted models, which must share the item id map (same training data)."""
+        if not models:
+            raise ValueError("an ensemble needs at least one model")
+        first = models[0]
+        for m in models[1:]:
+            if m.items is None or not np.array_equal(m.items.external_ids, first.items.external_ids):
+                raise ValueError(f"{type(m).__name__} was fitted on another catalogue than {type(first).__name__}")
+        ens = cls(
+            members=[m.config.model_dump() for m in models],
+            weights=list(weights) if weights is not None else None,
+            combine=combine,
+        )
+        ens.models = list(models)
+        ens.users, ens.items, ens.store = first.users, first.items, first.store
+        ens.popularity, ens.item_names, ens.context_vocab = first.popularity, first.item_names, first.context_vocab
+        ens.fit_info = {"members": [m.fit_info for m in models]}
+        return ens
+
+    def _fit(self, log: EventLog, validation: Any) -> None:
+        from chronorec.models import registry
+
+        if not self.config.members:
+            raise ValueError("an ensemble needs at least one member configuration")
+        self.models = []
+        for spec in self.config.members:
+            params = {k: v for k, v in spec.items() if k != "kind"}
+            self.models.append(registry.get(spec["kind"])(**params).fit(log, validation=validation))
+        self.fit_info = {"members": [m.fit_info for m in self.models]}
+
+    def _score(
+        self, users: np.ndarray, histories: list[np.ndarray], context: list[dict[str, Any] | None] | None = None
+    ) -> torch.Tensor:
+        w = self.config.weights or [1.0] * len(self.models)
+        total = None
+        for weight, m in zip(w, self.models, strict=True):
+            s = m.score(users, histories, context).float().clone()
+            s[:, 0] = -torch.inf  # the padding column
+            if self.config.combine == "log_softmax":
+                s = torch.log_softmax(s, dim=1)
+            else:
+                body = s[:, 1:]
+                s[:, 1:] = (body - body.mean(1, keepdim=True)) / body.std(1, keepdim=True).clamp_min(1e-12)
+            total = weight * s if total is None else total + weight * s
+        return total
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path) -> Path:
+        if not self.models:
+            raise RuntimeError("cannot save an unfitted ensemble")
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        names = [f"member_{i}" for i in range(len(self.models))]
+        for name, m in zip(names, self.models, strict=True):
+            m.save(d / name)
+        meta = {"kind": self.kind, "config": self.config.model_dump(), "fit_info": self.fit_info, "members": names}
+        (d / "config.json").write_text(json.dumps(meta, indent=2))
+        write_manifest(d, self.kind, extra={"members": names})
+        return d
+
+    @classmethod
+    def _load_dir(cls, d: Path, device: str = "auto") -> "Ensemble":
+        from chronorec.artifacts import load
+
+        manifest = read_manifest(d)
+        if manifest["kind"] != cls.kind:
+            raise ValueError(f"{d} holds a {manifest['kind']!r} model, not {cls.kind!r}")
+        meta = json.loads((d / "config.json").read_text())
+        models = [load(d / name, device=device) for name in manifest["members"]]
+        cfg = meta["config"]
+        ens = cls.from_models(models, weights=cfg.get("weights"), combine=cfg.get("combine", "log_softmax"))
+        ens.fit_info = meta.get("fit_info", ens.fit_info)
+        return ens
