@@ -161,6 +161,7 @@ def test_ensemble_sums_member_log_probabilities_and_learns(planted):
     a = registry.get("sasrec")(seed=1, **params).fit(sp.train, validation=sp.validation)
     b = registry.get("gru4rec")(seed=2, hidden=32, **params).fit(sp.train, validation=sp.validation)
     ens = Ensemble.from_models([a, b], weights=[1.0, 0.5])
+    assert ens.fit_info["train_seconds"] == pytest.approx(a.fit_info["train_seconds"] + b.fit_info["train_seconds"])
     users = np.arange(1, 6)
     hist = [sp.train.sequences().user_items(int(u)) for u in users]
     sa, sb = a.score(users, hist).clone(), b.score(users, hist).clone()

@@ -23,6 +23,15 @@ from chronorec.eventlog import EventLog
 from chronorec.models.base import ModelConfig, Recommender
 
 
+def _fit_info(models: Sequence[Recommender]) -> dict[str, Any]:
+    """Members' fit information, and their summed training time (the ensemble's training cost)."""
+    secs = [m.fit_info.get("train_seconds") for m in models]
+    info: dict[str, Any] = {"members": [m.fit_info for m in models]}
+    if all(s is not None for s in secs):
+        info["train_seconds"] = float(sum(secs))
+    return info
+
+
 class EnsembleConfig(ModelConfig):
     kind: Literal["ensemble"] = "ensemble"
     members: list[dict[str, Any]] = Field(default_factory=list, description="member configurations, each with a kind")
@@ -67,7 +76,7 @@ class Ensemble(Recommender):
         ens.models = list(models)
         ens.users, ens.items, ens.store = first.users, first.items, first.store
         ens.popularity, ens.item_names, ens.context_vocab = first.popularity, first.item_names, first.context_vocab
-        ens.fit_info = {"members": [m.fit_info for m in models]}
+        ens.fit_info = _fit_info(models)
         return ens
 
     def _fit(self, log: EventLog, validation: Any) -> None:
@@ -79,7 +88,7 @@ class Ensemble(Recommender):
         for spec in self.config.members:
             params = {k: v for k, v in spec.items() if k != "kind"}
             self.models.append(registry.get(spec["kind"])(**params).fit(log, validation=validation))
-        self.fit_info = {"members": [m.fit_info for m in self.models]}
+        self.fit_info = _fit_info(self.models)
 
     def _score(
         self, users: np.ndarray, histories: list[np.ndarray], context: list[dict[str, Any] | None] | None = None
