@@ -72,3 +72,24 @@ def test_paired_test_detects_a_real_difference_and_not_a_null_one():
     assert same["t_test_p"] == 1.0 and same["wilcoxon_p"] == 1.0 and same["ci_low"] == same["ci_high"] == 0.0
     shuffled = paired_test(base, rng.permutation(base))  # same distribution, no real difference
     assert shuffled["ci_low"] < 0 < shuffled["ci_high"] and shuffled["t_test_p"] > 0.01
+
+
+def test_benchmark_aggregate_groups_seeds_with_sample_std(tmp_path):
+    import json
+
+    from chronorec.benchmark import main
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    base = {"dataset": "ml-1m", "train_seconds": 1.0, "eval_seconds": 1.0, "peak_rss_mb": 1.0}
+    for seed, ndcg in ((0, 0.17), (1, 0.18), (2, 0.19)):
+        t = {"HR@10": 2 * ndcg, "NDCG@10": ndcg, "MRR@10": ndcg / 2}
+        (runs / f"ml-1m-sasrec-seed{seed}-h.json").write_text(json.dumps({**base, "seed": seed, "test": t}))
+    t = {"HR@10": 0.1, "NDCG@10": 0.05, "MRR@10": 0.03}
+    (runs / "ml-1m-popular-seed0-a.json").write_text(json.dumps({**base, "seed": 0, "test": t}))
+    (runs / "cold_start-x.json").write_text(json.dumps({"kind": "cold"}))  # not a benchmark run: skipped
+    assert main(["--aggregate", "--out", str(tmp_path), "--tag", "all"]) == 0
+    groups = json.loads((tmp_path / "summary-all.json").read_text())["seed_groups"]
+    assert len(groups) == 1 and groups[0]["model"] == "sasrec-h" and groups[0]["seeds"] == [0, 1, 2]
+    assert groups[0]["NDCG@10_mean"] == pytest.approx(0.18) and groups[0]["NDCG@10_std"] == pytest.approx(0.01)
+    assert "| ml-1m | sasrec-h | 0,1,2 | 0.1800 | 0.0100 |" in (tmp_path / "summary-all.md").read_text()

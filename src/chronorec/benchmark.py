@@ -162,7 +162,44 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             f"| {r['dataset']} | {r['model']} | {t['HR@10']:.4f} | {t['NDCG@10']:.4f} | {t['MRR@10']:.4f} | "
             f"{r['train_seconds']:.0f} | {ep} | {r['eval_seconds']:.2f} | {r['peak_rss_mb']:.0f} |"
         )
+    groups = seed_groups(rows)
+    if groups:
+        lines += [
+            "",
+            "Runs repeated over seeds (mean, sample standard deviation):",
+            "",
+            "| data | model | seeds | NDCG@10 mean | NDCG@10 std | HR@10 mean | HR@10 std |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for g in groups:
+            lines.append(
+                f"| {g['dataset']} | {g['model']} | {','.join(map(str, g['seeds']))} | {g['NDCG@10_mean']:.4f} | "
+                f"{g['NDCG@10_std']:.4f} | {g['HR@10_mean']:.4f} | {g['HR@10_std']:.4f} |"
+            )
     return "\n".join(lines)
+
+
+def seed_groups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs that differ only by seed (same data, model and tag), with mean and sample std of the
+    test NDCG@10 and HR@10; only groups of two or more seeds."""
+    import re
+
+    import numpy as np
+
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        name = re.sub(r"-seed\d+", "", str(r["model"]))
+        groups.setdefault((r["dataset"], name), []).append(r)
+    out = []
+    for (dataset, name), rs in groups.items():
+        if len(rs) < 2:
+            continue
+        g: dict[str, Any] = {"dataset": dataset, "model": name, "seeds": sorted(int(r.get("seed", -1)) for r in rs)}
+        for m in ("NDCG@10", "HR@10"):
+            v = np.array([r["test"][m] for r in rs])
+            g[f"{m}_mean"], g[f"{m}_std"] = float(v.mean()), float(v.std(ddof=1))
+        out.append(g)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -270,7 +307,8 @@ def _write_summary(out: Path, rows: list[dict[str, Any]], tag: str, argv: list[s
     table = markdown(rows)
     print(table)
     command = " ".join(["chronorec benchmark", *(argv if argv is not None else sys.argv[1:])])
-    (out / f"summary{tag}.json").write_text(json.dumps({"command": command, "runs": rows}, indent=2, default=float))
+    payload = {"command": command, "runs": rows, "seed_groups": seed_groups(rows)}
+    (out / f"summary{tag}.json").write_text(json.dumps(payload, indent=2, default=float))
     (out / f"summary{tag}.md").write_text(table + "\n")
     return 0
 
