@@ -32,10 +32,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             **{"batch_size": 128, "patience": 12, "epochs": 300, "time_budget_s": 1800, "amp": True},
             **{"plateau_factor": 0.5, "plateau_patience": 3},
         },
-        "bert4rec": {
+        "bert4rec": {  # run y: batch 32 and a constant learning rate (run z, batch 128 with plateau halving, stalled)
             **{"kind": "bert4rec", "max_len": 200, "dim": 64, "layers": 2, "heads": 2, "dropout": 0.1, "lr": 1e-3},
-            **{"mask_prob": 0.2, "mask_last_prob": 0.1, "batch_size": 128, "patience": 10, "epochs": 300},
-            **{"time_budget_s": 2400, "amp": True, "plateau_factor": 0.5, "plateau_patience": 3},
+            **{"mask_prob": 0.2, "mask_last_prob": 0.1, "batch_size": 32, "patience": 10, "epochs": 300},
+            **{"time_budget_s": 1800, "amp": True, "plateau_factor": None},
         },
         "hstu": {
             **{"kind": "hstu", "max_len": 200, "dim": 64, "layers": 2, "heads": 1, "dropout": 0.2, "lr": 2e-3},
