@@ -251,11 +251,16 @@ class Recommender:
         return d
 
     @classmethod
-    def _load_dir(cls, d: Path, device: str = "auto") -> "Recommender":
+    def _read_meta(cls, d: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The checked manifest and ``config.json`` of a saved model of this kind."""
         manifest = read_manifest(d)
         if manifest["kind"] != cls.kind:
             raise ValueError(f"{d} holds a {manifest['kind']!r} model, not {cls.kind!r}")
-        meta = json.loads((d / "config.json").read_text())
+        return manifest, json.loads((d / "config.json").read_text())
+
+    @classmethod
+    def _load_dir(cls, d: Path, device: str = "auto") -> "Recommender":
+        _, meta = cls._read_meta(d)
         params = {k: v for k, v in meta["config"].items() if k != "kind"}
         if "device" in cls.Config.model_fields:
             params["device"] = device  # where it was trained does not bind where it runs

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from chronorec.artifacts import read_manifest, write_manifest
+from chronorec.artifacts import write_manifest
 from chronorec.eventlog import EventLog
 from chronorec.models.base import ModelConfig, Recommender
 
@@ -124,10 +124,7 @@ class Ensemble(Recommender):
     def _load_dir(cls, d: Path, device: str = "auto") -> "Ensemble":
         from chronorec.artifacts import load
 
-        manifest = read_manifest(d)
-        if manifest["kind"] != cls.kind:
-            raise ValueError(f"{d} holds a {manifest['kind']!r} model, not {cls.kind!r}")
-        meta = json.loads((d / "config.json").read_text())
+        manifest, meta = cls._read_meta(d)
         models = [load(d / name, device=device) for name in manifest["members"]]
         cfg = meta["config"]
         ens = cls.from_models(models, weights=cfg.get("weights"), combine=cfg.get("combine", "log_softmax"))
