@@ -186,6 +186,10 @@ class BehaviorData:
     def part(self, name: str) -> np.ndarray:
         return np.flatnonzero(self.cases["part"].to_numpy() == name)
 
+    def model_input(self) -> np.ndarray:
+        """The feature models' input: every feature, plus the trivial baseline's (past-only) statistic."""
+        return np.column_stack([self.features.to_numpy(np.float64), self.past_rate])
+
 
 def make_behavior_data(
     events: pd.DataFrame,
@@ -415,7 +419,7 @@ class _Tokens:
 def _feature_matrix(data: BehaviorData, train_rows: np.ndarray) -> np.ndarray:
     """The feature models' input for the sequence head: signed log, standardised with training
     statistics, missing values set to 0 (the training mean) with one indicator per column that has any."""
-    x = _signed_log(np.column_stack([data.features.to_numpy(np.float64), data.past_rate]))
+    x = _signed_log(data.model_input())
     tr = x[train_rows]
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -813,8 +817,7 @@ def predict_behavior(
     prep = time.perf_counter() - t0
     folds = rolling_folds(data.cutoffs, horizon_s, test_cutoffs)
     views = [_fold_view(data, f) for f in folds]
-    # the trivial baseline's own statistic is a (past-only) feature too
-    x_all = np.column_stack([data.features.to_numpy(np.float64), data.past_rate])
+    x_all = data.model_input()
     y_target = data.cases["y_target"].to_numpy()
 
     def stamp(v: list[int]) -> list[str]:
