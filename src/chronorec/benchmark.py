@@ -84,8 +84,18 @@ def run_one(
     out_json: Path,
     progress: bool,
     save_model: Path | None = None,
+    refit: bool = False,
+    refit_from: Path | None = None,
 ) -> dict[str, Any]:
-    """Fit and evaluate one model on one dataset in this process."""
+    """Fit and evaluate one model on one dataset in this process.
+
+    ``refit``: after the validated run, fit the same configuration again from scratch on the
+    training + validation events, for the epochs and learning rates that validation chose
+    (:func:`~chronorec.train.refit_plan`), and report it, and the two models' ensemble, on test.
+    ``refit_from``: only that refit, from a finished run's JSON (its configuration, history and
+    best epoch; its saved model, when there, joins the ensemble). The row's training time is the
+    search's plus the refit's: the cost of the whole recipe.
+    """
     import torch
 
     from chronorec.datasets.formats import data_dir as resolve_data_dir
@@ -101,6 +111,13 @@ def run_one(
     log = load_sequence_file(path)
     split = leave_one_out(log)
     load_seconds = time.perf_counter() - t0
+    search: dict[str, Any] = {}
+    if refit_from is not None:  # the recipe is the finished run's, not the preset's
+        search = json.loads(Path(refit_from).read_text())
+        if "refit" in search or not search.get("history"):
+            raise SystemExit(f"{refit_from}: not a validated run with a training history to refit from")
+        params = dict(search["config"], kind=search["kind"])
+        seed = int(search.get("seed", seed))
     params = dict(params)
     kind = params.pop("kind")
     cls = registry.get(kind)
@@ -110,8 +127,17 @@ def run_one(
         params["progress"] = progress
     if "threads" in cls.Config.model_fields and threads:
         params["threads"] = threads
-    model = cls(**params)
-    res = run_models({model_name: model}, split, progress=progress)[model_name]
+    if refit_from is None:
+        model = cls(**params)
+        res = run_models({model_name: model}, split, progress=progress)[model_name]
+        search = {**res, "run": "this run", "model": model}
+    else:
+        search.update(run=str(refit_from), model=_load_if_saved(search.get("saved_model")))
+        res = {"kind": kind}
+    if refit or refit_from is not None:
+        res.pop("validation", None)  # the search model's: it is kept under "search"
+        res.update(_refit(cls, params, search, split, seed=seed, progress=progress))
+        model = res.pop("_model")
     res.update(
         dataset=dataset,
         data_file=str(path),
@@ -121,16 +147,87 @@ def run_one(
         load_seconds=load_seconds,
         seed=seed,
         peak_rss_mb=peak_rss_mb(),
-        protocol="leave-one-out, full-catalogue ranking, history items filtered, best epoch by validation NDCG@10",
+        protocol="leave-one-out, full-catalogue ranking, history items filtered, best epoch by validation NDCG@10"
+        + ("; refit on training + validation events for the validated epochs and learning rates" if "refit" in res else ""),
         max_len=params.get("max_len"),
         provenance=provenance(),
     )
     if save_model is not None:
         model.save(save_model)
         res["saved_model"] = str(save_model)
+        if refit and search["model"] is not None:
+            search["model"].save(f"{save_model}-search")
+            res["search"]["saved_model"] = f"{save_model}-search"
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(res, indent=2, default=float))
     return res
+
+
+REFIT_SEED_OFFSET = 1000  # the refit's seed: another initialisation, so it also adds to an ensemble
+
+
+def _load_if_saved(path: str | None):
+    from chronorec.artifacts import load
+
+    return load(path) if path and Path(path).exists() else None
+
+
+def _refit(cls, params: dict[str, Any], search: dict[str, Any], split, *, seed: int, progress: bool) -> dict[str, Any]:
+    """Refit ``params`` on the training + validation events along the search run's validated
+    schedule; the refit model, its test figures, and those of its ensemble with the search model."""
+    from chronorec.evaluate import evaluate_ranking
+    from chronorec.experiment import DEFAULT_KS
+    from chronorec.models.ensemble import Ensemble
+    from chronorec.train import refit_plan
+
+    if split.full is None:
+        raise ValueError("this split has no training + validation log to refit on")
+    plan = refit_plan(search["history"], search["best_epoch"])
+    rparams = {**params, "lr_plan": plan, "seed": seed + REFIT_SEED_OFFSET, "progress": progress}
+    rparams.pop("time_budget_s", None)
+    model = cls(**rparams)
+    if progress:
+        print(f"-- refit: {len(plan)} epochs on training + validation events", flush=True)
+    t0 = time.perf_counter()
+    model.fit(split.full)
+    fit_seconds = time.perf_counter() - t0
+    n_items = split.train.n_items
+
+    def test_of(m) -> tuple[dict[str, float], float]:
+        t1 = time.perf_counter()
+        figures = evaluate_ranking(m.score, split.test, n_items=n_items, ks=DEFAULT_KS, exclude_history=True)
+        return figures, time.perf_counter() - t1
+
+    test, eval_seconds = test_of(model)
+    refit_seconds = model.fit_info["train_seconds"]
+    out: dict[str, Any] = {
+        "_model": model,
+        "config": model.config.model_dump(),
+        "test": test,
+        "eval_seconds": eval_seconds,
+        "fit_seconds": fit_seconds,
+        "train_seconds": search["train_seconds"] + refit_seconds,
+        "best_epoch": len(plan),
+        "epochs_run": len(plan),
+        "history": model.fit_info["history"],
+        "search": {
+            "run": search["run"],
+            "test": search.get("test"),
+            "validation": search.get("validation"),
+            "best_epoch": search["best_epoch"],
+            "epochs_run": search.get("epochs_run"),
+            "train_seconds": search["train_seconds"],
+        },
+        "refit": {"seed": rparams["seed"], "epochs": len(plan), "train_seconds": refit_seconds, "lr_plan": plan},
+        "recipe": "validated run on training events, then a refit on training + validation events "
+        "for the epochs and learning rates validation chose; figures are the refit's",
+    }
+    if search["model"] is not None:
+        ens = Ensemble.from_models([search["model"], model])
+        out["ensemble"] = {"members": ["search", "refit"], "test": test_of(ens)[0]}
+    if progress:
+        print(f"   refit: test NDCG@10 {test['NDCG@10']:.4f} HR@10 {test['HR@10']:.4f}", flush=True)
+    return out
 
 
 def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
@@ -232,6 +329,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--aggregate", action="store_true", help="only rebuild the summary table from the saved runs under --out/runs"
     )
+    p.add_argument(
+        "--refit",
+        action="store_true",
+        help="after the validated run, refit on training + validation events for the epochs and learning rates "
+        "validation chose, and report the refit (and its ensemble with the validated model)",
+    )
+    p.add_argument(
+        "--refit-from",
+        default=None,
+        metavar="RUN_JSON",
+        help="only the refit, following a finished run's JSON (with --one)",
+    )
     p.add_argument("--one", nargs=2, metavar=("DATASET", "MODEL"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
@@ -256,8 +365,12 @@ def main(argv: list[str] | None = None) -> int:
             out_json=out / "runs" / f"{dataset}-{model}-seed{args.seed}{tag}.json",
             progress=not args.no_progress,
             save_model=Path(args.save_model) / f"{dataset}-{model}" if args.save_model else None,
+            refit=args.refit,
+            refit_from=Path(args.refit_from) if args.refit_from else None,
         )
         return 0
+    if args.refit_from:
+        raise SystemExit("--refit-from names one run: use it with --one DATASET MODEL")
 
     if args.aggregate:
         rows = []
@@ -293,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
                 cmd += ["--tag", args.tag]
             if args.no_progress:
                 cmd.append("--no-progress")
+            if args.refit:
+                cmd.append("--refit")
             if args.save_model:
                 cmd += ["--save-model", args.save_model]
             print(f"== {dataset} / {model}", flush=True)

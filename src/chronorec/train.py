@@ -7,6 +7,7 @@ interruption, a tqdm progress bar with the loss and the validation metric.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -44,6 +45,10 @@ class TrainSettings:
     lr_schedule: str = "constant"
     min_lr_ratio: float = 0.01
     grad_scaler: bool = False  # loss scaling for float16 autocast on a GPU
+    # a fixed learning rate per epoch, e.g. the schedule a validated run followed up to its best
+    # epoch: the run lasts ``len(lr_plan)`` epochs, keeps its last weights, and neither stops early
+    # nor decays on a plateau (a refit on training + validation data has nothing to validate on)
+    lr_plan: list[float] | None = None
 
 
 def cosine_lr(settings: TrainSettings, progress: float) -> float:
@@ -51,6 +56,16 @@ def cosine_lr(settings: TrainSettings, progress: float) -> float:
     p = min(max(progress, 0.0), 1.0)
     low = settings.lr * settings.min_lr_ratio
     return low + (settings.lr - low) * 0.5 * (1.0 + math.cos(math.pi * p))
+
+
+def refit_plan(history: list[dict[str, Any]], best_epoch: int) -> list[float]:
+    """The learning rate of each epoch of a validated run up to its best epoch: the schedule a
+    refit on training + validation data follows (``TrainSettings.lr_plan``), so the epoch count
+    and the decays are the ones validation chose."""
+    plan = [float(h["lr"]) for h in sorted(history, key=lambda h: h["epoch"]) if h["epoch"] <= best_epoch]
+    if len(plan) != best_epoch or best_epoch < 1:
+        raise ValueError(f"the history has {len(plan)} epochs up to best epoch {best_epoch}; cannot rebuild its plan")
+    return plan
 
 
 @dataclass
@@ -188,11 +203,20 @@ def train(
             result.stopped = "already finished (resumed checkpoint)"
             return result
     show = settings.progress and not os.environ.get("CHRONOREC_NO_PROGRESS")
+    plan = settings.lr_plan
+    if plan is not None:
+        if not plan or min(plan) <= 0:
+            raise ValueError("lr_plan must be a non-empty list of positive learning rates")
+        settings = dataclasses.replace(settings, epochs=len(plan), time_budget_s=None, lr_schedule="plan")
+        validate = None
     epoch = start_epoch - 1
     epoch_seconds: list[float] = []  # this call's epochs, to foresee whether another fits the budget
     for epoch in range(start_epoch, settings.epochs + 1):
         t0 = time.perf_counter()
         module.train()
+        if plan is not None:
+            for group in opt.param_groups:
+                group["lr"] = plan[epoch - 1]
         total, count = 0.0, 0
         bar = tqdm(
             batches(epoch, rng),

@@ -55,6 +55,9 @@ class SequentialConfig(ModelConfig):
     plateau_patience: int = 3
     lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: decay over epochs / time budget
     min_lr_ratio: float = 0.01
+    # learning rate per epoch for a fixed-length run without validation (see TrainSettings.lr_plan);
+    # ``refit_plan`` builds it from a validated run
+    lr_plan: list[float] | None = None
     amp: bool = False  # mixed-precision autocast for training (CPU with AVX-512 BF16, or GPU)
     amp_dtype: Literal["bfloat16", "float16"] = "bfloat16"  # float16: GPU only, with a gradient scaler
     device: str = "auto"  # "auto" (a GPU when present, else CPU), "cpu", "cuda", "cuda:1", ...
@@ -294,6 +297,7 @@ class SequentialRecommender(Recommender):
             lr_schedule=cfg.lr_schedule,
             min_lr_ratio=cfg.min_lr_ratio,
             grad_scaler=cfg.amp and cfg.amp_dtype == "float16",
+            lr_plan=cfg.lr_plan,
         )
         n = len(spans)
         result = train(
