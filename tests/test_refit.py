@@ -60,7 +60,10 @@ def test_benchmark_refit_learns_and_refit_from_reproduces_it(tmp_path):
     params = {"kind": "sasrec", "max_len": 20, "dim": 32, "layers": 1, "heads": 1, "dropout": 0.1, "lr": 5e-3,
               "batch_size": 32, "epochs": 12, "patience": 4, "plateau_factor": 0.5, "plateau_patience": 2}  # fmt: skip
     common = {"data_dir": str(tmp_path / "data"), "threads": 1, "seed": 0, "progress": False}
-    run = lambda name, **kw: benchmark.run_one("ml-1m", "sasrec", params=params, out_json=tmp_path / name, **common, **kw)  # noqa: E731
+
+    def run(name, **kw):
+        return benchmark.run_one("ml-1m", "sasrec", params=params, out_json=tmp_path / name, **common, **kw)
+
     plain = run("plain.json", save_model=tmp_path / "m" / "plain")
     both = run("both.json", refit=True, save_model=tmp_path / "m" / "both")
 

@@ -46,3 +46,41 @@ def test_time_budget_is_a_ceiling_not_a_deadline():
     assert res.stopped.startswith("time budget")
     assert 2 <= len(res.history) < 100
     assert res.train_seconds <= 1.0  # it stopped before an epoch that would have ended past the budget
+
+
+def test_token_batches_cover_every_sequence_once_within_the_budget():
+    import numpy as np
+
+    from chronorec.models.sequential import token_batches
+
+    rng = np.random.default_rng(0)
+    lengths = np.concatenate([rng.integers(2, 60, 500), [200, 200, 400]])
+    budget = 16 * lengths.mean()
+    batches = token_batches(lengths, budget, rng)
+    seen = np.sort(np.concatenate(batches))
+    assert np.array_equal(seen, np.arange(len(lengths)))
+    for b in batches:
+        assert len(b) == 1 or len(b) * lengths[b].max() <= budget
+    padded = sum(len(b) * lengths[b].max() for b in batches)
+    assert padded < 1.1 * lengths.sum()  # little padding, against about 2x for random batches of 16
+    assert abs(len(batches) - len(lengths) / 16) < 0.25 * len(lengths) / 16  # about as many steps
+    again = token_batches(lengths, budget, np.random.default_rng(1))
+    as_sets = lambda bs: {frozenset(b.tolist()) for b in bs}  # noqa: E731
+    assert len(again) == len(batches) and as_sets(again) != as_sets(
+        batches
+    )  # ties are broken at random: another seed mixes equal-length sequences differently
+
+
+def test_token_batching_trains_as_well_as_random_batches():
+    from chronorec.evaluate import evaluate_ranking
+
+    sp = leave_one_out(make_sequences(n_users=300, n_items=60, seed=3, mean_length=14))
+    params = {"epochs": 8, "dim": 32, "max_len": 20, "progress": False, "lr": 5e-3, "batch_size": 32, "layers": 1}
+    ndcg = {}
+    for batching in ("random", "tokens"):
+        m = registry.get("sasrec")(batching=batching, **params).fit(sp.train, validation=sp.validation)
+        ndcg[batching] = evaluate_ranking(m.score, sp.test, n_items=sp.train.n_items, ks=(10,))["NDCG@10"]
+    pop = registry.get("popular")().fit(sp.train)
+    base = evaluate_ranking(pop.score, sp.test, n_items=sp.train.n_items, ks=(10,))["NDCG@10"]
+    assert ndcg["tokens"] > 2 * base, (ndcg, base)
+    assert ndcg["tokens"] > ndcg["random"] - 0.05, ndcg

@@ -148,7 +148,11 @@ def run_one(
         seed=seed,
         peak_rss_mb=peak_rss_mb(),
         protocol="leave-one-out, full-catalogue ranking, history items filtered, best epoch by validation NDCG@10"
-        + ("; refit on training + validation events for the validated epochs and learning rates" if "refit" in res else ""),
+        + (
+            "; refit on training + validation events for the validated epochs and learning rates"
+            if "refit" in res
+            else ""
+        ),
         max_len=params.get("max_len"),
         provenance=provenance(),
     )

@@ -26,6 +26,20 @@ from chronorec.train import TrainSettings, resolve_device, set_threads, to_devic
 Batch = dict[str, Any]
 
 
+def token_batches(lengths: np.ndarray, budget: float, rng: np.random.Generator) -> list[np.ndarray]:
+    """Indices of ``lengths`` grouped into batches of similar length whose padded size (rows x
+    longest) stays within ``budget`` tokens (a longer sequence gets a batch of its own), in random
+    order; ties in length are broken at random, so equal-length sequences meet different partners."""
+    order = np.lexsort((rng.random(len(lengths)), lengths))
+    out, start = [], 0
+    for pos in range(1, len(order) + 1):
+        # sorted ascending: the batch [start, pos] is padded to the length of its last member
+        if pos == len(order) or (pos - start + 1) * lengths[order[pos]] > budget:
+            out.append(order[start:pos])
+            start = pos
+    return [out[i] for i in rng.permutation(len(out))]
+
+
 class SequentialConfig(ModelConfig):
     max_len: int = 200
     dim: int = 64
@@ -43,6 +57,10 @@ class SequentialConfig(ModelConfig):
     context_features: list[str] | None = None  # None = every feature the log carries
     request_context: bool = False  # condition the prediction on the next event's context (its behaviour, time)
     train_windows: Literal["last", "random"] = "last"
+    # "random": batches of ``batch_size`` random sequences, padded to the longest; "tokens": sequences
+    # of similar length batched together up to ``batch_size`` x the mean length in tokens (about as
+    # many batches and targets per batch as "random", without the padding: faster epochs)
+    batching: Literal["random", "tokens"] = "random"
     seed: int = 0
     threads: int | None = None
     checkpoint_dir: str | None = None
@@ -251,10 +269,17 @@ class SequentialRecommender(Recommender):
                 return end - span_len, end
             return max(a, b - span_len), b
 
-        def batches(epoch: int, rng: np.random.Generator):
+        widths = np.minimum(lens, span_len)
+        budget = cfg.batch_size * max(float(widths.mean()), 1.0) if len(widths) else 1.0
+
+        def groups(rng: np.random.Generator) -> list[np.ndarray]:
+            if cfg.batching == "tokens":
+                return token_batches(widths, budget, rng)
             order = rng.permutation(len(spans))
-            for s in range(0, len(order), cfg.batch_size):
-                idx = order[s : s + cfg.batch_size]
+            return [order[s : s + cfg.batch_size] for s in range(0, len(order), cfg.batch_size)]
+
+        def batches(epoch: int, rng: np.random.Generator):
+            for idx in groups(rng):
                 yield self._make_batch([window(*spans[i], rng) for i in idx], rng)
 
         # torch.compile'd forward for training; the eager module keeps the weights, the optimiser
@@ -306,7 +331,7 @@ class SequentialRecommender(Recommender):
             loss_fn=loss_fn,
             validate=validate,
             settings=settings,
-            n_batches=lambda: (n + cfg.batch_size - 1) // cfg.batch_size,
+            n_batches=lambda: len(groups(np.random.default_rng(0))),
         )
         self.fit_info = {
             "history": result.history,
