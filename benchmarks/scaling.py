@@ -7,7 +7,8 @@ Two parts, each on the device it runs on (``--device auto`` picks a GPU when pre
   seconds of training each), then evaluated on test over the full catalogue, history filtered.
   Reports NDCG@10, HR@10, parameters, epochs and the median epoch time.
 * ``--speed``: the median epoch time of one configuration trained for ``--speed-epochs`` epochs
-  in float32, with bfloat16 autocast, and with bfloat16 autocast + ``torch.compile`` (the first
+  in float32, with bfloat16 autocast, with bfloat16 autocast and length-bucketed token batches,
+  and (on a GPU) with bfloat16 autocast + ``torch.compile`` (the first
   epoch, which holds the compilation, is left out of the median and reported on its own).
 
 Writes JSON (figures, command, data file, machine and device) and a Markdown table::
@@ -70,6 +71,7 @@ def size_params(layers: int, width: int, args: argparse.Namespace) -> dict[str, 
         "dropout": args.dropout,
         "lr": args.lr if width <= 64 else args.lr / 2,
         "batch_size": 128,
+        "batching": args.batching,
         "patience": args.patience,
         "epochs": args.max_epochs,
         "amp": args.amp,
@@ -110,7 +112,12 @@ def run_size(split, layers: int, width: int, args: argparse.Namespace) -> dict[s
 
 def run_speed(split, args: argparse.Namespace) -> list[dict[str, Any]]:
     layers, width = parse_sizes(args.speed_size)[0]
-    variants = [("float32", {"amp": False}), ("bfloat16 autocast", {"amp": True})]
+    variants = [
+        ("float32", {"amp": False}),
+        ("bfloat16 autocast", {"amp": True}),
+        # similar-length sequences batched together: no padding tokens to run through the layers
+        ("bfloat16 autocast + token batches", {"amp": True, "batching": "tokens"}),
+    ]
     if resolve_device(args.device).type == "cuda":
         variants.append(("bfloat16 autocast + torch.compile", {"amp": True, "compile": True}))
         variants.append(
@@ -176,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-len", type=int, default=200)
     ap.add_argument("--dropout", type=float, default=0.2)
     ap.add_argument("--lr", type=float, default=2e-3, help="for width <= 64; half of it above")
+    ap.add_argument("--batching", default="random", choices=["random", "tokens"], help="for the sizes")
     ap.add_argument("--no-amp", dest="amp", action="store_false", help="train the sizes in float32")
     ap.add_argument("--speed", action="store_true", help="also time float32 / bf16 / bf16 + compile epochs")
     ap.add_argument("--speed-size", default="3x64")

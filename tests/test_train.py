@@ -84,3 +84,11 @@ def test_token_batching_trains_as_well_as_random_batches():
     base = evaluate_ranking(pop.score, sp.test, n_items=sp.train.n_items, ks=(10,))["NDCG@10"]
     assert ndcg["tokens"] > 2 * base, (ndcg, base)
     assert ndcg["tokens"] > ndcg["random"] - 0.05, ndcg
+
+
+def test_token_batching_refuses_compile():
+    import pytest
+
+    sp = leave_one_out(make_sequences(n_users=30, n_items=20, seed=1, mean_length=8))
+    with pytest.raises(ValueError, match="batching"):
+        registry.get("sasrec")(batching="tokens", compile=True, epochs=1, progress=False).fit(sp.train)

@@ -253,6 +253,9 @@ class SequentialRecommender(Recommender):
         device = self.device
         if cfg.amp and cfg.amp_dtype == "float16" and device.type != "cuda":
             raise ValueError("amp_dtype='float16' needs a GPU; use 'bfloat16' on CPU")
+        if cfg.compile and cfg.batching == "tokens":
+            raise ValueError("compile=True pads every batch to max_len, which batching='tokens' is there to avoid; "
+                             "use batching='random' with compile")  # fmt: skip
         self.module = self._init_module().to(device)
         spans = self._training_spans()
         lens = np.array([b - a for a, b in spans])
