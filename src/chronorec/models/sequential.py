@@ -281,6 +281,8 @@ class SequentialRecommender(Recommender):
             order = rng.permutation(len(spans))
             return [order[s : s + cfg.batch_size] for s in range(0, len(order), cfg.batch_size)]
 
+        n_batches = len(groups(np.random.default_rng(0)))  # the same every epoch: lengths fix the packing
+
         def batches(epoch: int, rng: np.random.Generator):
             for idx in groups(rng):
                 yield self._make_batch([window(*spans[i], rng) for i in idx], rng)
@@ -334,7 +336,7 @@ class SequentialRecommender(Recommender):
             loss_fn=loss_fn,
             validate=validate,
             settings=settings,
-            n_batches=lambda: len(groups(np.random.default_rng(0))),
+            n_batches=lambda: n_batches,
         )
         self.fit_info = {
             "history": result.history,
