@@ -88,12 +88,12 @@ def prepare(data_dir: str | None, *, cold_share: float, seed: int, max_users: in
     cold-removed log and the cold cases."""
     import pandas as pd
 
-    from chronorec import columns as C
+    from chronorec.data import columns as C
+    from chronorec.data.eventlog import EventLog
+    from chronorec.data.idmap import IdMap
     from chronorec.datasets.formats import data_dir as resolve_data_dir
     from chronorec.datasets.formats import load_sequence_file
-    from chronorec.eventlog import EventLog
-    from chronorec.idmap import IdMap
-    from chronorec.split import EvalSet, leave_one_out
+    from chronorec.evaluation.split import EvalSet, leave_one_out
 
     ddir = Path(resolve_data_dir(data_dir))
     paths = {k: ddir / v for k, v in DATA_FILES.items()}
@@ -173,7 +173,7 @@ def cold_metrics(model, cases, *, is_cold: np.ndarray, seen_cold: dict[int, np.n
     """Full-catalogue and cold-only ranking metrics of the cold targets (plus median ranks)."""
     import torch
 
-    from chronorec.evaluate import evaluate_ranking
+    from chronorec.evaluation.ranking import evaluate_ranking
 
     n_items = len(is_cold) - 1
     warm_cols = torch.from_numpy(np.flatnonzero(~is_cold))  # includes the padding column 0
@@ -221,9 +221,9 @@ def run_model(
     """Fit one model on the cold-removed training log; evaluate warm LOO test and the cold cases."""
     import torch
 
-    from chronorec.evaluate import evaluate_ranking
-    from chronorec.experiment import peak_rss_mb
+    from chronorec.evaluation.ranking import evaluate_ranking
     from chronorec.models import registry
+    from chronorec.workflows.experiment import peak_rss_mb
 
     if threads:
         torch.set_num_threads(threads)
@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 < args.cold_share < 1:
         raise SystemExit("--cold-share must be in (0, 1)")
 
-    from chronorec.benchmark import parse_overrides
+    from chronorec.workflows.benchmark import parse_overrides
 
     overrides = parse_overrides(args.set)
     time_budget = (
@@ -404,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from tqdm.auto import tqdm
 
-    from chronorec.experiment import provenance
+    from chronorec.workflows.experiment import provenance
 
     command = " ".join(["python benchmarks/cold_start.py", *argv])
     data = load()

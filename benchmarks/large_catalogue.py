@@ -45,9 +45,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from chronorec import columns as C
-    from chronorec.eventlog import EventLog
-    from chronorec.idmap import IdMap
+    from chronorec.data import columns as C
+    from chronorec.data.eventlog import EventLog
+    from chronorec.data.idmap import IdMap
     from chronorec.models import registry
 
     if args.threads:

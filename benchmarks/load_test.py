@@ -8,7 +8,7 @@ Starts the service as a subprocess on a free local port, then:
    a falling-behind client cannot hide queueing) and errors;
 2. **saturation** -- closed loop with ``--concurrency`` levels for ``--saturation-duration`` s each;
    reports the throughput (completed requests/s) and latency at each level, and the maximum;
-3. **batch** -- top-10 for every user of the model, in-process, through ``chronorec.recommend``
+3. **batch** -- top-10 for every user of the model, in-process, through ``chronorec.recommend.pipeline``
    (the path of ``chronorec recommend --users-file``) and through ``Recommender.recommend``.
 
 Writes ``<out-dir>/serving.json`` and ``<out-dir>/serving.md`` with the command and the machine.
@@ -202,8 +202,8 @@ def wait_healthy(port: int, proc: subprocess.Popen, timeout: float) -> dict[str,
 def batch_timing(model_dir: str, k: int, threads: int | None) -> dict[str, Any]:
     import torch
 
-    from chronorec.artifacts import load
-    from chronorec.recommend import RecommendOptions, RecommendPipeline
+    from chronorec.models.registry import load
+    from chronorec.recommend.pipeline import RecommendOptions, RecommendPipeline
 
     if threads:
         torch.set_num_threads(threads)
@@ -277,7 +277,7 @@ def markdown(result: dict[str, Any]) -> str:
             "## Batch top-10 for every user (in-process)",
             "",
             f"- {b['n_users']} users, k={b['k']}, {b['torch_threads']} torch threads",
-            f"- `chronorec.recommend` pipeline (the `chronorec recommend --users-file` path): "
+            f"- `chronorec.recommend.pipeline` pipeline (the `chronorec recommend --users-file` path): "
             f"**{b['pipeline_seconds']:.2f} s**",
             f"- `Recommender.recommend`: {b['library_seconds']:.2f} s; same items in "
             f"{100 * b['share_same_items_as_library']:.2f}% of the rows",
@@ -308,8 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default="serving", help="Output file stem.")
     args = ap.parse_args(argv)
 
-    from chronorec.artifacts import load
-    from chronorec.experiment import provenance
+    from chronorec.models.registry import load
+    from chronorec.workflows.experiment import provenance
 
     model = load(args.model)
     users = [u.item() if hasattr(u, "item") else u for u in model.users.external_ids.tolist()]

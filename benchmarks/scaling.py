@@ -30,14 +30,14 @@ from typing import Any
 
 import torch
 
-from chronorec.benchmark import DATA_FILES
 from chronorec.datasets.formats import data_dir as resolve_data_dir
 from chronorec.datasets.formats import load_sequence_file
-from chronorec.evaluate import evaluate_ranking
-from chronorec.experiment import peak_rss_mb, provenance
-from chronorec.models.sasrec import SASRec
-from chronorec.split import leave_one_out
-from chronorec.train import resolve_device
+from chronorec.evaluation.ranking import evaluate_ranking
+from chronorec.evaluation.split import leave_one_out
+from chronorec.models.sequential.sasrec import SASRec
+from chronorec.training.trainer import resolve_device
+from chronorec.workflows.benchmark import DATA_FILES
+from chronorec.workflows.experiment import peak_rss_mb, provenance
 
 PROTOCOL = "leave-one-out, full-catalogue ranking, history items filtered, best epoch by validation NDCG@10"
 

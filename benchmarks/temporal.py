@@ -26,7 +26,7 @@ import numpy as np
 
 
 def _part(name: str, fn, results: dict[str, Any]) -> None:
-    from chronorec.experiment import peak_rss_mb
+    from chronorec.workflows.experiment import peak_rss_mb
 
     print(f"== {name}", flush=True)
     t0 = time.perf_counter()
@@ -38,12 +38,12 @@ def _part(name: str, fn, results: dict[str, Any]) -> None:
 def run(data_dir: str | None, out: Path, quick: bool, threads: int) -> dict[str, Any]:
     import torch
 
-    from chronorec.behavior import SequenceClassifierConfig, predict_behavior
     from chronorec.datasets.formats import data_dir as resolve
-    from chronorec.experiment import provenance
-    from chronorec.features import activity_series, feature_table, load_taobao, load_temporal_dataset
-    from chronorec.forecast.core import plot_forecasts, rolling_origin, to_matrix
-    from chronorec.forecast.data import events_series, online_retail_series
+    from chronorec.temporal.behavior import SequenceClassifierConfig, predict_behavior
+    from chronorec.temporal.features import activity_series, feature_table, load_taobao, load_temporal_dataset
+    from chronorec.temporal.forecast.core import plot_forecasts, rolling_origin, to_matrix
+    from chronorec.temporal.forecast.data import events_series, online_retail_series
+    from chronorec.workflows.experiment import provenance
 
     torch.set_num_threads(threads)
     ddir = resolve(data_dir)

@@ -2,7 +2,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chronorec.behavior import (
+from chronorec.evaluation.classification import (
+    average_precision,
+    binary_metrics,
+    calibration_curve,
+    multiclass_metrics,
+    roc_auc,
+)
+from chronorec.temporal.behavior import (
     SequenceClassifierConfig,
     funnel_features,
     make_behavior_data,
@@ -10,13 +17,6 @@ from chronorec.behavior import (
     paired_bootstrap,
     predict_behavior,
     rolling_folds,
-)
-from chronorec.metrics_cls import (
-    average_precision,
-    binary_metrics,
-    calibration_curve,
-    multiclass_metrics,
-    roc_auc,
 )
 
 DAY = 86400
@@ -268,7 +268,7 @@ def test_rolling_evaluation_refits_per_fold_and_pools_the_test_cases():
 
 
 def test_feature_models_search_aligned_training_cutoffs_on_validation():
-    from chronorec.behavior import _training_sets
+    from chronorec.temporal.behavior import _training_sets
 
     df = _planted(n_users=60, n_days=10)
     d = make_behavior_data(df, horizon_s=DAY, step_s=6 * 3600)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from chronorec.cli import app
+from chronorec.cli.main import app
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "250", "TERMINAL_WIDTH": "250", "NO_COLOR": "1"}
@@ -105,7 +105,7 @@ def test_ingest_writes_eventlog_and_counts_add_up(tmp_path):
         "--behavior-col", "action", "--value-col", "price",
     )  # fmt: skip
     assert res.exit_code == 0, res.output
-    from chronorec.eventlog import EventLog
+    from chronorec.data.eventlog import EventLog
 
     log = EventLog.load(out)
     report = json.loads((out / "ingest_report.json").read_text())
@@ -194,10 +194,10 @@ def test_train_recommend_evaluate_popular(shop, tmp_path):
     payload = json.loads(out_json.read_text())
     assert payload["protocol"] == "leave-one-out" and payload["seed"] == 0 and "git_commit" in payload
     assert payload["data"] == str(d / "events.csv")
-    from chronorec.evaluate import evaluate_ranking
-    from chronorec.ingest import read_events
+    from chronorec.data.ingest import read_events
+    from chronorec.evaluation.ranking import evaluate_ranking
+    from chronorec.evaluation.split import leave_one_out
     from chronorec.models import registry
-    from chronorec.split import leave_one_out
 
     sp = leave_one_out(read_events(d / "events.csv", behavior_col="behavior"))
     m = registry.get("popular")().fit(sp.train, validation=sp.validation)
@@ -292,7 +292,7 @@ def test_train_config_file_and_errors(shop, tmp_path):
 
 def test_demo_command_writes_the_run_folder(tmp_path, monkeypatch):
     """The demo with two fast models stands in for the full one (which trains neural models for minutes)."""
-    import chronorec.demo as demo
+    import chronorec.workflows.demo as demo
 
     def fast_models(**_):
         from chronorec.models import registry

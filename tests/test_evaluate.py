@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from chronorec.evaluate import evaluate_ranking, ranking_metrics_from_ranks
-from chronorec.split import EvalSet
+from chronorec.evaluation.ranking import evaluate_ranking, ranking_metrics_from_ranks
+from chronorec.evaluation.split import EvalSet
 
 
 def test_metrics_from_ranks_hand_computed():
@@ -59,7 +59,7 @@ def test_multi_target_recall_and_coverage():
 
 
 def test_paired_test_detects_a_real_difference_and_not_a_null_one():
-    from chronorec.evaluate import paired_test
+    from chronorec.evaluation.ranking import paired_test
 
     rng = np.random.default_rng(0)
     base = (rng.random(2000) < 0.2).astype(float)
@@ -77,7 +77,7 @@ def test_paired_test_detects_a_real_difference_and_not_a_null_one():
 def test_benchmark_aggregate_groups_seeds_with_sample_std(tmp_path):
     import json
 
-    from chronorec.benchmark import main
+    from chronorec.workflows.benchmark import main
 
     runs = tmp_path / "runs"
     runs.mkdir()

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chronorec.features import (
+from chronorec.temporal.features import (
     PeriodGrid,
     activity_series,
     change_points,

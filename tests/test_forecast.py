@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chronorec.forecast.core import (
+from chronorec.temporal.forecast.core import (
     SeriesMatrix,
     fit_scaler,
     forecast_metrics,

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from chronorec.data.ingest import IngestError
 from chronorec.datasets import formats
 from chronorec.datasets.formats import (
     data_dir,
@@ -16,7 +17,6 @@ from chronorec.datasets.formats import (
     load_movielens_items,
     load_sequence_file,
 )
-from chronorec.ingest import IngestError
 
 
 def test_sequence_file(tmp_path):

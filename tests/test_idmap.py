@@ -1,4 +1,4 @@
-"""Tests for chronorec.idmap.IdMap."""
+"""Tests for chronorec.data.idmap.IdMap."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from chronorec.idmap import IdMap
+from chronorec.data.idmap import IdMap
 
 
 @pytest.mark.parametrize(

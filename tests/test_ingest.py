@@ -1,4 +1,4 @@
-"""Tests for chronorec.ingest and chronorec.clean (small generated files only)."""
+"""Tests for chronorec.data.ingest and chronorec.data.clean (small generated files only)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from chronorec.clean import kcore_mask, remove_duplicates, sessionize, stable_sort
-from chronorec.eventlog import EventLog
-from chronorec.ingest import IngestError, IngestReport, parse_timestamps, read_events
+from chronorec.data.clean import kcore_mask, remove_duplicates, sessionize, stable_sort
+from chronorec.data.eventlog import EventLog
+from chronorec.data.ingest import IngestError, IngestReport, parse_timestamps, read_events
 
 BASE = 1_600_000_000
 

@@ -6,16 +6,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from chronorec import columns as C
 from chronorec import load
+from chronorec.data import columns as C
+from chronorec.data.eventlog import EventLog
 from chronorec.datasets.synthetic import make_sequences
-from chronorec.evaluate import evaluate_ranking
-from chronorec.eventlog import EventLog
+from chronorec.evaluation.ranking import evaluate_ranking
+from chronorec.evaluation.split import leave_one_out
 from chronorec.models import registry
-from chronorec.models.blocks import HSTUBlock, causal_padding_mask
-from chronorec.models.context import encode_external, event_features, gap_bucket
-from chronorec.models.losses import full_softmax_ce, gbce, gbce_beta, gbce_from_logits, sampled_softmax_ce
-from chronorec.split import leave_one_out
+from chronorec.models.sequential.blocks import HSTUBlock, causal_padding_mask
+from chronorec.models.sequential.context import encode_external, event_features, gap_bucket
+from chronorec.models.sequential.losses import full_softmax_ce, gbce, gbce_beta, gbce_from_logits, sampled_softmax_ce
 
 
 # ---------------------------------------------------------------------------- learning
@@ -224,7 +224,7 @@ def test_request_context_reaches_every_model(behaviour_data):
 
 # ---------------------------------------------------------------------------- cold start
 def test_hashing_encoder_is_deterministic_and_similarity_preserving():
-    from chronorec.models.content import hashing_encoder
+    from chronorec.models.sequential.content import hashing_encoder
 
     v = hashing_encoder(["red running shoes", "red running shoes size 9", "ceramic coffee mug"], 64)
     assert np.allclose(v, hashing_encoder(["red running shoes", "red running shoes size 9", "ceramic coffee mug"], 64))
@@ -241,7 +241,7 @@ def test_cold_item_with_similar_content_ranks_near_the_popular_item():
     names = dict(zip(cat.item_ids, cat.names, strict=True))
     names["cold-twin"] = names[hot] + " new edition"
     names["cold-other"] = "zzz qqq unrelated gadget"
-    from chronorec.idmap import IdMap
+    from chronorec.data.idmap import IdMap
 
     items = IdMap([*cat.item_ids, "cold-twin", "cold-other"])
     log = EventLog.from_sequences(seqs, items=items, item_names=names)
@@ -267,7 +267,7 @@ def test_cold_item_with_similar_content_ranks_near_the_popular_item():
 
 
 def test_fast_dropout_rate_scale_and_determinism():
-    from chronorec.models.blocks import FastDropout
+    from chronorec.models.sequential.blocks import FastDropout
 
     drop = FastDropout(0.1).train()
     x = torch.ones(400_000)
@@ -284,7 +284,7 @@ def test_fast_dropout_rate_scale_and_determinism():
 
 
 def test_cpu_attention_under_autocast_matches_float32():
-    from chronorec.models.blocks import SelfAttention, causal_padding_mask
+    from chronorec.models.sequential.blocks import SelfAttention, causal_padding_mask
 
     torch.manual_seed(0)
     attn = SelfAttention(16, 2)

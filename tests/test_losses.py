@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from chronorec.models.losses import full_softmax_ce, full_softmax_ce_reference, sampled_softmax_ce
+from chronorec.models.sequential.losses import full_softmax_ce, full_softmax_ce_reference, sampled_softmax_ce
 
 
 def _data(n=37, d=8, v=50, seed=0):

@@ -5,12 +5,12 @@ import pandas as pd
 import pytest
 import torch
 
-from chronorec import columns as C
 from chronorec import load
+from chronorec.data import columns as C
 from chronorec.datasets.synthetic import make_sequences
-from chronorec.evaluate import evaluate_ranking
+from chronorec.evaluation.ranking import evaluate_ranking
+from chronorec.evaluation.split import leave_one_out
 from chronorec.models import registry
-from chronorec.split import leave_one_out
 
 FAST = {
     "popular": {},

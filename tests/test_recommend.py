@@ -1,4 +1,4 @@
-"""chronorec.recommend: filters, re-ranking, blending, explanations, calibration and offline evaluation.
+"""chronorec.recommend.pipeline: filters, re-ranking, blending, explanations, calibration and offline evaluation.
 
 The hand-built catalogue: items a..f (internal ids 1..6) with training counts a=5, b=4, c=3,
 d=2, e=1, f=1, categories a,b: X; c,e: Y; d,f: Z; d unavailable; prices 10..50 and f unknown.
@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 import torch
 
-from chronorec.eventlog import EventLog
-from chronorec.models.popular import MostPopular
-from chronorec.recommend import (
+from chronorec.data.eventlog import EventLog
+from chronorec.evaluation.split import EvalSet
+from chronorec.models.baselines.popular import MostPopular
+from chronorec.recommend.pipeline import (
     BlendOptions,
     FilterOptions,
     HistoryEvents,
@@ -33,7 +34,6 @@ from chronorec.recommend import (
     reliability_curve,
     to_internal,
 )
-from chronorec.split import EvalSet
 
 SEQS = {
     "u1": list("abcdef"),
@@ -255,7 +255,7 @@ def test_settings_round_trip(tmp_path):
 
 
 def test_evaluate_postprocessing_reuses_the_ranking_metrics(pop, pipe):
-    from chronorec.evaluate import evaluate_ranking
+    from chronorec.evaluation.ranking import evaluate_ranking
 
     # cases: history [a] -> target c (rank 2 in b,c,d,...), history [b] -> target f (rank 5)
     a, b, c, f = to_internal(pop.items, ["a", "b", "c", "f"])

@@ -5,9 +5,9 @@ import json
 import pytest
 
 from chronorec.datasets.synthetic import make_sequences
+from chronorec.evaluation.split import leave_one_out
 from chronorec.models import registry
-from chronorec.split import leave_one_out
-from chronorec.train import TrainSettings, refit_plan, train
+from chronorec.training.trainer import TrainSettings, refit_plan, train
 
 
 def test_refit_plan_follows_the_history_up_to_the_best_epoch():
@@ -53,7 +53,7 @@ def _write_sequences(path, log):
 
 
 def test_benchmark_refit_learns_and_refit_from_reproduces_it(tmp_path):
-    from chronorec import benchmark
+    from chronorec.workflows import benchmark
 
     log = make_sequences(n_users=300, n_items=60, seed=4, mean_length=14)
     _write_sequences(tmp_path / "data" / benchmark.DATA_FILES["ml-1m"], log)
@@ -75,7 +75,7 @@ def test_benchmark_refit_learns_and_refit_from_reproduces_it(tmp_path):
     assert "validation" not in both  # the refit trained on the validation targets: no validation figure
     # it learns the planted successor structure: far above popularity on test
     popular = registry.get("popular")().fit(leave_one_out(log).full)
-    from chronorec.evaluate import evaluate_ranking
+    from chronorec.evaluation.ranking import evaluate_ranking
 
     sp = leave_one_out(log)
     pop_ndcg = evaluate_ranking(popular.score, sp.test, n_items=log.n_items, ks=(10,))["NDCG@10"]

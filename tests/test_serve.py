@@ -18,13 +18,13 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
+from chronorec.data.eventlog import EventLog
 from chronorec.datasets.synthetic import make_sequences
-from chronorec.eventlog import EventLog
-from chronorec.models.popular import MostPopular
-from chronorec.models.sasrec import SASRec
-from chronorec.recommend import RecommendOptions, RecommendPipeline
-from chronorec.serve.app import MAX_HISTORY, check_model_dir, create_app
-from chronorec.serve.store import EventStore
+from chronorec.models.baselines.popular import MostPopular
+from chronorec.models.sequential.sasrec import SASRec
+from chronorec.recommend.pipeline import RecommendOptions, RecommendPipeline
+from chronorec.serving.app import MAX_HISTORY, check_model_dir, create_app
+from chronorec.serving.store import EventStore
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -311,7 +311,7 @@ def test_a_manifest_naming_a_pickle_is_refused(sasrec_dir, tmp_path):
 def test_cli_serve_refuses_and_exports(sasrec_dir, tmp_path):
     from typer.testing import CliRunner
 
-    from chronorec.cli import app
+    from chronorec.cli.main import app
 
     d, _ = sasrec_dir
     copy = tmp_path / "m"
@@ -333,7 +333,7 @@ def test_cli_serve_refuses_and_exports(sasrec_dir, tmp_path):
 def test_cli_batch_recommend_uses_the_pipeline(sasrec_dir, tmp_path):
     from typer.testing import CliRunner
 
-    from chronorec.cli import app
+    from chronorec.cli.main import app
 
     d, model = sasrec_dir
     users = tmp_path / "users.txt"

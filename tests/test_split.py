@@ -1,9 +1,9 @@
 import numpy as np
 import pandas as pd
 
-from chronorec import columns as C
-from chronorec.eventlog import EventLog
-from chronorec.split import leave_one_out, temporal_split
+from chronorec.data import columns as C
+from chronorec.data.eventlog import EventLog
+from chronorec.evaluation.split import leave_one_out, temporal_split
 
 
 def _log(seed=0, n_users=30):

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
 
-from chronorec.cli import app
+from chronorec.cli.main import app
 
 runner = CliRunner()
 DAY = 86400

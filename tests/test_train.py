@@ -3,9 +3,9 @@
 import math
 
 from chronorec.datasets.synthetic import make_sequences
+from chronorec.evaluation.split import leave_one_out
 from chronorec.models import registry
-from chronorec.split import leave_one_out
-from chronorec.train import TrainSettings, cosine_lr
+from chronorec.training.trainer import TrainSettings, cosine_lr
 
 
 def test_cosine_lr_endpoints_and_midpoint():
@@ -33,7 +33,7 @@ def test_time_budget_is_a_ceiling_not_a_deadline():
 
     import torch
 
-    from chronorec.train import train
+    from chronorec.training.trainer import train
 
     module = torch.nn.Linear(2, 1)
 
@@ -51,7 +51,7 @@ def test_time_budget_is_a_ceiling_not_a_deadline():
 def test_token_batches_cover_every_sequence_once_within_the_budget():
     import numpy as np
 
-    from chronorec.models.sequential import token_batches
+    from chronorec.models.sequential.recommender import token_batches
 
     rng = np.random.default_rng(0)
     lengths = np.concatenate([rng.integers(2, 60, 500), [200, 200, 400]])
@@ -72,7 +72,7 @@ def test_token_batches_cover_every_sequence_once_within_the_budget():
 
 
 def test_token_batching_trains_as_well_as_random_batches():
-    from chronorec.evaluate import evaluate_ranking
+    from chronorec.evaluation.ranking import evaluate_ranking
 
     sp = leave_one_out(make_sequences(n_users=300, n_items=60, seed=3, mean_length=14))
     params = {"epochs": 8, "dim": 32, "max_len": 20, "progress": False, "lr": 5e-3, "batch_size": 32, "layers": 1}

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from chronorec.errors import ModelLoadError
+
 MANIFEST = "manifest.json"
 ALLOWED_SUFFIXES = {".json", ".safetensors", ".parquet"}
 
@@ -68,26 +70,13 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{d}: no {MANIFEST}; not a chronorec model directory")
     manifest = json.loads(path.read_text())
     if manifest.get("format") != "chronorec-model":
-        raise ValueError(f"{path}: not a chronorec model manifest")
+        raise ModelLoadError(f"{path}: not a chronorec model manifest")
     for name, digest in manifest["files"].items():
         if Path(name).suffix not in ALLOWED_SUFFIXES:
-            raise ValueError(f"{path}: refusing to load {name!r} (only JSON, safetensors and Parquet are allowed)")
+            raise ModelLoadError(f"{path}: refusing to load {name!r} (only JSON, safetensors and Parquet are allowed)")
         f = d / name
         if not f.exists():
             raise FileNotFoundError(f"{d}: {name} is listed in the manifest but missing")
         if _sha256(f) != digest:
-            raise ValueError(f"{f}: checksum does not match the manifest (file changed or corrupt)")
+            raise ModelLoadError(f"{f}: checksum does not match the manifest (file changed or corrupt)")
     return manifest
-
-
-def load(directory: str | Path, device: str = "auto"):
-    """Load any saved chronorec model from its directory.
-
-    ``device`` places a neural model's weights ("auto": a GPU when present, else the CPU),
-    whatever device it was trained on.
-    """
-    from chronorec.models import registry
-
-    manifest = read_manifest(directory)
-    cls = registry.get(manifest["kind"])
-    return cls._load_dir(Path(directory), device=device)

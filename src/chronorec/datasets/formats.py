@@ -1,4 +1,4 @@
-"""Loaders for benchmark file formats. Each returns an :class:`~chronorec.eventlog.EventLog`.
+"""Loaders for benchmark file formats. Each returns an :class:`~chronorec.data.eventlog.EventLog`.
 
 Nothing is downloaded: the files must already be on disk (see :func:`data_dir`).
 
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from chronorec import columns as C
-from chronorec.eventlog import EventLog
+from chronorec.data import columns as C
+from chronorec.data.eventlog import EventLog
 
 __all__ = [
     "DATASETS",
@@ -51,7 +51,7 @@ _ALLOWED[ord("-")] = True
 
 
 def _ingest_error(msg: str) -> Exception:
-    from chronorec.ingest import IngestError
+    from chronorec.data.ingest import IngestError
 
     return IngestError(msg)
 
@@ -82,7 +82,7 @@ def load_sequence_file(
     Raises:
         IngestError: the file has no data rows, or a token is not an integer (with its line number).
     """
-    from chronorec.ingest import IngestReport
+    from chronorec.data.ingest import IngestReport
 
     path = Path(path)
     data = path.read_bytes()
@@ -95,7 +95,7 @@ def load_sequence_file(
         text = data.splitlines()[line - 1].decode("utf-8", errors="replace")
         raise _ingest_error(
             f"{path}, line {line}: {text[:80]!r} is not 'user item item ...' with integer ids separated by spaces; "
-            "use chronorec.ingest.read_events for other formats"
+            "use chronorec.data.ingest.read_events for other formats"
         )
     ws = _WS[buf]
     starts = ~ws
@@ -155,7 +155,7 @@ def load_movielens(
     ``ratings.dat`` (``UserID::MovieID::Rating::Timestamp``), detected from the first line.
 
     The rating becomes ``value``; timestamps are unix seconds. Rows are validated like
-    :func:`chronorec.ingest.read_events` (bad rows go to ``rejects_path`` with their line numbers).
+    :func:`chronorec.data.ingest.read_events` (bad rows go to ``rejects_path`` with their line numbers).
 
     Args:
         path: the ratings file.
@@ -163,7 +163,7 @@ def load_movielens(
         rejects_path: where to write rejected rows, if any.
         min_user_events, min_item_events: optional k-core filter.
     """
-    from chronorec.ingest import _ingest, _read_csv
+    from chronorec.data.ingest import _ingest, _read_csv
 
     path = Path(path)
     names = [C.USER, C.ITEM, C.VALUE, C.TIME]

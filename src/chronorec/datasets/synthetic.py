@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from chronorec import columns as C
+from chronorec.data import columns as C
 
 CATEGORIES = ("Shirt", "Shoes", "Book", "Lamp", "Phone", "Mug", "Bag", "Watch", "Chair", "Game", "Camera", "Pen")
 SUCCESSOR_WEIGHTS = {1: np.array([1.0]), 2: np.array([0.7, 0.3]), 3: np.array([0.6, 0.25, 0.15])}
@@ -274,7 +274,7 @@ def make_ecommerce_log(
     df = df.sort_values([C.TIME, C.USER], kind="stable").reset_index(drop=True)
     if return_frame:
         return df
-    from chronorec.eventlog import EventLog
+    from chronorec.data.eventlog import EventLog
 
     names = dict(zip(cat.item_ids, cat.names, strict=False))
     source = (
@@ -319,7 +319,7 @@ def make_sequences(
         seqs[uid] = out
     if return_dict:
         return seqs
-    from chronorec.eventlog import EventLog
+    from chronorec.data.eventlog import EventLog
 
     return EventLog.from_sequences(
         seqs,

@@ -21,12 +21,12 @@ import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from chronorec import columns as C
 from chronorec.artifacts import load_tensors, read_manifest, save_tensors, write_manifest
-from chronorec.evaluate import exclude_items
-from chronorec.eventlog import EventLog
-from chronorec.idmap import IdMap
-from chronorec.sequences import SequenceStore
+from chronorec.data import columns as C
+from chronorec.data.eventlog import EventLog
+from chronorec.data.idmap import IdMap
+from chronorec.data.sequences import SequenceStore
+from chronorec.evaluation.ranking import exclude_items
 
 
 class ModelConfig(BaseModel):
@@ -96,7 +96,7 @@ class Recommender:
         """Scores for a batch; rows with an empty history get training popularity (cold start).
 
         ``context`` (models with context only): per row, raw internal context codes aligned to the
-        history (see ``chronorec.models.context``); models without context ignore it.
+        history (see ``chronorec.models.sequential.context``); models without context ignore it.
         """
         histories = [np.asarray(h, dtype=np.int64) for h in histories]
         empty = np.array([len(h) == 0 for h in histories])
@@ -184,7 +184,7 @@ class Recommender:
         and under ``"next"`` the request's own context, e.g. ``{"behavior": "buy", "timestamp": t}``.
         Models without context ignore it.
         """
-        from chronorec.models.context import encode_external
+        from chronorec.models.sequential.context import encode_external
 
         if context is not None and len(context) != len(histories):
             raise ValueError(f"context has {len(context)} entries for {len(histories)} histories")

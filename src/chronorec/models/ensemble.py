@@ -19,7 +19,7 @@ import torch
 from pydantic import Field
 
 from chronorec.artifacts import write_manifest
-from chronorec.eventlog import EventLog
+from chronorec.data.eventlog import EventLog
 from chronorec.models.base import ModelConfig, Recommender
 
 
@@ -122,7 +122,7 @@ class Ensemble(Recommender):
 
     @classmethod
     def _load_dir(cls, d: Path, device: str = "auto") -> "Ensemble":
-        from chronorec.artifacts import load
+        from chronorec.models.registry import load
 
         manifest, meta = cls._read_meta(d)
         models = [load(d / name, device=device) for name in manifest["members"]]

@@ -1,0 +1,229 @@
+"""EventLog: a validated, id-mapped, stably sorted behaviour log.
+
+``EventLog.events`` holds internal integer ids only (see ``chronorec.data.columns``):
+``user_idx``, ``item_idx``, ``timestamp`` (int64 seconds), optional ``behavior_idx``,
+``value`` and context columns, plus ``row`` (the source line number). Events are sorted
+stably by (user, timestamp, original order). External ids live in the IdMaps and are
+restored in every output.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from chronorec.data import columns as C
+from chronorec.data.idmap import IdMap
+from chronorec.data.sequences import SequenceStore
+
+
+@dataclass
+class EventLog:
+    events: pd.DataFrame
+    users: IdMap
+    items: IdMap
+    behaviors: IdMap | None = None
+    item_names: pd.Series | None = None  # indexed by internal item id
+    context_columns: tuple[str, ...] = ()
+    source: str = "<memory>"
+    report: Any = None  # chronorec.data.ingest.IngestReport when read from a file
+    _store: SequenceStore | None = field(default=None, repr=False, compare=False)
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_frame(
+        cls,
+        df: pd.DataFrame,
+        *,
+        users: IdMap | None = None,
+        items: IdMap | None = None,
+        behaviors: IdMap | None = None,
+        item_names: pd.Series | dict | None = None,
+        context_columns: tuple[str, ...] | list[str] = (),
+        source: str = "<memory>",
+        report: Any = None,
+    ) -> "EventLog":
+        """Build from a frame with canonical, already valid columns.
+
+        ``df`` has ``user_id``, ``item_id``, ``timestamp`` (int64 seconds) and optionally
+        ``behavior``, ``value`` and context columns. Use ``EventLog.read`` for raw input:
+        it validates and quarantines bad rows before calling this.
+        """
+        for col in (C.USER, C.ITEM, C.TIME):
+            if col not in df.columns:
+                raise ValueError(f"missing column {col!r}")
+        df = df.reset_index(drop=True)
+        users = users if users is not None else IdMap(pd.unique(df[C.USER]))
+        items = items if items is not None else IdMap(pd.unique(df[C.ITEM]))
+        out = pd.DataFrame(
+            {
+                C.USER_IDX: users.to_internal(df[C.USER].to_numpy(), strict=True),
+                C.ITEM_IDX: items.to_internal(df[C.ITEM].to_numpy(), strict=True),
+                C.TIME: df[C.TIME].to_numpy().astype(np.int64),
+            }
+        )
+        if C.BEHAVIOR in df.columns:
+            behaviors = behaviors if behaviors is not None else IdMap(pd.unique(df[C.BEHAVIOR].astype(str)))
+            out[C.BEHAVIOR_IDX] = behaviors.to_internal(df[C.BEHAVIOR].astype(str).to_numpy(), strict=True)
+        if C.VALUE in df.columns:
+            out[C.VALUE] = df[C.VALUE].to_numpy(dtype=np.float64)
+        for col in context_columns:
+            out[col] = df[col].fillna("").astype(str).to_numpy()
+        out[C.ROW] = df[C.ROW].to_numpy(dtype=np.int64) if C.ROW in df.columns else np.arange(1, len(df) + 1)
+        out = out.sort_values([C.USER_IDX, C.TIME, C.ROW], kind="stable").reset_index(drop=True)
+        names = None
+        if item_names is not None:
+            s = pd.Series(item_names) if isinstance(item_names, dict) else item_names
+            idx = items.to_internal(s.index.to_numpy())
+            names = pd.Series(s.to_numpy()[idx > 0], index=idx[idx > 0]).sort_index()
+        return cls(
+            events=out,
+            users=users,
+            items=items,
+            behaviors=behaviors,
+            item_names=names,
+            context_columns=tuple(context_columns),
+            source=source,
+            report=report,
+        )
+
+    @classmethod
+    def from_sequences(
+        cls, sequences: dict[Any, list[Any]] | list[tuple[Any, list[Any]]], *, source: str = "<memory>", **kwargs: Any
+    ) -> "EventLog":
+        """Build from ordered per-user item lists; timestamps become positions 0, 1, 2, ..."""
+        pairs = list(sequences.items()) if isinstance(sequences, dict) else list(sequences)
+        lens = np.array([len(s) for _, s in pairs], dtype=np.int64)
+        df = pd.DataFrame(
+            {
+                C.USER: np.repeat(np.array([u for u, _ in pairs], dtype=object), lens),
+                C.ITEM: np.concatenate([np.asarray(s) for _, s in pairs]) if pairs else np.zeros(0, np.int64),
+                C.TIME: np.concatenate([np.arange(n) for n in lens]) if pairs else np.zeros(0, np.int64),
+            }
+        )
+        if pairs and all(isinstance(u, (int, np.integer)) for u, _ in pairs):
+            df[C.USER] = df[C.USER].astype(np.int64)
+        return cls.from_frame(df, source=source, **kwargs)
+
+    @classmethod
+    def read(cls, source: Any, **kwargs: Any) -> "EventLog":
+        """Read and validate a CSV / Parquet / JSON Lines file or a pandas/polars DataFrame.
+
+        See ``chronorec.data.ingest.read_events`` for the options (column mapping, timestamp
+        unit, rejects file, deduplication, k-core).
+        """
+        from chronorec.data.ingest import read_events
+
+        return read_events(source, **kwargs)
+
+    # ------------------------------------------------------------------ views
+    @property
+    def n_users(self) -> int:
+        return self.users.size
+
+    @property
+    def n_items(self) -> int:
+        return self.items.size
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    def sequences(self) -> SequenceStore:
+        """Per-user CSR sequences (cached)."""
+        if self._store is None:
+            ev = self.events
+            extra = {c: pd.factorize(ev[c])[0].astype(np.int64) + 1 for c in self.context_columns}
+            self._store = SequenceStore.from_arrays(
+                ev[C.USER_IDX].to_numpy(),
+                ev[C.ITEM_IDX].to_numpy(),
+                n_users=self.n_users,
+                n_items=self.n_items,
+                timestamps=ev[C.TIME].to_numpy(),
+                behaviors=ev[C.BEHAVIOR_IDX].to_numpy() if C.BEHAVIOR_IDX in ev.columns else None,
+                extra=extra,
+            )
+        return self._store
+
+    def with_events(self, events: pd.DataFrame) -> "EventLog":
+        """A log over a subset of the events, with the same id maps (so ids stay comparable)."""
+        return EventLog(
+            events=events.reset_index(drop=True),
+            users=self.users,
+            items=self.items,
+            behaviors=self.behaviors,
+            item_names=self.item_names,
+            context_columns=self.context_columns,
+            source=self.source,
+        )
+
+    def item_name(self, internal: np.ndarray) -> np.ndarray:
+        """Names for internal item ids (the external id as text where no name is known)."""
+        ext = self.items.to_external(internal).astype(str)
+        if self.item_names is None:
+            return ext
+        names = self.item_names.reindex(np.asarray(internal)).to_numpy()
+        return np.where(pd.isna(names), ext, names).astype(str)
+
+    def to_external_frame(self) -> pd.DataFrame:
+        """The events with external ids, in the log's stable order."""
+        ev = self.events
+        out = pd.DataFrame(
+            {
+                C.USER: self.users.to_external(ev[C.USER_IDX].to_numpy()),
+                C.ITEM: self.items.to_external(ev[C.ITEM_IDX].to_numpy()),
+                C.TIME: ev[C.TIME].to_numpy(),
+            }
+        )
+        if self.behaviors is not None and C.BEHAVIOR_IDX in ev.columns:
+            out[C.BEHAVIOR] = self.behaviors.to_external(ev[C.BEHAVIOR_IDX].to_numpy())
+        for col in [C.VALUE, *self.context_columns]:
+            if col in ev.columns:
+                out[col] = ev[col].to_numpy()
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | Path) -> Path:
+        """Write events.parquet (internal ids), the id maps and a JSON summary."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        self.events.to_parquet(d / "events.parquet", index=False)
+        self.users.save(d / "users.parquet")
+        self.items.save(d / "items.parquet")
+        if self.behaviors is not None:
+            self.behaviors.save(d / "behaviors.parquet")
+        if self.item_names is not None:
+            pd.DataFrame({"internal_id": self.item_names.index, "name": self.item_names.to_numpy()}).to_parquet(
+                d / "item_names.parquet", index=False
+            )
+        meta = {
+            "source": self.source,
+            "n_events": len(self),
+            "n_users": self.n_users,
+            "n_items": self.n_items,
+            "context_columns": list(self.context_columns),
+        }
+        (d / "eventlog.json").write_text(json.dumps(meta, indent=2))
+        return d
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "EventLog":
+        d = Path(directory)
+        meta = json.loads((d / "eventlog.json").read_text())
+        names = None
+        if (d / "item_names.parquet").exists():
+            t = pd.read_parquet(d / "item_names.parquet")
+            names = pd.Series(t["name"].to_numpy(), index=t["internal_id"].to_numpy())
+        return cls(
+            events=pd.read_parquet(d / "events.parquet"),
+            users=IdMap.load(d / "users.parquet"),
+            items=IdMap.load(d / "items.parquet"),
+            behaviors=IdMap.load(d / "behaviors.parquet") if (d / "behaviors.parquet").exists() else None,
+            item_names=names,
+            context_columns=tuple(meta.get("context_columns", ())),
+            source=meta.get("source", str(d)),
+        )

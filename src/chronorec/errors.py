@@ -1,0 +1,36 @@
+"""The exceptions chronorec raises for problems a user can fix.
+
+Every error caused by user input (a file, an option, a config, a model folder, a request) is a
+:class:`ChronorecError`; the CLI prints its message as one line and exits with status 2, and the
+service answers 4xx. Anything else is a bug and is reported as such. Each class also derives from
+the built-in exception it refines, so ``except ValueError`` in existing code keeps working.
+"""
+
+from __future__ import annotations
+
+
+class ChronorecError(Exception):
+    """Base class of every error that a user can fix by changing an input."""
+
+
+class ConfigError(ChronorecError, ValueError):
+    """A config file, option or parameter is invalid."""
+
+
+class IngestError(ChronorecError, ValueError):
+    """An events file or frame cannot be read or validated; the message names file, rows and fix."""
+
+
+class DataError(ChronorecError, ValueError):
+    """Data that was read fine is unusable for the requested operation (e.g. too short a history)."""
+
+
+class ModelLoadError(ChronorecError, ValueError):
+    """A model folder is missing, incomplete, tampered with, or of an unknown kind."""
+
+
+class NotFittedError(ChronorecError, RuntimeError):
+    """A model was asked to score or recommend before ``fit``."""
+
+
+__all__ = ["ChronorecError", "ConfigError", "DataError", "IngestError", "ModelLoadError", "NotFittedError"]

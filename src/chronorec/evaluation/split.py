@@ -1,0 +1,151 @@
+"""Splits without leakage: leave-one-out and a global temporal cut-off.
+
+Every split returns a training EventLog (same id maps as the input) and EvalSets whose
+inputs are histories the model may see and whose targets it must predict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from chronorec.data import columns as C
+from chronorec.data.eventlog import EventLog
+from chronorec.data.sequences import pack_histories
+
+
+@dataclass
+class EvalSet:
+    """Evaluation cases: for each row, a user, an input history and one or more targets."""
+
+    users: np.ndarray  # internal user ids
+    input_offsets: np.ndarray
+    input_items: np.ndarray
+    target_offsets: np.ndarray
+    target_items: np.ndarray
+    name: str = "eval"
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def inputs(self, rows: np.ndarray | slice) -> list[np.ndarray]:
+        idx = np.arange(len(self))[rows]
+        return [self.input_items[self.input_offsets[r] : self.input_offsets[r + 1]] for r in idx]
+
+    def targets(self, rows: np.ndarray | slice) -> list[np.ndarray]:
+        idx = np.arange(len(self))[rows]
+        return [self.target_items[self.target_offsets[r] : self.target_offsets[r + 1]] for r in idx]
+
+    @property
+    def single_target(self) -> bool:
+        return bool(np.all(np.diff(self.target_offsets) == 1))
+
+    @classmethod
+    def build(cls, users: np.ndarray, inputs: list[np.ndarray], targets: list[np.ndarray], name: str) -> "EvalSet":
+        io, ii = pack_histories(inputs)
+        to, ti = pack_histories(targets)
+        return cls(np.asarray(users, dtype=np.int64), io, ii, to, ti, name)
+
+
+@dataclass
+class Split:
+    train: EventLog
+    validation: EvalSet
+    test: EvalSet
+    protocol: str
+    full: EventLog | None = None  # train + validation events (the input for test)
+
+
+def leave_one_out(log: EventLog, *, min_events: int = 3) -> Split:
+    """Last event of each user = test target, second-to-last = validation target, rest = train.
+
+    Validation input = the training prefix; test input = training prefix + validation item.
+    Users with fewer than ``min_events`` events keep all their events in training and are not
+    evaluated. Relies on the log's stable (user, time, original order) sort.
+    """
+    ev = log.events
+    users = ev[C.USER_IDX].to_numpy()
+    store = log.sequences()
+    lens = store.lengths
+    # position of each event from the end of its user's sequence: 0 = last
+    ends = store.offsets[users + 1]
+    from_end = ends - 1 - np.arange(len(ev))
+    evaluated = lens[users] >= min_events
+    train_mask = ~evaluated | (from_end >= 2)
+    full_mask = ~evaluated | (from_end >= 1)
+    eval_users = np.flatnonzero(lens >= min_events)
+    eval_users = eval_users[eval_users > 0]
+    items = store.items
+    off = store.offsets
+    val_inputs = [items[off[u] : off[u + 1] - 2] for u in eval_users]
+    val_targets = [items[off[u + 1] - 2 : off[u + 1] - 1] for u in eval_users]
+    test_inputs = [items[off[u] : off[u + 1] - 1] for u in eval_users]
+    test_targets = [items[off[u + 1] - 1 : off[u + 1]] for u in eval_users]
+    return Split(
+        train=log.with_events(ev[train_mask]),
+        validation=EvalSet.build(eval_users, val_inputs, val_targets, "validation"),
+        test=EvalSet.build(eval_users, test_inputs, test_targets, "test"),
+        protocol="leave-one-out",
+        full=log.with_events(ev[full_mask]),
+    )
+
+
+def temporal_split(
+    log: EventLog,
+    *,
+    test_cutoff: int,
+    validation_cutoff: int | None = None,
+    first_only: bool = False,
+) -> Split:
+    """One global time cut-off for everyone.
+
+    Training = events with timestamp < ``validation_cutoff`` (or < ``test_cutoff`` if no
+    validation cut-off). Validation targets = events in [validation_cutoff, test_cutoff);
+    test targets = events at or after ``test_cutoff``. Inputs are each user's events before
+    the respective cut-off; only users with at least one input event are evaluated. With
+    ``first_only`` only the first later event is a target; otherwise all distinct later items are.
+    """
+    if validation_cutoff is None:
+        validation_cutoff = test_cutoff
+    if validation_cutoff > test_cutoff:
+        raise ValueError("validation_cutoff must not be after test_cutoff")
+    ev = log.events
+    ts = ev[C.TIME].to_numpy()
+    train = log.with_events(ev[ts < validation_cutoff])
+    full = log.with_events(ev[ts < test_cutoff])
+
+    def cases(before: np.ndarray, window: np.ndarray, name: str):
+        users_in = ev[C.USER_IDX].to_numpy()
+        items = ev[C.ITEM_IDX].to_numpy()
+        u_win = np.unique(users_in[window])
+        has_input = np.zeros(log.n_users + 1, bool)
+        has_input[users_in[before]] = True
+        u_eval = u_win[has_input[u_win]]
+        inputs, targets = [], []
+        by_user_before = _group(users_in[before], items[before])
+        by_user_win = _group(users_in[window], items[window])
+        for u in u_eval:
+            inputs.append(by_user_before[u])
+            tgt = by_user_win[u]
+            targets.append(tgt[:1] if first_only else pd_unique(tgt))
+        return EvalSet.build(u_eval, inputs, targets, name)
+
+    validation = cases(ts < validation_cutoff, (ts >= validation_cutoff) & (ts < test_cutoff), "validation")
+    test = cases(ts < test_cutoff, ts >= test_cutoff, "test")
+    return Split(train=train, validation=validation, test=test, protocol="global-temporal", full=full)
+
+
+def _group(users: np.ndarray, items: np.ndarray) -> dict[int, np.ndarray]:
+    if len(users) == 0:
+        return {}
+    bounds = np.flatnonzero(np.diff(users)) + 1
+    starts = np.concatenate([[0], bounds])
+    ends = np.concatenate([bounds, [len(users)]])
+    return {int(users[s]): items[s:e] for s, e in zip(starts, ends, strict=True)}
+
+
+def pd_unique(a: np.ndarray) -> np.ndarray:
+    """Distinct values in order of first appearance."""
+    _, first = np.unique(a, return_index=True)
+    return a[np.sort(first)]

@@ -1,0 +1,53 @@
+"""HSTU-style generative recommender ("Actions Speak Louder than Words", Zhai et al., 2024).
+
+A causal stack of HSTU layers (``blocks.HSTUBlock``): pointwise aggregated attention
+SiLU(QK^T + relative position bias + relative time bias), normalised by the sequence length
+instead of a softmax, gated by U, with layer norm on the attention output. A plain PyTorch
+reference implementation; sizes from small to large are configuration only (``layers``,
+``dim``, ``heads``). Timestamps feed the relative time bias where the log has them (plain item
+sequences fall back to position only).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from chronorec.models.sequential.blocks import HSTUBlock, SequenceEncoder
+from chronorec.models.sequential.recommender import SequentialConfig, SequentialRecommender
+
+
+class HSTUConfig(SequentialConfig):
+    kind: Literal["hstu"] = "hstu"
+    layers: int = 2
+    heads: int = 1
+    time_bias: bool = True
+    time_buckets: int = 64
+
+
+class HSTUModule(SequenceEncoder):
+    causal = True
+
+    def __init__(self, n_items: int, cfg: HSTUConfig, context_sizes: dict[str, int] | None = None):
+        blocks = [HSTUBlock(cfg.dim, cfg.heads, cfg.dropout, cfg.max_len, cfg.time_buckets) for _ in range(cfg.layers)]
+        if not cfg.time_bias:
+            for b in blocks:
+                b.bias.time = None
+        super().__init__(n_items + 1, cfg.dim, cfg.max_len, cfg.dropout, blocks, context_sizes)
+
+    def run_block(self, block: nn.Module, x: torch.Tensor, mask: torch.Tensor, feats) -> torch.Tensor:
+        return block(x, mask, feats.get("timestamp") if feats else None)
+
+
+class HSTU(SequentialRecommender):
+    kind = "hstu"
+    Config = HSTUConfig
+
+    @property
+    def needs_timestamps(self) -> bool:  # type: ignore[override]
+        return self.config.time_bias
+
+    def _build_module(self) -> nn.Module:
+        return HSTUModule(self.n_items, self.config, self.context_sizes)

@@ -1,0 +1,35 @@
+"""SASRec: a causal Transformer over the item sequence (Kang & McAuley, 2018),
+trained with full-catalogue softmax cross-entropy by default (a sampled softmax is an option).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from torch import nn
+
+from chronorec.models.sequential.blocks import SequenceEncoder, TransformerBlock
+from chronorec.models.sequential.recommender import SequentialConfig, SequentialRecommender
+
+
+class SASRecConfig(SequentialConfig):
+    kind: Literal["sasrec"] = "sasrec"
+    layers: int = 2
+    heads: int = 1
+    ffn_mult: int = 4
+
+
+class SASRecModule(SequenceEncoder):
+    causal = True
+
+    def __init__(self, n_items: int, cfg: SASRecConfig, context_sizes: dict[str, int] | None = None):
+        blocks = [TransformerBlock(cfg.dim, cfg.heads, cfg.dropout, cfg.ffn_mult) for _ in range(cfg.layers)]
+        super().__init__(n_items + 1, cfg.dim, cfg.max_len, cfg.dropout, blocks, context_sizes)
+
+
+class SASRec(SequentialRecommender):
+    kind = "sasrec"
+    Config = SASRecConfig
+
+    def _build_module(self) -> nn.Module:
+        return SASRecModule(self.n_items, self.config, self.context_sizes)

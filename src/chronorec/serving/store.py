@@ -1,0 +1,137 @@
+"""Durable store of live events: one SQLite file, written before a request is answered.
+
+Every accepted event is committed (``synchronous=FULL``, WAL journal) before ``POST /events``
+returns, so a crash or restart loses none. Ids are stored as JSON text, so integer and string
+ids keep their type when the events are exported for the next training run.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from chronorec.data import columns as C
+
+DB_NAME = "events.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    behavior TEXT,
+    timestamp INTEGER NOT NULL,
+    context TEXT,
+    received_at REAL NOT NULL
+)
+"""
+
+
+class EventStore:
+    """Append-only live events in ``<state_dir>/events.sqlite`` (thread-safe)."""
+
+    def __init__(self, state_dir: str | Path):
+        self.dir = Path(state_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.dir / DB_NAME
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(_SCHEMA)
+
+    def append(self, events: Iterable[dict[str, Any]]) -> int:
+        """Commit events (keys: user_id, item_id, behavior, timestamp, context) in one transaction."""
+        now = time.time()
+        rows = [
+            (
+                json.dumps(e["user_id"]),
+                json.dumps(e["item_id"]),
+                e.get("behavior"),
+                int(e["timestamp"]),
+                json.dumps(e["context"]) if e.get("context") else None,
+                now,
+            )
+            for e in events
+        ]
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT INTO events (user_id, item_id, behavior, timestamp, context, received_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return len(rows)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT user_id, item_id, behavior, timestamp, context FROM events ORDER BY seq"
+            ).fetchall()
+        for u, i, b, t, c in rows:
+            yield {
+                "user_id": json.loads(u),
+                "item_id": json.loads(i),
+                "behavior": b,
+                "timestamp": t,
+                "context": json.loads(c) if c else {},
+            }
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    def to_frame(self) -> pd.DataFrame:
+        """Events as ``user_id, item_id, timestamp, behavior`` plus one column per context key (ingestable)."""
+        events = list(self)
+        df = pd.DataFrame(
+            {
+                C.USER: [e["user_id"] for e in events],
+                C.ITEM: [e["item_id"] for e in events],
+                C.TIME: pd.array([e["timestamp"] for e in events], dtype="int64"),
+                C.BEHAVIOR: [e["behavior"] for e in events],
+            }
+        )
+        keys = sorted({k for e in events for k in e["context"]})
+        for k in keys:
+            if k in df.columns:
+                continue
+            df[k] = [None if e["context"].get(k) is None else str(e["context"][k]) for e in events]
+        for col in (C.USER, C.ITEM):  # a column mixing int and text ids is written as text
+            kinds = {type(v) for v in df[col]}
+            df[col] = df[col].astype("int64") if kinds == {int} else df[col].astype(str)
+        if df[C.BEHAVIOR].isna().all():
+            df = df.drop(columns=[C.BEHAVIOR])
+        return df
+
+    def export(self, path: str | Path) -> Path:
+        """Write the events to .parquet, .csv or .jsonl (for ``chronorec ingest`` / training)."""
+        p = Path(path)
+        df = self.to_frame()
+        suffix = p.suffix.lower()
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if suffix == ".parquet":
+            df.to_parquet(p, index=False)
+        elif suffix == ".csv":
+            df.to_csv(p, index=False)
+        elif suffix == ".jsonl":
+            df.to_json(p, orient="records", lines=True)
+        else:
+            raise ValueError(f"{p}: export to .parquet, .csv or .jsonl")
+        return p
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

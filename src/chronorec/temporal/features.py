@@ -1,0 +1,653 @@
+"""Temporal features, strictly from the past of each cut-off.
+
+Two outputs, both built from a plain event frame (``user_id, item_id, timestamp`` in epoch
+seconds, optional ``behavior``, ``value`` and ``category``; :func:`event_frame` makes one from an
+:class:`~chronorec.data.eventlog.EventLog`):
+
+* :func:`activity_series`: per-entity activity at a frequency (``hour``, ``day``, ``week``) in long
+  format: ``series_id, period, count, count_<behaviour>..., value_sum``.
+* :func:`feature_table`: one row per (entity, cut-off) with trailing-window statistics, periodicity
+  (dominant Fourier periods, hour-of-day and day-of-week profiles), trend (rolling linear-fit slope,
+  a CUSUM change point) and recency / frequency (time since the last event of each type,
+  inter-event gaps).
+
+The leakage rule: every feature at cut-off ``t`` uses only events with ``timestamp < t``. Series
+features (windows, Fourier, slopes, change points) use the complete periods that end at or before
+``t``; recency, gap and profile features use the raw events before ``t``.
+
+Periods are aligned in UTC shifted by ``utc_offset_hours`` (e.g. ``8`` for Beijing time), so that
+days start at local midnight; weeks start on Monday.
+
+Everything is vectorised with numpy / pandas: the entity x period x behaviour count cube is built
+once, and each cut-off is a slice of it plus one pass over the events before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+
+from chronorec.data import columns as C
+
+PERIOD_SECONDS = {"hour": 3600, "day": 86400, "week": 7 * 86400}
+_MONDAY = 4 * 86400  # 1970-01-05 (a Monday) is 4 days after the epoch
+CATEGORY = "category"
+
+__all__ = [
+    "PERIOD_SECONDS",
+    "PeriodGrid",
+    "activity_series",
+    "change_points",
+    "cusum_change_point",
+    "dominant_periods",
+    "event_frame",
+    "feature_table",
+    "features_command",
+    "load_temporal_dataset",
+    "rolling_slope",
+]
+
+
+def _opt(name: str, help: str) -> Any:
+    """A typer option (typer is imported only when the CLI resolves its signature)."""
+    import typer
+
+    names = name.split("/")[0]
+    return typer.Option(name if "/" in name else names, help=help)
+
+
+# ----------------------------------------------------------------------------- inputs
+def event_frame(log: Any) -> pd.DataFrame:
+    """The events of an :class:`~chronorec.data.eventlog.EventLog` (or a frame) with canonical columns.
+
+    A frame is returned with ``timestamp`` as int64 and rows stably sorted by time; an EventLog
+    is converted with its external ids (a ``category`` context column is kept if present).
+    """
+    if isinstance(log, pd.DataFrame):
+        df = log
+    else:
+        df = log.to_external_frame()
+    for col in (C.USER, C.TIME):
+        if col not in df.columns:
+            raise ValueError(f"event frame needs a {col!r} column (has {list(df.columns)})")
+    df = df.copy()
+    df[C.TIME] = df[C.TIME].to_numpy().astype(np.int64)
+    if C.BEHAVIOR in df.columns:
+        df[C.BEHAVIOR] = df[C.BEHAVIOR].astype(str)
+    return df.sort_values(C.TIME, kind="stable").reset_index(drop=True)
+
+
+TAOBAO_FILES = ("taobao-userbehavior/UserBehavior_first814users.csv", "taobao-userbehavior/UserBehavior_114users.csv")
+TAOBAO_START = 1511539200  # 2017-11-25 00:00 Beijing time
+TAOBAO_END = 1512316800  # 2017-12-04 00:00 Beijing time
+
+
+def load_taobao(directory: str | Path | None = None, *, clip: bool = True) -> pd.DataFrame:
+    """The 928 complete Taobao users (first 814 + 114 users files) as an event frame.
+
+    Columns ``user_id, item_id, category, behavior, timestamp``. With ``clip`` the few outlier
+    timestamps outside the dataset's nine days (2017-11-25 .. 2017-12-03, Beijing time) are dropped
+    (35 rows in the 814-user file), as the dataset's description prescribes.
+    """
+    from chronorec.datasets.formats import data_dir
+
+    d = data_dir(directory)
+    names = [C.USER, C.ITEM, CATEGORY, C.BEHAVIOR, C.TIME]
+    frames = []
+    for rel in TAOBAO_FILES:
+        p = d / rel
+        if not p.exists():
+            raise FileNotFoundError(f"Taobao file {p} not found (see shared/data/README.md)")
+        frames.append(
+            pd.read_csv(
+                p,
+                header=None,
+                names=names,
+                dtype={C.USER: np.int64, C.ITEM: np.int64, CATEGORY: np.int64, C.BEHAVIOR: str, C.TIME: np.int64},
+            )
+        )
+    df = pd.concat(frames, ignore_index=True)
+    if clip:
+        df = df[(df[C.TIME] >= TAOBAO_START) & (df[C.TIME] < TAOBAO_END)]
+    return event_frame(df)
+
+
+def load_temporal_dataset(name: str, *, data_dir: str | Path | None = None, seed: int = 0) -> pd.DataFrame:
+    """A named event frame: ``taobao`` (928 users), ``ml-100k`` (ratings as ``rate`` events with
+    the rating as value), or ``synthetic`` (the planted e-commerce log)."""
+    key = name.lower()
+    if key == "taobao":
+        return load_taobao(data_dir)
+    if key == "ml-100k":
+        from chronorec.datasets.formats import load_dataset
+
+        df = event_frame(load_dataset("ml-100k", data_dir=data_dir))
+        df[C.BEHAVIOR] = "rate"
+        return df
+    if key == "synthetic":
+        from chronorec.datasets.synthetic import make_ecommerce_log
+
+        return event_frame(make_ecommerce_log(seed=seed, return_frame=True))
+    raise ValueError(f"unknown dataset {name!r}; known: taobao, ml-100k, synthetic")
+
+
+# ----------------------------------------------------------------------------- period grid
+@dataclass(frozen=True)
+class PeriodGrid:
+    """Regular periods: period ``p`` covers local seconds ``[origin + p*step, origin + (p+1)*step)``.
+
+    ``origin`` is in local seconds (UTC + ``offset``); :meth:`start_utc` gives the UTC epoch start.
+    """
+
+    freq: str
+    step: int
+    offset: int  # seconds added to UTC to get local time
+    origin: int  # local seconds, aligned to the frequency
+    n_periods: int
+
+    @classmethod
+    def cover(
+        cls, timestamps: np.ndarray, *, freq: str = "day", utc_offset_hours: float = 0.0, end: int | None = None
+    ) -> "PeriodGrid":
+        """The smallest aligned grid covering ``timestamps`` (and the UTC time ``end``, if given)."""
+        if freq not in PERIOD_SECONDS:
+            raise ValueError(f"freq must be one of {', '.join(PERIOD_SECONDS)} (got {freq!r})")
+        step = PERIOD_SECONDS[freq]
+        offset = int(round(utc_offset_hours * 3600))
+        ts = np.asarray(timestamps, dtype=np.int64)
+        if ts.size == 0:
+            raise ValueError("no events to build periods from")
+        lo = int(ts.min()) + offset
+        hi = max(int(ts.max()) + offset, (end + offset - 1) if end is not None else -(2**62))
+        shift = _MONDAY if freq == "week" else 0
+        origin = (lo - shift) // step * step + shift
+        n = (hi - origin) // step + 1
+        return cls(freq=freq, step=step, offset=offset, origin=origin, n_periods=int(n))
+
+    def index(self, timestamps: np.ndarray) -> np.ndarray:
+        """Period index of each UTC timestamp (may be < 0 or >= n_periods outside the grid)."""
+        return (np.asarray(timestamps, dtype=np.int64) + self.offset - self.origin) // self.step
+
+    def start_utc(self, p: np.ndarray | int) -> np.ndarray:
+        """UTC epoch seconds at which period ``p`` starts."""
+        return self.origin - self.offset + np.asarray(p, dtype=np.int64) * self.step
+
+    def labels(self, p: np.ndarray | None = None) -> pd.DatetimeIndex:
+        """Local (naive) start time of each period, as datetimes."""
+        p = np.arange(self.n_periods) if p is None else np.asarray(p)
+        return pd.to_datetime(self.origin + p * self.step, unit="s")
+
+    def complete_before(self, t: int) -> int:
+        """Number of leading periods that end at or before the UTC time ``t``."""
+        return int(np.clip((t + self.offset - self.origin) // self.step, 0, self.n_periods))
+
+
+def _behaviours(df: pd.DataFrame) -> list[str]:
+    if C.BEHAVIOR not in df.columns:
+        return []
+    return sorted(pd.unique(df[C.BEHAVIOR].astype(str)).tolist())
+
+
+def _count_cube(
+    codes: np.ndarray, periods: np.ndarray, bcodes: np.ndarray, n_ent: int, n_per: int, n_b: int
+) -> np.ndarray:
+    """(entities, periods, behaviours) event counts (behaviour axis of size 1 when there is none)."""
+    flat = (codes * n_per + periods) * n_b + bcodes
+    return np.bincount(flat, minlength=n_ent * n_per * n_b).reshape(n_ent, n_per, n_b).astype(np.float64)
+
+
+# ----------------------------------------------------------------------------- series
+def activity_series(
+    events: pd.DataFrame,
+    *,
+    entity: str = C.USER,
+    freq: str = "day",
+    utc_offset_hours: float = 0.0,
+    value_col: str | None = C.VALUE,
+    dense: bool = True,
+) -> pd.DataFrame:
+    """Per-entity activity per period in long format.
+
+    Columns: ``series_id`` (the entity id), ``period`` (local start time), ``count`` (all events),
+    ``count_<behaviour>`` for each behaviour type, and ``value_sum`` when ``value_col`` exists.
+    With ``dense`` every entity gets every period of the common grid (zeros where inactive);
+    otherwise only (entity, period) pairs with events are listed.
+    """
+    df = event_frame(events)
+    if entity not in df.columns:
+        raise ValueError(f"entity column {entity!r} not in the events (has {list(df.columns)})")
+    grid = PeriodGrid.cover(df[C.TIME].to_numpy(), freq=freq, utc_offset_hours=utc_offset_hours)
+    p = grid.index(df[C.TIME].to_numpy())
+    codes, uniq = pd.factorize(df[entity], sort=True)
+    behs = _behaviours(df)
+    frame = pd.DataFrame({"series_id": codes, "p": p})
+    frame["count"] = 1
+    if behs:
+        b = pd.Categorical(df[C.BEHAVIOR], categories=behs)
+        for i, name in enumerate(behs):
+            frame[f"count_{name}"] = (b.codes == i).astype(np.int64)
+    has_value = value_col is not None and value_col in df.columns
+    if has_value:
+        frame["value_sum"] = df[value_col].to_numpy(dtype=np.float64)
+    agg = frame.groupby(["series_id", "p"], sort=True).sum()
+    if dense:
+        full = pd.MultiIndex.from_product([np.arange(len(uniq)), np.arange(grid.n_periods)], names=["series_id", "p"])
+        agg = agg.reindex(full, fill_value=0)
+    agg = agg.reset_index()
+    out = pd.DataFrame({"series_id": np.asarray(uniq)[agg["series_id"].to_numpy()], "period": grid.labels(agg["p"])})
+    for col in agg.columns[2:]:
+        out[col] = agg[col].to_numpy()
+    return out
+
+
+# ----------------------------------------------------------------------------- series statistics
+def rolling_slope(y: np.ndarray, window: int) -> np.ndarray:
+    """Least-squares slope of the last ``window`` values along the last axis (per period)."""
+    y = np.asarray(y, dtype=np.float64)
+    w = min(window, y.shape[-1])
+    if w < 2:
+        return np.full(y.shape[:-1], np.nan)
+    seg = y[..., -w:]
+    x = np.arange(w, dtype=np.float64) - (w - 1) / 2.0
+    return (seg * x).sum(-1) / (x * x).sum()
+
+
+def dominant_periods(y: np.ndarray, *, k: int = 3, detrend: bool = True) -> tuple[np.ndarray, ...]:
+    """The ``k`` strongest Fourier components of each series (last axis).
+
+    The series is linearly detrended (or only de-meaned); returns ``(period, amplitude, phase)``
+    arrays of shape ``(..., k)``: ``period`` in periods (``n / frequency index``), ``amplitude`` as
+    the half peak-to-peak of the sinusoid (``2|X_f| / n``), ``phase`` in radians (of ``cos``,
+    relative to the first value of the window). NaN where the series is too short.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    n = y.shape[-1]
+    shape = (*y.shape[:-1], k)
+    if n < 4:
+        return np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
+    if detrend:
+        x = np.arange(n, dtype=np.float64) - (n - 1) / 2.0
+        slope = (y * x).sum(-1, keepdims=True) / (x * x).sum()
+        y = y - y.mean(-1, keepdims=True) - slope * x
+    else:
+        y = y - y.mean(-1, keepdims=True)
+    spec = np.fft.rfft(y, axis=-1)[..., 1:]  # drop the mean
+    amp = 2.0 * np.abs(spec) / n
+    kk = min(k, amp.shape[-1])
+    top = np.argsort(-amp, axis=-1, kind="stable")[..., :kk]
+    freq_idx = top + 1
+    period = n / freq_idx
+    a = np.take_along_axis(amp, top, -1)
+    ph = np.angle(np.take_along_axis(spec, top, -1))
+    if kk < k:
+        pad = [(0, 0)] * (a.ndim - 1) + [(0, k - kk)]
+        period, a, ph = (np.pad(v, pad, constant_values=np.nan) for v in (period, a, ph))
+    flat = a <= 1e-12
+    period = np.where(flat, np.nan, period)
+    ph = np.where(flat, np.nan, ph)
+    return period, a, ph
+
+
+def cusum_change_point(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One mean-shift change point per series (last axis) by CUSUM.
+
+    Returns ``(index, shift, statistic)``: the first index of the new regime (the argmax of
+    ``|cumsum(y - mean)|`` plus one), the mean after minus the mean before, and the normalised
+    statistic ``max|S| / (std * sqrt(n))`` (about > 1.36 is significant at 5% for i.i.d. noise).
+    """
+    y = np.asarray(y, dtype=np.float64)
+    n = y.shape[-1]
+    if n < 2:
+        nan = np.full(y.shape[:-1], np.nan)
+        return nan, nan.copy(), nan.copy()
+    s = np.cumsum(y - y.mean(-1, keepdims=True), axis=-1)[..., :-1]
+    k = np.argmax(np.abs(s), axis=-1)
+    idx = k + 1
+    csum = np.cumsum(y, axis=-1)
+    total = csum[..., -1]
+    before = np.take_along_axis(csum, k[..., None], -1)[..., 0]
+    shift = (total - before) / (n - idx) - before / idx
+    sd = y.std(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        stat = np.abs(np.take_along_axis(s, k[..., None], -1)[..., 0]) / (sd * np.sqrt(n))
+    stat = np.where(sd > 0, stat, 0.0)
+    shift = np.where(sd > 0, shift, 0.0)
+    return idx.astype(np.float64), shift, stat
+
+
+def change_points(y: np.ndarray, *, max_points: int = 5, min_size: int = 3, threshold: float = 1.36) -> list[int]:
+    """Mean-shift change points of one series by binary segmentation with the CUSUM statistic.
+
+    A segment is split at its CUSUM maximum while the normalised statistic exceeds ``threshold``
+    and both parts keep at least ``min_size`` values. Returns sorted start indices of new regimes.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    found: list[int] = []
+    stack = [(0, len(y))]
+    while stack and len(found) < max_points:
+        a, b = stack.pop()
+        if b - a < 2 * min_size:
+            continue
+        idx, _, stat = cusum_change_point(y[a:b])
+        k = int(idx)
+        if not np.isfinite(stat) or stat < threshold or k < min_size or b - a - k < min_size:
+            continue
+        found.append(a + k)
+        stack.extend([(a, a + k), (a + k, b)])
+    return sorted(found)
+
+
+# ----------------------------------------------------------------------------- feature table
+def _to_seconds(t: Any) -> int:
+    if isinstance(t, (int, np.integer)):
+        return int(t)
+    if isinstance(t, str) and t.lstrip("-").isdigit():
+        return int(t)
+    ts = pd.Timestamp(t)
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")
+    return int(ts.timestamp())
+
+
+def default_cutoffs(
+    timestamps: np.ndarray, *, freq: str = "day", utc_offset_hours: float = 0.0, every: int = 1, min_history: int = 1
+) -> np.ndarray:
+    """Period boundaries (UTC seconds) from ``min_history`` periods after the first event to the end of
+    the last period, every ``every`` periods."""
+    grid = PeriodGrid.cover(timestamps, freq=freq, utc_offset_hours=utc_offset_hours)
+    ps = np.arange(max(min_history, 1), grid.n_periods + 1, max(every, 1))
+    return grid.start_utc(ps)
+
+
+def feature_table(
+    events: pd.DataFrame,
+    *,
+    entity: str = C.USER,
+    cutoffs: Sequence[Any] | None = None,
+    freq: str = "day",
+    utc_offset_hours: float = 0.0,
+    windows: Sequence[int] = (1, 7, 28),
+    n_fourier: int = 3,
+    fourier_window: int | None = None,
+    slope_windows: Sequence[int] | None = None,
+    profiles: bool = True,
+    value_col: str | None = C.VALUE,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """One row per (entity, cut-off) for entities with at least one event before the cut-off.
+
+    Args:
+        events: event frame (see :func:`event_frame`).
+        entity: the entity column (``user_id``, ``item_id``, ``category``, ...).
+        cutoffs: cut-off times (epoch seconds, ISO text or timestamps; UTC). Default: every period
+            boundary after the first period (:func:`default_cutoffs`).
+        freq: period length for the series features: ``hour``, ``day`` or ``week``.
+        utc_offset_hours: local time offset used for period alignment and the profiles.
+        windows: trailing windows in periods for count / mean / std / min / max / shares.
+        n_fourier: number of dominant Fourier components kept.
+        fourier_window: use at most this many trailing periods for the Fourier transform (default all).
+        slope_windows: windows of the rolling linear-fit slope (default: the windows >= 3, or 3).
+        profiles: add hour-of-day (``hod_00``..``hod_23``) and day-of-week (``dow_0`` = Monday ..)
+            shares of the events before the cut-off.
+        value_col: summed in each window when present.
+        progress: show a tqdm bar over cut-offs.
+
+    Columns: ``entity_id``, ``cutoff`` (UTC epoch seconds), ``cutoff_time`` (UTC datetime), then
+    ``n_events``, ``n_<b>``, ``w{w}_count|mean|std|min|max|share_<b>|value``,
+    ``fft{i}_period|amp|phase``, ``slope_w{w}``, ``cp_index_from_end``, ``cp_shift``, ``cp_stat``,
+    ``hours_since_last``, ``hours_since_last_<b>``, ``hours_since_first``, ``gap_mean_h``,
+    ``gap_std_h``, ``gap_max_h``, ``gap_last_h``, ``active_periods``, profile shares.
+    """
+    from tqdm.auto import tqdm
+
+    df = event_frame(events)
+    if entity not in df.columns:
+        raise ValueError(f"entity column {entity!r} not in the events (has {list(df.columns)})")
+    ts_all = df[C.TIME].to_numpy()
+    cut = (
+        default_cutoffs(ts_all, freq=freq, utc_offset_hours=utc_offset_hours)
+        if cutoffs is None
+        else np.array(sorted({_to_seconds(t) for t in cutoffs}), dtype=np.int64)
+    )
+    grid = PeriodGrid.cover(
+        ts_all, freq=freq, utc_offset_hours=utc_offset_hours, end=int(cut.max()) if len(cut) else None
+    )
+    codes, uniq = pd.factorize(df[entity], sort=True)
+    n_ent = len(uniq)
+    behs = _behaviours(df)
+    bcodes = (
+        pd.Categorical(df[C.BEHAVIOR], categories=behs).codes.astype(np.int64) if behs else np.zeros(len(df), np.int64)
+    )
+    n_b = max(len(behs), 1)
+    per = grid.index(ts_all)
+    cube = _count_cube(codes, per, bcodes, n_ent, grid.n_periods, n_b)
+    total = cube.sum(-1)  # (entities, periods)
+    has_value = value_col is not None and value_col in df.columns
+    vcube = (
+        np.bincount(
+            codes * grid.n_periods + per, weights=df[value_col].to_numpy(np.float64), minlength=n_ent * grid.n_periods
+        ).reshape(n_ent, grid.n_periods)
+        if has_value
+        else None
+    )
+    # events sorted by (entity, time) for the raw-event features
+    order = np.lexsort((np.arange(len(df)), ts_all, codes))
+    e_code, e_ts, e_b = codes[order], ts_all[order], bcodes[order]
+    local = e_ts + grid.offset
+    e_hour = (local // 3600) % 24
+    e_dow = ((local // 86400) + 3) % 7  # 1970-01-01 was a Thursday (3 with Monday = 0)
+    slope_ws = list(slope_windows) if slope_windows is not None else [w for w in windows if w >= 3] or [3]
+
+    rows = []
+    for t in tqdm(cut, desc="features", disable=not progress, leave=False):
+        t = int(t)
+        m = e_ts < t
+        if not m.any():
+            continue
+        ec, ets, eb = e_code[m], e_ts[m], e_b[m]
+        n_ev = np.bincount(ec, minlength=n_ent)
+        keep = np.flatnonzero(n_ev > 0)
+        out: dict[str, np.ndarray] = {"entity_id": np.asarray(uniq)[keep]}
+        out["cutoff"] = np.full(len(keep), t, dtype=np.int64)
+        out["n_events"] = n_ev[keep].astype(np.float64)
+        nb = np.bincount(ec * n_b + eb, minlength=n_ent * n_b).reshape(n_ent, n_b)
+        for i, b in enumerate(behs):
+            out[f"n_{b}"] = nb[keep, i].astype(np.float64)
+        # --- series features over complete periods
+        k = grid.complete_before(t)
+        tot = total[keep, :k]
+        cb = cube[keep, :k]
+        for w in windows:
+            seg = tot[:, max(k - w, 0) :]
+            cnt = seg.sum(1)
+            if seg.shape[1]:
+                out[f"w{w}_count"] = cnt
+                # windows reaching before the first period are padded with zeros (inactive)
+                padded = np.concatenate([np.zeros((len(keep), w - seg.shape[1])), seg], 1) if seg.shape[1] < w else seg
+                out[f"w{w}_mean"] = padded.mean(1)
+                out[f"w{w}_std"] = padded.std(1)
+                out[f"w{w}_min"] = padded.min(1)
+                out[f"w{w}_max"] = padded.max(1)
+            else:
+                for s in ("count", "mean", "std", "min", "max"):
+                    out[f"w{w}_{s}"] = np.zeros(len(keep))
+            bsum = cb[:, max(k - w, 0) :].sum(1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                for i, b in enumerate(behs):
+                    out[f"w{w}_share_{b}"] = np.where(cnt > 0, bsum[:, i] / np.maximum(cnt, 1), np.nan)
+            if vcube is not None:
+                out[f"w{w}_value"] = vcube[keep, max(k - w, 0) : k].sum(1)
+        fw = tot if fourier_window is None else tot[:, -fourier_window:]
+        per_, amp, ph = dominant_periods(fw, k=n_fourier)
+        for i in range(n_fourier):
+            out[f"fft{i + 1}_period"] = per_[:, i]
+            out[f"fft{i + 1}_amp"] = amp[:, i]
+            out[f"fft{i + 1}_phase"] = ph[:, i]
+        for w in slope_ws:
+            out[f"slope_w{w}"] = rolling_slope(tot, w) if k >= 2 else np.full(len(keep), np.nan)
+        idx, shift, stat = cusum_change_point(tot)
+        out["cp_index_from_end"] = k - idx if k >= 2 else np.full(len(keep), np.nan)
+        out["cp_shift"] = shift
+        out["cp_stat"] = stat
+        out["active_periods"] = (tot > 0).sum(1).astype(np.float64)
+        # --- recency / frequency from the raw events before t
+        last = np.full(n_ent, np.nan)
+        first = np.full(n_ent, np.nan)
+        bounds = np.flatnonzero(np.r_[True, ec[1:] != ec[:-1]])
+        ends = np.r_[bounds[1:], len(ec)] - 1
+        last[ec[ends]] = ets[ends]
+        first[ec[bounds]] = ets[bounds]
+        out["hours_since_last"] = (t - last[keep]) / 3600.0
+        out["hours_since_first"] = (t - first[keep]) / 3600.0
+        for i, b in enumerate(behs):
+            sel = eb == i
+            lb = np.full(n_ent, np.nan)
+            if sel.any():
+                lb_s = pd.Series(ets[sel]).groupby(ec[sel]).max()
+                lb[lb_s.index.to_numpy()] = lb_s.to_numpy()
+            out[f"hours_since_last_{b}"] = (t - lb[keep]) / 3600.0
+        same = ec[1:] == ec[:-1]
+        gaps = (np.diff(ets) / 3600.0)[same]
+        gcode = ec[1:][same]
+        gn = np.bincount(gcode, minlength=n_ent).astype(np.float64)
+        gs = np.bincount(gcode, weights=gaps, minlength=n_ent)
+        gq = np.bincount(gcode, weights=gaps * gaps, minlength=n_ent)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gmean = np.where(gn > 0, gs / gn, np.nan)
+            gstd = np.where(gn > 0, np.sqrt(np.maximum(gq / gn - gmean**2, 0.0)), np.nan)
+        gmax = np.full(n_ent, np.nan)
+        glast = np.full(n_ent, np.nan)
+        if len(gaps):
+            gm = pd.Series(gaps).groupby(gcode).max()
+            gmax[gm.index.to_numpy()] = gm.to_numpy()
+            gl = pd.Series(gaps).groupby(gcode).last()
+            glast[gl.index.to_numpy()] = gl.to_numpy()
+        out["gap_mean_h"], out["gap_std_h"] = gmean[keep], gstd[keep]
+        out["gap_max_h"], out["gap_last_h"] = gmax[keep], glast[keep]
+        if profiles:
+            hod = np.bincount(ec * 24 + e_hour[m], minlength=n_ent * 24).reshape(n_ent, 24)[keep]
+            dow = np.bincount(ec * 7 + e_dow[m], minlength=n_ent * 7).reshape(n_ent, 7)[keep]
+            denom = n_ev[keep][:, None].astype(np.float64)
+            for h in range(24):
+                out[f"hod_{h:02d}"] = hod[:, h] / denom[:, 0]
+            for d in range(7):
+                out[f"dow_{d}"] = dow[:, d] / denom[:, 0]
+        rows.append(pd.DataFrame(out))
+    if not rows:
+        return pd.DataFrame(columns=["entity_id", "cutoff"])
+    table = pd.concat(rows, ignore_index=True)
+    table.insert(2, "cutoff_time", pd.to_datetime(table["cutoff"], unit="s"))
+    return table
+
+
+# ----------------------------------------------------------------------------- CLI
+def features_command(
+    data: Annotated[
+        Path | None,
+        _opt("--data", "Events file (CSV/Parquet/JSON Lines) read with the column options, or an ingest folder."),
+    ] = None,
+    dataset: Annotated[
+        str | None, _opt("--dataset", "Named data instead of --data: taobao, ml-100k or synthetic.")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, _opt("--data-dir", "Folder of the named datasets (default $CHRONOREC_DATA).")
+    ] = None,
+    user_col: Annotated[str, _opt("--user-col", "User id column of --data.")] = C.USER,
+    item_col: Annotated[str, _opt("--item-col", "Item id column of --data.")] = C.ITEM,
+    time_col: Annotated[str, _opt("--time-col", "Timestamp column of --data.")] = C.TIME,
+    behavior_col: Annotated[str | None, _opt("--behavior-col", "Behaviour type column of --data.")] = None,
+    value_col: Annotated[str | None, _opt("--value-col", "Numeric value column of --data (summed).")] = None,
+    category_col: Annotated[
+        str | None, _opt("--category-col", "Category column of --data (kept as 'category').")
+    ] = None,
+    entity: Annotated[str, _opt("--entity", "Entity: user, item or category.")] = "user",
+    freq: Annotated[str, _opt("--freq", "Period: hour, day or week.")] = "day",
+    utc_offset: Annotated[float, _opt("--utc-offset", "Hours added to UTC for period alignment (taobao: 8).")] = 0.0,
+    windows: Annotated[str, _opt("--windows", "Trailing windows in periods, comma-separated.")] = "1,7,28",
+    cutoff: Annotated[
+        list[str] | None, _opt("--cutoff", "Cut-off time (epoch seconds or ISO, UTC); repeat. Default: every period.")
+    ] = None,
+    cutoff_every: Annotated[int, _opt("--cutoff-every", "Default cut-offs: every N periods.")] = 1,
+    out: Annotated[Path, _opt("--out", "Output folder: features.parquet and series.parquet.")] = Path("runs/features"),
+    series: Annotated[bool, _opt("--series/--no-series", "Also write the long-format activity series.")] = True,
+) -> None:
+    """Temporal features per entity and cut-off (Parquet), strictly from events before each cut-off."""
+    import json
+    import time
+
+    import typer
+
+    try:
+        if dataset is not None:
+            df = load_temporal_dataset(dataset, data_dir=data_dir)
+            if dataset.lower() == "taobao" and utc_offset == 0.0:
+                utc_offset = 8.0
+        elif data is not None:
+            df = _read_data(data, user_col, item_col, time_col, behavior_col, value_col, category_col)
+        else:
+            raise ValueError("give --data PATH or --dataset NAME")
+        col = {"user": C.USER, "item": C.ITEM, "category": CATEGORY}.get(entity, entity)
+        wins = tuple(int(x) for x in windows.split(",") if x.strip())
+        t0 = time.perf_counter()
+        cuts = cutoff or default_cutoffs(
+            df[C.TIME].to_numpy(), freq=freq, utc_offset_hours=utc_offset, every=cutoff_every
+        )
+        table = feature_table(
+            df, entity=col, cutoffs=list(cuts), freq=freq, utc_offset_hours=utc_offset, windows=wins, progress=True
+        )
+        secs = time.perf_counter() - t0
+        out.mkdir(parents=True, exist_ok=True)
+        table.to_parquet(out / "features.parquet", index=False)
+        info = {
+            "rows": len(table),
+            "columns": table.shape[1],
+            "entities": int(table["entity_id"].nunique()),
+            "seconds": secs,
+        }
+        if series:
+            s = activity_series(df, entity=col, freq=freq, utc_offset_hours=utc_offset)
+            s.to_parquet(out / "series.parquet", index=False)
+            info["series_rows"] = len(s)
+        (out / "features.json").write_text(json.dumps(info, indent=2))
+        typer.echo(
+            f"{info['rows']} rows x {info['columns']} columns for {info['entities']} {entity}s in {secs:.2f}s -> {out}"
+        )
+    except (ValueError, FileNotFoundError, KeyError) as e:
+        typer.secho(f"error: {e}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None
+
+
+def _read_data(
+    data: Path,
+    user_col: str,
+    item_col: str,
+    time_col: str,
+    behavior_col: str | None,
+    value_col: str | None,
+    category_col: str | None,
+) -> pd.DataFrame:
+    """An event frame from a file (via :func:`chronorec.data.ingest.read_events`) or an ingest folder."""
+    from chronorec.data.eventlog import EventLog
+
+    if data.is_dir() and (data / "eventlog.json").exists():
+        return event_frame(EventLog.load(data))
+    from chronorec.data.ingest import read_events
+
+    log = read_events(
+        data,
+        user_col=user_col,
+        item_col=item_col,
+        time_col=time_col,
+        behavior_col=behavior_col,
+        value_col=value_col,
+        context_cols=[category_col] if category_col else (),
+    )
+    df = event_frame(log)
+    if category_col:
+        df = df.rename(columns={category_col: CATEGORY})
+    return df
