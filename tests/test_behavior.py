@@ -2,19 +2,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from chronorec.evaluation.calibration import calibration_curve
 from chronorec.evaluation.classification import (
     average_precision,
     binary_metrics,
-    calibration_curve,
     multiclass_metrics,
     roc_auc,
 )
+from chronorec.evaluation.stats import paired_bootstrap
 from chronorec.temporal.behavior import (
     SequenceClassifierConfig,
     funnel_features,
     make_behavior_data,
     make_cutoffs,
-    paired_bootstrap,
     predict_behavior,
     rolling_folds,
 )

@@ -59,7 +59,7 @@ def test_multi_target_recall_and_coverage():
 
 
 def test_paired_test_detects_a_real_difference_and_not_a_null_one():
-    from chronorec.evaluation.ranking import paired_test
+    from chronorec.evaluation.stats import paired_test
 
     rng = np.random.default_rng(0)
     base = (rng.random(2000) < 0.2).astype(float)

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from chronorec.data.eventlog import EventLog
+from chronorec.evaluation.calibration import expected_calibration_error, reliability_curve
 from chronorec.evaluation.split import EvalSet
 from chronorec.models.baselines.popular import MostPopular
 from chronorec.recommend.pipeline import (
@@ -30,8 +31,6 @@ from chronorec.recommend.pipeline import (
     calibrate_temperature,
     context_keys,
     evaluate_postprocessing,
-    expected_calibration_error,
-    reliability_curve,
     to_internal,
 )
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-from chronorec.temporal.features import _opt
+from chronorec.cli.temporal import _opt
 
 
 def forecast_command(

@@ -628,7 +628,7 @@ def evaluate(
 
 def _significance(names: list[str], per_case: dict[str, dict[str, Any]], k: int) -> dict[str, dict[str, Any]]:
     """Paired tests of every model against the first one on per-user NDCG@k and HR@k."""
-    from chronorec.evaluation.ranking import paired_test
+    from chronorec.evaluation.stats import paired_test
 
     out: dict[str, dict[str, Any]] = {}
     base = per_case.get(names[0]) if names else None
@@ -807,6 +807,7 @@ def calibrate(
     """
     overrides = _run_overrides(locals())
     with _user_errors():
+        from chronorec.evaluation.calibration import plot_reliability
         from chronorec.models.registry import load
         from chronorec.recommend.pipeline import (
             ItemTable,
@@ -816,7 +817,6 @@ def calibrate(
             RerankOptions,
             calibrate_temperature,
             evaluate_postprocessing,
-            plot_reliability,
             tune_blend,
         )
         from chronorec.workflows.experiment import provenance
@@ -943,7 +943,7 @@ if __name__ == "__main__":
     main()
 
 # ---------------------------------------------------------------------- temporal behaviour (features, behaviour, forecast)
-from chronorec.temporal.features import features_command as _features_command  # noqa: E402
+from chronorec.cli.temporal import features_command as _features_command  # noqa: E402
 
 app.command("features")(_features_command)
 
@@ -951,7 +951,7 @@ app.command("features")(_features_command)
 from chronorec.cli.serve import serve as _serve_command  # noqa: E402
 
 app.command("serve")(_serve_command)
-from chronorec.temporal.behavior import predict_behavior_command as _predict_behavior_command  # noqa: E402
+from chronorec.cli.temporal import predict_behavior_command as _predict_behavior_command  # noqa: E402
 
 app.command("predict-behavior")(_predict_behavior_command)
 from chronorec.cli.forecast import forecast_command as _forecast_command  # noqa: E402

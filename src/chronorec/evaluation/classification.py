@@ -6,13 +6,11 @@
 * :func:`multiclass_metrics`: the same for K classes from a probability matrix (ROC-AUC and
   PR-AUC one-vs-rest, macro-averaged over classes present; Brier = mean squared error of the
   one-hot target, summed over classes).
-* :func:`calibration_plot`: reliability diagram (PNG).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,8 +18,6 @@ import numpy as np
 __all__ = [
     "average_precision",
     "binary_metrics",
-    "calibration_curve",
-    "calibration_plot",
     "confusion_matrix",
     "multiclass_metrics",
     "roc_auc",
@@ -138,49 +134,3 @@ def multiclass_metrics(y: np.ndarray, proba: np.ndarray, *, classes: Sequence[st
     out["log_loss"] = float(-np.mean(np.log(np.clip(proba[np.arange(len(y)), y], 1e-15, 1.0)))) if len(y) else 0.0
     out["n"] = len(y)
     return out
-
-
-def calibration_curve(y: np.ndarray, p: np.ndarray, *, bins: int = 10) -> dict[str, list[float]]:
-    """Mean predicted probability, observed frequency and count per equal-width probability bin
-    (empty bins are left out)."""
-    y = np.asarray(y, dtype=np.float64)
-    p = np.asarray(p, dtype=np.float64)
-    b = np.clip((p * bins).astype(np.int64), 0, bins - 1)
-    n = np.bincount(b, minlength=bins)
-    mp = np.bincount(b, weights=p, minlength=bins)
-    my = np.bincount(b, weights=y, minlength=bins)
-    keep = n > 0
-    return {
-        "mean_predicted": (mp[keep] / n[keep]).tolist(),
-        "observed": (my[keep] / n[keep]).tolist(),
-        "count": n[keep].astype(int).tolist(),
-    }
-
-
-def calibration_plot(
-    curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, *, bins: int = 10, title: str = "Calibration"
-) -> Path:
-    """Reliability diagram of several models: ``curves = {name: (y, p)}``; writes a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    fig, (ax, axh) = plt.subplots(2, 1, figsize=(6, 7), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
-    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
-    for name, (y, p) in curves.items():
-        c = calibration_curve(y, p, bins=bins)
-        ax.plot(c["mean_predicted"], c["observed"], "o-", label=name)
-        axh.hist(np.asarray(p), bins=bins, range=(0, 1), histtype="step", label=name)
-    ax.set_ylabel("observed frequency")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    axh.set_xlabel("predicted probability")
-    axh.set_ylabel("cases")
-    axh.set_yscale("log")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

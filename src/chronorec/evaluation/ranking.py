@@ -123,39 +123,3 @@ def _metric_order(name: str) -> tuple[int, int, str]:
     base, _, k = name.partition("@")
     order = {"HR": 0, "Recall": 1, "NDCG": 2, "MRR": 3, "Coverage": 4}
     return (order.get(base, 9), int(k) if k.isdigit() else 0, name)
-
-
-def paired_test(
-    baseline: np.ndarray, other: np.ndarray, *, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05
-) -> dict[str, float]:
-    """Paired comparison of two models' per-case metric values (e.g. NDCG@10 per user).
-
-    Returns the two means, their difference (other - baseline) with a percentile bootstrap
-    confidence interval over cases, the two-sided paired t-test p-value and the Wilcoxon
-    signed-rank p-value (cases where both are equal carry no sign and are dropped). Identical
-    inputs give p = 1.
-    """
-    from scipy import stats
-
-    a = np.asarray(baseline, dtype=np.float64)
-    b = np.asarray(other, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
-        raise ValueError("paired_test needs two 1-d arrays of the same length (>= 2 cases)")
-    d = b - a
-    rng = np.random.default_rng(seed)
-    boot = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(1)
-    if np.allclose(d, 0.0):
-        t_p = w_p = 1.0
-    else:
-        t_p = float(stats.ttest_rel(b, a).pvalue)
-        w_p = float(stats.wilcoxon(d[d != 0]).pvalue) if np.count_nonzero(d) >= 1 else 1.0
-    return {
-        "n": float(len(d)),
-        "mean_baseline": float(a.mean()),
-        "mean_other": float(b.mean()),
-        "diff": float(d.mean()),
-        "ci_low": float(np.quantile(boot, alpha / 2)),
-        "ci_high": float(np.quantile(boot, 1 - alpha / 2)),
-        "t_test_p": t_p,
-        "wilcoxon_p": w_p,
-    }

@@ -35,6 +35,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 from chronorec.data import columns as C
+from chronorec.evaluation.calibration import expected_calibration_error, reliability_curve
 
 MAX_HISTORY = 10_000
 """Longest explicit history accepted by a request (longer ones are refused, not truncated)."""
@@ -857,31 +858,6 @@ def _nll_and_top(logits: list[np.ndarray], targets: np.ndarray, T: float) -> tup
     return nll / n, np.concatenate(conf) if conf else np.zeros(0), np.concatenate(correct) if correct else np.zeros(0)
 
 
-def reliability_curve(confidence: np.ndarray, correct: np.ndarray, *, n_bins: int = 10) -> pd.DataFrame:
-    """Equal-width bins of top-1 confidence: ``bin_low, bin_high, confidence, accuracy, count``."""
-    edges = np.linspace(0, 1, n_bins + 1)
-    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, n_bins - 1)
-    rows = []
-    for b in range(n_bins):
-        sel = which == b
-        rows.append(
-            {
-                "bin_low": edges[b],
-                "bin_high": edges[b + 1],
-                "confidence": float(confidence[sel].mean()) if sel.any() else float("nan"),
-                "accuracy": float(np.asarray(correct)[sel].mean()) if sel.any() else float("nan"),
-                "count": int(sel.sum()),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def expected_calibration_error(curve: pd.DataFrame) -> float:
-    c = curve[curve["count"] > 0]
-    n = c["count"].sum()
-    return float((c["count"] * (c["confidence"] - c["accuracy"]).abs()).sum() / n) if n else 0.0
-
-
 def calibrate_temperature(
     model: Any, evalset: Any, *, bounds: tuple[float, float] = (1e-2, 1e3), n_bins: int = 10
 ) -> dict[str, Any]:
@@ -919,30 +895,6 @@ def calibrate_temperature(
         "curve_before": before,
         "curve_after": after,
     }
-
-
-def plot_reliability(curves: Mapping[str, pd.DataFrame], path: str | Path, *, title: str | None = None) -> Path:
-    """Reliability diagram (accuracy vs. top-1 confidence per bin), one line per curve, as a PNG."""
-    from chronorec.plots import _pyplot
-
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
-    for label, c in curves.items():
-        c = c[c["count"] > 0]
-        ax.plot(c["confidence"], c["accuracy"], "o-", label=f"{label} (ECE {expected_calibration_error(c):.3f})")
-    ax.set_xlabel("top-1 confidence")
-    ax.set_ylabel("top-1 accuracy")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_title(title or "Reliability on validation data")
-    ax.legend(loc="upper left", fontsize=8)
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    return p
 
 
 # ============================================================================ tuning and offline evaluation

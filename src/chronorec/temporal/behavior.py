@@ -28,14 +28,16 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from chronorec.data import columns as C
-from chronorec.evaluation.classification import binary_metrics, calibration_plot, multiclass_metrics
-from chronorec.temporal.features import CATEGORY, _opt, event_frame, feature_table
+from chronorec.evaluation.calibration import calibration_plot
+from chronorec.evaluation.classification import binary_metrics, multiclass_metrics
+from chronorec.evaluation.stats import paired_bootstrap
+from chronorec.temporal.features import CATEGORY, event_frame, feature_table
 
 __all__ = [
     "BehaviorData",
@@ -45,7 +47,6 @@ __all__ = [
     "make_cutoffs",
     "predict_behavior",
     "paired_bootstrap",
-    "predict_behavior_command",
     "rolling_folds",
 ]
 
@@ -654,43 +655,6 @@ def _fold_view(data: BehaviorData, cuts: dict[str, list[int]]) -> BehaviorData:
     return replace(data, cases=cases, cutoffs=cuts)
 
 
-def paired_bootstrap(
-    y: np.ndarray,
-    a: np.ndarray,
-    b: np.ndarray,
-    groups: np.ndarray,
-    *,
-    strata: np.ndarray | None = None,
-    metric: str = "roc_auc",
-    n_boot: int = 1000,
-    seed: int = 0,
-) -> dict[str, float]:
-    """Difference ``metric(a) - metric(b)`` on the same cases with a 95 % bootstrap interval and a
-    two-sided p-value. Cases are resampled in clusters (``groups``: the user, who recurs across
-    rolling cut-offs), so repeated cases of one user are not counted as independent. With
-    ``strata`` (the fold of each case) the metric is the mean of the per-stratum metrics."""
-    from chronorec.evaluation.classification import average_precision, roc_auc
-
-    fn = roc_auc if metric == "roc_auc" else average_precision
-    st = np.zeros(len(y), np.int64) if strata is None else pd.factorize(strata)[0]
-
-    def stat(idx: np.ndarray) -> float:
-        yy, aa, bb, ss = y[idx], a[idx], b[idx], st[idx]
-        return float(np.mean([fn(yy[ss == k], aa[ss == k]) - fn(yy[ss == k], bb[ss == k]) for k in np.unique(ss)]))
-
-    rng = np.random.default_rng(seed)
-    codes, uniq = pd.factorize(groups)
-    members = np.split(np.argsort(codes, kind="stable"), np.cumsum(np.bincount(codes))[:-1])
-    diffs = np.array(
-        [stat(np.concatenate([members[g] for g in rng.integers(0, len(uniq), len(uniq))])) for _ in range(n_boot)]
-    )
-    diffs = diffs[np.isfinite(diffs)]
-    d = stat(np.arange(len(y)))
-    p = min(1.0, 2 * min((diffs <= 0).mean(), (diffs >= 0).mean())) if len(diffs) else float("nan")
-    lo, hi = np.quantile(diffs, [0.025, 0.975]) if len(diffs) else (float("nan"), float("nan"))
-    return {"difference": d, "ci_low": float(lo), "ci_high": float(hi), "p_value": float(p), "n_boot": n_boot}
-
-
 def _training_sets(data: BehaviorData, rows: np.ndarray, tune: bool) -> dict[str, np.ndarray]:
     """Training cases of the feature models: ``all`` cut-offs, and (searched on validation when
     ``tune``) only those at the test cut-off's time of day (``aligned``), whose recency features are
@@ -901,75 +865,3 @@ def predict_behavior(
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         (Path(out_dir) / "behavior.json").write_text(json.dumps(out, indent=2, default=float))
     return out
-
-
-# ----------------------------------------------------------------------------- CLI
-def predict_behavior_command(
-    data: Annotated[Path | None, _opt("--data", "Events file with a behaviour column, or an ingest folder.")] = None,
-    dataset: Annotated[str | None, _opt("--dataset", "Named data instead of --data: taobao or synthetic.")] = None,
-    data_dir: Annotated[
-        Path | None, _opt("--data-dir", "Folder of the named datasets (default $CHRONOREC_DATA).")
-    ] = None,
-    user_col: Annotated[str, _opt("--user-col", "User id column of --data.")] = C.USER,
-    item_col: Annotated[str, _opt("--item-col", "Item id column of --data.")] = C.ITEM,
-    time_col: Annotated[str, _opt("--time-col", "Timestamp column of --data.")] = C.TIME,
-    behavior_col: Annotated[str, _opt("--behavior-col", "Behaviour type column of --data.")] = C.BEHAVIOR,
-    category_col: Annotated[str | None, _opt("--category-col", "Optional category column of --data.")] = None,
-    target: Annotated[str, _opt("--target", "Target behaviour of the binary task.")] = "buy",
-    horizon_hours: Annotated[float, _opt("--horizon-hours", "Label window H after each cut-off, in hours.")] = 24.0,
-    train_cutoffs: Annotated[
-        int | None, _opt("--train-cutoffs", "At most this many training cut-offs (default: all the history allows).")
-    ] = None,
-    step_hours: Annotated[
-        float | None, _opt("--step-hours", "Hours between training cut-offs (default H / 4).")
-    ] = None,
-    test_cutoffs: Annotated[
-        int, _opt("--test-cutoffs", "Rolling test cut-offs, one horizon apart; models are refitted per cut-off.")
-    ] = 1,
-    freq: Annotated[str, _opt("--freq", "Period of the series features: hour, day or week.")] = "day",
-    windows: Annotated[str, _opt("--windows", "Trailing feature windows in periods, comma-separated.")] = "1,7,28",
-    utc_offset: Annotated[float | None, _opt("--utc-offset", "Local time offset in hours (taobao: 8).")] = None,
-    tasks: Annotated[str, _opt("--tasks", "Comma-separated: target, next_type.")] = "target,next_type",
-    models: Annotated[
-        str, _opt("--models", "Comma-separated: logistic, gbm, gru, lstm, transformer (baselines always run).")
-    ] = "logistic,gbm,gru,transformer",
-    epochs: Annotated[int, _opt("--epochs", "Maximum epochs of the sequence classifiers.")] = 30,
-    max_len: Annotated[int, _opt("--max-len", "Events per sequence-classifier input.")] = 50,
-    seed: Annotated[int, _opt("--seed", "Random seed.")] = 0,
-    threads: Annotated[int | None, _opt("--threads", "Torch CPU threads.")] = None,
-    out: Annotated[Path, _opt("--out", "Output folder: behavior.json and calibration plots.")] = Path("runs/behavior"),
-) -> None:
-    """Predict the target behaviour within H and the next event type, split by time."""
-    import typer
-
-    from chronorec.temporal.features import _read_data, load_temporal_dataset
-
-    try:
-        if dataset is not None:
-            df = load_temporal_dataset(dataset, data_dir=data_dir, seed=seed)
-            off = utc_offset if utc_offset is not None else (8.0 if dataset.lower() == "taobao" else 0.0)
-        elif data is not None:
-            df = _read_data(data, user_col, item_col, time_col, behavior_col, None, category_col)
-            off = utc_offset or 0.0
-        else:
-            raise ValueError("give --data PATH or --dataset NAME")
-        res = predict_behavior(
-            df,
-            tasks=[t.strip() for t in tasks.split(",") if t.strip()],
-            target=target,
-            horizon_s=int(horizon_hours * 3600),
-            n_train_cutoffs=train_cutoffs,
-            step_s=int(step_hours * 3600) if step_hours else None,
-            test_cutoffs=test_cutoffs,
-            freq=freq,
-            windows=tuple(int(w) for w in windows.split(",") if w.strip()),
-            utc_offset_hours=off,
-            models=[m.strip() for m in models.split(",") if m.strip()],
-            seq_config=SequenceClassifierConfig(epochs=epochs, max_len=max_len, seed=seed, threads=threads),
-            out_dir=out,
-            seed=seed,
-        )
-        typer.echo(f"cases {res['data']['cases']}; results in {out}/behavior.json ({res['seconds']:.1f}s)")
-    except (ValueError, FileNotFoundError, KeyError) as e:
-        typer.secho(f"error: {e}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(1) from None

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,18 +47,9 @@ __all__ = [
     "dominant_periods",
     "event_frame",
     "feature_table",
-    "features_command",
     "load_temporal_dataset",
     "rolling_slope",
 ]
-
-
-def _opt(name: str, help: str) -> Any:
-    """A typer option (typer is imported only when the CLI resolves its signature)."""
-    import typer
-
-    names = name.split("/")[0]
-    return typer.Option(name if "/" in name else names, help=help)
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -545,84 +536,7 @@ def feature_table(
     return table
 
 
-# ----------------------------------------------------------------------------- CLI
-def features_command(
-    data: Annotated[
-        Path | None,
-        _opt("--data", "Events file (CSV/Parquet/JSON Lines) read with the column options, or an ingest folder."),
-    ] = None,
-    dataset: Annotated[
-        str | None, _opt("--dataset", "Named data instead of --data: taobao, ml-100k or synthetic.")
-    ] = None,
-    data_dir: Annotated[
-        Path | None, _opt("--data-dir", "Folder of the named datasets (default $CHRONOREC_DATA).")
-    ] = None,
-    user_col: Annotated[str, _opt("--user-col", "User id column of --data.")] = C.USER,
-    item_col: Annotated[str, _opt("--item-col", "Item id column of --data.")] = C.ITEM,
-    time_col: Annotated[str, _opt("--time-col", "Timestamp column of --data.")] = C.TIME,
-    behavior_col: Annotated[str | None, _opt("--behavior-col", "Behaviour type column of --data.")] = None,
-    value_col: Annotated[str | None, _opt("--value-col", "Numeric value column of --data (summed).")] = None,
-    category_col: Annotated[
-        str | None, _opt("--category-col", "Category column of --data (kept as 'category').")
-    ] = None,
-    entity: Annotated[str, _opt("--entity", "Entity: user, item or category.")] = "user",
-    freq: Annotated[str, _opt("--freq", "Period: hour, day or week.")] = "day",
-    utc_offset: Annotated[float, _opt("--utc-offset", "Hours added to UTC for period alignment (taobao: 8).")] = 0.0,
-    windows: Annotated[str, _opt("--windows", "Trailing windows in periods, comma-separated.")] = "1,7,28",
-    cutoff: Annotated[
-        list[str] | None, _opt("--cutoff", "Cut-off time (epoch seconds or ISO, UTC); repeat. Default: every period.")
-    ] = None,
-    cutoff_every: Annotated[int, _opt("--cutoff-every", "Default cut-offs: every N periods.")] = 1,
-    out: Annotated[Path, _opt("--out", "Output folder: features.parquet and series.parquet.")] = Path("runs/features"),
-    series: Annotated[bool, _opt("--series/--no-series", "Also write the long-format activity series.")] = True,
-) -> None:
-    """Temporal features per entity and cut-off (Parquet), strictly from events before each cut-off."""
-    import json
-    import time
-
-    import typer
-
-    try:
-        if dataset is not None:
-            df = load_temporal_dataset(dataset, data_dir=data_dir)
-            if dataset.lower() == "taobao" and utc_offset == 0.0:
-                utc_offset = 8.0
-        elif data is not None:
-            df = _read_data(data, user_col, item_col, time_col, behavior_col, value_col, category_col)
-        else:
-            raise ValueError("give --data PATH or --dataset NAME")
-        col = {"user": C.USER, "item": C.ITEM, "category": CATEGORY}.get(entity, entity)
-        wins = tuple(int(x) for x in windows.split(",") if x.strip())
-        t0 = time.perf_counter()
-        cuts = cutoff or default_cutoffs(
-            df[C.TIME].to_numpy(), freq=freq, utc_offset_hours=utc_offset, every=cutoff_every
-        )
-        table = feature_table(
-            df, entity=col, cutoffs=list(cuts), freq=freq, utc_offset_hours=utc_offset, windows=wins, progress=True
-        )
-        secs = time.perf_counter() - t0
-        out.mkdir(parents=True, exist_ok=True)
-        table.to_parquet(out / "features.parquet", index=False)
-        info = {
-            "rows": len(table),
-            "columns": table.shape[1],
-            "entities": int(table["entity_id"].nunique()),
-            "seconds": secs,
-        }
-        if series:
-            s = activity_series(df, entity=col, freq=freq, utc_offset_hours=utc_offset)
-            s.to_parquet(out / "series.parquet", index=False)
-            info["series_rows"] = len(s)
-        (out / "features.json").write_text(json.dumps(info, indent=2))
-        typer.echo(
-            f"{info['rows']} rows x {info['columns']} columns for {info['entities']} {entity}s in {secs:.2f}s -> {out}"
-        )
-    except (ValueError, FileNotFoundError, KeyError) as e:
-        typer.secho(f"error: {e}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(1) from None
-
-
-def _read_data(
+def read_event_frame(
     data: Path,
     user_col: str,
     item_col: str,

@@ -1,0 +1,109 @@
+"""Calibration: reliability curves, expected calibration error and reliability diagrams.
+
+:func:`calibration_curve` / :func:`calibration_plot` for binary probabilities (behaviour
+prediction); :func:`reliability_curve` / :func:`plot_reliability` for top-1 confidence of a ranking
+model (temperature calibration of recommendations).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def calibration_curve(y: np.ndarray, p: np.ndarray, *, bins: int = 10) -> dict[str, list[float]]:
+    """Mean predicted probability, observed frequency and count per equal-width probability bin
+    (empty bins are left out)."""
+    y = np.asarray(y, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    b = np.clip((p * bins).astype(np.int64), 0, bins - 1)
+    n = np.bincount(b, minlength=bins)
+    mp = np.bincount(b, weights=p, minlength=bins)
+    my = np.bincount(b, weights=y, minlength=bins)
+    keep = n > 0
+    return {
+        "mean_predicted": (mp[keep] / n[keep]).tolist(),
+        "observed": (my[keep] / n[keep]).tolist(),
+        "count": n[keep].astype(int).tolist(),
+    }
+
+
+def calibration_plot(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, *, bins: int = 10, title: str = "Calibration"
+) -> Path:
+    """Reliability diagram of several models: ``curves = {name: (y, p)}``; writes a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, (ax, axh) = plt.subplots(2, 1, figsize=(6, 7), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
+    for name, (y, p) in curves.items():
+        c = calibration_curve(y, p, bins=bins)
+        ax.plot(c["mean_predicted"], c["observed"], "o-", label=name)
+        axh.hist(np.asarray(p), bins=bins, range=(0, 1), histtype="step", label=name)
+    ax.set_ylabel("observed frequency")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    axh.set_xlabel("predicted probability")
+    axh.set_ylabel("cases")
+    axh.set_yscale("log")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def reliability_curve(confidence: np.ndarray, correct: np.ndarray, *, n_bins: int = 10) -> pd.DataFrame:
+    """Equal-width bins of top-1 confidence: ``bin_low, bin_high, confidence, accuracy, count``."""
+    edges = np.linspace(0, 1, n_bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1]), 0, n_bins - 1)
+    rows = []
+    for b in range(n_bins):
+        sel = which == b
+        rows.append(
+            {
+                "bin_low": edges[b],
+                "bin_high": edges[b + 1],
+                "confidence": float(confidence[sel].mean()) if sel.any() else float("nan"),
+                "accuracy": float(np.asarray(correct)[sel].mean()) if sel.any() else float("nan"),
+                "count": int(sel.sum()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def expected_calibration_error(curve: pd.DataFrame) -> float:
+    c = curve[curve["count"] > 0]
+    n = c["count"].sum()
+    return float((c["count"] * (c["confidence"] - c["accuracy"]).abs()).sum() / n) if n else 0.0
+
+
+def plot_reliability(curves: Mapping[str, pd.DataFrame], path: str | Path, *, title: str | None = None) -> Path:
+    """Reliability diagram (accuracy vs. top-1 confidence per bin), one line per curve, as a PNG."""
+    from chronorec.plots import _pyplot
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
+    for label, c in curves.items():
+        c = c[c["count"] > 0]
+        ax.plot(c["confidence"], c["accuracy"], "o-", label=f"{label} (ECE {expected_calibration_error(c):.3f})")
+    ax.set_xlabel("top-1 confidence")
+    ax.set_ylabel("top-1 accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title(title or "Reliability on validation data")
+    ax.legend(loc="upper left", fontsize=8)
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return p
