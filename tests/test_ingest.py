@@ -12,7 +12,8 @@ import pytest
 
 from chronorec.data.clean import kcore_mask, remove_duplicates, sessionize, stable_sort
 from chronorec.data.eventlog import EventLog
-from chronorec.data.ingest import IngestError, IngestReport, parse_timestamps, read_events
+from chronorec.data import read_events
+from chronorec.data.ingest import IngestError, IngestReport, parse_timestamps
 
 BASE = 1_600_000_000
 

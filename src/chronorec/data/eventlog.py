@@ -10,6 +10,7 @@ restored in every output.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ import pandas as pd
 
 from chronorec.data import columns as C
 from chronorec.data.idmap import IdMap
+from chronorec.data.ingest import CleanEvents, ColumnSpec, clean_events
+from chronorec.data.readers import read_raw
 from chronorec.data.sequences import SequenceStore
 
 
@@ -114,12 +117,26 @@ class EventLog:
     def read(cls, source: Any, **kwargs: Any) -> "EventLog":
         """Read and validate a CSV / Parquet / JSON Lines file or a pandas/polars DataFrame.
 
-        See ``chronorec.data.ingest.read_events`` for the options (column mapping, timestamp
-        unit, rejects file, deduplication, k-core).
+        See :func:`read_events` for the options (column mapping, timestamp unit, rejects file,
+        deduplication, k-core).
         """
-        from chronorec.data.ingest import read_events
-
         return read_events(source, **kwargs)
+
+    @classmethod
+    def from_clean(cls, clean: CleanEvents) -> "EventLog":
+        """Build from the output of :func:`chronorec.data.ingest.clean_events`, completing its report."""
+        report = clean.report
+        log = cls.from_frame(
+            clean.frame,
+            context_columns=clean.context_columns,
+            item_names=clean.item_names,
+            source=clean.source,
+            report=report,
+        )
+        report.n_users, report.n_items = log.n_users, log.n_items
+        if not report.balanced:  # pragma: no cover - internal consistency guard
+            raise AssertionError(report.summary())
+        return log
 
     # ------------------------------------------------------------------ views
     @property
@@ -227,3 +244,81 @@ class EventLog:
             context_columns=tuple(meta.get("context_columns", ())),
             source=meta.get("source", str(d)),
         )
+
+
+def read_events(
+    source: Any,
+    *,
+    user_col: str | int = C.USER,
+    item_col: str | int = C.ITEM,
+    time_col: str | int | None = C.TIME,
+    behavior_col: str | int | None = None,
+    value_col: str | int | None = None,
+    context_cols: Sequence[str | int] = (),
+    item_name_col: str | int | None = None,
+    time_unit: str = "auto",
+    fmt: str | None = None,
+    rejects_path: str | Path | None = None,
+    dedupe: bool = True,
+    min_user_events: int = 0,
+    min_item_events: int = 0,
+    sep: str | None = None,
+    header: bool = True,
+    names: Sequence[str] | None = None,
+    encoding: str = "utf-8-sig",
+    max_reject_share: float = 0.5,
+) -> EventLog:
+    """Read, validate and clean a behaviour log into an :class:`EventLog`.
+
+    Args:
+        source: path to a CSV / TSV (``sep`` auto-detected among ``,`` tab ``;`` ``|``), Parquet or
+            JSON Lines file (``.jsonl``, ``.ndjson``, ``.json``; a JSON array also works), optionally
+            ``.gz`` / ``.xz`` / ``.bz2`` / ``.zip`` compressed; or a pandas / polars DataFrame or a
+            pyarrow Table.
+        user_col, item_col: the caller's names for the user and item id columns (or 0-based
+            positions). Integer-like ids become int64 external ids, other ids stripped text.
+        time_col: the timestamp column: epoch seconds / milliseconds (numbers or numeric text),
+            ISO-8601 or other date-time text, or datetimes; converted to int64 UTC epoch seconds.
+            Naive date-times are taken as UTC. ``None``: no time column, the source line number
+            is used as the timestamp (file order).
+        behavior_col: optional behaviour type column (e.g. click / cart / buy), stored as text.
+        value_col: optional numeric column (rating, price, quantity), stored as float64.
+        context_cols: extra columns kept as text context (missing values become ``""``).
+        item_name_col: optional column with item names (the first name seen per item is used).
+        time_unit: ``"auto"`` (median magnitude above 1e11 means milliseconds, above 1e14
+            microseconds, above 1e17 nanoseconds) or ``"s"``, ``"ms"``, ``"us"``, ``"ns"``.
+        fmt: ``"csv"``, ``"parquet"`` or ``"jsonl"`` to override detection by file suffix.
+        rejects_path: where to write rejected rows (CSV, or Parquet if it ends in ``.parquet``),
+            with columns ``line``, ``reason`` and the raw source values. Without it rejected rows
+            are only kept in ``log.report.rejects`` and a warning is logged.
+        dedupe: remove exact duplicate events (same user, item, timestamp, behaviour, value and
+            context), keeping the first.
+        min_user_events, min_item_events: iterative k-core thresholds (0 = off).
+        sep: CSV separator (default: detected). ``r"\\s+"`` means runs of whitespace.
+        header: whether a CSV file has a header line. Without one, columns are named ``"0"``,
+            ``"1"``, ... (or by ``names``) and can be referred to by position.
+        names: column names to use instead of the file's header (or for a header-less file).
+        encoding: text encoding of CSV / JSON files (``utf-8-sig`` accepts a byte-order mark).
+        max_reject_share: raise if more than this share of rows is rejected (default 0.5).
+
+    Returns:
+        An EventLog whose ``report`` is an :class:`IngestReport`.
+
+    Raises:
+        IngestError: missing file or column, no data rows, too many bad rows, nothing left after
+            filtering. Messages name the file, the offending lines and the option that fixes it.
+    """
+    raw = read_raw(source, fmt=fmt, sep=sep, header=header, names=names, encoding=encoding)
+    columns = ColumnSpec(user_col, item_col, time_col, behavior_col, value_col, tuple(context_cols), item_name_col)
+    clean = clean_events(
+        raw,
+        columns,
+        time_unit=time_unit,
+        rejects_path=rejects_path,
+        dedupe=dedupe,
+        min_user_events=min_user_events,
+        min_item_events=min_item_events,
+        header=header,
+        max_reject_share=max_reject_share,
+    )
+    return EventLog.from_clean(clean)

@@ -21,6 +21,10 @@ import pandas as pd
 
 from chronorec.data import columns as C
 from chronorec.data.eventlog import EventLog
+from chronorec.data.ingest import ColumnSpec, clean_events
+from chronorec.data.readers import read_csv_bytes
+from chronorec.data.report import IngestReport
+from chronorec.errors import IngestError
 
 __all__ = [
     "DATASETS",
@@ -51,8 +55,6 @@ _ALLOWED[ord("-")] = True
 
 
 def _ingest_error(msg: str) -> Exception:
-    from chronorec.data.ingest import IngestError
-
     return IngestError(msg)
 
 
@@ -82,8 +84,6 @@ def load_sequence_file(
     Raises:
         IngestError: the file has no data rows, or a token is not an integer (with its line number).
     """
-    from chronorec.data.ingest import IngestReport
-
     path = Path(path)
     data = path.read_bytes()
     buf = np.frombuffer(data, dtype=np.uint8)
@@ -95,7 +95,7 @@ def load_sequence_file(
         text = data.splitlines()[line - 1].decode("utf-8", errors="replace")
         raise _ingest_error(
             f"{path}, line {line}: {text[:80]!r} is not 'user item item ...' with integer ids separated by spaces; "
-            "use chronorec.data.ingest.read_events for other formats"
+            "use chronorec.data.read_events for other formats"
         )
     ws = _WS[buf]
     starts = ~ws
@@ -155,7 +155,7 @@ def load_movielens(
     ``ratings.dat`` (``UserID::MovieID::Rating::Timestamp``), detected from the first line.
 
     The rating becomes ``value``; timestamps are unix seconds. Rows are validated like
-    :func:`chronorec.data.ingest.read_events` (bad rows go to ``rejects_path`` with their line numbers).
+    :func:`chronorec.data.read_events` (bad rows go to ``rejects_path`` with their line numbers).
 
     Args:
         path: the ratings file.
@@ -163,14 +163,12 @@ def load_movielens(
         rejects_path: where to write rejected rows, if any.
         min_user_events, min_item_events: optional k-core filter.
     """
-    from chronorec.data.ingest import _ingest, _read_csv
-
     path = Path(path)
     names = [C.USER, C.ITEM, C.VALUE, C.TIME]
-    raw = _read_csv(path, _movielens_bytes(path), sep="\t", header=False, names=names, encoding="latin-1")
-    return _ingest(
+    raw = read_csv_bytes(path, _movielens_bytes(path), sep="\t", header=False, names=names, encoding="latin-1")
+    clean = clean_events(
         raw,
-        value_col=C.VALUE,
+        ColumnSpec(value_col=C.VALUE),
         time_unit="s",
         header=False,
         rejects_path=rejects_path,
@@ -178,6 +176,7 @@ def load_movielens(
         min_item_events=min_item_events,
         item_names=_names_series(item_names),
     )
+    return EventLog.from_clean(clean)
 
 
 def load_movielens_items(path: str | Path) -> pd.Series:
