@@ -10,9 +10,9 @@ import pandas as pd
 import polars as pl
 import pytest
 
+from chronorec.data import read_events
 from chronorec.data.clean import kcore_mask, remove_duplicates, sessionize, stable_sort
 from chronorec.data.eventlog import EventLog
-from chronorec.data import read_events
 from chronorec.data.ingest import IngestError, IngestReport, parse_timestamps
 
 BASE = 1_600_000_000
