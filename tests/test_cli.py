@@ -194,7 +194,7 @@ def test_train_recommend_evaluate_popular(shop, tmp_path):
     payload = json.loads(out_json.read_text())
     assert payload["protocol"] == "leave-one-out" and payload["seed"] == 0 and "git_commit" in payload
     assert payload["data"] == str(d / "events.csv")
-    from chronorec.data.ingest import read_events
+    from chronorec.data import read_events
     from chronorec.evaluation.ranking import evaluate_ranking
     from chronorec.evaluation.split import leave_one_out
     from chronorec.models import registry

@@ -206,7 +206,7 @@ def load_events(cfg: Any) -> Any:
     p = Path(d.path)
     if p.is_dir() and (p / "eventlog.json").exists():
         return EventLog.load(p)
-    from chronorec.data.ingest import read_events
+    from chronorec.data import read_events
 
     return read_events(p, **d.read_options())
 
@@ -315,7 +315,7 @@ def ingest(
 ) -> None:
     """Read and validate an events file, quarantine bad rows, and write an EventLog folder plus a report."""
     with _user_errors():
-        from chronorec.data.ingest import read_events
+        from chronorec.data import read_events
 
         over = _data_overrides(
             data=source,

@@ -402,12 +402,3 @@ def _raise_too_many(
         f"{limit:.0%} ({by_reason}). First {min(5, n_bad)}:\n{_format_rows(rejects, value_cols)}\n"
         f"Fix: {fix}.{saved}"
     )
-
-
-def __getattr__(name: str) -> Any:
-    # transitional: ``read_events`` now lives in chronorec.data.eventlog
-    if name == "read_events":
-        from chronorec.data.eventlog import read_events
-
-        return read_events
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -550,7 +550,7 @@ def read_event_frame(
 
     if data.is_dir() and (data / "eventlog.json").exists():
         return event_frame(EventLog.load(data))
-    from chronorec.data.ingest import read_events
+    from chronorec.data import read_events
 
     log = read_events(
         data,

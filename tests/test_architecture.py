@@ -1,0 +1,86 @@
+"""The package layout is a contract: the layers of pyproject.toml's [tool.importlinter] hold, and no
+two modules import each other, directly or through others (lazy imports inside functions count)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import grimp
+import pytest
+from importlinter import cli as importlinter_cli
+
+
+@pytest.fixture(scope="module")
+def graph():
+    return grimp.build_graph("chronorec")
+
+
+def _cycles(graph) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    adj = {m: sorted(graph.find_modules_directly_imported_by(m)) for m in sorted(graph.modules)}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in adj:
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            v, i = work.pop()
+            if i == 0:
+                index[v] = low[v] = len(index)
+                stack.append(v)
+                on_stack.add(v)
+            if i < len(adj[v]):
+                work.append((v, i + 1))
+                w = adj[v][i]
+                if w not in index:
+                    work.append((w, 0))
+                elif w in on_stack:
+                    low[v] = min(low[v], index[w])
+                continue
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                if len(comp) > 1:
+                    found.append(sorted(comp))
+            for u, _ in work[::-1]:
+                if u != v:
+                    low[u] = min(low[u], low[v])
+                    break
+    return found
+
+
+def test_the_layer_contracts_hold():
+    config = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    assert importlinter_cli.lint_imports(config_filename=str(config)) == importlinter_cli.EXIT_STATUS_SUCCESS
+
+
+def test_no_import_cycles(graph):
+    assert _cycles(graph) == []
+
+
+def test_cycle_finder_finds_a_planted_cycle():
+    g = grimp.ImportGraph()
+    for m in ("p", "p.a", "p.b", "p.c", "p.d"):
+        g.add_module(m)
+    g.add_import(importer="p.a", imported="p.b")
+    g.add_import(importer="p.b", imported="p.c")
+    g.add_import(importer="p.c", imported="p.a")
+    g.add_import(importer="p.d", imported="p.a")
+    assert _cycles(g) == [["p.a", "p.b", "p.c"]]
+
+
+def test_a_violation_of_the_layers_is_reported(tmp_path, monkeypatch):
+    """The contract can fail: a data module importing the CLI breaks it."""
+    g = grimp.build_graph("chronorec")
+    g.add_import(importer="chronorec.data.columns", imported="chronorec.cli")
+    chains = g.find_illegal_dependencies_for_layers(layers=("chronorec.cli", "chronorec.data"))
+    assert chains, "importing the CLI from the data layer must be illegal"
