@@ -26,7 +26,7 @@ from chronorec.data import columns as C
 from chronorec.data.eventlog import EventLog
 from chronorec.data.idmap import IdMap
 from chronorec.data.sequences import SequenceStore
-from chronorec.evaluation.ranking import exclude_items
+from chronorec.models.topk import recommend_top_k
 
 
 class ModelConfig(BaseModel):
@@ -122,25 +122,17 @@ class Recommender:
         batch_size: int = 1024,
         context: list[dict[str, Any] | None] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        if k <= 0:
-            raise ValueError("k must be positive")
-        k = min(k, self.n_items)
-        all_idx, all_val = [], []
-        with torch.inference_mode():
-            for s in range(0, len(users), batch_size):
-                hist = histories[s : s + batch_size]
-                ctx = context[s : s + batch_size] if context is not None else None
-                scores = self.score(users[s : s + batch_size], hist, ctx)
-                if exclude_seen:
-                    exclude_items(scores, hist)
-                else:
-                    scores[:, 0] = -torch.inf
-                val, idx = torch.topk(scores, k, dim=1)
-                all_idx.append(idx.numpy())
-                all_val.append(val.numpy())
-        if not all_idx:
-            return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
-        return np.concatenate(all_idx), np.concatenate(all_val)
+        """Top-k internal ids and scores (see :func:`chronorec.models.topk.recommend_top_k`)."""
+        return recommend_top_k(
+            self.score,
+            users,
+            histories,
+            k,
+            n_items=self.n_items,
+            exclude_seen=exclude_seen,
+            batch_size=batch_size,
+            context=context,
+        )
 
     def _frame(self, user_labels: Sequence[Any], idx: np.ndarray, val: np.ndarray) -> pd.DataFrame:
         n, k = idx.shape
