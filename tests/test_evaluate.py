@@ -77,7 +77,9 @@ def test_paired_test_detects_a_real_difference_and_not_a_null_one():
 def test_benchmark_aggregate_groups_seeds_with_sample_std(tmp_path):
     import json
 
-    from chronorec.workflows.benchmark import main
+    from typer.testing import CliRunner
+
+    from chronorec.cli import app
 
     runs = tmp_path / "runs"
     runs.mkdir()
@@ -88,7 +90,9 @@ def test_benchmark_aggregate_groups_seeds_with_sample_std(tmp_path):
     t = {"HR@10": 0.1, "NDCG@10": 0.05, "MRR@10": 0.03}
     (runs / "ml-1m-popular-seed0-a.json").write_text(json.dumps({**base, "seed": 0, "test": t}))
     (runs / "cold_start-x.json").write_text(json.dumps({"kind": "cold"}))  # not a benchmark run: skipped
-    assert main(["--aggregate", "--out", str(tmp_path), "--tag", "all"]) == 0
+    res = CliRunner().invoke(app, ["benchmark", "--aggregate", "--out", str(tmp_path), "--tag", "all"])
+    assert res.exit_code == 0, res.output
+    assert "| ml-1m | sasrec-h | 0,1,2 | 0.1800 | 0.0100 |" in res.output  # the summary table is printed
     groups = json.loads((tmp_path / "summary-all.json").read_text())["seed_groups"]
     assert len(groups) == 1 and groups[0]["model"] == "sasrec-h" and groups[0]["seeds"] == [0, 1, 2]
     assert groups[0]["NDCG@10_mean"] == pytest.approx(0.18) and groups[0]["NDCG@10_std"] == pytest.approx(0.01)

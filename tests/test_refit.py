@@ -4,7 +4,9 @@ import json
 
 import pytest
 
+from chronorec.datasets.formats import DATASETS
 from chronorec.datasets.synthetic import make_sequences
+from chronorec.errors import ConfigError
 from chronorec.evaluation.split import leave_one_out
 from chronorec.models import registry
 from chronorec.training.trainer import TrainSettings, refit_plan, train
@@ -56,7 +58,7 @@ def test_benchmark_refit_learns_and_refit_from_reproduces_it(tmp_path):
     from chronorec.workflows import benchmark
 
     log = make_sequences(n_users=300, n_items=60, seed=4, mean_length=14)
-    _write_sequences(tmp_path / "data" / benchmark.DATA_FILES["ml-1m"], log)
+    _write_sequences(tmp_path / "data" / DATASETS["ml-1m"], log)
     params = {"kind": "sasrec", "max_len": 20, "dim": 32, "layers": 1, "heads": 1, "dropout": 0.1, "lr": 5e-3,
               "batch_size": 32, "epochs": 12, "patience": 4, "plateau_factor": 0.5, "plateau_patience": 2}  # fmt: skip
     common = {"data_dir": str(tmp_path / "data"), "threads": 1, "seed": 0, "progress": False}
@@ -91,6 +93,6 @@ def test_benchmark_refit_learns_and_refit_from_reproduces_it(tmp_path):
     assert again["test"] == pytest.approx(both["test"])
     assert again["ensemble"]["test"] == pytest.approx(both["ensemble"]["test"])
     assert json.loads((tmp_path / "again.json").read_text())["search"]["run"] == str(tmp_path / "plain.json")
-    with pytest.raises(SystemExit):  # a refit's JSON is not a validated run
+    with pytest.raises(ConfigError, match="not a validated run"):  # a refit's JSON is not a validated run
         benchmark.run_one("ml-1m", "sasrec", params={"kind": "unused"}, out_json=tmp_path / "x.json",
                           refit_from=tmp_path / "both.json", **common)  # fmt: skip

@@ -4,80 +4,79 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-from chronorec.cli.temporal import _opt
+import typer
+
+from chronorec.cli.common import ConfigOpt, DataDirOpt, DatasetOpt, SeedOpt, ThreadsOpt, field_option, load_config
+from chronorec.cli.common import section_overrides as _section
+from chronorec.cli.temporal import utc_offset_for
+from chronorec.workflows.sections import ForecastConfig
+
+F = ForecastConfig
 
 
-def forecast_command(
-    series: Annotated[
-        Path | None, _opt("--series", "Long-format series file (CSV or Parquet) with series_id, period and the value.")
-    ] = None,
-    dataset: Annotated[
-        str | None,
-        _opt("--dataset", "Named series instead of --series: online-retail, taobao or ml-100k."),
-    ] = None,
-    data_dir: Annotated[
-        Path | None, _opt("--data-dir", "Folder of the named datasets (default $CHRONOREC_DATA).")
-    ] = None,
-    value: Annotated[str, _opt("--value", "Value column of --series.")] = "y",
-    by: Annotated[str, _opt("--by", "online-retail: product, country or customer.")] = "product",
-    measure: Annotated[str, _opt("--measure", "online-retail: revenue or units (net of cancellations).")] = "revenue",
-    freq: Annotated[str, _opt("--freq", "taobao / ml-100k: hour or day.")] = "day",
-    top: Annotated[int, _opt("--top", "Named data: number of series (largest first).")] = 50,
-    horizon: Annotated[int, _opt("--horizon", "Forecast horizon h in periods.")] = 7,
-    origins: Annotated[int, _opt("--origins", "Number of rolling origins (h apart, the last ending at the end).")] = 8,
-    season: Annotated[int | None, _opt("--season", "Season length in periods (default 7 daily, 24 hourly).")] = None,
-    models: Annotated[
-        str,
-        _opt("--models", "Comma-separated: naive, seasonal_naive, moving_average, ets, gbm, lstm, gru, transformer."),
-    ] = "naive,seasonal_naive,moving_average,ets,gbm,lstm",
-    epochs: Annotated[int, _opt("--epochs", "Maximum epochs of the neural forecasters (lstm, gru, transformer).")] = 40,
-    seed: Annotated[int, _opt("--seed", "Random seed.")] = 0,
-    threads: Annotated[int | None, _opt("--threads", "Torch CPU threads.")] = None,
-    out: Annotated[Path, _opt("--out", "Output folder: forecast.json and forecast.png.")] = Path("runs/forecast"),
+def _named_series(cfg: Any) -> Any:
+    """The long-format series of a named dataset: online-retail, or the activity of taobao / ml-100k."""
+    from chronorec.errors import ConfigError
+    from chronorec.temporal.forecast.data import events_series, online_retail_series
+
+    f, key, data_dir = cfg.forecast, cfg.data.dataset.lower(), cfg.data.data_dir
+    if key == "online-retail":
+        return online_retail_series(data_dir=data_dir, by=f.by, measure=f.measure, top=f.top)
+    if key in ("taobao", "ml-100k"):
+        from chronorec.temporal.features import load_temporal_dataset
+
+        ev = load_temporal_dataset(key, data_dir=data_dir)
+        ent = "category" if key == "taobao" else "item_id"
+        return events_series(ev, entity=ent, freq=f.freq, top=f.top, utc_offset_hours=utc_offset_for(key, None))
+    raise ConfigError(f"unknown dataset {cfg.data.dataset!r}: online-retail, taobao or ml-100k")
+
+
+def forecast(
+    series: Annotated[Path | None, field_option(F, "series")] = None,
+    dataset: DatasetOpt = None,
+    data_dir: DataDirOpt = None,
+    value: Annotated[str | None, field_option(F, "value")] = None,
+    by: Annotated[str | None, field_option(F, "by")] = None,
+    measure: Annotated[str | None, field_option(F, "measure")] = None,
+    freq: Annotated[str | None, field_option(F, "freq")] = None,
+    top: Annotated[int | None, field_option(F, "top")] = None,
+    horizon: Annotated[int | None, field_option(F, "horizon")] = None,
+    origins: Annotated[int | None, field_option(F, "origins")] = None,
+    season: Annotated[int | None, field_option(F, "season")] = None,
+    models: Annotated[str | None, field_option(F, "models")] = None,
+    epochs: Annotated[int | None, field_option(F, "epochs")] = None,
+    seed: SeedOpt = None,
+    threads: ThreadsOpt = None,
+    out: Annotated[Path | None, field_option(F, "out")] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Forecast many series h periods ahead and evaluate the ladder by rolling origin (MASE vs seasonal naive)."""
     import pandas as pd
-    import typer
 
+    from chronorec.errors import ConfigError
     from chronorec.temporal.forecast.core import plot_forecasts, rolling_origin, to_matrix
-    from chronorec.temporal.forecast.data import events_series, online_retail_series
 
-    try:
-        if dataset is not None:
-            key = dataset.lower()
-            if key == "online-retail":
-                s = online_retail_series(data_dir=data_dir, by=by, measure=measure, top=top)
-            elif key in ("taobao", "ml-100k"):
-                from chronorec.temporal.features import load_temporal_dataset
-
-                ev = load_temporal_dataset(key, data_dir=data_dir)
-                ent = "category" if key == "taobao" else "item_id"
-                s = events_series(ev, entity=ent, freq=freq, top=top, utc_offset_hours=8.0 if key == "taobao" else 0.0)
-            else:
-                raise ValueError(f"unknown dataset {dataset!r}: online-retail, taobao or ml-100k")
-        elif series is not None:
-            s = pd.read_parquet(series) if series.suffix == ".parquet" else pd.read_csv(series)
-        else:
-            raise ValueError("give --series FILE or --dataset NAME")
-        sm = to_matrix(s, value=value if series is not None else "y", season=season)
-        names = [m.strip() for m in models.split(",") if m.strip()]
-        rnn = {"epochs": epochs, "threads": threads}
-        ev = rolling_origin(
-            sm,
-            h=horizon,
-            n_origins=origins,
-            models=names,
-            params={"lstm": rnn, "gru": rnn, "transformer": rnn},
-            seed=seed,
-            progress=True,
-        )
-        out.mkdir(parents=True, exist_ok=True)
-        plot_forecasts(sm, ev, out / "forecast.png")
-        payload = {k: v for k, v in ev.items() if k not in ("forecasts", "actual")}
-        (out / "forecast.json").write_text(json.dumps(payload, indent=2, default=float))
-        typer.echo(f"{len(sm.ids)} series x {sm.Y.shape[1]} periods; results in {out}/forecast.json")
-    except (ValueError, FileNotFoundError, KeyError) as e:
-        typer.secho(f"error: {e}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(1) from None
+    data = {"dataset": dataset, "data_dir": str(data_dir) if data_dir else None}
+    cfg = load_config(config, {"data": data, "forecast": _section(F, locals()), "seed": seed, "threads": threads})
+    f = cfg.forecast
+    if cfg.data.dataset is not None:
+        s = _named_series(cfg)
+    elif f.series is not None:
+        path = Path(f.series)
+        s = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    else:
+        raise ConfigError("give --series FILE or --dataset NAME")
+    sm = to_matrix(s, value=f.value if cfg.data.dataset is None else "y", season=f.season)
+    rnn = {"epochs": f.epochs, "threads": cfg.threads}
+    params = {"lstm": rnn, "gru": rnn, "transformer": rnn}
+    ev = rolling_origin(
+        sm, h=f.horizon, n_origins=f.origins, models=list(f.models), params=params, seed=cfg.seed, progress=True
+    )
+    target = Path(f.out)
+    target.mkdir(parents=True, exist_ok=True)
+    plot_forecasts(sm, ev, target / "forecast.png")
+    payload = {k: v for k, v in ev.items() if k not in ("forecasts", "actual")}
+    (target / "forecast.json").write_text(json.dumps(payload, indent=2, default=float))
+    typer.echo(f"{len(sm.ids)} series x {sm.Y.shape[1]} periods; results in {target}/forecast.json")

@@ -1,173 +1,171 @@
-"""CLI commands of the temporal side: ``features`` and ``predict-behavior``."""
+"""Temporal commands: ``features`` (per-entity features at cut-offs) and ``predict-behavior``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
 
+import typer
+
+from chronorec.cli.common import (
+    BehaviorColOpt,
+    ConfigOpt,
+    DataDirOpt,
+    DataOpt,
+    DatasetOpt,
+    ItemColOpt,
+    SeedOpt,
+    ThreadsOpt,
+    TimeColOpt,
+    UserColOpt,
+    ValueColOpt,
+    data_overrides,
+    field_option,
+    load_config,
+    section_overrides,
+)
 from chronorec.data import columns as C
+from chronorec.workflows.sections import BehaviorConfig, FeaturesConfig
+
+F, B = FeaturesConfig, BehaviorConfig
 
 
-def _opt(name: str, help: str) -> Any:
-    """A typer option (typer is imported only when the CLI resolves its signature)."""
-    import typer
+def utc_offset_for(dataset: str | None, given: float | None) -> float:
+    """The local time offset in hours: the one given, else the named dataset's own, else 0."""
+    if given is not None:
+        return given
+    if dataset is None:
+        return 0.0
+    return 8.0 if dataset.lower() == "taobao" else 0.0
 
-    names = name.split("/")[0]
-    return typer.Option(name if "/" in name else names, help=help)
+
+def read_frame(cfg: Any, *, behavior_col: str | None, value_col: str | None, category_col: str | None) -> Any:
+    """The event frame of the config's data section: a named temporal dataset or an events file."""
+    from chronorec.errors import ConfigError
+    from chronorec.temporal.features import load_temporal_dataset, read_event_frame
+
+    d = cfg.data
+    if d.dataset is not None:
+        return load_temporal_dataset(d.dataset, data_dir=d.data_dir, seed=cfg.seed)
+    if d.path is None:
+        raise ConfigError("give --data PATH or --dataset NAME")
+    return read_event_frame(Path(d.path), d.user_col, d.item_col, d.time_col, behavior_col, value_col, category_col)
 
 
-def features_command(
-    data: Annotated[
-        Path | None,
-        _opt("--data", "Events file (CSV/Parquet/JSON Lines) read with the column options, or an ingest folder."),
-    ] = None,
-    dataset: Annotated[
-        str | None, _opt("--dataset", "Named data instead of --data: taobao, ml-100k or synthetic.")
-    ] = None,
-    data_dir: Annotated[
-        Path | None, _opt("--data-dir", "Folder of the named datasets (default $CHRONOREC_DATA).")
-    ] = None,
-    user_col: Annotated[str, _opt("--user-col", "User id column of --data.")] = C.USER,
-    item_col: Annotated[str, _opt("--item-col", "Item id column of --data.")] = C.ITEM,
-    time_col: Annotated[str, _opt("--time-col", "Timestamp column of --data.")] = C.TIME,
-    behavior_col: Annotated[str | None, _opt("--behavior-col", "Behaviour type column of --data.")] = None,
-    value_col: Annotated[str | None, _opt("--value-col", "Numeric value column of --data (summed).")] = None,
-    category_col: Annotated[
-        str | None, _opt("--category-col", "Category column of --data (kept as 'category').")
-    ] = None,
-    entity: Annotated[str, _opt("--entity", "Entity: user, item or category.")] = "user",
-    freq: Annotated[str, _opt("--freq", "Period: hour, day or week.")] = "day",
-    utc_offset: Annotated[float, _opt("--utc-offset", "Hours added to UTC for period alignment (taobao: 8).")] = 0.0,
-    windows: Annotated[str, _opt("--windows", "Trailing windows in periods, comma-separated.")] = "1,7,28",
-    cutoff: Annotated[
-        list[str] | None, _opt("--cutoff", "Cut-off time (epoch seconds or ISO, UTC); repeat. Default: every period.")
-    ] = None,
-    cutoff_every: Annotated[int, _opt("--cutoff-every", "Default cut-offs: every N periods.")] = 1,
-    out: Annotated[Path, _opt("--out", "Output folder: features.parquet and series.parquet.")] = Path("runs/features"),
-    series: Annotated[bool, _opt("--series/--no-series", "Also write the long-format activity series.")] = True,
+def features(
+    data: DataOpt = None,
+    dataset: DatasetOpt = None,
+    data_dir: DataDirOpt = None,
+    user_col: UserColOpt = None,
+    item_col: ItemColOpt = None,
+    time_col: TimeColOpt = None,
+    behavior_col: BehaviorColOpt = None,
+    value_col: ValueColOpt = None,
+    category_col: Annotated[str | None, field_option(F, "category_col")] = None,
+    entity: Annotated[str | None, field_option(F, "entity")] = None,
+    freq: Annotated[str | None, field_option(F, "freq")] = None,
+    utc_offset: Annotated[float | None, field_option(F, "utc_offset")] = None,
+    windows: Annotated[str | None, field_option(F, "windows")] = None,
+    cutoffs: Annotated[list[str] | None, field_option(F, "cutoffs", "--cutoff")] = None,
+    cutoff_every: Annotated[int | None, field_option(F, "cutoff_every")] = None,
+    out: Annotated[Path | None, field_option(F, "out")] = None,
+    series: Annotated[bool | None, field_option(F, "series", "--series/--no-series")] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Temporal features per entity and cut-off (Parquet), strictly from events before each cut-off."""
     import json
     import time
 
-    import typer
+    from chronorec.temporal.features import CATEGORY, activity_series, default_cutoffs, feature_table
 
-    from chronorec.temporal.features import (
-        CATEGORY,
-        activity_series,
-        default_cutoffs,
-        feature_table,
-        load_temporal_dataset,
-        read_event_frame,
+    cfg = load_config(config, {"data": data_overrides(locals()), "features": section_overrides(F, locals())})
+    f = cfg.features
+    df = read_frame(cfg, behavior_col=cfg.data.behavior_col, value_col=cfg.data.value_col, category_col=f.category_col)
+    offset = utc_offset_for(cfg.data.dataset, f.utc_offset)
+    col = {"user": C.USER, "item": C.ITEM, "category": CATEGORY}.get(f.entity, f.entity)
+    t0 = time.perf_counter()
+    cuts = f.cutoffs or default_cutoffs(
+        df[C.TIME].to_numpy(), freq=f.freq, utc_offset_hours=offset, every=f.cutoff_every
+    )
+    table = feature_table(
+        df,
+        entity=col,
+        cutoffs=list(cuts),
+        freq=f.freq,
+        utc_offset_hours=offset,
+        windows=tuple(f.windows),
+        progress=True,
+    )
+    secs = time.perf_counter() - t0
+    target = Path(f.out)
+    target.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(target / "features.parquet", index=False)
+    info = {
+        "rows": len(table),
+        "columns": table.shape[1],
+        "entities": int(table["entity_id"].nunique()),
+        "seconds": secs,
+    }
+    if f.series:
+        s = activity_series(df, entity=col, freq=f.freq, utc_offset_hours=offset)
+        s.to_parquet(target / "series.parquet", index=False)
+        info["series_rows"] = len(s)
+    (target / "features.json").write_text(json.dumps(info, indent=2))
+    typer.echo(
+        f"{info['rows']} rows x {info['columns']} columns for {info['entities']} {f.entity}s in {secs:.2f}s -> {target}"
     )
 
-    try:
-        if dataset is not None:
-            df = load_temporal_dataset(dataset, data_dir=data_dir)
-            if dataset.lower() == "taobao" and utc_offset == 0.0:
-                utc_offset = 8.0
-        elif data is not None:
-            df = read_event_frame(data, user_col, item_col, time_col, behavior_col, value_col, category_col)
-        else:
-            raise ValueError("give --data PATH or --dataset NAME")
-        col = {"user": C.USER, "item": C.ITEM, "category": CATEGORY}.get(entity, entity)
-        wins = tuple(int(x) for x in windows.split(",") if x.strip())
-        t0 = time.perf_counter()
-        cuts = cutoff or default_cutoffs(
-            df[C.TIME].to_numpy(), freq=freq, utc_offset_hours=utc_offset, every=cutoff_every
-        )
-        table = feature_table(
-            df, entity=col, cutoffs=list(cuts), freq=freq, utc_offset_hours=utc_offset, windows=wins, progress=True
-        )
-        secs = time.perf_counter() - t0
-        out.mkdir(parents=True, exist_ok=True)
-        table.to_parquet(out / "features.parquet", index=False)
-        info = {
-            "rows": len(table),
-            "columns": table.shape[1],
-            "entities": int(table["entity_id"].nunique()),
-            "seconds": secs,
-        }
-        if series:
-            s = activity_series(df, entity=col, freq=freq, utc_offset_hours=utc_offset)
-            s.to_parquet(out / "series.parquet", index=False)
-            info["series_rows"] = len(s)
-        (out / "features.json").write_text(json.dumps(info, indent=2))
-        typer.echo(
-            f"{info['rows']} rows x {info['columns']} columns for {info['entities']} {entity}s in {secs:.2f}s -> {out}"
-        )
-    except (ValueError, FileNotFoundError, KeyError) as e:
-        typer.secho(f"error: {e}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(1) from None
 
-
-def predict_behavior_command(
-    data: Annotated[Path | None, _opt("--data", "Events file with a behaviour column, or an ingest folder.")] = None,
-    dataset: Annotated[str | None, _opt("--dataset", "Named data instead of --data: taobao or synthetic.")] = None,
-    data_dir: Annotated[
-        Path | None, _opt("--data-dir", "Folder of the named datasets (default $CHRONOREC_DATA).")
+def predict_behavior(
+    data: DataOpt = None,
+    dataset: DatasetOpt = None,
+    data_dir: DataDirOpt = None,
+    user_col: UserColOpt = None,
+    item_col: ItemColOpt = None,
+    time_col: TimeColOpt = None,
+    behavior_col: Annotated[
+        str | None, typer.Option("--behavior-col", help="Behaviour type column of --data (default behavior).")
     ] = None,
-    user_col: Annotated[str, _opt("--user-col", "User id column of --data.")] = C.USER,
-    item_col: Annotated[str, _opt("--item-col", "Item id column of --data.")] = C.ITEM,
-    time_col: Annotated[str, _opt("--time-col", "Timestamp column of --data.")] = C.TIME,
-    behavior_col: Annotated[str, _opt("--behavior-col", "Behaviour type column of --data.")] = C.BEHAVIOR,
-    category_col: Annotated[str | None, _opt("--category-col", "Optional category column of --data.")] = None,
-    target: Annotated[str, _opt("--target", "Target behaviour of the binary task.")] = "buy",
-    horizon_hours: Annotated[float, _opt("--horizon-hours", "Label window H after each cut-off, in hours.")] = 24.0,
-    train_cutoffs: Annotated[
-        int | None, _opt("--train-cutoffs", "At most this many training cut-offs (default: all the history allows).")
-    ] = None,
-    step_hours: Annotated[
-        float | None, _opt("--step-hours", "Hours between training cut-offs (default H / 4).")
-    ] = None,
-    test_cutoffs: Annotated[
-        int, _opt("--test-cutoffs", "Rolling test cut-offs, one horizon apart; models are refitted per cut-off.")
-    ] = 1,
-    freq: Annotated[str, _opt("--freq", "Period of the series features: hour, day or week.")] = "day",
-    windows: Annotated[str, _opt("--windows", "Trailing feature windows in periods, comma-separated.")] = "1,7,28",
-    utc_offset: Annotated[float | None, _opt("--utc-offset", "Local time offset in hours (taobao: 8).")] = None,
-    tasks: Annotated[str, _opt("--tasks", "Comma-separated: target, next_type.")] = "target,next_type",
-    models: Annotated[
-        str, _opt("--models", "Comma-separated: logistic, gbm, gru, lstm, transformer (baselines always run).")
-    ] = "logistic,gbm,gru,transformer",
-    epochs: Annotated[int, _opt("--epochs", "Maximum epochs of the sequence classifiers.")] = 30,
-    max_len: Annotated[int, _opt("--max-len", "Events per sequence-classifier input.")] = 50,
-    seed: Annotated[int, _opt("--seed", "Random seed.")] = 0,
-    threads: Annotated[int | None, _opt("--threads", "Torch CPU threads.")] = None,
-    out: Annotated[Path, _opt("--out", "Output folder: behavior.json and calibration plots.")] = Path("runs/behavior"),
+    category_col: Annotated[str | None, field_option(B, "category_col")] = None,
+    target: Annotated[str | None, field_option(B, "target")] = None,
+    horizon_hours: Annotated[float | None, field_option(B, "horizon_hours")] = None,
+    train_cutoffs: Annotated[int | None, field_option(B, "train_cutoffs")] = None,
+    step_hours: Annotated[float | None, field_option(B, "step_hours")] = None,
+    test_cutoffs: Annotated[int | None, field_option(B, "test_cutoffs")] = None,
+    freq: Annotated[str | None, field_option(B, "freq")] = None,
+    windows: Annotated[str | None, field_option(B, "windows")] = None,
+    utc_offset: Annotated[float | None, field_option(B, "utc_offset")] = None,
+    tasks: Annotated[str | None, field_option(B, "tasks")] = None,
+    models: Annotated[str | None, field_option(B, "models")] = None,
+    epochs: Annotated[int | None, field_option(B, "epochs")] = None,
+    max_len: Annotated[int | None, field_option(B, "max_len")] = None,
+    seed: SeedOpt = None,
+    threads: ThreadsOpt = None,
+    out: Annotated[Path | None, field_option(B, "out")] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Predict the target behaviour within H and the next event type, split by time."""
-    import typer
+    from chronorec.temporal.behavior import SequenceClassifierConfig
+    from chronorec.temporal.behavior import predict_behavior as run
 
-    from chronorec.temporal.behavior import SequenceClassifierConfig, predict_behavior
-    from chronorec.temporal.features import load_temporal_dataset, read_event_frame
-
-    try:
-        if dataset is not None:
-            df = load_temporal_dataset(dataset, data_dir=data_dir, seed=seed)
-            off = utc_offset if utc_offset is not None else (8.0 if dataset.lower() == "taobao" else 0.0)
-        elif data is not None:
-            df = read_event_frame(data, user_col, item_col, time_col, behavior_col, None, category_col)
-            off = utc_offset or 0.0
-        else:
-            raise ValueError("give --data PATH or --dataset NAME")
-        res = predict_behavior(
-            df,
-            tasks=[t.strip() for t in tasks.split(",") if t.strip()],
-            target=target,
-            horizon_s=int(horizon_hours * 3600),
-            n_train_cutoffs=train_cutoffs,
-            step_s=int(step_hours * 3600) if step_hours else None,
-            test_cutoffs=test_cutoffs,
-            freq=freq,
-            windows=tuple(int(w) for w in windows.split(",") if w.strip()),
-            utc_offset_hours=off,
-            models=[m.strip() for m in models.split(",") if m.strip()],
-            seq_config=SequenceClassifierConfig(epochs=epochs, max_len=max_len, seed=seed, threads=threads),
-            out_dir=out,
-            seed=seed,
-        )
-        typer.echo(f"cases {res['data']['cases']}; results in {out}/behavior.json ({res['seconds']:.1f}s)")
-    except (ValueError, FileNotFoundError, KeyError) as e:
-        typer.secho(f"error: {e}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(1) from None
+    over = {"data": data_overrides(locals()), "behavior": section_overrides(B, locals())}
+    cfg = load_config(config, {**over, "seed": seed, "threads": threads})
+    b = cfg.behavior
+    df = read_frame(cfg, behavior_col=cfg.data.behavior_col or C.BEHAVIOR, value_col=None, category_col=b.category_col)
+    res = run(
+        df,
+        tasks=list(b.tasks),
+        target=b.target,
+        horizon_s=int(b.horizon_hours * 3600),
+        n_train_cutoffs=b.train_cutoffs,
+        step_s=int(b.step_hours * 3600) if b.step_hours else None,
+        test_cutoffs=b.test_cutoffs,
+        freq=b.freq,
+        windows=tuple(b.windows),
+        utc_offset_hours=utc_offset_for(cfg.data.dataset, b.utc_offset),
+        models=list(b.models),
+        seq_config=SequenceClassifierConfig(epochs=b.epochs, max_len=b.max_len, seed=cfg.seed, threads=cfg.threads),
+        out_dir=Path(b.out),
+        seed=cfg.seed,
+    )
+    typer.echo(f"cases {res['data']['cases']}; results in {b.out}/behavior.json ({res['seconds']:.1f}s)")

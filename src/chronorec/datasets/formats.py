@@ -263,7 +263,9 @@ def dataset_path(name: str, *, data_dir: str | Path | None = None) -> Path:
     """Path of a known dataset's main file (see :data:`DATASETS`)."""
     key = name.lower()
     if key not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+        from chronorec.errors import ConfigError
+
+        raise ConfigError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     p = _data_dir(data_dir) / DATASETS[key]
     if not p.exists():
         raise FileNotFoundError(f"dataset {name!r}: file {p} not found")

@@ -3,74 +3,139 @@ best epoch chosen on validation NDCG@10, test read once.
 
 Each (dataset, model) run happens in its own subprocess, so its peak memory is its own.
 Results are written as JSON (every figure plus the command, data file, machine and git commit)
-and as a Markdown table.
+and as a Markdown table. The model settings per dataset are the YAML presets in ``presets/``
+(:func:`presets`); how each came to be is written up in docs/benchmarks/presets.md.
 """
 
 from __future__ import annotations
 
-import argparse
+import functools
 import json
+import logging
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-# Settings per dataset and model. Maximum input length: 200 for ML-1M, 50 for Beauty (the anchors').
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "ml-1m": {
-        "popular": {"kind": "popular"},
-        "itemknn": {"kind": "itemknn", "neighbours": 200},
-        "ease": {"kind": "ease", "l2": 3000.0},
-        "gru4rec": {
-            **{"kind": "gru4rec", "max_len": 200, "dim": 64, "hidden": 128, "dropout": 0.1, "lr": 3e-3},
-            **{"batch_size": 128, "patience": 8, "epochs": 300, "time_budget_s": 1200},
-            **{"plateau_factor": 0.5, "plateau_patience": 3},
-        },
-        "sasrec": {  # run h: 3 layers, 2 heads (runs a-c used 2 layers, 1 head, dropout 0.2, lr 3e-3)
-            **{"kind": "sasrec", "max_len": 200, "dim": 64, "layers": 3, "heads": 2, "dropout": 0.1, "lr": 2e-3},
-            **{"batch_size": 128, "patience": 12, "epochs": 300, "time_budget_s": 1800, "amp": True},
-            **{"plateau_factor": 0.5, "plateau_patience": 3},
-        },
-        "bert4rec": {  # run y: batch 32 and a constant learning rate (run z, batch 128 with plateau halving, stalled)
-            **{"kind": "bert4rec", "max_len": 200, "dim": 64, "layers": 2, "heads": 2, "dropout": 0.1, "lr": 1e-3},
-            **{"mask_prob": 0.2, "mask_last_prob": 0.1, "batch_size": 32, "patience": 10, "epochs": 300},
-            **{"time_budget_s": 1800, "amp": True, "plateau_factor": None},
-        },
-        "hstu": {
-            **{"kind": "hstu", "max_len": 200, "dim": 64, "layers": 2, "heads": 1, "dropout": 0.2, "lr": 2e-3},
-            **{"batch_size": 128, "patience": 10, "epochs": 300, "time_budget_s": 2400, "amp": True},
-            **{"plateau_factor": 0.5, "plateau_patience": 3},
-        },
-    },
-    "beauty": {
-        "popular": {"kind": "popular"},
-        "itemknn": {"kind": "itemknn", "neighbours": 200},
-        "ease": {"kind": "ease", "l2": 500.0},
-        "gru4rec": {
-            **{"kind": "gru4rec", "max_len": 50, "dim": 64, "hidden": 128, "dropout": 0.3, "lr": 2e-3},
-            **{"batch_size": 128, "patience": 8, "epochs": 300, "time_budget_s": 1200},
-            **{"plateau_factor": 0.5, "plateau_patience": 3},
-        },
-        "sasrec": {
-            **{"kind": "sasrec", "max_len": 50, "dim": 64, "layers": 2, "heads": 1, "dropout": 0.5, "lr": 2e-3},
-            **{"batch_size": 128, "patience": 10, "epochs": 300, "time_budget_s": 1500, "amp": True},
-            **{"plateau_factor": 0.5, "plateau_patience": 3},
-        },
-        "bert4rec": {
-            **{"kind": "bert4rec", "max_len": 50, "dim": 64, "layers": 2, "heads": 2, "dropout": 0.3, "lr": 1e-3},
-            **{"mask_prob": 0.4, "mask_last_prob": 0.1, "batch_size": 128, "patience": 10, "epochs": 300},
-            **{"time_budget_s": 1800, "amp": True, "plateau_factor": 0.5, "plateau_patience": 3},
-        },
-        "hstu": {
-            **{"kind": "hstu", "max_len": 50, "dim": 64, "layers": 2, "heads": 1, "dropout": 0.5, "lr": 2e-3},
-            **{"batch_size": 128, "patience": 10, "epochs": 300, "time_budget_s": 1500, "amp": True},
-            **{"plateau_factor": 0.5, "plateau_patience": 3},
-        },
-    },
-}
-DATA_FILES = {"ml-1m": "ml-1m/ml-1m.txt", "ml-1m-full": "ml-1m/ml-1m_full_seq.txt", "beauty": "beauty/Beauty.txt"}
-PRESETS["ml-1m-full"] = PRESETS["ml-1m"]
+from pydantic import Field, ValidationError, field_validator
+
+from chronorec.errors import ConfigError
+from chronorec.settings import Strict
+
+logger = logging.getLogger(__name__)
+
+PRESET_DIR = Path(__file__).with_name("presets")
+"""The preset files shipped with the package (``presets/*.yaml``); their history: docs/benchmarks/presets.md."""
+
+
+class PresetFile(Strict):
+    """One YAML file of benchmark presets: the model settings used on a group of datasets."""
+
+    description: str = Field("", description="What the presets are for (data, maximum input length, anchors).")
+    datasets: list[str] = Field(
+        description="Names of the datasets (keys of chronorec.datasets.formats.DATASETS) these presets apply to."
+    )
+    models: dict[str, dict[str, Any]] = Field(
+        description="Preset name -> model parameters: 'kind' plus fields of that model kind's Config."
+    )
+
+    @field_validator("models")
+    @classmethod
+    def _valid_entries(cls, models: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        from chronorec.workflows.config import model_entry
+
+        for name, params in models.items():
+            try:
+                model_entry(params)
+            except ConfigError as e:
+                raise ValueError(f"preset {name!r}: {e}") from None
+        return models
+
+
+@functools.cache
+def presets() -> dict[str, dict[str, dict[str, Any]]]:
+    """Dataset name -> preset name -> model parameters, from every file in :data:`PRESET_DIR`."""
+    import yaml
+
+    from chronorec.workflows.config import format_validation_error
+
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for path in sorted(PRESET_DIR.glob("*.yaml")):
+        try:
+            spec = PresetFile.model_validate(yaml.safe_load(path.read_text()))
+        except ValidationError as e:
+            raise ConfigError(format_validation_error(e, str(path))) from None
+        for dataset in spec.datasets:
+            out[dataset] = spec.models
+    return out
+
+
+def preset_params(dataset: str, model: str, overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A copy of one preset's parameters with ``overrides[model]`` on top."""
+    table = presets()
+    if dataset not in table:
+        raise ConfigError(f"no benchmark presets for dataset {dataset!r}; known: {', '.join(table)}")
+    if model not in table[dataset]:
+        raise ConfigError(f"unknown model preset {model!r}; known: {', '.join(table[dataset])}")
+    return {**table[dataset][model], **(overrides or {}).get(model, {})}
+
+
+class BenchmarkConfig(Strict):
+    """``chronorec benchmark``: its config-file section (``benchmark:``). The data folder, seed and
+    threads are the config's shared ``data.data_dir``, ``seed`` and ``threads``."""
+
+    datasets: list[str] = Field(["ml-1m", "beauty"], description="Comma-separated: ml-1m, beauty, ml-1m-full.")
+    models: list[str] = Field(
+        ["popular", "itemknn", "ease", "gru4rec", "sasrec"], description="Comma-separated preset names."
+    )
+    out: str = Field("benchmarks/results", description="Output folder for the JSON and Markdown results.")
+    set: list[str] = Field(
+        [], description="Override a preset value as MODEL.KEY=VALUE (JSON values; repeatable), e.g. sasrec.lr=0.001."
+    )
+    tag: str = Field("", description="Suffix for the output file names.")
+    progress: bool = Field(True, description="Show training progress.")
+    save_model: str | None = Field(
+        None, description="Save each trained model under DIR/<dataset>-<model> (safetensors + JSON)."
+    )
+    aggregate: bool = Field(False, description="Only rebuild the summary table from the saved runs under OUT/runs.")
+    refit: bool = Field(
+        False,
+        description="After the validated run, refit on training + validation events for the epochs and learning "
+        "rates validation chose, and report the refit (and its ensemble with the validated model).",
+    )
+    refit_from: str | None = Field(
+        None, description="Only the refit, following a finished run's JSON (one dataset and one model)."
+    )
+
+    @field_validator("datasets", "models", "set", mode="before")
+    @classmethod
+    def _comma_lists(cls, value: Any) -> Any:
+        from chronorec.workflows.sections import split_list
+
+        return value if not isinstance(value, str) else split_list(value)
+
+
+class BenchmarkSettings(BenchmarkConfig):
+    """Everything a benchmark run needs: the section plus the data folder, seed and threads."""
+
+    data_dir: str | None = Field(
+        None, description="Benchmark data folder (default: $CHRONOREC_DATA or ../shared/data)."
+    )
+    seed: int = Field(0, description="Random seed.")
+    threads: int | None = Field(None, ge=1, description="torch threads (default: all cores).")
+
+
+class BenchmarkJob(BenchmarkSettings):
+    """One (dataset, model) run of a benchmark, as handed to its own subprocess."""
+
+    dataset: str = Field(description="The dataset of this run.")
+    model: str = Field(description="The model preset of this run.")
+
+    @property
+    def out_json(self) -> Path:
+        tag = f"-{self.tag}" if self.tag else ""
+        return Path(self.out) / "runs" / f"{self.dataset}-{self.model}-seed{self.seed}{tag}.json"
 
 
 def run_one(
@@ -96,17 +161,14 @@ def run_one(
     best epoch; its saved model, when there, joins the ensemble). The row's training time is the
     search's plus the refit's: the cost of the whole recipe.
     """
-    import torch
-
-    from chronorec.datasets.formats import data_dir as resolve_data_dir
-    from chronorec.datasets.formats import load_sequence_file
+    from chronorec.datasets.formats import dataset_path, load_sequence_file
     from chronorec.evaluation.split import leave_one_out
     from chronorec.models import registry
+    from chronorec.training.trainer import set_threads
     from chronorec.workflows.experiment import peak_rss_mb, provenance, run_models
 
-    if threads:
-        torch.set_num_threads(threads)
-    path = Path(resolve_data_dir(data_dir)) / DATA_FILES[dataset]
+    set_threads(threads)
+    path = dataset_path(dataset, data_dir=data_dir)
     t0 = time.perf_counter()
     log = load_sequence_file(path)
     split = leave_one_out(log)
@@ -115,7 +177,7 @@ def run_one(
     if refit_from is not None:  # the recipe is the finished run's, not the preset's
         search = json.loads(Path(refit_from).read_text())
         if "refit" in search or not search.get("history"):
-            raise SystemExit(f"{refit_from}: not a validated run with a training history to refit from")
+            raise ConfigError(f"{refit_from}: not a validated run with a training history to refit from")
         params = dict(search["config"], kind=search["kind"])
         seed = int(search.get("seed", seed))
     params = dict(params)
@@ -241,7 +303,7 @@ def parse_overrides(items: list[str]) -> dict[str, dict[str, Any]]:
         key, _, value = item.partition("=")
         model, _, field = key.partition(".")
         if not field:
-            raise SystemExit(f"--set {item!r}: expected MODEL.KEY=VALUE")
+            raise ConfigError(f"--set {item!r}: expected MODEL.KEY=VALUE")
         try:
             parsed = json.loads(value)
         except json.JSONDecodeError:
@@ -303,134 +365,69 @@ def seed_groups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="chronorec benchmark", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def run_job(job: BenchmarkJob) -> dict[str, Any]:
+    """One (dataset, model) run in this process, with the preset, the overrides and the job's options."""
+    return run_one(
+        job.dataset,
+        job.model,
+        data_dir=job.data_dir,
+        params=preset_params(job.dataset, job.model, parse_overrides(job.set)),
+        threads=job.threads,
+        seed=job.seed,
+        out_json=job.out_json,
+        progress=job.progress,
+        save_model=Path(job.save_model) / f"{job.dataset}-{job.model}" if job.save_model else None,
+        refit=job.refit,
+        refit_from=Path(job.refit_from) if job.refit_from else None,
     )
-    p.add_argument("--datasets", default="ml-1m,beauty", help="comma-separated: ml-1m, beauty, ml-1m-full")
-    p.add_argument("--models", default="popular,itemknn,ease,gru4rec,sasrec", help="comma-separated preset names")
-    p.add_argument(
-        "--data-dir", default=None, help="benchmark data directory (default: $CHRONOREC_DATA or ../shared/data)"
-    )
-    p.add_argument("--out", default="benchmarks/results", help="output directory for JSON and Markdown")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="MODEL.KEY=VALUE",
-        help="override a preset value, e.g. sasrec.time_budget_s=600 (JSON values)",
-    )
-    p.add_argument("--tag", default="", help="suffix for the output file names")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument(
-        "--save-model",
-        default=None,
-        metavar="DIR",
-        help="save each trained model under DIR/<dataset>-<model> (safetensors + JSON), e.g. for `chronorec serve`",
-    )
-    p.add_argument(
-        "--aggregate", action="store_true", help="only rebuild the summary table from the saved runs under --out/runs"
-    )
-    p.add_argument(
-        "--refit",
-        action="store_true",
-        help="after the validated run, refit on training + validation events for the epochs and learning rates "
-        "validation chose, and report the refit (and its ensemble with the validated model)",
-    )
-    p.add_argument(
-        "--refit-from",
-        default=None,
-        metavar="RUN_JSON",
-        help="only the refit, following a finished run's JSON (with --one)",
-    )
-    p.add_argument("--one", nargs=2, metavar=("DATASET", "MODEL"), help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
 
-    overrides = parse_overrides(args.set)
-    out = Path(args.out)
-    tag = f"-{args.tag}" if args.tag else ""
 
-    def params_for(dataset: str, model: str) -> dict[str, Any]:
-        if model not in PRESETS[dataset]:
-            raise SystemExit(f"unknown model preset {model!r}; known: {', '.join(PRESETS[dataset])}")
-        return {**PRESETS[dataset][model], **overrides.get(model, {})}
-
-    if args.one:
-        dataset, model = args.one
-        run_one(
-            dataset,
-            model,
-            data_dir=args.data_dir,
-            params=params_for(dataset, model),
-            threads=args.threads,
-            seed=args.seed,
-            out_json=out / "runs" / f"{dataset}-{model}-seed{args.seed}{tag}.json",
-            progress=not args.no_progress,
-            save_model=Path(args.save_model) / f"{dataset}-{model}" if args.save_model else None,
-            refit=args.refit,
-            refit_from=Path(args.refit_from) if args.refit_from else None,
-        )
-        return 0
-    if args.refit_from:
-        raise SystemExit("--refit-from names one run: use it with --one DATASET MODEL")
-
-    if args.aggregate:
-        rows = []
-        for f in sorted((out / "runs").glob("*.json")):
-            res = json.loads(f.read_text())
-            if "dataset" not in res or "test" not in res:
-                continue  # not a benchmark run (e.g. the cold-start benchmark's per-model files)
-            res["model"] = f.stem[len(res["dataset"]) + 1 :]  # model-seedN[-tag]: every run stays distinguishable
-            rows.append(res)
-        return _write_summary(out, rows, tag, argv)
-
+def run_benchmark(settings: BenchmarkSettings, *, command: str) -> list[dict[str, Any]]:
+    """Every (dataset, model) run of ``settings``, each in its own subprocess (its peak memory is its
+    own), then the summary table; or, with ``aggregate``, only the summary of the saved runs.
+    Returns the summary's rows."""
+    if settings.aggregate:
+        return aggregate(Path(settings.out), tag=settings.tag, command=command)
+    if settings.refit_from and (len(settings.datasets) != 1 or len(settings.models) != 1):
+        raise ConfigError("--refit-from names one run: give one dataset (--datasets) and one model (--models)")
+    overrides = parse_overrides(settings.set)
+    jobs = [
+        BenchmarkJob(**settings.model_dump(), dataset=d, model=m) for d in settings.datasets for m in settings.models
+    ]
+    for job in jobs:  # validate every name before starting long runs
+        preset_params(job.dataset, job.model, overrides)
     rows = []
-    for dataset in args.datasets.split(","):
-        for model in args.models.split(","):
-            params_for(dataset, model)  # validate names before starting long runs
-            cmd = [
-                sys.executable,
-                "-m",
-                "chronorec.workflows.benchmark",
-                "--one",
-                dataset,
-                model,
-                "--out",
-                str(out),
-                "--seed",
-                str(args.seed),
-            ] + [f"--set={s}" for s in args.set]
-            if args.data_dir:
-                cmd += ["--data-dir", args.data_dir]
-            if args.threads:
-                cmd += ["--threads", str(args.threads)]
-            if args.tag:
-                cmd += ["--tag", args.tag]
-            if args.no_progress:
-                cmd.append("--no-progress")
-            if args.refit:
-                cmd.append("--refit")
-            if args.save_model:
-                cmd += ["--save-model", args.save_model]
-            print(f"== {dataset} / {model}", flush=True)
-            subprocess.run(cmd, check=True)
-            res = json.loads((out / "runs" / f"{dataset}-{model}-seed{args.seed}{tag}.json").read_text())
-            res["model"] = model
-            rows.append(res)
-    return _write_summary(out, rows, tag, argv)
+    for job in jobs:
+        logger.info("== %s / %s", job.dataset, job.model)
+        subprocess.run([sys.executable, "-m", __name__, job.model_dump_json()], check=True)
+        res = json.loads(job.out_json.read_text())
+        res["model"] = job.model
+        rows.append(res)
+    write_summary(Path(settings.out), rows, settings.tag, command)
+    return rows
 
 
-def _write_summary(out: Path, rows: list[dict[str, Any]], tag: str, argv: list[str] | None) -> int:
+def aggregate(out: Path, *, tag: str = "", command: str = "chronorec benchmark --aggregate") -> list[dict[str, Any]]:
+    """The summary table rebuilt from the saved runs under ``out/runs`` (other JSON files skipped)."""
+    rows = []
+    for f in sorted((out / "runs").glob("*.json")):
+        res = json.loads(f.read_text())
+        if "dataset" not in res or "test" not in res:
+            continue  # not a benchmark run (e.g. the cold-start benchmark's per-model files)
+        res["model"] = f.stem[len(res["dataset"]) + 1 :]  # model-seedN[-tag]: every run stays distinguishable
+        rows.append(res)
+    write_summary(out, rows, f"-{tag}" if tag else "", command)
+    return rows
+
+
+def write_summary(out: Path, rows: list[dict[str, Any]], tag: str, command: str) -> None:
+    """``summary<tag>.md`` and ``summary<tag>.json`` under ``out``."""
     table = markdown(rows)
-    print(table)
-    command = " ".join(["chronorec benchmark", *(argv if argv is not None else sys.argv[1:])])
     payload = {"command": command, "runs": rows, "seed_groups": seed_groups(rows)}
+    out.mkdir(parents=True, exist_ok=True)
     (out / f"summary{tag}.json").write_text(json.dumps(payload, indent=2, default=float))
     (out / f"summary{tag}.md").write_text(table + "\n")
-    return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # one run in its own process: python -m chronorec.workflows.benchmark '<job JSON>'
+    run_job(BenchmarkJob.model_validate_json(sys.argv[1]))

@@ -21,18 +21,16 @@ Example (YAML)::
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, create_model, field_validator, model_validator
 
-from chronorec.errors import ConfigError  # noqa: E402  (re-exported: chronorec.workflows.config.ConfigError)
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from chronorec.errors import ConfigError  # re-exported: chronorec.workflows.config.ConfigError
+from chronorec.settings import Strict as _Strict
+from chronorec.workflows.benchmark import BenchmarkConfig
+from chronorec.workflows.sections import BehaviorConfig, EnsembleConfig, FeaturesConfig, ForecastConfig, ServeConfig
 
 
 class DataConfig(_Strict):
@@ -146,6 +144,12 @@ class _RootBase(_Strict):
     split: SplitConfig = Field(default_factory=SplitConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     recommend: RecommendConfig = Field(default_factory=RecommendConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig, description="chronorec features")
+    behavior: BehaviorConfig = Field(default_factory=BehaviorConfig, description="chronorec predict-behavior")
+    forecast: ForecastConfig = Field(default_factory=ForecastConfig, description="chronorec forecast")
+    serve: ServeConfig = Field(default_factory=ServeConfig, description="chronorec serve")
+    ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig, description="chronorec ensemble")
+    benchmark: BenchmarkConfig = Field(default_factory=BenchmarkConfig, description="chronorec benchmark")
     output_dir: str | None = None
     seed: int = 0
     threads: int | None = Field(None, ge=1)
@@ -281,13 +285,3 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
         else:
             out[k] = v
     return out
-
-
-def importable(module: str) -> bool:
-    try:
-        importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name == module:
-            return False
-        raise
-    return True

@@ -53,14 +53,6 @@ def demo_models(
     return {name: registry.get(kind)(**params) for name, (kind, params) in specs.items()}
 
 
-def result_test_metrics(result: dict[str, Any]) -> dict[str, float]:
-    """The test metrics of one ``run_models`` result entry."""
-    for key in ("test", "test_metrics", "metrics"):
-        if isinstance(result.get(key), dict) and result[key]:
-            return dict(result[key])
-    return {}
-
-
 # ---------------------------------------------------------------------- recommendations
 def sample_recommendations(
     models: dict[str, Any], log: Any, evalset: Any, *, n_users: int = 3, k: int = 5
@@ -112,6 +104,7 @@ def run_demo(
     from chronorec.datasets.synthetic import make_ecommerce_log
     from chronorec.evaluation.split import leave_one_out
     from chronorec.plots import plot_metrics, plot_training_curves
+    from chronorec.training.trainer import set_threads
     from chronorec.workflows.experiment import metrics_table, provenance, run_models
 
     t_start = time.perf_counter()
@@ -119,8 +112,7 @@ def run_demo(
         out_dir = Path("runs") / f"demo-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if threads is not None:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     torch.manual_seed(seed)
 
     data_params = {
@@ -143,18 +135,10 @@ def run_demo(
     ks = (5, 10, 20)
     results = run_models(models, split, ks=ks, out_dir=None, progress=progress)
 
-    per_model: dict[str, Any] = {}
-    for name, res in results.items():
-        info = models[name].fit_info or {}
-        per_model[name] = {
-            **{k: v for k, v in res.items() if k not in ("test", "config")},
-            "kind": models[name].kind,
-            "config": models[name].config.model_dump(exclude={"progress"}),
-            "test": result_test_metrics(res),
-            "train_seconds": res.get("train_seconds", info.get("train_seconds")),
-            "best_epoch": res.get("best_epoch", info.get("best_epoch")),
-            "history": res.get("history", info.get("history", [])),
-        }
+    # run_models' records (chronorec.workflows.experiment.model_record), configs without the progress switch
+    per_model = {
+        name: {**res, "config": models[name].config.model_dump(exclude={"progress"})} for name, res in results.items()
+    }
     rows = {name: r["test"] for name, r in per_model.items()}
 
     print("\nTest metrics (leave-one-out, full-catalogue ranking, history items excluded):")

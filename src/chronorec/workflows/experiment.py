@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from chronorec.errors import ConfigError
 from chronorec.evaluation.ranking import DEFAULT_KS, evaluate_ranking
-from chronorec.evaluation.split import Split
+from chronorec.evaluation.split import EvalSet, Split
 from chronorec.models.base import Recommender
 
 
@@ -76,6 +77,23 @@ def provenance(**extra: Any) -> dict[str, Any]:
     }
 
 
+def model_record(model: Recommender, figures: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """The results entry of one model, the same in the demo, ``evaluate`` and the benchmark: kind,
+    config, the figures by part (``{"test": {...}}``), the training facts of ``model.fit_info``,
+    then ``extra`` (which may replace any of them)."""
+    info = model.fit_info or {}
+    return {
+        "kind": model.kind,
+        "config": model.config.model_dump(),
+        **figures,
+        "train_seconds": info.get("train_seconds", float("nan")),
+        "best_epoch": info.get("best_epoch"),
+        "epochs_run": info.get("epochs_run"),
+        "history": info.get("history", []),
+        **extra,
+    }
+
+
 def run_models(
     models: dict[str, Recommender],
     split: Split,
@@ -99,19 +117,14 @@ def run_models(
         test = evaluate_ranking(model.score, split.test, n_items=n_items, ks=ks, exclude_history=exclude_history)
         eval_seconds = time.perf_counter() - t1
         val = evaluate_ranking(model.score, split.validation, n_items=n_items, ks=ks, exclude_history=exclude_history)
-        results[name] = {
-            "kind": model.kind,
-            "config": model.config.model_dump(),
-            "test": test,
-            "validation": val,
-            "fit_seconds": fit_seconds,
-            "train_seconds": model.fit_info.get("train_seconds", fit_seconds),
-            "eval_seconds": eval_seconds,
-            "best_epoch": model.fit_info.get("best_epoch"),
-            "epochs_run": model.fit_info.get("epochs_run"),
-            "history": model.fit_info.get("history", []),
-            "peak_rss_mb": peak_rss_mb(),
-        }
+        results[name] = model_record(
+            model,
+            {"test": test, "validation": val},
+            fit_seconds=fit_seconds,
+            train_seconds=model.fit_info.get("train_seconds", fit_seconds),
+            eval_seconds=eval_seconds,
+            peak_rss_mb=peak_rss_mb(),
+        )
         if progress:
             print(
                 f"   {name}: test NDCG@10 {test['NDCG@10']:.4f} HR@10 {test['HR@10']:.4f} "
@@ -143,3 +156,89 @@ def metrics_table(results: dict[str, dict[str, Any]], *, k: int = 10, part: str 
             f"{m[f'Coverage@{k}']:.3f} | {r['train_seconds']:.1f} | {epochs} |"
         )
     return "\n".join([head, *rows])
+
+
+def evalset_for_model(model: Recommender, log: Any, evalset: EvalSet) -> EvalSet:
+    """The eval cases of ``log`` in the model's own id space (ids unknown to the model: dropped from
+    inputs, missed as targets)."""
+    import numpy as np
+
+    lut = np.zeros(log.n_items + 1, dtype=np.int64)
+    lut[1:] = model.items.to_internal(log.items.external_ids)
+    users = model.users.to_internal(log.users.to_external(evalset.users)) if len(evalset) else evalset.users
+    items = lut[evalset.input_items]
+    rows = np.repeat(np.arange(len(evalset)), np.diff(evalset.input_offsets))
+    keep = items > 0
+    offsets = np.zeros(len(evalset) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows[keep], minlength=len(evalset)), out=offsets[1:])
+    return EvalSet(users, offsets, items[keep], evalset.target_offsets, lut[evalset.target_items], evalset.name)
+
+
+def headline_k(ks: Sequence[int]) -> int:
+    """The K of the headline table and the paired tests: 10 when evaluated, else the first K."""
+    return 10 if 10 in ks else list(ks)[0]
+
+
+def paired_tests(names: list[str], per_case: dict[str, dict[str, Any]], k: int) -> dict[str, dict[str, Any]]:
+    """Paired tests of every model against the first one on per-user NDCG@k and HR@k."""
+    from chronorec.evaluation.stats import paired_test
+
+    out: dict[str, dict[str, Any]] = {}
+    base = per_case.get(names[0]) if names else None
+    for label in names[1:]:
+        other = per_case[label]
+        out[label] = {m: paired_test(base[m], other[m]) for m in (f"NDCG@{k}", f"HR@{k}") if m in base and m in other}
+    return out
+
+
+def compare_models(
+    model_dirs: Sequence[str | Path],
+    log: Any,
+    cases: EvalSet,
+    *,
+    ks: Sequence[int] = DEFAULT_KS,
+    exclude_history: bool = True,
+    part: str = "test",
+    **context: Any,
+) -> dict[str, Any]:
+    """Evaluate saved models on the same cases of ``log`` (full-catalogue ranking, ids matched by
+    name) and test every model against the first one, paired over the same users.
+
+    Returns the provenance record (command, version, commit, machine) with ``context`` (e.g. the
+    protocol, data and split), ``part``, ``ks``, ``exclude_history``, ``n_cases``, ``results``
+    (one :func:`model_record` per model, labelled by folder name) and ``significance`` (per model
+    after the first: :func:`~chronorec.evaluation.stats.paired_test` of NDCG@K and HR@K at
+    :func:`headline_k`).
+    """
+    from chronorec.models.registry import load
+
+    if part not in ("test", "validation"):
+        raise ConfigError(f"part must be 'test' or 'validation', not {part!r}")
+    dirs = [Path(p) for p in model_dirs]
+    if not dirs:
+        raise ConfigError("no models: give one or more saved model folders")
+    names = [d.name for d in dirs]
+    if len(set(names)) < len(names):
+        names = [str(d) for d in dirs]
+    results: dict[str, Any] = {}
+    per_case: dict[str, dict[str, Any]] = {}
+    for label, d in zip(names, dirs, strict=True):
+        model = load(d)
+        metrics, per_case[label] = evaluate_ranking(
+            model.score,
+            evalset_for_model(model, log, cases),
+            n_items=model.n_items,
+            ks=ks,
+            exclude_history=exclude_history,
+            return_per_user=True,
+        )
+        results[label] = model_record(model, {part: metrics}, model_dir=str(d))
+    return provenance(
+        **context,
+        part=part,
+        ks=list(ks),
+        exclude_history=exclude_history,
+        n_cases=len(cases),
+        results=results,
+        significance=paired_tests(names, per_case, headline_k(ks)),
+    )

@@ -1,0 +1,270 @@
+"""Recommendation commands: ``recommend`` (the serving pipeline, in batch) and ``calibrate``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from chronorec.cli.common import (
+    BehaviorColOpt,
+    ConfigOpt,
+    ContextColOpt,
+    CutoffOpt,
+    DataDirOpt,
+    DataOpt,
+    DatasetOpt,
+    ItemColOpt,
+    MinEventsOpt,
+    SeedOpt,
+    SplitOpt,
+    ThreadsOpt,
+    TimeColOpt,
+    TimeUnitOpt,
+    UserColOpt,
+    ValCutoffOpt,
+    ValueColOpt,
+    data_label,
+    json_default,
+    load_config,
+    load_events,
+    make_split,
+    require_fitted,
+    run_overrides,
+    set_threads,
+    split_ids,
+    typed_ids,
+)
+from chronorec.errors import ConfigError
+
+
+def _read_user_file(path: Path) -> list[Any]:
+    import pandas as pd
+
+    from chronorec.data import columns as C
+
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        df = pd.read_parquet(path)
+    elif suffix in (".csv", ".tsv"):
+        df = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str)
+    else:
+        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    col = C.USER if C.USER in df.columns else df.columns[0]
+    return df[col].tolist()
+
+
+def recommend(
+    model: Annotated[
+        Path | None, typer.Option("--model", "-m", help="Saved model folder (from `chronorec train`).")
+    ] = None,
+    users: Annotated[
+        list[str] | None, typer.Option("--users", "-u", help="User ids, comma-separated and/or repeated.")
+    ] = None,
+    users_file: Annotated[
+        Path | None,
+        typer.Option("--users-file", help="File of user ids: one per line, or a CSV/Parquet with a user_id column."),
+    ] = None,
+    history: Annotated[
+        list[str] | None,
+        typer.Option("--history", help="Recommend for a live history instead: item ids oldest first, comma-separated."),
+    ] = None,
+    k: Annotated[int | None, typer.Option("-k", "--k", help="Number of recommendations per user (default 10).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write to this .csv or .parquet file (default: print CSV).")
+    ] = None,
+    include_seen: Annotated[
+        bool | None,
+        typer.Option(
+            "--include-seen/--exclude-seen", help="Allow items the user already interacted with (default: excluded)."
+        ),
+    ] = None,
+    items_table: Annotated[
+        Path | None,
+        typer.Option(
+            "--items", help="Item table for filters / re-ranking (item_id, category, available, price, name)."
+        ),
+    ] = None,
+    rec_settings: Annotated[
+        Path | None,
+        typer.Option(
+            "--settings", help="chronorec.recommend.pipeline settings JSON (temperature, filters, rerank, blend)."
+        ),
+    ] = None,
+    explain: Annotated[bool, typer.Option("--explain", help="Add the history items behind each item.")] = False,
+    calibrated: Annotated[
+        bool, typer.Option("--calibrated", help="Report calibrated probabilities as score (default: raw model score).")
+    ] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Top-K recommendations for users (from their training histories) or for a live history.
+
+    Goes through the same pipeline as `chronorec serve` (chronorec.recommend.pipeline: filters, re-ranking, blending).
+    """
+    from chronorec.models.registry import load
+
+    cfg = load_config(
+        config,
+        {
+            "recommend": {
+                "model": str(model) if model else None,
+                "users": split_ids(users) or None,
+                "users_file": str(users_file) if users_file else None,
+                "k": k,
+                "out": str(out) if out else None,
+                "exclude_seen": None if include_seen is None else not include_seen,
+            }
+        },
+    )
+    r = cfg.recommend
+    if r.model is None:
+        raise ConfigError("no model: give --model DIR")
+    from chronorec.recommend import ItemTable, RecommendOptions, RecommendPipeline, RecommendSettings
+
+    m = require_fitted(load(r.model))
+    rec = RecommendSettings.load(rec_settings) if rec_settings else RecommendSettings()
+    pipe = RecommendPipeline(m, items=ItemTable.read(items_table, m.items) if items_table else None, settings=rec)
+    opts = RecommendOptions(
+        k=r.k, filters=rec.filters.model_copy(update={"exclude_seen": r.exclude_seen}), explain=explain
+    )
+    score_kind = "probability" if calibrated else "raw"
+    if history:
+        items = typed_ids(split_ids(history), m.items)
+        recs = pipe.recommend(histories=[items], options=opts, user_ids=["<history>"], score=score_kind)
+    else:
+        ids: list[Any] = list(r.users)
+        if r.users_file:
+            ids += _read_user_file(Path(r.users_file))
+        if not ids:
+            raise ConfigError("no users: give --users, --users-file or --history")
+        ids = typed_ids(ids, m.users)
+        unknown = int((m.users.to_internal(ids) == 0).sum())
+        if unknown:
+            typer.secho(
+                f"note: {unknown} of {len(ids)} users are unknown to the model; they get popular items", err=True
+            )
+        recs = pipe.recommend(ids, options=opts, score=score_kind)
+    if r.out:
+        target = Path(r.out)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.suffix.lower() == ".parquet":
+            recs.to_parquet(target, index=False)
+        elif target.suffix.lower() == ".csv":
+            recs.to_csv(target, index=False)
+        else:
+            raise ConfigError(f"--out {target}: use a .csv or .parquet file name")
+        typer.echo(f"Wrote {len(recs)} recommendations for {recs['user_id'].nunique()} users to {target}")
+    else:
+        recs.to_csv(sys.stdout, index=False)
+
+
+# ---------------------------------------------------------------------- calibrate
+def calibrate(
+    model: Annotated[Path, typer.Option("--model", "-m", help="Saved model folder.")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Recommendation settings JSON to write (for --settings of recommend/serve)."),
+    ] = Path("recommend.json"),
+    items_table: Annotated[
+        Path | None,
+        typer.Option("--items", help="Item table (item_id, category, ...) for the interest re-ranking variant."),
+    ] = None,
+    sparse_below: Annotated[
+        int, typer.Option("--sparse-below", help="Histories shorter than this are blended (tuned on validation).")
+    ] = 5,
+    data: DataOpt = None,
+    dataset: DatasetOpt = None,
+    data_dir: DataDirOpt = None,
+    user_col: UserColOpt = None,
+    item_col: ItemColOpt = None,
+    time_col: TimeColOpt = None,
+    behavior_col: BehaviorColOpt = None,
+    value_col: ValueColOpt = None,
+    context_col: ContextColOpt = None,
+    time_unit: TimeUnitOpt = None,
+    split: SplitOpt = None,
+    cutoff: CutoffOpt = None,
+    validation_cutoff: ValCutoffOpt = None,
+    min_events: MinEventsOpt = None,
+    seed: SeedOpt = None,
+    threads: ThreadsOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Fit the deployment settings of a model on VALIDATION data and show what each knob costs.
+
+    Calibrates the softmax temperature (NLL of the next item; reliability plot before/after),
+    tunes the popularity/content blend for sparse histories, and evaluates the post-processing
+    variants (plain, diversity re-ranking, interest re-ranking with --items): NDCG@10, HR@10,
+    coverage, intra-list diversity and novelty. Writes the settings JSON (--out) and, next to it,
+    <out>.report.json and <out>.reliability.png.
+    """
+    overrides = run_overrides(locals())
+    from chronorec.evaluation.calibration import plot_reliability
+    from chronorec.models.registry import load
+    from chronorec.recommend import (
+        ItemTable,
+        RecommendOptions,
+        RecommendPipeline,
+        RecommendSettings,
+        RerankOptions,
+        calibrate_temperature,
+        evaluate_postprocessing,
+        tune_blend,
+    )
+    from chronorec.workflows.experiment import evalset_for_model, provenance
+
+    cfg = load_config(config, overrides)
+    set_threads(cfg.threads)
+    m = require_fitted(load(model))
+    log = load_events(cfg)
+    sp = make_split(log, cfg)
+    val = evalset_for_model(m, log, sp.validation)
+    cal = calibrate_temperature(m, val)
+    T = float(cal["temperature"])
+    stats = {k: float(v) for k, v in cal.items() if k in ("nll_before", "nll_after", "ece_before", "ece_after")}
+    stats["n_cases"] = int(cal["n_cases"])
+    typer.echo(
+        f"temperature {T:.4g}: validation NLL {stats['nll_before']:.4f} -> {stats['nll_after']:.4f}, "
+        f"ECE {stats['ece_before']:.4f} -> {stats['ece_after']:.4f} ({stats['n_cases']} cases)"
+    )
+    stem = out.with_suffix("")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plot = plot_reliability(
+        {"T = 1": cal["curve_before"], f"T = {T:.3g}": cal["curve_after"]},
+        Path(f"{stem}.reliability.png"),
+        title=f"{m.kind}: top-1 reliability on validation",
+    )
+    items = ItemTable.read(items_table, m.items) if items_table else None
+    rec = RecommendSettings(temperature=T, calibration=stats)
+    pipe = RecommendPipeline(m, items=items, settings=rec)
+    blend, blend_table = tune_blend(pipe, val, sparse_below=sparse_below)
+    rec = rec.model_copy(update={"blend": blend})
+    pipe.settings = rec  # same model and items: keep the pipeline and its cached embeddings
+    typer.echo(
+        f"blend for histories under {sparse_below} items: popularity {blend.popularity}, content {blend.content}"
+    )
+    variants = {"plain": RecommendOptions()}
+    for w in (0.2, 0.5):
+        variants[f"diversity {w}"] = RecommendOptions(rerank=RerankOptions(diversity_weight=w))
+    if items is not None and items.has_categories:
+        variants["interest 0.3"] = RecommendOptions(rerank=RerankOptions(interest_weight=0.3))
+    post = evaluate_postprocessing(pipe, val, variants)
+    typer.echo("post-processing on validation (what each knob costs):")
+    typer.echo(post.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    rec.save(out)
+    report = provenance(
+        model=str(model),
+        data=data_label(cfg),
+        protocol=sp.protocol,
+        part="validation",
+        calibration=stats,
+        blend=blend.model_dump(),
+        blend_grid=blend_table.to_dict(orient="records"),
+        postprocessing=post.to_dict(orient="records"),
+        reliability_plot=str(plot),
+    )
+    Path(f"{stem}.report.json").write_text(json.dumps(report, indent=2, default=json_default))
+    typer.echo(f"Wrote {out}, {stem}.report.json and {plot}")

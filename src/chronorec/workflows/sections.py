@@ -1,0 +1,138 @@
+"""Config sections of the commands beyond the shared ``data`` / ``split`` / ``evaluation`` / ``recommend``.
+
+Each section is the settings of one command, readable from a ``--config`` file under its name
+(``features:``, ``behavior:``, ``forecast:``, ``serve:``, ``ensemble:``); the benchmark's section
+is :class:`chronorec.workflows.benchmark.BenchmarkConfig`. The field descriptions are the help
+texts of the command-line options, and the defaults here are the commands' defaults.
+Comma-separated text (``"1,7,28"``) is accepted wherever a list is expected, as on the command line.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from chronorec.settings import Strict
+
+
+def split_list(value: Any) -> Any:
+    """``"a, b"`` -> ``["a", "b"]``; lists and other values pass through."""
+    if isinstance(value, str):
+        return [x.strip() for x in value.split(",") if x.strip()]
+    return value
+
+
+class _Lists(Strict):
+    """Accepts comma-separated text for every list field."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _comma_lists(cls, value: Any, info: Any) -> Any:
+        field = cls.model_fields[info.field_name]
+        if "list" in str(field.annotation):
+            return split_list(value)
+        return value
+
+
+class FeaturesConfig(_Lists):
+    """``chronorec features``: temporal features per entity and cut-off."""
+
+    category_col: str | None = Field(None, description="Category column of --data (kept as 'category').")
+    entity: str = Field("user", description="Entity: user, item or category.")
+    freq: Literal["hour", "day", "week"] = Field("day", description="Period: hour, day or week.")
+    utc_offset: float | None = Field(
+        None, description="Hours added to UTC for period alignment (default: the dataset's own, else 0)."
+    )
+    windows: list[int] = Field([1, 7, 28], description="Trailing windows in periods, comma-separated.")
+    cutoffs: list[str] = Field(
+        [], description="Cut-off times (epoch seconds or ISO, UTC); repeat the option. Default: every period."
+    )
+    cutoff_every: int = Field(1, ge=1, description="Default cut-offs: every N periods.")
+    out: str = Field("runs/features", description="Output folder: features.parquet and series.parquet.")
+    series: bool = Field(True, description="Also write the long-format activity series.")
+
+
+class BehaviorConfig(_Lists):
+    """``chronorec predict-behavior``: the target behaviour within H and the next event type."""
+
+    category_col: str | None = Field(None, description="Optional category column of --data.")
+    target: str = Field("buy", description="Target behaviour of the binary task.")
+    horizon_hours: float = Field(24.0, gt=0, description="Label window H after each cut-off, in hours.")
+    train_cutoffs: int | None = Field(
+        None, description="At most this many training cut-offs (default: all the history allows)."
+    )
+    step_hours: float | None = Field(None, description="Hours between training cut-offs (default H / 4).")
+    test_cutoffs: int = Field(
+        1, ge=1, description="Rolling test cut-offs, one horizon apart; models are refitted per cut-off."
+    )
+    freq: Literal["hour", "day", "week"] = Field("day", description="Period of the series features: hour, day or week.")
+    windows: list[int] = Field([1, 7, 28], description="Trailing feature windows in periods, comma-separated.")
+    utc_offset: float | None = Field(
+        None, description="Local time offset in hours (default: the dataset's own, else 0)."
+    )
+    tasks: list[str] = Field(["target", "next_type"], description="Comma-separated: target, next_type.")
+    models: list[str] = Field(
+        ["logistic", "gbm", "gru", "transformer"],
+        description="Comma-separated: logistic, gbm, gru, lstm, transformer (baselines always run).",
+    )
+    epochs: int = Field(30, ge=1, description="Maximum epochs of the sequence classifiers.")
+    max_len: int = Field(50, ge=1, description="Events per sequence-classifier input.")
+    out: str = Field("runs/behavior", description="Output folder: behavior.json and calibration plots.")
+
+
+class ForecastConfig(_Lists):
+    """``chronorec forecast``: rolling-origin evaluation of the forecaster ladder."""
+
+    series: str | None = Field(
+        None, description="Long-format series file (CSV or Parquet) with series_id, period and the value."
+    )
+    value: str = Field("y", description="Value column of --series.")
+    by: str = Field("product", description="online-retail: product, country or customer.")
+    measure: str = Field("revenue", description="online-retail: revenue or units (net of cancellations).")
+    freq: Literal["hour", "day"] = Field("day", description="taobao / ml-100k: hour or day.")
+    top: int = Field(50, ge=1, description="Named data: number of series (largest first).")
+    horizon: int = Field(7, ge=1, description="Forecast horizon h in periods.")
+    origins: int = Field(8, ge=1, description="Number of rolling origins (h apart, the last ending at the end).")
+    season: int | None = Field(None, description="Season length in periods (default 7 daily, 24 hourly).")
+    models: list[str] = Field(
+        ["naive", "seasonal_naive", "moving_average", "ets", "gbm", "lstm"],
+        description="Comma-separated: naive, seasonal_naive, moving_average, ets, gbm, lstm, gru, transformer.",
+    )
+    epochs: int = Field(40, ge=1, description="Maximum epochs of the neural forecasters (lstm, gru, transformer).")
+    out: str = Field("runs/forecast", description="Output folder: forecast.json and forecast.png.")
+
+
+class ServeConfig(Strict):
+    """``chronorec serve``: the HTTP service."""
+
+    model: str | None = Field(None, description="Saved model folder (JSON + safetensors + Parquet only).")
+    host: str = Field("127.0.0.1", description="Interface to bind (local only by default).")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port.")
+    api_key: str | None = Field(None, description="Require this X-API-Key for POST /events and export.")
+    state_dir: str | None = Field(None, description="Folder of the live-event store (default: <model>/live/).")
+    items: str | None = Field(
+        None, description="Item table (.parquet/.csv: item_id, category, available, price, name)."
+    )
+    settings: str | None = Field(
+        None, description="RecommendSettings JSON (temperature, blend, ...; default <model>/recommend.json)."
+    )
+    threads: int = Field(1, ge=1, description="torch threads per request.")
+    export_events: str | None = Field(
+        None, description="Write the stored live events to this .parquet/.csv/.jsonl and exit."
+    )
+    log_level: str = Field("warning", description="uvicorn log level.")
+
+
+class EnsembleConfig(_Lists):
+    """``chronorec ensemble``: a score-level ensemble of saved models."""
+
+    model_dirs: list[str] = Field([], description="Saved model folders fitted on the same data.")
+    out: str | None = Field(None, description="Folder for the saved ensemble.")
+    weights: list[float] | None = Field(None, description="Comma-separated member weights (default: equal).")
+    combine: Literal["log_softmax", "zscore"] = Field(
+        "log_softmax", description="log_softmax (sum of member log-probabilities) or zscore."
+    )
+
+
+__all__ = ["BehaviorConfig", "EnsembleConfig", "FeaturesConfig", "ForecastConfig", "ServeConfig", "split_list"]
