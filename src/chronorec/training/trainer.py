@@ -1,71 +1,45 @@
 """One plain PyTorch training loop shared by every neural model.
 
-AdamW, early stopping on validation NDCG@10 (never on test), deterministic for a seed,
-a checkpoint after every epoch (safetensors + JSON, never pickle) and ``resume`` after an
-interruption, a tqdm progress bar with the loss and the validation metric.
+:class:`Trainer` runs AdamW with a learning-rate schedule (``schedules``), early stopping on a
+validation metric that the caller names (never on test), gradient clipping, optional float16 loss
+scaling, a time budget, a checkpoint after every epoch and ``resume`` after an interruption
+(``checkpoint``), and optional MLflow tracking (``tracking``). A run is deterministic for its seed.
+
+Every epoch logs one line (epoch, loss, learning rate, the validation metric under its own name,
+seconds) through ``logging``; a tqdm bar shows progress within an epoch when progress is on and
+stderr is a terminal. :func:`train` is the keyword-argument entry point that builds a Trainer.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
+import logging
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from chronorec.artifacts import load_tensors, save_tensors
+from chronorec.training import checkpoint as ckpt
+from chronorec.training.runtime import (
+    resolve_device,
+    seed_everything,
+    set_threads,
+    steady_allocator,
+    to_device,
+)
+from chronorec.training.schedules import LRSchedule, cosine_lr, refit_plan
+from chronorec.training.settings import TrainSettings
+from chronorec.training.tracking import MlflowRun
 
+logger = logging.getLogger(__name__)
 
-@dataclass
-class TrainSettings:
-    epochs: int = 100
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    patience: int = 10
-    seed: int = 0
-    threads: int | None = None
-    checkpoint_dir: str | None = None
-    resume: bool = False
-    progress: bool = True
-    grad_clip: float | None = 5.0
-    time_budget_s: float | None = None  # stop after this much training time (the best epoch is kept)
-    eval_every: int = 1
-    label: str = "train"
-    plateau_factor: float | None = None  # multiply the learning rate by this after `plateau_patience` bad epochs
-    plateau_patience: int = 3
-    # "cosine": the learning rate follows a half cosine from ``lr`` down to ``lr * min_lr_ratio``
-    # over the run, whose length is the larger share used of ``epochs`` and ``time_budget_s``
-    lr_schedule: str = "constant"
-    min_lr_ratio: float = 0.01
-    grad_scaler: bool = False  # loss scaling for float16 autocast on a GPU
-    # a fixed learning rate per epoch, e.g. the schedule a validated run followed up to its best
-    # epoch: the run lasts ``len(lr_plan)`` epochs, keeps its last weights, and neither stops early
-    # nor decays on a plateau (a refit on training + validation data has nothing to validate on)
-    lr_plan: list[float] | None = None
-
-
-def cosine_lr(settings: TrainSettings, progress: float) -> float:
-    """Learning rate of the cosine schedule after ``progress`` (0..1) of the run."""
-    p = min(max(progress, 0.0), 1.0)
-    low = settings.lr * settings.min_lr_ratio
-    return low + (settings.lr - low) * 0.5 * (1.0 + math.cos(math.pi * p))
-
-
-def refit_plan(history: list[dict[str, Any]], best_epoch: int) -> list[float]:
-    """The learning rate of each epoch of a validated run up to its best epoch: the schedule a
-    refit on training + validation data follows (``TrainSettings.lr_plan``), so the epoch count
-    and the decays are the ones validation chose."""
-    plan = [float(h["lr"]) for h in sorted(history, key=lambda h: h["epoch"]) if h["epoch"] <= best_epoch]
-    if len(plan) != best_epoch or best_epoch < 1:
-        raise ValueError(f"the history has {len(plan)} epochs up to best epoch {best_epoch}; cannot rebuild its plan")
-    return plan
+Batches = Callable[[int, Any], Iterable[Any]]
+LossFn = Callable[[torch.nn.Module, Any], torch.Tensor]
+Validate = Callable[[], float]
 
 
 @dataclass
@@ -75,261 +49,288 @@ class TrainResult:
     best_metric: float = -math.inf
     train_seconds: float = 0.0
     stopped: str = ""
+    tracking: dict[str, str] = field(default_factory=dict)  # the MLflow run, when tracked
 
 
-def steady_allocator() -> None:
-    """Keep glibc from hoarding freed tensor memory.
+@dataclass
+class EarlyStopping:
+    """Best validation value so far (higher is better) and the validations since it."""
 
-    By default glibc raises its mmap threshold after large frees, so the ever-changing batch
-    shapes of sequence training are served from heap arenas that fragment and never shrink:
-    an ML-1M SASRec run grew past 5 GB of RSS that way, against about 1 GB with a fixed
-    threshold. The price is page faults on every large allocation (ML-1M SASRec epochs took about
-    27 s instead of 22 s); set ``CHRONOREC_STEADY_MALLOC=0`` to trade memory for that speed.
-    A no-op where glibc's ``mallopt`` is not available.
+    patience: int
+    bad_epochs: int = 0
+
+    def update(self, metric: float, result: TrainResult, epoch: int) -> bool:
+        """Record ``metric`` of ``epoch``; True when it is the best so far."""
+        if metric > result.best_metric:
+            result.best_metric, result.best_epoch = metric, epoch
+            self.bad_epochs = 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def exhausted(self) -> bool:
+        return self.bad_epochs >= self.patience
+
+
+def show_progress(enabled: bool) -> bool:
+    """Progress bars only when asked for, not vetoed by ``CHRONOREC_NO_PROGRESS`` and on a terminal."""
+    if not enabled or os.environ.get("CHRONOREC_NO_PROGRESS"):
+        return False
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
+class Trainer:
+    """Trains ``module`` and leaves it holding the weights of its best validation epoch.
+
+    ``monitor`` names the validation metric (higher is better): the history stores it as
+    ``val_<monitor>`` and the epoch lines and tracking use that name. ``params`` are extra
+    parameters to track (e.g. the model's configuration).
     """
-    import ctypes
-    import sys
 
-    if not sys.platform.startswith("linux") or os.environ.get("CHRONOREC_STEADY_MALLOC", "1") == "0":
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 4 * 1024 * 1024)  # M_MMAP_THRESHOLD = 4 MiB, which also stops the dynamic raise
-    except (OSError, AttributeError):
-        pass
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        settings: TrainSettings,
+        *,
+        monitor: str,
+        params: dict[str, Any] | None = None,
+    ):
+        self.module, self.settings, self.monitor = module, settings, monitor
+        self.params = params or {}
+        self.schedule = LRSchedule.from_settings(settings)
+        planned = self.schedule.kind == "plan"
+        self.epochs = self.schedule.epochs if planned else settings.epochs
+        self.time_budget_s = None if planned else settings.time_budget_s
+        steady_allocator()
+        set_threads(settings.threads)
+        self.rng = seed_everything(settings.seed)
+        self.opt = torch.optim.AdamW(module.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+        device = next(module.parameters()).device
+        self.scaler = torch.amp.GradScaler(device.type, enabled=settings.grad_scaler)
+        self.result = TrainResult()
+        self.stopping = EarlyStopping(settings.patience)
+        self.best_state = ckpt.module_tensors(module)
+        self.start_epoch = 1
+        self.show = show_progress(settings.progress)
+        self.run: MlflowRun | None = None
 
+    # ------------------------------------------------------------------ state
+    @property
+    def metric_key(self) -> str:
+        return f"val_{self.monitor}"
 
-def resolve_device(name: str | None = "auto") -> torch.device:
-    """``"auto"`` (or None): the first CUDA GPU when one is present, else the CPU; otherwise ``name``."""
-    if name in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but torch sees no CUDA GPU; use 'cpu' or 'auto'")
-    return device
+    def set_lr(self, lr: float) -> None:
+        for group in self.opt.param_groups:
+            group["lr"] = lr
 
+    def resume(self) -> bool:
+        """Continue from the checkpoint folder if it holds one; True when that run had finished."""
+        d = self.settings.checkpoint_dir
+        if not (d and self.settings.resume and ckpt.exists(d)):
+            return False
+        state, self.best_state = ckpt.load(d, self.module, self.opt)
+        self.rng.bit_generator.state = state.numpy_rng
+        r = self.result
+        r.history, r.best_epoch, r.best_metric = state.history, state.best_epoch, state.best_metric
+        r.train_seconds = state.train_seconds
+        self.stopping.bad_epochs = state.bad_epochs
+        self.start_epoch = state.epoch + 1
+        return state.finished
 
-def to_device(batch: Any, device: torch.device) -> Any:
-    """``batch`` (tensors, possibly in dicts, lists and tuples) with every tensor moved to ``device``."""
-    if torch.is_tensor(batch):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(v, device) for v in batch)
-    return batch
+    def checkpoint(self, epoch: int, finished: bool) -> None:
+        """Write the checkpoint of ``epoch`` (when a checkpoint folder is set)."""
+        if not self.settings.checkpoint_dir:
+            return
+        r = self.result
+        state = ckpt.Checkpoint(
+            epoch=epoch,
+            best_epoch=r.best_epoch,
+            best_metric=r.best_metric,
+            bad_epochs=self.stopping.bad_epochs,
+            train_seconds=r.train_seconds,
+            history=r.history,
+            numpy_rng=self.rng.bit_generator.state,
+            finished=finished,
+        )
+        ckpt.save(self.settings.checkpoint_dir, self.module, self.best_state, self.opt, state)
 
+    # ------------------------------------------------------------------ one epoch
+    def _step(self, batch: Any, loss_fn: LossFn) -> float:
+        self.opt.zero_grad(set_to_none=True)
+        loss = loss_fn(self.module, batch)
+        self.scaler.scale(loss).backward()
+        if self.settings.grad_clip:
+            self.scaler.unscale_(self.opt)
+            torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.settings.grad_clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        return float(loss.detach())
 
-def set_threads(threads: int | None) -> None:
-    if threads:
-        torch.set_num_threads(int(threads))
+    def train_epoch(self, epoch: int, batches: Batches, loss_fn: LossFn, n_batches: Callable[[], int] | None) -> dict:
+        """One pass over ``batches(epoch, rng)``; returns the epoch's history entry."""
+        from tqdm.auto import tqdm
 
+        t0 = time.perf_counter()
+        self.module.train()
+        lr = self.schedule.epoch_lr(epoch)
+        if lr is not None:
+            self.set_lr(lr)
+        total, count = 0.0, 0
+        bar = tqdm(
+            batches(epoch, self.rng),
+            total=n_batches() if n_batches else None,
+            desc=f"{self.settings.label} epoch {epoch}",
+            disable=not self.show,
+            leave=False,
+            mininterval=1.0,
+        )
+        n_steps = n_batches() if (n_batches and self.schedule.per_step) else None
+        for step, batch in enumerate(bar):
+            lr = self.schedule.step_lr(epoch, step, n_steps, self.result.train_seconds + time.perf_counter() - t0)
+            if lr is not None:
+                self.set_lr(lr)
+            total += self._step(batch, loss_fn)
+            count += 1
+            if count % 10 == 0:
+                bar.set_postfix(loss=f"{total / count:.4f}")
+        bar.close()
+        seconds = time.perf_counter() - t0
+        return {"epoch": epoch, "loss": total / max(count, 1), "seconds": seconds, "lr": self.opt.param_groups[0]["lr"]}
 
-def seed_everything(seed: int) -> np.random.Generator:
-    torch.manual_seed(seed)
-    return np.random.default_rng(seed)
+    def validate(self, epoch: int, validate: Validate | None, entry: dict[str, Any]) -> float | None:
+        """The monitored metric after ``epoch`` (stored in ``entry``), or None when not due."""
+        if validate is None or not (epoch % self.settings.eval_every == 0 or epoch == self.epochs):
+            return None
+        self.module.eval()
+        t1 = time.perf_counter()
+        metric = float(validate())
+        entry[self.metric_key] = metric
+        entry["val_seconds"] = time.perf_counter() - t1
+        return metric
 
+    def _keep_best(self, epoch: int, metric: float | None) -> None:
+        """Keep the best weights (the latest without validation); decay the rate on a plateau."""
+        if metric is None:
+            self.best_state, self.result.best_epoch = ckpt.module_tensors(self.module), epoch
+        elif self.stopping.update(metric, self.result, epoch):
+            self.best_state = ckpt.module_tensors(self.module)
+        else:
+            factor = self.schedule.plateau_decay(self.stopping.bad_epochs)
+            if factor is not None:
+                for group in self.opt.param_groups:
+                    group["lr"] *= factor
 
-def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    state = opt.state_dict()
-    tensors, meta = {}, {"param_groups": state["param_groups"], "scalars": {}}
-    for pid, st in state["state"].items():
-        for k, v in st.items():
-            if torch.is_tensor(v):
-                tensors[f"{pid}.{k}"] = v
-            else:
-                meta["scalars"][f"{pid}.{k}"] = v
-    return tensors, meta
+    def _log_epoch(self, entry: dict[str, Any], metric: float | None) -> None:
+        r = self.result
+        val = (
+            f", val {self.monitor} {metric:.4f} (best {r.best_metric:.4f} @ {r.best_epoch})"
+            if metric is not None
+            else ""
+        )
+        logger.info(
+            "[%s] epoch %d: loss %.4f, lr %.3g%s, %.1fs",
+            self.settings.label, entry["epoch"], entry["loss"], entry["lr"], val, entry["seconds"],
+        )  # fmt: skip
+        if self.run is not None:
+            self.run.log_epoch(entry["epoch"], {k: v for k, v in entry.items() if k != "epoch"})
 
+    # ------------------------------------------------------------------ the run
+    def fit(
+        self,
+        batches: Batches,
+        loss_fn: LossFn,
+        validate: Validate | None = None,
+        n_batches: Callable[[], int] | None = None,
+    ) -> TrainResult:
+        """Train until the epochs, the patience or the time budget run out; return the result.
 
-def _load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-    state: dict[int, dict[str, Any]] = {}
-    for key, v in tensors.items():
-        pid, k = key.split(".", 1)
-        state.setdefault(int(pid), {})[k] = torch.from_numpy(v.copy())
-    for key, v in meta["scalars"].items():
-        pid, k = key.split(".", 1)
-        state.setdefault(int(pid), {})[k] = v
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        ``batches(epoch, rng)`` yields the batches of one epoch; ``loss_fn(module, batch)`` gives
+        the mean loss; ``validate()`` gives the monitored metric (higher is better).
+        """
+        if self.resume():
+            self.module.load_state_dict(self.best_state)
+            self.result.stopped = "already finished (resumed checkpoint)"
+            return self.result
+        if self.schedule.kind == "plan":
+            validate = None  # a planned run (a refit) has nothing to validate on
+        self.run = MlflowRun.start(self.settings.tracking_uri, self.settings.label, self._tracked_params())
+        try:
+            self._epochs(batches, loss_fn, validate, n_batches)
+        except BaseException:
+            if self.run is not None:
+                self.run.end("FAILED")
+            raise
+        if self.run is not None:
+            self.run.end()
+            self.result.tracking = self.run.info
+        self.module.load_state_dict(self.best_state)
+        self.module.eval()
+        return self.result
 
+    def _tracked_params(self) -> dict[str, Any]:
+        own = self.settings.model_dump(exclude={"progress", "checkpoint_dir", "resume", "label"})
+        return {**own, **self.params, "monitor": self.monitor}
 
-def _module_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+    def _epochs(self, batches: Batches, loss_fn: LossFn, validate: Validate | None, n_batches) -> None:
+        s, r = self.settings, self.result
+        epoch_seconds: list[float] = []  # this call's epochs, to foresee whether another fits the budget
+        for epoch in range(self.start_epoch, self.epochs + 1):
+            entry = self.train_epoch(epoch, batches, loss_fn, n_batches)
+            metric = self.validate(epoch, validate, entry)
+            r.train_seconds += entry["seconds"]
+            r.history.append(entry)
+            self._keep_best(epoch, metric)
+            self._log_epoch(entry, metric)
+            # stop once the budget is spent, or when one more epoch (at the mean epoch time so far)
+            # would end past it: the budget is a ceiling on training time, not a starting deadline
+            over_budget = False
+            if self.time_budget_s is not None:
+                epoch_seconds.append(entry["seconds"])
+                mean_epoch = sum(epoch_seconds) / len(epoch_seconds)
+                over_budget = r.train_seconds + mean_epoch > self.time_budget_s
+            patience_out = validate is not None and self.stopping.exhausted
+            self.checkpoint(epoch, finished=patience_out or over_budget)  # reaching `epochs` is not final
+            if patience_out:
+                r.stopped = f"early stop: no improvement for {s.patience} epochs"
+                return
+            if over_budget:
+                r.stopped = f"time budget of {self.time_budget_s:.0f}s reached (another epoch would pass it)"
+                return
+        r.stopped = f"ran all {self.epochs} epochs"
 
 
 def train(
     module: torch.nn.Module,
     *,
-    batches: Callable[[int, np.random.Generator], Iterable[Any]],
-    loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor],
-    validate: Callable[[], float] | None,
+    batches: Batches,
+    loss_fn: LossFn,
+    validate: Validate | None,
     settings: TrainSettings,
     n_batches: Callable[[], int] | None = None,
+    monitor: str = "ndcg10",
+    params: dict[str, Any] | None = None,
 ) -> TrainResult:
-    """Train ``module`` and leave it holding the weights of the best validation epoch.
+    """Train ``module`` with a :class:`Trainer` and leave it holding the weights of the best epoch.
 
-    ``batches(epoch, rng)`` yields the batches of one epoch; ``loss_fn(module, batch)`` gives
-    the mean loss; ``validate()`` gives validation NDCG@10 (higher is better).
+    ``monitor`` names what ``validate()`` returns (higher is better), e.g. ``"ndcg10"``,
+    ``"pr_auc"`` or ``"neg_mae"``; the history stores it as ``val_<monitor>``.
     """
-    from tqdm.auto import tqdm
-
-    steady_allocator()
-    set_threads(settings.threads)
-    rng = seed_everything(settings.seed)
-    opt = torch.optim.AdamW(module.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    device = next(module.parameters()).device
-    scaler = torch.amp.GradScaler(device.type, enabled=settings.grad_scaler)
-    result = TrainResult()
-    start_epoch = 1
-    best_state = _module_tensors(module)
-    bad_epochs = 0
-    ckpt = Path(settings.checkpoint_dir) if settings.checkpoint_dir else None
-    if ckpt and settings.resume and (ckpt / "trainer.json").exists():
-        meta = json.loads((ckpt / "trainer.json").read_text())
-        module.load_state_dict(
-            {k: torch.from_numpy(v.copy()) for k, v in load_tensors(ckpt / "last.safetensors").items()}
-        )
-        best_state = {k: torch.from_numpy(v.copy()) for k, v in load_tensors(ckpt / "best.safetensors").items()}
-        _load_optimizer(opt, load_tensors(ckpt / "optimizer.safetensors"), meta["optimizer"])
-        rng.bit_generator.state = meta["numpy_rng"]
-        torch.set_rng_state(torch.from_numpy(load_tensors(ckpt / "torch_rng.safetensors")["state"].copy()))
-        result.history = meta["history"]
-        result.best_epoch, result.best_metric = meta["best_epoch"], meta["best_metric"]
-        result.train_seconds = meta["train_seconds"]
-        bad_epochs = meta["bad_epochs"]
-        start_epoch = meta["epoch"] + 1
-        if meta.get("finished"):
-            module.load_state_dict(best_state)
-            result.stopped = "already finished (resumed checkpoint)"
-            return result
-    show = settings.progress and not os.environ.get("CHRONOREC_NO_PROGRESS")
-    plan = settings.lr_plan
-    if plan is not None:
-        if not plan or min(plan) <= 0:
-            raise ValueError("lr_plan must be a non-empty list of positive learning rates")
-        settings = dataclasses.replace(settings, epochs=len(plan), time_budget_s=None, lr_schedule="plan")
-        validate = None
-    epoch = start_epoch - 1
-    epoch_seconds: list[float] = []  # this call's epochs, to foresee whether another fits the budget
-    for epoch in range(start_epoch, settings.epochs + 1):
-        t0 = time.perf_counter()
-        module.train()
-        if plan is not None:
-            for group in opt.param_groups:
-                group["lr"] = plan[epoch - 1]
-        total, count = 0.0, 0
-        bar = tqdm(
-            batches(epoch, rng),
-            total=n_batches() if n_batches else None,
-            desc=f"{settings.label} epoch {epoch}",
-            disable=not show,
-            leave=False,
-            mininterval=1.0,
-        )
-        n_steps = n_batches() if (n_batches and settings.lr_schedule == "cosine") else None
-        for step, batch in enumerate(bar):
-            if settings.lr_schedule == "cosine":
-                done = epoch - 1 + (step / n_steps if n_steps else 0.0)
-                progress = done / settings.epochs
-                if settings.time_budget_s:
-                    spent = result.train_seconds + time.perf_counter() - t0
-                    progress = max(progress, spent / settings.time_budget_s)
-                for group in opt.param_groups:
-                    group["lr"] = cosine_lr(settings, progress)
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(module, batch)
-            scaler.scale(loss).backward()
-            if settings.grad_clip:
-                scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(module.parameters(), settings.grad_clip)
-            scaler.step(opt)
-            scaler.update()
-            total += float(loss.detach())
-            count += 1
-            if count % 10 == 0:
-                bar.set_postfix(loss=f"{total / count:.4f}")
-        bar.close()
-        train_time = time.perf_counter() - t0
-        entry: dict[str, Any] = {
-            "epoch": epoch,
-            "loss": total / max(count, 1),
-            "seconds": train_time,
-            "lr": opt.param_groups[0]["lr"],
-        }
-        metric = None
-        if validate is not None and (epoch % settings.eval_every == 0 or epoch == settings.epochs):
-            module.eval()
-            t1 = time.perf_counter()
-            metric = float(validate())
-            entry["val_ndcg10"] = metric
-            entry["val_seconds"] = time.perf_counter() - t1
-        result.train_seconds += train_time
-        result.history.append(entry)
-        if metric is not None:
-            if metric > result.best_metric:
-                result.best_metric, result.best_epoch = metric, epoch
-                best_state = _module_tensors(module)
-                bad_epochs = 0
-            else:
-                bad_epochs += 1
-                plateau = settings.plateau_factor and settings.lr_schedule == "constant"
-                if plateau and bad_epochs % settings.plateau_patience == 0:
-                    for group in opt.param_groups:
-                        group["lr"] *= settings.plateau_factor
-        else:
-            best_state, result.best_epoch = _module_tensors(module), epoch
-        if show:
-            tqdm.write(
-                f"[{settings.label}] epoch {epoch}: loss {entry['loss']:.4f}"
-                + (
-                    f", val NDCG@10 {metric:.4f} (best {result.best_metric:.4f} @ {result.best_epoch})"
-                    if metric is not None
-                    else ""
-                )
-                + f", {train_time:.1f}s"
-            )
-        # stop once the budget is spent, or when one more epoch (at the mean epoch time so far)
-        # would end past it: the budget is a ceiling on training time, not a starting deadline
-        over_budget = False
-        if settings.time_budget_s is not None:
-            epoch_seconds.append(train_time)
-            mean_epoch = sum(epoch_seconds) / len(epoch_seconds)
-            over_budget = result.train_seconds + mean_epoch > settings.time_budget_s
-        patience_out = validate is not None and bad_epochs >= settings.patience
-        finished = patience_out or over_budget  # reaching `epochs` is not final: resume may ask for more
-        if ckpt:
-            _checkpoint(ckpt, module, best_state, opt, rng, result, epoch, bad_epochs, finished)
-        if patience_out:
-            result.stopped = f"early stop: no improvement for {settings.patience} epochs"
-            break
-        if over_budget:
-            result.stopped = f"time budget of {settings.time_budget_s:.0f}s reached (another epoch would pass it)"
-            break
-    else:
-        result.stopped = f"ran all {settings.epochs} epochs"
-    module.load_state_dict(best_state)
-    module.eval()
-    return result
+    trainer = Trainer(module, settings, monitor=monitor, params=params)
+    return trainer.fit(batches, loss_fn, validate, n_batches)
 
 
-def _checkpoint(ckpt, module, best_state, opt, rng, result, epoch, bad_epochs, finished) -> None:
-    ckpt.mkdir(parents=True, exist_ok=True)
-    save_tensors(ckpt / "last.safetensors", _module_tensors(module))
-    save_tensors(ckpt / "best.safetensors", best_state)
-    opt_tensors, opt_meta = _optimizer_tensors(opt)
-    save_tensors(ckpt / "optimizer.safetensors", opt_tensors)
-    save_tensors(ckpt / "torch_rng.safetensors", {"state": torch.get_rng_state()})
-    meta = {
-        "epoch": epoch,
-        "best_epoch": result.best_epoch,
-        "best_metric": result.best_metric,
-        "bad_epochs": bad_epochs,
-        "train_seconds": result.train_seconds,
-        "history": result.history,
-        "numpy_rng": rng.bit_generator.state,
-        "optimizer": opt_meta,
-        "finished": finished,
-    }
-    tmp = ckpt / "trainer.json.tmp"
-    tmp.write_text(json.dumps(meta))
-    tmp.replace(ckpt / "trainer.json")
+__all__ = [
+    "EarlyStopping",
+    "TrainResult",
+    "TrainSettings",
+    "Trainer",
+    "cosine_lr",
+    "refit_plan",
+    "resolve_device",
+    "seed_everything",
+    "set_threads",
+    "steady_allocator",
+    "to_device",
+    "train",
+]
