@@ -333,3 +333,173 @@ def test_ensemble_command_saves_a_model_that_evaluate_reads(shop, tmp_path):
     assert r["ens"]["test"]["NDCG@10"] > 0 and r["ens"]["test"] != r["knn"]["test"]
     bad = invoke("ensemble", knn, pop, "--weights", "1", "--out", tmp_path / "x")
     assert bad.exit_code == 1 and "1 weights for 2 models" in bad.output
+
+
+# ---------------------------------------------------------------------- one CLI architecture
+def _commands():
+    import typer.main
+
+    return typer.main.get_command(app).commands
+
+
+def test_every_command_accepts_a_config_file():
+    commands = _commands()
+    assert len(commands) == 12
+    for name, cmd in commands.items():
+        assert any("--config" in p.opts for p in cmd.params), f"{name} takes no --config"
+
+
+@pytest.mark.parametrize(
+    ("command", "section", "option"),
+    [
+        ("ensemble", "ensemble: {weights: '1,2,3'}", ["a", "b"]),
+        ("benchmark", "benchmark: {datasets: ml-1m, models: nosuchpreset}", []),
+        ("features", "features: {freq: fortnight}", []),
+        ("forecast", "forecast: {horizon: 0}", []),
+        ("predict-behavior", "behavior: {epochs: 0}", []),
+        ("serve", "serve: {port: 99999}", []),
+        ("demo", "seed: not-a-number", []),
+        ("evaluate", "evaluation: {ks: []}", []),
+    ],
+)
+def test_config_file_values_reach_the_command(tmp_path, command, section, option):
+    """A config file's section is read by its command: an invalid value there is reported as one line."""
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(section + "\n")
+    res = invoke(command, *option, "--config", cfg)
+    assert res.exit_code == 1, res.output
+    assert res.output.startswith("error: "), res.output
+    assert "Traceback" not in res.output
+
+
+def test_command_line_options_win_over_the_config_file(shop, tmp_path):
+    d, _ = shop
+    pop, knn = tmp_path / "pop", tmp_path / "knn"
+    assert invoke("train", "--data", d / "events.csv", "--kind", "popular", "--out", pop).exit_code == 0
+    assert invoke("train", "--data", d / "events.csv", "--kind", "itemknn", "--out", knn).exit_code == 0
+    cfg = tmp_path / "ens.yaml"
+    cfg.write_text(f"ensemble: {{model_dirs: [{knn}, {pop}], weights: [1, 0.2], out: {tmp_path / 'from-file'}}}\n")
+    res = invoke("ensemble", "--config", cfg, "--weights", "1,0.5", "--out", tmp_path / "ens")
+    assert res.exit_code == 0, res.output
+    saved = json.loads((tmp_path / "ens" / "config.json").read_text())
+    assert saved["config"]["weights"] == [1.0, 0.5]  # the option, not the file's [1, 0.2]
+    assert not (tmp_path / "from-file").exists()
+
+
+def test_the_error_handler_prints_one_line_for_user_errors_and_keeps_bugs(monkeypatch, tmp_path):
+    from chronorec.cli import common, models
+    from chronorec.errors import DataError
+
+    def user_error(*_, **__):
+        raise DataError("the history is too short")
+
+    monkeypatch.setattr(common, "load_events", user_error)
+    monkeypatch.setattr(models, "load_events", user_error)
+    res = invoke("train", "--kind", "popular", "--dataset", "synthetic", "--out", tmp_path / "m")
+    assert res.exit_code == 1
+    assert res.output == "error: the history is too short\n"
+
+    def bug(*_, **__):
+        raise KeyError("a bug, not a user error")
+
+    monkeypatch.setattr(models, "load_events", bug)
+    res = invoke("train", "--kind", "popular", "--dataset", "synthetic", "--out", tmp_path / "m")
+    assert res.exit_code == 1 and isinstance(res.exception, KeyError)  # not swallowed into a message
+    assert "error:" not in res.output
+
+    monkeypatch.undo()
+    res = invoke("evaluate", tmp_path / "missing-model", "--dataset", "synthetic", "--out", tmp_path / "e.json")
+    assert res.exit_code == 1 and res.output.startswith("error: ") and len(res.output.strip().splitlines()) == 1
+
+
+def test_recommend_on_an_unfitted_model_says_so(monkeypatch):
+    import importlib
+
+    from chronorec.models import registry
+
+    registry_module = importlib.import_module("chronorec.models.registry")
+    monkeypatch.setattr(registry_module, "load", lambda *_, **__: registry.get("popular")())
+    res = invoke("recommend", "--model", "some-model", "--users", "u1")
+    assert res.exit_code == 1
+    assert res.output == "error: MostPopular is not fitted: train it (chronorec train) before recommending\n"
+
+
+def test_benchmark_is_a_typer_command_with_every_option():
+    res = invoke("benchmark", "--help")
+    assert res.exit_code == 0, res.output
+    for opt in ("--datasets", "--models", "--data-dir", "--out", "--seed", "--threads", "--set", "--tag",
+                "--progress", "--no-progress", "--save-model", "--aggregate", "--refit", "--refit-from", "--config"):  # fmt: skip
+        assert opt in res.output, opt
+    bad = invoke("benchmark", "--datasets", "ml-1m", "--models", "nosuch")
+    assert bad.exit_code == 1 and "unknown model preset 'nosuch'" in bad.output
+    bad = invoke("benchmark", "--refit-from", "run.json")
+    assert bad.exit_code == 1 and "one dataset" in bad.output
+
+
+def test_benchmark_presets_are_yaml_files_in_the_package():
+    from chronorec.workflows.benchmark import PRESET_DIR, preset_params, presets
+
+    assert sorted(p.name for p in PRESET_DIR.glob("*.yaml")) == ["beauty.yaml", "ml-1m.yaml"]
+    table = presets()
+    assert table["ml-1m-full"] == table["ml-1m"]  # the 3,706-item variant reuses ML-1M's presets
+    sasrec = preset_params("ml-1m", "sasrec", {"sasrec": {"lr": 0.01}})
+    assert (sasrec["layers"], sasrec["heads"], sasrec["lr"], sasrec["max_len"]) == (3, 2, 0.01, 200)
+    assert table["ml-1m"]["sasrec"]["lr"] == 0.002  # the override is a copy
+    assert table["ml-1m"]["bert4rec"]["plateau_factor"] is None and table["beauty"]["sasrec"]["max_len"] == 50
+
+
+def test_benchmark_command_runs_each_model_in_its_own_process(tmp_path):
+    from chronorec.datasets.formats import DATASETS
+    from chronorec.datasets.synthetic import make_sequences
+
+    log = make_sequences(n_users=60, n_items=30, seed=1, mean_length=8)
+    store = log.sequences()
+    lines = [
+        " ".join(map(str, [u, *store.items[store.offsets[u] : store.offsets[u + 1]]])) for u in range(1, log.n_users)
+    ]
+    path = tmp_path / "data" / DATASETS["beauty"]
+    path.parent.mkdir(parents=True)
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    res = invoke("benchmark", "--datasets", "beauty", "--models", "popular,itemknn", "--data-dir", tmp_path / "data",
+                 "--out", out, "--no-progress", "--tag", "t", "--set", "itemknn.neighbours=5")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    runs = {p.name for p in (out / "runs").glob("*.json")}
+    assert runs == {"beauty-popular-seed0-t.json", "beauty-itemknn-seed0-t.json"}
+    knn = json.loads((out / "runs" / "beauty-itemknn-seed0-t.json").read_text())
+    assert knn["config"]["neighbours"] == 5 and knn["n_users"] == log.n_users - 1
+    assert "| beauty | itemknn |" in (out / "summary-t.md").read_text() and "| beauty | popular |" in res.output
+
+
+def test_compare_models_returns_metrics_paired_tests_and_provenance(shop, tmp_path):
+    from chronorec.data import read_events
+    from chronorec.evaluation.ranking import evaluate_ranking
+    from chronorec.evaluation.split import leave_one_out
+    from chronorec.models import registry
+    from chronorec.workflows.experiment import compare_models
+
+    d, _ = shop
+    log = read_events(d / "events.csv")
+    sp = leave_one_out(log)
+    pop = registry.get("popular")().fit(sp.train)
+    knn = registry.get("itemknn")().fit(sp.train)
+    pop.save(tmp_path / "pop")
+    knn.save(tmp_path / "knn")
+    res = compare_models([tmp_path / "pop", tmp_path / "knn"], log, sp.test, ks=(5, 10), data="shop")
+    assert res["data"] == "shop" and {"git_commit", "machine", "command"} <= set(res)
+    assert res["n_cases"] == len(sp.test) and res["ks"] == [5, 10] and res["part"] == "test"
+    expected = evaluate_ranking(knn.score, sp.test, n_items=log.n_items, ks=(5, 10))
+    assert res["results"]["knn"]["test"] == pytest.approx(expected)
+    assert res["results"]["knn"]["kind"] == "itemknn" and res["results"]["knn"]["model_dir"] == str(tmp_path / "knn")
+    t = res["significance"]["knn"]["NDCG@10"]
+    assert t["diff"] == pytest.approx(expected["NDCG@10"] - res["results"]["pop"]["test"]["NDCG@10"])
+    assert list(res["significance"]) == ["knn"]
+
+
+def test_the_command_reference_is_up_to_date():
+    from pathlib import Path
+
+    from chronorec.cli.reference import reference
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "reference" / "cli.md"
+    assert page.read_text() == reference(), "regenerate: python -m chronorec.cli.reference > docs/reference/cli.md"

@@ -403,7 +403,7 @@ def run_benchmark(settings: BenchmarkSettings, *, command: str) -> list[dict[str
         res = json.loads(job.out_json.read_text())
         res["model"] = job.model
         rows.append(res)
-    write_summary(Path(settings.out), rows, settings.tag, command)
+    write_summary(Path(settings.out), rows, f"-{settings.tag}" if settings.tag else "", command)
     return rows
 
 
