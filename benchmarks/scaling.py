@@ -30,13 +30,13 @@ from typing import Any
 
 import torch
 
+from chronorec.datasets.formats import DATASETS, load_sequence_file
 from chronorec.datasets.formats import data_dir as resolve_data_dir
-from chronorec.datasets.formats import load_sequence_file
 from chronorec.evaluation.ranking import evaluate_ranking
 from chronorec.evaluation.split import leave_one_out
 from chronorec.models.sequential.sasrec import SASRec
 from chronorec.training.trainer import resolve_device
-from chronorec.workflows.benchmark import DATA_FILES
+from chronorec.workflows.benchmark import presets
 from chronorec.workflows.experiment import peak_rss_mb, provenance
 
 PROTOCOL = "leave-one-out, full-catalogue ranking, history items filtered, best epoch by validation NDCG@10"
@@ -174,7 +174,7 @@ def markdown(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", default=None, help="benchmark data folder (else $CHRONOREC_DATA)")
-    ap.add_argument("--dataset", default="ml-1m", choices=sorted(DATA_FILES))
+    ap.add_argument("--dataset", default="ml-1m", choices=sorted(presets()))
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     ap.add_argument("--sizes", default="2x64,3x64,4x128", help="comma-separated layers x width ('' for none)")
     ap.add_argument("--budget-s", type=float, default=600.0, help="training seconds per size")
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/scaling.json"))
     args = ap.parse_args(argv)
 
-    path = Path(resolve_data_dir(args.data_dir)) / DATA_FILES[args.dataset]
+    path = Path(resolve_data_dir(args.data_dir)) / DATASETS[args.dataset]
     split = leave_one_out(load_sequence_file(path))
     device = resolve_device(args.device)
     result: dict[str, Any] = {
