@@ -203,7 +203,7 @@ def batch_timing(model_dir: str, k: int, threads: int | None) -> dict[str, Any]:
     import torch
 
     from chronorec.models.registry import load
-    from chronorec.recommend.pipeline import RecommendOptions, RecommendPipeline
+    from chronorec.recommend import RecommendOptions, RecommendPipeline
 
     if threads:
         torch.set_num_threads(threads)

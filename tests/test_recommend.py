@@ -1,4 +1,4 @@
-"""chronorec.recommend.pipeline: filters, re-ranking, blending, explanations, calibration and offline evaluation.
+"""chronorec.recommend: filters, re-ranking, blending, explanations, calibration and offline evaluation.
 
 The hand-built catalogue: items a..f (internal ids 1..6) with training counts a=5, b=4, c=3,
 d=2, e=1, f=1, categories a,b: X; c,e: Y; d,f: Z; d unavailable; prices 10..50 and f unknown.
@@ -18,7 +18,7 @@ from chronorec.data.eventlog import EventLog
 from chronorec.evaluation.calibration import expected_calibration_error, reliability_curve
 from chronorec.evaluation.split import EvalSet
 from chronorec.models.baselines.popular import MostPopular
-from chronorec.recommend.pipeline import (
+from chronorec.recommend import (
     BlendOptions,
     FilterOptions,
     HistoryEvents,
@@ -274,3 +274,56 @@ def test_evaluate_postprocessing_reuses_the_ranking_metrics(pop, pipe):
     share = (np.array([5, 4, 3, 2, 1, 1]) + 1) / 22
     shown = [1, 2, 3, 4, 5, 0, 2, 3, 4, 5]  # [b c d e f] and [a c d e f] as positions in a..f
     assert table.loc["plain", "novelty"] == pytest.approx(float(np.mean(-np.log2(share[shown]))))
+
+
+def test_one_top_k_order_for_planted_ties(tmp_path):
+    """Library, pipeline and the batch CLI rank tied scores alike: higher score first, then the lower internal id.
+
+    40 items seen once each tie; ``torch.topk`` alone returns such ties in no particular order.
+    """
+    from typer.testing import CliRunner
+
+    from chronorec.cli import app
+
+    seqs = {"filler": [f"i{j:02d}" for j in range(39, -1, -1)], "a": ["i05"], "b": ["i30"], "c": ["i30"]}
+    model = MostPopular().fit(EventLog.from_sequences(seqs))
+    users, k = ["a", "b", "nobody"], 12
+    pop = model.popularity.astype(float)
+    want = []
+    for u in users:
+        internal = model.users.to_internal(np.asarray([u]))[0]
+        seen = set(model.store.user_items(int(internal)).tolist()) if internal > 0 else set()
+        order = sorted((i for i in range(1, model.n_items + 1) if i not in seen), key=lambda i: (-pop[i], i))
+        want += [str(x) for x in model.items.external_ids[np.asarray(order[:k]) - 1]]
+    assert len(set(pop[1:])) == 3  # ties planted: counts 3, 2 and 1
+
+    lib = model.recommend(users, k=k)
+    ours = RecommendPipeline(model).recommend(users, options=RecommendOptions(k=k), score="raw")
+    d = model.save(tmp_path / "popular")
+    (tmp_path / "users.txt").write_text("\n".join(users) + "\n")
+    out = tmp_path / "recs.parquet"
+    args = [
+        "recommend",
+        "--model",
+        str(d),
+        "--users-file",
+        str(tmp_path / "users.txt"),
+        "-k",
+        str(k),
+        "--out",
+        str(out),
+    ]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    cli = pd.read_parquet(out)
+    assert lib["item_id"].astype(str).tolist() == want
+    assert ours["item_id"].astype(str).tolist() == want
+    assert cli["item_id"].astype(str).tolist() == want
+    np.testing.assert_array_equal(ours["score"].to_numpy(), lib["score"].to_numpy().astype(np.float64))
+
+
+def test_every_option_and_setting_is_described():
+    for cls in (FilterOptions, RerankOptions, BlendOptions, RecommendOptions, RecommendSettings):
+        assert all(f.description for f in cls.model_fields.values()), cls.__name__
+    with pytest.raises(ValueError, match="extra"):
+        FilterOptions(exclude_seeen=False)

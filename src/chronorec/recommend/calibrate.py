@@ -1,0 +1,216 @@
+"""Fitting a deployment's settings on validation data, and measuring what each knob costs.
+
+* :func:`calibrate_temperature` -- the temperature ``T`` of ``softmax(score / T)`` minimising the
+  NLL of the true next item, with reliability curves before and after;
+* :func:`tune_blend` -- the popularity and content weights for sparse histories (grid search);
+* :func:`evaluate_postprocessing` / :func:`list_metrics` -- NDCG@k and HR@k (via
+  :mod:`chronorec.evaluation.ranking`), coverage, intra-list diversity and novelty of the final
+  lists of each option variant.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from chronorec.errors import DataError
+from chronorec.evaluation.calibration import expected_calibration_error, reliability_curve
+from chronorec.recommend.options import BlendOptions, RecommendOptions
+from chronorec.recommend.pipeline import RankedList, RecommendPipeline
+
+
+# ============================================================================ calibration
+def _collect_logits(model: Any, evalset: Any, batch_size: int = 512) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per batch: raw scores with history and padding at -inf; and the target ids (single-target cases)."""
+    import torch
+
+    from chronorec.evaluation.ranking import exclude_items
+
+    rows_all = [r for r in range(len(evalset)) if len(evalset.inputs([r])[0]) > 0]
+    out, targets = [], []
+    with torch.inference_mode():
+        for s in range(0, len(rows_all), batch_size):
+            rows = np.asarray(rows_all[s : s + batch_size])
+            hist = evalset.inputs(rows)
+            scores = model.score(evalset.users[rows], hist).float()
+            exclude_items(scores, hist)
+            out.append(scores.numpy().astype(np.float64))
+            targets.extend(int(t[0]) for t in evalset.targets(rows))
+    return out, np.asarray(targets, dtype=np.int64)
+
+
+def _nll_and_top(logits: list[np.ndarray], targets: np.ndarray, T: float) -> tuple[float, np.ndarray, np.ndarray]:
+    nll, conf, correct = 0.0, [], []
+    pos = 0
+    for z in logits:
+        zt = z / T
+        m = zt.max(1, keepdims=True)
+        lse = m[:, 0] + np.log(np.exp(zt - m).sum(1))
+        t = targets[pos : pos + len(z)]
+        tz = zt[np.arange(len(z)), t]
+        nll += float(np.where(np.isfinite(tz), lse - tz, 50.0).sum())  # a seen (excluded) target: capped loss
+        top = zt.argmax(1)
+        conf.append(np.exp(zt[np.arange(len(z)), top] - lse))
+        correct.append(top == t)
+        pos += len(z)
+    n = max(len(targets), 1)
+    return nll / n, np.concatenate(conf) if conf else np.zeros(0), np.concatenate(correct) if correct else np.zeros(0)
+
+
+def calibrate_temperature(
+    model: Any, evalset: Any, *, bounds: tuple[float, float] = (1e-2, 1e3), n_bins: int = 10
+) -> dict[str, Any]:
+    """Fit ``T`` minimising the NLL of the true next item under ``softmax(score / T)`` (history excluded).
+
+    Returns ``temperature``, ``nll_before`` (T = 1), ``nll_after``, ``ece_before``, ``ece_after``,
+    ``n_cases`` and the two reliability curves (``curve_before``, ``curve_after`` as DataFrames).
+    Cases with an empty input history are skipped (they get popularity, not model scores).
+    """
+    from scipy.optimize import minimize_scalar
+
+    if not evalset.single_target:
+        raise DataError("calibrate_temperature needs single-target cases (e.g. leave-one-out validation)")
+    logits, targets = _collect_logits(model, evalset)
+    if not len(targets):
+        raise DataError("no validation case with a non-empty history to calibrate on")
+    res = minimize_scalar(
+        lambda lt: _nll_and_top(logits, targets, math.exp(lt))[0],
+        bounds=(math.log(bounds[0]), math.log(bounds[1])),
+        method="bounded",
+        options={"xatol": 1e-3},
+    )
+    T = float(math.exp(res.x))
+    nll0, conf0, cor0 = _nll_and_top(logits, targets, 1.0)
+    nll1, conf1, cor1 = _nll_and_top(logits, targets, T)
+    before = reliability_curve(conf0, cor0, n_bins=n_bins)
+    after = reliability_curve(conf1, cor1, n_bins=n_bins)
+    return {
+        "temperature": T,
+        "nll_before": nll0,
+        "nll_after": nll1,
+        "ece_before": expected_calibration_error(before),
+        "ece_after": expected_calibration_error(after),
+        "n_cases": int(len(targets)),
+        "curve_before": before,
+        "curve_after": after,
+    }
+
+
+# ============================================================================ tuning and offline evaluation
+def _sparse_evalset(evalset: Any, sparse_below: int) -> Any:
+    """The validation cases with inputs cut to their last 1 .. sparse_below - 1 items (row r keeps r % m + 1)."""
+    from chronorec.evaluation.split import EvalSet
+
+    m = max(sparse_below - 1, 1)
+    inputs = [h[-(r % m + 1) :] if len(h) else h for r, h in enumerate(evalset.inputs(slice(None)))]
+    return EvalSet.build(evalset.users, inputs, evalset.targets(slice(None)), evalset.name + "-sparse")
+
+
+def tune_blend(
+    pipeline: RecommendPipeline,
+    evalset: Any,
+    *,
+    sparse_below: int = 5,
+    grid: Sequence[float] = (0.0, 0.1, 0.25, 0.5, 1.0),
+    popularity_source: Literal["global", "context"] = "global",
+    metric: str = "NDCG@10",
+) -> tuple[BlendOptions, pd.DataFrame]:
+    """Grid-search the popularity and content weights (model weight 1) on sparse validation histories.
+
+    Sparse users are simulated by cutting each validation input to its last 1..sparse_below-1
+    items. Metrics come from :func:`chronorec.evaluation.ranking.evaluate_ranking` on the blended
+    probabilities. Returns the best :class:`BlendOptions` and the table of every combination.
+    """
+    import torch
+
+    from chronorec.evaluation.ranking import evaluate_ranking
+
+    es = _sparse_evalset(evalset, sparse_below)
+    rows = []
+    for wp in grid:
+        for wc in grid:
+            opts = BlendOptions(
+                model=1.0, popularity=wp, content=wc, popularity_source=popularity_source, sparse_below=sparse_below
+            )
+
+            def score_fn(users, hist, opts=opts):
+                probs, _, _ = pipeline.probabilities(users, hist, blend=opts)
+                return torch.from_numpy(probs)
+
+            m = evaluate_ranking(score_fn, es, n_items=pipeline.n_items, ks=(10,))
+            rows.append({"popularity": wp, "content": wc, **m})
+    table = pd.DataFrame(rows)
+    best = table.sort_values(metric, ascending=False, kind="stable").iloc[0]
+    return (
+        BlendOptions(
+            model=1.0,
+            popularity=float(best["popularity"]),
+            content=float(best["content"]),
+            popularity_source=popularity_source,
+            sparse_below=sparse_below,
+        ),
+        table,
+    )
+
+
+def list_metrics(
+    pipeline: RecommendPipeline, lists: Sequence[RankedList], targets: Sequence[np.ndarray] | None, *, k: int = 10
+) -> dict[str, float]:
+    """NDCG@k / HR@k (through :func:`chronorec.evaluation.ranking.ranking_metrics_from_ranks`), coverage,
+    intra-list diversity (mean pairwise 1 - similarity) and novelty (mean -log2 popularity share)."""
+    from chronorec.evaluation.ranking import ranking_metrics_from_ranks
+
+    out: dict[str, float] = {}
+    if targets is not None:
+        ranks = np.full(len(lists), np.inf)
+        for r, (x, t) in enumerate(zip(lists, targets, strict=True)):
+            hit = np.flatnonzero(x.items[:k] == int(t[0]))
+            if len(hit):
+                ranks[r] = hit[0] + 1
+        m = ranking_metrics_from_ranks(ranks, ks=(k,))
+        out[f"NDCG@{k}"], out[f"HR@{k}"] = m[f"NDCG@{k}"], m[f"HR@{k}"]
+    shown = np.concatenate([x.items[:k] for x in lists]) if lists else np.zeros(0, np.int64)
+    out[f"Coverage@{k}"] = float(len(np.unique(shown)) / pipeline.n_items)
+    ild = []
+    for x in lists:
+        items = x.items[:k]
+        if len(items) < 2:
+            continue
+        sim = pipeline.similarity("auto", items)
+        if sim is None:
+            continue
+        iu = np.triu_indices(len(items), 1)
+        ild.append(float((1 - sim[iu]).mean()))
+    out["ILD"] = float(np.mean(ild)) if ild else float("nan")
+    pop = pipeline.model.popularity.astype(np.float64)
+    share = (pop + 1) / (pop[1:].sum() + pipeline.n_items)
+    out["novelty"] = float((-np.log2(share[shown])).mean()) if len(shown) else float("nan")
+    return out
+
+
+def evaluate_postprocessing(
+    pipeline: RecommendPipeline,
+    evalset: Any,
+    variants: Mapping[str, RecommendOptions],
+    *,
+    k: int = 10,
+) -> pd.DataFrame:
+    """One row per variant (e.g. ``{"plain": RecommendOptions(), "mmr 0.3": ...}``): NDCG@k, HR@k,
+    Coverage@k, ILD and novelty of the final lists on the single-target cases of ``evalset``."""
+    if not evalset.single_target:
+        raise DataError("evaluate_postprocessing needs single-target cases")
+    hist = evalset.inputs(slice(None))
+    targets = evalset.targets(slice(None))
+    rows = []
+    for name, opts in variants.items():
+        opts = opts.model_copy(update={"k": k})
+        lists = pipeline.rank(evalset.users, hist, opts)
+        rows.append({"variant": name, **list_metrics(pipeline, lists, targets, k=k)})
+    return pd.DataFrame(rows)
+
+
+__all__ = ["calibrate_temperature", "evaluate_postprocessing", "list_metrics", "tune_blend"]
