@@ -4,6 +4,7 @@ restarts, the documented answers to bad requests, metrics, and the refusal of no
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import warnings
 
@@ -22,7 +23,7 @@ from chronorec.data.eventlog import EventLog
 from chronorec.datasets.synthetic import make_sequences
 from chronorec.models.baselines.popular import MostPopular
 from chronorec.models.sequential.sasrec import SASRec
-from chronorec.recommend.pipeline import RecommendOptions, RecommendPipeline
+from chronorec.recommend import RecommendOptions, RecommendPipeline
 from chronorec.serving.app import MAX_HISTORY, check_model_dir, create_app
 from chronorec.serving.store import EventStore
 
@@ -156,6 +157,23 @@ def test_api_key_protects_events_and_export(client):
     assert r.text.splitlines()[1].startswith("u0001,i0002,")
 
 
+def test_the_api_key_is_compared_in_constant_time(client, monkeypatch):
+    import chronorec.serving.auth as auth
+
+    calls = []
+
+    def spy(a, b):
+        calls.append((a, b))
+        return a == b
+
+    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
+    body = {"events": [{"user_id": "u0001", "item_id": "i0002"}]}
+    assert post(client, "/events", body, headers={"x-api-key": "s3cre"}).status_code == 401
+    assert calls == [(b"s3cre", b"s3cret")]
+    assert auth.key_matches(None, None) and auth.key_matches(None, "any")
+    assert not auth.key_matches("k", None) and auth.key_matches("k\u00e9", "k\u00e9")
+
+
 # ---------------------------------------------------------------------- documented answers to bad requests
 @pytest.mark.parametrize(
     ("body", "status", "field"),
@@ -223,20 +241,35 @@ def test_events_validation(client):
     assert r.status_code == 422 and r.json()["error"].startswith("events.0.item_id:")
 
 
-def test_an_internal_error_is_a_500_and_the_service_keeps_serving(sasrec_dir, tmp_path):
+def test_an_internal_error_is_a_500_and_the_service_keeps_serving(sasrec_dir, tmp_path, caplog):
     client = TestClient(create_app(sasrec_dir[0], state_dir=tmp_path / "s"), raise_server_exceptions=False)
     svc = client.app.state.service
     original = svc.pipeline.rank
 
     def broken(*a, **k):
-        raise RuntimeError("boom")
+        raise RuntimeError("boom: secret detail")
 
     svc.pipeline.rank = broken
     try:
-        r = post(client, "/recommend", {"user_id": "u0001"})
-        assert r.status_code == 500 and "boom" in r.json()["error"]
+        with caplog.at_level(logging.ERROR, logger="chronorec.serving"):
+            r = post(client, "/recommend", {"user_id": "u0001"})
+            mine = post(client, "/recommend", {"user_id": "u0001"}, headers={"X-Request-ID": "req-42"})
     finally:
         svc.pipeline.rank = original
+    # the client gets a generic message and a request id, never the exception text
+    assert r.status_code == 500 and "boom" not in r.text and "RuntimeError" not in r.text
+    body = r.json()
+    assert body["error"].startswith("internal error") and len(body["request_id"]) == 32
+    assert r.headers["x-request-id"] == body["request_id"]
+    assert mine.status_code == 500 and mine.json()["request_id"] == "req-42"
+    # the log has the traceback under that id
+    failures = [rec for rec in caplog.records if rec.name.startswith("chronorec.serving") and rec.exc_info]
+    assert len(failures) == 2
+    assert body["request_id"] in failures[0].getMessage() and "/recommend" in failures[0].getMessage()
+    assert "req-42" in failures[1].getMessage()
+    assert "RuntimeError: boom: secret detail" in caplog.text and "Traceback" in caplog.text
+    text = client.get("/metrics").text
+    assert 'chronorec_requests_total{method="POST",route="/recommend",status="500"} 2.0' in text
     assert post(client, "/recommend", {"user_id": "u0001"}).status_code == 200
 
 
@@ -282,6 +315,48 @@ def test_health_metrics_and_docs(client):
     assert 'chronorec_request_duration_seconds_count{route="/recommend"} 4' in text
     assert client.get("/docs").status_code == 200
     assert "/recommend" in client.get("/openapi.json").json()["paths"]
+
+
+def test_metrics_are_prometheus_text_from_a_registry_per_app(client, sasrec_dir, tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    post(client, "/recommend", {"user_id": "u0001", "k": 2})
+    post(client, "/events", {"events": [{"user_id": "u0001", "item_id": "i0002"}]}, headers={"x-api-key": "s3cret"})
+    r = client.get("/metrics")
+    assert r.headers["content-type"].startswith("text/plain; version=")
+    families = {f.name: f for f in text_string_to_metric_families(r.text)}
+    assert families["chronorec_requests"].type == "counter"
+    assert families["chronorec_request_duration_seconds"].type == "histogram"
+    (info,) = families["chronorec_model_info"].samples
+    assert info.value == 1.0 and info.labels["kind"] == "sasrec" and info.labels["version"].startswith("sasrec-")
+    live = [s.value for s in families["chronorec_live_events"].samples if s.name == "chronorec_live_events_total"]
+    assert live == [1.0]
+    ok = [
+        s.value
+        for s in families["chronorec_requests"].samples
+        if s.name == "chronorec_requests_total"
+        and s.labels == {"method": "POST", "route": "/recommend", "status": "200"}
+    ]
+    assert ok == [1.0]
+    with TestClient(create_app(sasrec_dir[0], state_dir=tmp_path / "other")) as other:  # its own counters
+        assert "chronorec_requests_total{" not in other.get("/metrics").text
+
+
+def test_service_settings(sasrec_dir, tmp_path):
+    from pydantic import ValidationError
+
+    from chronorec.serving.settings import ServiceSettings
+
+    assert all(f.description for f in ServiceSettings.model_fields.values())
+    s = ServiceSettings(model_dir=sasrec_dir[0], state_dir=tmp_path / "st", api_key="k3y", max_body_bytes=200)
+    assert "k3y" not in repr(s) and s.key() == "k3y" and s.live_dir == tmp_path / "st"
+    with pytest.raises(ValidationError):
+        ServiceSettings(model_dir=sasrec_dir[0], prot=80)
+    with TestClient(create_app(s)) as c:
+        assert c.post("/events", json={"events": [{"user_id": "u", "item_id": "i0001"}]}).status_code == 401
+        assert post(c, "/recommend", {"user_id": "u0001", "history": ["i0001"] * 40}).status_code == 413
+    with TestClient(create_app(s, max_body_bytes=100_000)) as c:
+        assert post(c, "/recommend", {"user_id": "u0001", "history": ["i0001"] * 40}).status_code == 200
 
 
 # ---------------------------------------------------------------------- only safe artifacts

@@ -1,8 +1,12 @@
 """The HTTP service (FastAPI + uvicorn): ``chronorec serve --model DIR``.
 
 Names are imported lazily: ``import chronorec.serving`` imports neither FastAPI nor torch.
-See :mod:`chronorec.serving.app` for the endpoints and :mod:`chronorec.serving.store` for the
-durable live-event store.
+Modules: :mod:`~chronorec.serving.app` (factory and routes), :mod:`~chronorec.serving.service`
+(model, pipeline and live state of one service), :mod:`~chronorec.serving.schemas` (request and
+response bodies), :mod:`~chronorec.serving.settings` (:class:`ServiceSettings`),
+:mod:`~chronorec.serving.auth` (API key), :mod:`~chronorec.serving.metrics` (Prometheus),
+:mod:`~chronorec.serving.middleware` (body limit, metrics, 500s) and
+:mod:`~chronorec.serving.store` (the durable live-event store).
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ from typing import Any
 
 _EXPORTS = {
     "create_app": "chronorec.serving.app",
-    "check_model_dir": "chronorec.serving.app",
+    "check_model_dir": "chronorec.serving.service",
+    "Service": "chronorec.serving.service",
+    "ServiceSettings": "chronorec.serving.settings",
     "EventStore": "chronorec.serving.store",
-    "serve": "chronorec.cli.serve",
 }
 
 __all__ = list(_EXPORTS)

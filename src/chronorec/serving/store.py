@@ -1,4 +1,5 @@
-"""Durable store of live events: one SQLite file, written before a request is answered.
+"""Live events: the durable store (one SQLite file, written before a request is answered) and
+the in-memory histories rebuilt from it.
 
 Every accepted event is committed (``synchronous=FULL``, WAL journal) before ``POST /events``
 returns, so a crash or restart loses none. Ids are stored as JSON text, so integer and string
@@ -11,13 +12,16 @@ import json
 import sqlite3
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from chronorec.data import columns as C
+from chronorec.errors import ConfigError
 
 DB_NAME = "events.sqlite"
 
@@ -129,9 +133,31 @@ class EventStore:
         elif suffix == ".jsonl":
             df.to_json(p, orient="records", lines=True)
         else:
-            raise ValueError(f"{p}: export to .parquet, .csv or .jsonl")
+            raise ConfigError(f"{p}: export to .parquet, .csv or .jsonl")
         return p
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+class LiveHistories:
+    """In-memory live events per user (internal item ids + behaviours), rebuilt from the store at start."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._items: dict[str, list[int]] = defaultdict(list)
+        self._behaviors: dict[str, list[str | None]] = defaultdict(list)
+
+    def add(self, key: str, item: int, behavior: str | None) -> None:
+        with self._lock:
+            self._items[key].append(item)
+            self._behaviors[key].append(behavior)
+
+    def get(self, key: str) -> tuple[np.ndarray, list[str | None]]:
+        """A user's live items (oldest first) and their behaviour types."""
+        with self._lock:
+            return np.asarray(self._items.get(key, []), np.int64), list(self._behaviors.get(key, []))
+
+
+__all__ = ["DB_NAME", "EventStore", "LiveHistories"]

@@ -1,0 +1,110 @@
+"""Request and response bodies of the HTTP service (strict pydantic: unknown keys are a 422)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, StrictFloat, StrictInt, StringConstraints
+
+from chronorec.recommend.options import MAX_HISTORY, BlendOptions, FilterOptions, ItemId, RerankOptions
+from chronorec.settings import Strict
+
+MAX_EVENTS_PER_REQUEST = 1000
+"""Most events one ``POST /events`` may carry."""
+
+Short = Annotated[str, StringConstraints(max_length=256)]
+CtxValue = StrictInt | StrictFloat | Short | None
+Behavior = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class HistoryItem(Strict):
+    """One event of an explicit history."""
+
+    item_id: ItemId = Field(description="External item id.")
+    behavior: Behavior | None = Field(None, description="Behaviour type (e.g. view, cart, buy).")
+    timestamp: StrictInt | None = Field(None, ge=0, description="Epoch seconds.")
+
+
+class RecommendRequest(Strict):
+    """``POST /recommend``: a user id and/or an explicit history, and the list options."""
+
+    user_id: ItemId | None = Field(None, description="Known users: training history + live events.")
+    history: list[HistoryItem | ItemId] | None = Field(
+        None,
+        max_length=MAX_HISTORY,
+        description=f"Recent events, oldest first (at most {MAX_HISTORY}); appended to the user's history.",
+    )
+    context: dict[Short, CtxValue] | None = Field(
+        None, max_length=32, description="e.g. {'device': 'mobile', 'time': 1718000000}."
+    )
+    k: int = Field(10, gt=0, description="Number of items; above the catalogue size it is clamped.")
+    filters: FilterOptions | None = Field(None, description="Item filters (null = the deployment's).")
+    rerank: RerankOptions | None = Field(None, description="Re-ranking (null = the deployment's).")
+    blend: BlendOptions | None = Field(None, description="Sparse-history blending (null = the deployment's).")
+    explain: bool = Field(True, description="Name the history items behind each recommendation.")
+    n_explain: int = Field(3, ge=0, le=20, description="At most this many explaining history items per item.")
+
+
+class Reason(BaseModel):
+    """A history item that explains a recommendation."""
+
+    item_id: Any = Field(description="External id of the history item.")
+    name: str = Field(description="Its name (the id when the model has no names).")
+    similarity: float = Field(description="Cosine of the item embeddings, or 1.0 for the same category.")
+
+
+class RecItem(BaseModel):
+    """One recommended item."""
+
+    item_id: Any = Field(description="External item id.")
+    name: str = Field(description="Item name (the id when the model has no names).")
+    score: float = Field(description="Calibrated probability (or blended score).")
+    rank: int = Field(description="1 = first.")
+    because: list[Reason] = Field([], description="History items most similar to it (with explain).")
+
+
+class RecommendResponse(BaseModel):
+    """The answer of ``POST /recommend``."""
+
+    user_id: Any = Field(None, description="The user id, in the model's id type.")
+    items: list[RecItem] = Field(description="The list, best first.")
+    strategy: str = Field(description="model, blend (sparse history) or popularity (empty history).")
+    history_length: int = Field(description="Events used: training history + live events + explicit history.")
+    warnings: list[str] = Field([], description="What was ignored or clamped.")
+    model_version: str = Field(description="<kind>-<first 12 hex of the weights' SHA-256>.")
+
+
+class Event(Strict):
+    """One live event."""
+
+    user_id: ItemId = Field(description="External user id (new users are welcome).")
+    item_id: ItemId = Field(description="External item id (unknown items are stored, not used).")
+    behavior: Behavior | None = Field(None, description="Behaviour type (e.g. view, cart, buy).")
+    timestamp: StrictInt | None = Field(None, ge=0, description="Epoch seconds (default: now).")
+    context: dict[Short, CtxValue] | None = Field(None, max_length=32, description="e.g. {'device': 'mobile'}.")
+
+
+class EventsRequest(Strict):
+    """``POST /events``."""
+
+    events: list[Event] = Field(..., min_length=1, max_length=MAX_EVENTS_PER_REQUEST, description="The events.")
+
+
+class EventsResponse(BaseModel):
+    """The answer of ``POST /events``."""
+
+    accepted: int = Field(description="Events committed to the store.")
+    warnings: list[str] = Field([], description="Events naming unknown items (stored for retraining only).")
+
+
+__all__ = [
+    "MAX_EVENTS_PER_REQUEST",
+    "Event",
+    "EventsRequest",
+    "EventsResponse",
+    "HistoryItem",
+    "Reason",
+    "RecItem",
+    "RecommendRequest",
+    "RecommendResponse",
+]

@@ -1,0 +1,251 @@
+"""One running service: the verified model, its recommendation pipeline, live events and metrics.
+
+:class:`Service` holds what the routes of :mod:`chronorec.serving.app` share and does their
+work: ``recommend`` (training history + live events + an explicit history, through
+:class:`~chronorec.recommend.RecommendPipeline`) and ``add_events`` (committed to the store
+before they change the next answer).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chronorec.artifacts import ALLOWED_SUFFIXES, MANIFEST, read_manifest
+from chronorec.errors import ModelLoadError
+from chronorec.recommend import (
+    HistoryEvents,
+    ItemTable,
+    PopularityIndex,
+    RankedList,
+    RecommendOptions,
+    RecommendPipeline,
+    RecommendSettings,
+    context_keys,
+    to_internal,
+)
+from chronorec.serving.metrics import ServiceMetrics
+from chronorec.serving.schemas import Event, HistoryItem, RecommendRequest
+from chronorec.serving.settings import STATE_DIR_NAME, ServiceSettings
+from chronorec.serving.store import EventStore, LiveHistories
+
+logger = logging.getLogger(__name__)
+
+
+def check_model_dir(model_dir: str | Path, *, ignore: tuple[str, ...] = (STATE_DIR_NAME,)) -> dict[str, Any]:
+    """Refuse a directory holding anything but JSON, safetensors and Parquet; return its verified manifest.
+
+    ``ignore`` names sub-folders that are not part of the model (the live-event state folder).
+    """
+    d = Path(model_dir)
+    if not d.is_dir():
+        raise FileNotFoundError(f"{d}: no such model directory")
+    bad = []
+    for p in sorted(d.rglob("*")):
+        rel = p.relative_to(d)
+        if rel.parts[0] in ignore or p.is_dir():
+            continue
+        if not p.is_file() or p.suffix.lower() not in ALLOWED_SUFFIXES:
+            bad.append(str(rel))
+    if bad:
+        raise ModelLoadError(
+            f"{d}: refusing to serve a model directory holding files other than JSON, safetensors and Parquet: "
+            f"{bad[:10]} (remove them; models are never loaded from pickle / .pt / .bin files)"
+        )
+    if not (d / MANIFEST).exists():
+        raise FileNotFoundError(f"{d}: no {MANIFEST}; not a chronorec model directory")
+    return read_manifest(d)
+
+
+def _py(v: Any) -> Any:
+    """numpy scalars -> Python scalars for JSON."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+class Service:
+    """Model, pipeline, live events and metrics of one running service."""
+
+    def __init__(self, settings: ServiceSettings):
+        from chronorec.models.registry import load
+
+        self.settings = settings
+        self.model_dir = Path(settings.model_dir)
+        manifest = check_model_dir(self.model_dir)
+        self.model = load(self.model_dir)
+        self.api_key = settings.key()
+        digest = manifest["files"].get("model.safetensors", "")[:12]
+        self.model_version = f"{manifest['kind']}-{digest}"
+        rec_settings = None
+        if settings.settings_path is not None:
+            rec_settings = RecommendSettings.load(settings.settings_path)
+        elif (self.model_dir / "recommend.json").exists():
+            rec_settings = RecommendSettings.load(self.model_dir / "recommend.json")
+        items = ItemTable.read(settings.items_path, self.model.items) if settings.items_path is not None else None
+        self.popularity = PopularityIndex(self.model.popularity)
+        self.pipeline = RecommendPipeline(self.model, items=items, settings=rec_settings, popularity=self.popularity)
+        self.user_int_ids = np.issubdtype(np.asarray(self.model.users.external_ids).dtype, np.integer)
+        self.store = EventStore(settings.live_dir)
+        self.live = LiveHistories()
+        for e in self.store:
+            self._apply(e)
+        self.metrics = ServiceMetrics(
+            {
+                "kind": manifest["kind"],
+                "version": self.model_version,
+                "chronorec_version": str(manifest.get("chronorec_version", "")),
+            }
+        )
+        self.started = time.time()
+        self.pipeline.rank(np.zeros(1, np.int64), [np.ones(1, np.int64)], RecommendOptions(k=1))  # warm-up
+        logger.info("serving %s from %s (%d live events)", self.model_version, self.model_dir, len(self.store))
+
+    # ---------------------------------------------------------------- ids and live events
+    def user_key(self, user: Any) -> tuple[Any, str]:
+        """The user id in the model's id type (``"12"`` -> 12 for integer ids) and its live-state key."""
+        if self.user_int_ids and isinstance(user, str):
+            try:
+                user = int(user)
+            except ValueError:
+                pass
+        if not self.user_int_ids and not isinstance(user, str):
+            user = str(user)
+        return user, json.dumps(user)
+
+    def _apply(self, e: dict[str, Any]) -> int:
+        """Add a stored event to the live histories and popularity; its internal item (0 = unknown)."""
+        _, key = self.user_key(e["user_id"])
+        item = int(to_internal(self.model.items, [e["item_id"]])[0])
+        if item > 0:
+            self.live.add(key, item, e.get("behavior"))
+            ctx = dict(e.get("context") or {})
+            ctx.setdefault("time", e["timestamp"])
+            self.popularity.add(item, context_keys(ctx))
+        return item
+
+    def add_events(self, events: list[Event]) -> dict[str, Any]:
+        """Commit events to the store, then let them count; events of unknown items are only stored."""
+        now = int(time.time())
+        rows = [
+            {
+                "user_id": self.user_key(e.user_id)[0],
+                "item_id": e.item_id,
+                "behavior": e.behavior,
+                "timestamp": e.timestamp if e.timestamp is not None else now,
+                "context": e.context or {},
+            }
+            for e in events
+        ]
+        self.store.append(rows)
+        unknown = [row["item_id"] for row in rows if self._apply(row) == 0]
+        self.metrics.add_live_events(len(rows))
+        warnings = []
+        if unknown:
+            warnings.append(
+                f"{len(unknown)} events name items unknown to the model: stored for retraining, "
+                f"not used for recommendations: {unknown[:10]}"
+            )
+        return {"accepted": len(rows), "warnings": warnings}
+
+    # ---------------------------------------------------------------- recommendations
+    def _user_events(self, user_id: Any, warnings: list[str]) -> tuple[Any, int, np.ndarray, list[str | None]]:
+        """``(user id, internal user, items, behaviours)``: the training history and live events of a user."""
+        user_out, key = self.user_key(user_id)
+        user_int = int(to_internal(self.model.users, [user_out])[0])
+        base = self.pipeline.user_history(user_int)
+        live_items, live_beh = self.live.get(key)
+        if user_int == 0:
+            warnings.append(
+                f"user_id {user_out!r} is unknown to the model"
+                + (f"; using its {len(live_items)} live events" if len(live_items) else "; cold-start path")
+            )
+        return user_out, user_int, np.concatenate([base, live_items]), [None] * len(base) + live_beh
+
+    def _explicit_events(self, history: list[Any], warnings: list[str]) -> tuple[np.ndarray, list[str | None]]:
+        """An explicit history's known items (in time order when every event has a timestamp) and behaviours."""
+        hist = [h if isinstance(h, HistoryItem) else HistoryItem(item_id=h) for h in history]
+        if all(h.timestamp is not None for h in hist):
+            hist = sorted(hist, key=lambda h: h.timestamp)  # stable: ties keep the given order
+        idx = to_internal(self.model.items, [h.item_id for h in hist])
+        unknown = [h.item_id for h, i in zip(hist, idx, strict=True) if i == 0]
+        if unknown:
+            warnings.append(f"history: {len(unknown)} unknown item ids ignored: {unknown[:10]}")
+        return idx[idx > 0], [h.behavior for h, i in zip(hist, idx, strict=True) if i > 0]
+
+    def recommend(self, req: RecommendRequest) -> dict[str, Any]:
+        """The answer of ``POST /recommend`` (see :class:`~chronorec.serving.schemas.RecommendResponse`)."""
+        warnings: list[str] = []
+        user_out, user_int = None, 0
+        items, behaviors = np.zeros(0, np.int64), []
+        if req.user_id is not None:
+            user_out, user_int, items, behaviors = self._user_events(req.user_id, warnings)
+        if req.history:
+            more, more_beh = self._explicit_events(req.history, warnings)
+            items, behaviors = np.concatenate([items, more]), behaviors + more_beh
+        opts = RecommendOptions(
+            k=req.k,
+            filters=req.filters,
+            rerank=req.rerank,
+            blend=req.blend,
+            explain=req.explain,
+            n_explain=req.n_explain,
+        )
+        has_beh = any(b is not None for b in behaviors)
+        ranked = self.pipeline.rank(
+            np.array([user_int], np.int64),
+            [HistoryEvents(items, behaviors if has_beh else None)],
+            opts,
+            contexts=[req.context],
+        )[0]
+        return {
+            "user_id": _py(user_out),
+            "items": self._items_out(ranked),
+            "strategy": ranked.strategy,
+            "history_length": int(len(items)),
+            "warnings": warnings + ranked.warnings,
+            "model_version": self.model_version,
+        }
+
+    def _items_out(self, ranked: RankedList) -> list[dict[str, Any]]:
+        """A ranked list as response items with external ids, names and explanations."""
+        pipe = self.pipeline
+        ext = pipe.external(ranked.items) if len(ranked.items) else []
+        out = []
+        for r, (i, e, s) in enumerate(zip(ranked.items, ext, ranked.scores, strict=True)):
+            because = []
+            if ranked.explanations is not None and ranked.explanations[r]:
+                reasons = ranked.explanations[r]
+                ext_r = pipe.external([j for j, _ in reasons])
+                because = [
+                    {"item_id": _py(x), "name": pipe.item_name(j), "similarity": round(sim, 6)}
+                    for x, (j, sim) in zip(ext_r, reasons, strict=True)
+                ]
+            out.append(
+                {
+                    "item_id": _py(e),
+                    "name": pipe.item_name(int(i)),
+                    "score": float(s),
+                    "rank": r + 1,
+                    "because": because,
+                }
+            )
+        return out
+
+    def health(self) -> dict[str, Any]:
+        """Liveness and what is served."""
+        return {
+            "status": "ok",
+            "model_version": self.model_version,
+            "model_dir": str(self.model_dir),
+            "n_items": self.model.n_items,
+            "n_users": self.model.users.size,
+            "live_events": len(self.store),
+            "uptime_s": round(time.time() - self.started, 3),
+        }
+
+
+__all__ = ["Service", "check_model_dir"]
