@@ -147,18 +147,23 @@ def recommend(
                 f"note: {unknown} of {len(ids)} users are unknown to the model; they get popular items", err=True
             )
         recs = pipe.recommend(ids, options=opts, score=score_kind)
-    if r.out:
-        target = Path(r.out)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.suffix.lower() == ".parquet":
-            recs.to_parquet(target, index=False)
-        elif target.suffix.lower() == ".csv":
-            recs.to_csv(target, index=False)
-        else:
-            raise ConfigError(f"--out {target}: use a .csv or .parquet file name")
-        typer.echo(f"Wrote {len(recs)} recommendations for {recs['user_id'].nunique()} users to {target}")
-    else:
+    _write_recommendations(recs, r.out)
+
+
+def _write_recommendations(recs: Any, out: str | None) -> None:
+    """To a .csv / .parquet file, or as CSV to stdout."""
+    if not out:
         recs.to_csv(sys.stdout, index=False)
+        return
+    target = Path(out)
+    if target.suffix.lower() not in (".csv", ".parquet"):
+        raise ConfigError(f"--out {target}: use a .csv or .parquet file name")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.suffix.lower() == ".parquet":
+        recs.to_parquet(target, index=False)
+    else:
+        recs.to_csv(target, index=False)
+    typer.echo(f"Wrote {len(recs)} recommendations for {recs['user_id'].nunique()} users to {target}")
 
 
 # ---------------------------------------------------------------------- calibrate
@@ -202,18 +207,8 @@ def calibrate(
     <out>.report.json and <out>.reliability.png.
     """
     overrides = run_overrides(locals())
-    from chronorec.evaluation.calibration import plot_reliability
     from chronorec.models.registry import load
-    from chronorec.recommend import (
-        ItemTable,
-        RecommendOptions,
-        RecommendPipeline,
-        RecommendSettings,
-        RerankOptions,
-        calibrate_temperature,
-        evaluate_postprocessing,
-        tune_blend,
-    )
+    from chronorec.recommend import ItemTable, RecommendPipeline, RecommendSettings, evaluate_postprocessing, tune_blend
     from chronorec.workflows.experiment import evalset_for_model, provenance
 
     cfg = load_config(config, overrides)
@@ -222,21 +217,9 @@ def calibrate(
     log = load_events(cfg)
     sp = make_split(log, cfg)
     val = evalset_for_model(m, log, sp.validation)
-    cal = calibrate_temperature(m, val)
-    T = float(cal["temperature"])
-    stats = {k: float(v) for k, v in cal.items() if k in ("nll_before", "nll_after", "ece_before", "ece_after")}
-    stats["n_cases"] = int(cal["n_cases"])
-    typer.echo(
-        f"temperature {T:.4g}: validation NLL {stats['nll_before']:.4f} -> {stats['nll_after']:.4f}, "
-        f"ECE {stats['ece_before']:.4f} -> {stats['ece_after']:.4f} ({stats['n_cases']} cases)"
-    )
     stem = out.with_suffix("")
     out.parent.mkdir(parents=True, exist_ok=True)
-    plot = plot_reliability(
-        {"T = 1": cal["curve_before"], f"T = {T:.3g}": cal["curve_after"]},
-        Path(f"{stem}.reliability.png"),
-        title=f"{m.kind}: top-1 reliability on validation",
-    )
+    T, stats, plot = _fit_temperature(m, val, Path(f"{stem}.reliability.png"))
     items = ItemTable.read(items_table, m.items) if items_table else None
     rec = RecommendSettings(temperature=T, calibration=stats)
     pipe = RecommendPipeline(m, items=items, settings=rec)
@@ -246,12 +229,7 @@ def calibrate(
     typer.echo(
         f"blend for histories under {sparse_below} items: popularity {blend.popularity}, content {blend.content}"
     )
-    variants = {"plain": RecommendOptions()}
-    for w in (0.2, 0.5):
-        variants[f"diversity {w}"] = RecommendOptions(rerank=RerankOptions(diversity_weight=w))
-    if items is not None and items.has_categories:
-        variants["interest 0.3"] = RecommendOptions(rerank=RerankOptions(interest_weight=0.3))
-    post = evaluate_postprocessing(pipe, val, variants)
+    post = evaluate_postprocessing(pipe, val, _variants(items))
     typer.echo("post-processing on validation (what each knob costs):")
     typer.echo(post.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
     rec.save(out)
@@ -268,3 +246,36 @@ def calibrate(
     )
     Path(f"{stem}.report.json").write_text(json.dumps(report, indent=2, default=json_default))
     typer.echo(f"Wrote {out}, {stem}.report.json and {plot}")
+
+
+def _fit_temperature(model: Any, val: Any, plot_path: Path) -> tuple[float, dict[str, Any], Any]:
+    """The softmax temperature fitted on validation, its before/after figures and the reliability plot."""
+    from chronorec.evaluation.calibration import plot_reliability
+    from chronorec.recommend import calibrate_temperature
+
+    cal = calibrate_temperature(model, val)
+    T = float(cal["temperature"])
+    stats = {k: float(v) for k, v in cal.items() if k in ("nll_before", "nll_after", "ece_before", "ece_after")}
+    stats["n_cases"] = int(cal["n_cases"])
+    typer.echo(
+        f"temperature {T:.4g}: validation NLL {stats['nll_before']:.4f} -> {stats['nll_after']:.4f}, "
+        f"ECE {stats['ece_before']:.4f} -> {stats['ece_after']:.4f} ({stats['n_cases']} cases)"
+    )
+    plot = plot_reliability(
+        {"T = 1": cal["curve_before"], f"T = {T:.3g}": cal["curve_after"]},
+        plot_path,
+        title=f"{model.kind}: top-1 reliability on validation",
+    )
+    return T, stats, plot
+
+
+def _variants(items: Any) -> dict[str, Any]:
+    """The post-processing variants calibrate compares: plain, diversity re-ranking, interest re-ranking."""
+    from chronorec.recommend import RecommendOptions, RerankOptions
+
+    variants = {"plain": RecommendOptions()}
+    for w in (0.2, 0.5):
+        variants[f"diversity {w}"] = RecommendOptions(rerank=RerankOptions(diversity_weight=w))
+    if items is not None and items.has_categories:
+        variants["interest 0.3"] = RecommendOptions(rerank=RerankOptions(interest_weight=0.3))
+    return variants
