@@ -251,7 +251,7 @@ def require_fitted(model: Any) -> Any:
 
 def set_threads(threads: int | None) -> None:
     """torch's CPU threads (the training runtime's helper; nothing when ``threads`` is None)."""
-    from chronorec.training.trainer import set_threads as _set
+    from chronorec.training.runtime import set_threads as _set
 
     _set(threads)
 

@@ -156,7 +156,7 @@ def run_one(
 
     ``refit``: after the validated run, fit the same configuration again from scratch on the
     training + validation events, for the epochs and learning rates that validation chose
-    (:func:`~chronorec.training.trainer.refit_plan`), and report it, and the two models' ensemble, on test.
+    (:func:`~chronorec.training.schedules.refit_plan`), and report it, and the two models' ensemble, on test.
     ``refit_from``: only that refit, from a finished run's JSON (its configuration, history and
     best epoch; its saved model, when there, joins the ensemble). The row's training time is the
     search's plus the refit's: the cost of the whole recipe.
@@ -164,7 +164,7 @@ def run_one(
     from chronorec.datasets.formats import dataset_path, load_sequence_file
     from chronorec.evaluation.split import leave_one_out
     from chronorec.models import registry
-    from chronorec.training.trainer import set_threads
+    from chronorec.training.runtime import set_threads
     from chronorec.workflows.experiment import peak_rss_mb, provenance, run_models
 
     set_threads(threads)
@@ -243,7 +243,7 @@ def _refit(cls, params: dict[str, Any], search: dict[str, Any], split, *, seed: 
     schedule; the refit model, its test figures, and those of its ensemble with the search model."""
     from chronorec.evaluation.ranking import evaluate_ranking
     from chronorec.models.ensemble import Ensemble
-    from chronorec.training.trainer import refit_plan
+    from chronorec.training.schedules import refit_plan
     from chronorec.workflows.experiment import DEFAULT_KS
 
     if split.full is None:

@@ -104,7 +104,7 @@ def run_demo(
     from chronorec.datasets.synthetic import make_ecommerce_log
     from chronorec.evaluation.split import leave_one_out
     from chronorec.plots import plot_metrics, plot_training_curves
-    from chronorec.training.trainer import set_threads
+    from chronorec.training.runtime import set_threads
     from chronorec.workflows.experiment import metrics_table, provenance, run_models
 
     t_start = time.perf_counter()
