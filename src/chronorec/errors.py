@@ -1,7 +1,7 @@
 """The exceptions chronorec raises for problems a user can fix.
 
 Every error caused by user input (a file, an option, a config, a model folder, a request) is a
-:class:`ChronorecError`; the CLI prints its message as one line and exits with status 2, and the
+:class:`ChronorecError`; the CLI prints its message as one line and exits with status 1, and the
 service answers 4xx. Anything else is a bug and is reported as such. Each class also derives from
 the built-in exception it refines, so ``except ValueError`` in existing code keeps working.
 """
