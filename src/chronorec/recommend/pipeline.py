@@ -259,21 +259,18 @@ class RecommendPipeline:
                 key = raw[r].astype(np.float64) if not pop_keys else p.copy()
                 strategies[r] = "popularity"
             else:
-                p, key, strategies[r] = self._blend_row(h, probs[r], keys[r], ok[r], blend, pop_keys)
+                p = self._blend_row(h, probs[r], ok[r], blend, pop_keys)
+                if p is None:
+                    continue  # nothing to mix in: the model's row stands
+                key, strategies[r] = p.copy(), "blend"
             probs[r] = p
             keys[r] = np.where(ok[r], key, -np.inf)
         return probs, keys, strategies
 
     def _blend_row(
-        self,
-        history: np.ndarray,
-        p: np.ndarray,
-        key: np.ndarray,
-        ok: np.ndarray,
-        blend: BlendOptions,
-        pop_keys: list[str],
-    ) -> tuple[np.ndarray, np.ndarray, str]:
-        """A sparse history's mix of the model, popularity and content distributions (by the blend's weights)."""
+        self, history: np.ndarray, p: np.ndarray, ok: np.ndarray, blend: BlendOptions, pop_keys: list[str]
+    ) -> np.ndarray | None:
+        """A sparse history's mix of the model, popularity and content distributions (None: all weights 0)."""
         mix = blend.model * p
         weight = blend.model
         if blend.popularity > 0:
@@ -283,10 +280,7 @@ class RecommendPipeline:
         if content is not None:
             mix = mix + blend.content * content
             weight += blend.content
-        if weight > 0:
-            p = mix / weight
-            return p, p.copy(), "blend"
-        return p, key, "model"
+        return mix / weight if weight > 0 else None
 
     def content_distribution(self, history: np.ndarray, ok: np.ndarray) -> np.ndarray | None:
         """Content-similarity distribution: category affinity (item table) or embedding profile."""
