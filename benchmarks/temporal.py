@@ -39,8 +39,9 @@ def run(data_dir: str | None, out: Path, quick: bool, threads: int) -> dict[str,
     import torch
 
     from chronorec.datasets.formats import data_dir as resolve
+    from chronorec.datasets.temporal import load_taobao, load_temporal_dataset, utc_offset_hours
     from chronorec.temporal.behavior import SequenceClassifierConfig, predict_behavior
-    from chronorec.temporal.features import activity_series, feature_table, load_taobao, load_temporal_dataset
+    from chronorec.temporal.features import activity_series, feature_table
     from chronorec.temporal.forecast.core import plot_forecasts, rolling_origin, to_matrix
     from chronorec.temporal.forecast.data import events_series, online_retail_series
     from chronorec.workflows.experiment import provenance
@@ -71,6 +72,7 @@ def run(data_dir: str | None, out: Path, quick: bool, threads: int) -> dict[str,
         (out / "temporal.md").write_text(markdown(payload))
 
     taobao = load_taobao(ddir)
+    tz = utc_offset_hours("taobao")
 
     def features():
         rows = {}
@@ -80,14 +82,14 @@ def run(data_dir: str | None, out: Path, quick: bool, threads: int) -> dict[str,
                 t1 = time.perf_counter()
                 if freq == "hour" and entity == "item_id":
                     continue  # 55k items x 216 hours x 216 cut-offs: not a useful table
-                ft = feature_table(taobao, entity=entity, freq=freq, utc_offset_hours=8)
+                ft = feature_table(taobao, entity=entity, freq=freq, utc_offset_hours=tz)
                 rows[f"{entity}/{freq}"] = {
                     "rows": len(ft),
                     "columns": ft.shape[1],
                     "seconds": time.perf_counter() - t1,
                 }
         t1 = time.perf_counter()
-        s = activity_series(taobao, freq="hour", utc_offset_hours=8)
+        s = activity_series(taobao, freq="hour", utc_offset_hours=tz)
         rows["series user/hour"] = {"rows": len(s), "seconds": time.perf_counter() - t1}
         return {
             "events": len(taobao),
@@ -104,7 +106,7 @@ def run(data_dir: str | None, out: Path, quick: bool, threads: int) -> dict[str,
         seq = ("gru", "lstm", "transformer")
         res = predict_behavior(
             taobao,
-            utc_offset_hours=8,
+            utc_offset_hours=tz,
             test_cutoffs=1 if quick else 3,
             models=("logistic", "gbm", *seq, *(f"{m}+features" for m in seq))
             if not quick
@@ -138,7 +140,7 @@ def run(data_dir: str | None, out: Path, quick: bool, threads: int) -> dict[str,
             8,
         ),
         "taobao_category_hourly": (
-            lambda: events_series(taobao, entity="category", freq="hour", top=30, utc_offset_hours=8),
+            lambda: events_series(taobao, entity="category", freq="hour", top=30, utc_offset_hours=tz),
             24,
             3,
         ),

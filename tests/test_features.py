@@ -171,3 +171,15 @@ def test_week_grid_starts_on_monday():
     g = PeriodGrid.cover(np.array([T0]), freq="week")
     assert g.labels()[0] == pd.Timestamp("2023-11-13")  # the Monday before
     assert g.complete_before(T0) == 0 and g.complete_before(int(g.start_utc(1))) == 1
+
+
+def test_named_datasets_have_one_home_for_their_local_time():
+    from chronorec.datasets.temporal import load_temporal_dataset, utc_offset_hours
+    from chronorec.errors import ConfigError
+
+    assert utc_offset_hours("taobao") == 8.0 and utc_offset_hours("Taobao") == 8.0
+    assert utc_offset_hours("synthetic") == 0.0 and utc_offset_hours(None) == 0.0
+    with pytest.raises(ConfigError, match="unknown dataset"):
+        load_temporal_dataset("nope")
+    df = load_temporal_dataset("synthetic", seed=1)
+    assert df["timestamp"].dtype == np.int64 and df["timestamp"].is_monotonic_increasing

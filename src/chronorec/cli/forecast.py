@@ -25,7 +25,7 @@ def _named_series(cfg: Any) -> Any:
     if key == "online-retail":
         return online_retail_series(data_dir=data_dir, by=f.by, measure=f.measure, top=f.top)
     if key in ("taobao", "ml-100k"):
-        from chronorec.temporal.features import load_temporal_dataset
+        from chronorec.datasets.temporal import load_temporal_dataset
 
         ev = load_temporal_dataset(key, data_dir=data_dir)
         ent = "category" if key == "taobao" else "item_id"

@@ -36,13 +36,15 @@ def utc_offset_for(dataset: str | None, given: float | None) -> float:
         return given
     if dataset is None:
         return 0.0
-    return 8.0 if dataset.lower() == "taobao" else 0.0
+    from chronorec.datasets.temporal import utc_offset_hours
+
+    return utc_offset_hours(dataset)
 
 
 def read_frame(cfg: Any, *, behavior_col: str | None, value_col: str | None, category_col: str | None) -> Any:
     """The event frame of the config's data section: a named temporal dataset or an events file."""
+    from chronorec.datasets.temporal import load_temporal_dataset, read_event_frame
     from chronorec.errors import ConfigError
-    from chronorec.temporal.features import load_temporal_dataset, read_event_frame
 
     d = cfg.data
     if d.dataset is not None:

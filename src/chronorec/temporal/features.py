@@ -1,8 +1,8 @@
 """Temporal features, strictly from the past of each cut-off.
 
 Two outputs, both built from a plain event frame (``user_id, item_id, timestamp`` in epoch
-seconds, optional ``behavior``, ``value`` and ``category``; :func:`event_frame` makes one from an
-:class:`~chronorec.data.eventlog.EventLog`):
+seconds, optional ``behavior``, ``value`` and ``category``; :func:`chronorec.datasets.temporal.event_frame` makes one
+from an :class:`~chronorec.data.eventlog.EventLog`; the named datasets load from there too):
 
 * :func:`activity_series`: per-entity activity at a frequency (``hour``, ``day``, ``week``) in long
   format: ``series_id, period, count, count_<behaviour>..., value_sum``.
@@ -26,105 +26,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from chronorec.data import columns as C
+from chronorec.datasets.temporal import CATEGORY, event_frame
 
 PERIOD_SECONDS = {"hour": 3600, "day": 86400, "week": 7 * 86400}
 _MONDAY = 4 * 86400  # 1970-01-05 (a Monday) is 4 days after the epoch
-CATEGORY = "category"
 
 __all__ = [
+    "CATEGORY",
     "PERIOD_SECONDS",
     "PeriodGrid",
     "activity_series",
     "change_points",
     "cusum_change_point",
     "dominant_periods",
+    "default_cutoffs",
     "event_frame",
     "feature_table",
-    "load_temporal_dataset",
     "rolling_slope",
 ]
-
-
-# ----------------------------------------------------------------------------- inputs
-def event_frame(log: Any) -> pd.DataFrame:
-    """The events of an :class:`~chronorec.data.eventlog.EventLog` (or a frame) with canonical columns.
-
-    A frame is returned with ``timestamp`` as int64 and rows stably sorted by time; an EventLog
-    is converted with its external ids (a ``category`` context column is kept if present).
-    """
-    if isinstance(log, pd.DataFrame):
-        df = log
-    else:
-        df = log.to_external_frame()
-    for col in (C.USER, C.TIME):
-        if col not in df.columns:
-            raise ValueError(f"event frame needs a {col!r} column (has {list(df.columns)})")
-    df = df.copy()
-    df[C.TIME] = df[C.TIME].to_numpy().astype(np.int64)
-    if C.BEHAVIOR in df.columns:
-        df[C.BEHAVIOR] = df[C.BEHAVIOR].astype(str)
-    return df.sort_values(C.TIME, kind="stable").reset_index(drop=True)
-
-
-TAOBAO_FILES = ("taobao-userbehavior/UserBehavior_first814users.csv", "taobao-userbehavior/UserBehavior_114users.csv")
-TAOBAO_START = 1511539200  # 2017-11-25 00:00 Beijing time
-TAOBAO_END = 1512316800  # 2017-12-04 00:00 Beijing time
-
-
-def load_taobao(directory: str | Path | None = None, *, clip: bool = True) -> pd.DataFrame:
-    """The 928 complete Taobao users (first 814 + 114 users files) as an event frame.
-
-    Columns ``user_id, item_id, category, behavior, timestamp``. With ``clip`` the few outlier
-    timestamps outside the dataset's nine days (2017-11-25 .. 2017-12-03, Beijing time) are dropped
-    (35 rows in the 814-user file), as the dataset's description prescribes.
-    """
-    from chronorec.datasets.formats import data_dir
-
-    d = data_dir(directory)
-    names = [C.USER, C.ITEM, CATEGORY, C.BEHAVIOR, C.TIME]
-    frames = []
-    for rel in TAOBAO_FILES:
-        p = d / rel
-        if not p.exists():
-            raise FileNotFoundError(f"Taobao file {p} not found (see shared/data/README.md)")
-        frames.append(
-            pd.read_csv(
-                p,
-                header=None,
-                names=names,
-                dtype={C.USER: np.int64, C.ITEM: np.int64, CATEGORY: np.int64, C.BEHAVIOR: str, C.TIME: np.int64},
-            )
-        )
-    df = pd.concat(frames, ignore_index=True)
-    if clip:
-        df = df[(df[C.TIME] >= TAOBAO_START) & (df[C.TIME] < TAOBAO_END)]
-    return event_frame(df)
-
-
-def load_temporal_dataset(name: str, *, data_dir: str | Path | None = None, seed: int = 0) -> pd.DataFrame:
-    """A named event frame: ``taobao`` (928 users), ``ml-100k`` (ratings as ``rate`` events with
-    the rating as value), or ``synthetic`` (the planted e-commerce log)."""
-    key = name.lower()
-    if key == "taobao":
-        return load_taobao(data_dir)
-    if key == "ml-100k":
-        from chronorec.datasets.formats import load_dataset
-
-        df = event_frame(load_dataset("ml-100k", data_dir=data_dir))
-        df[C.BEHAVIOR] = "rate"
-        return df
-    if key == "synthetic":
-        from chronorec.datasets.synthetic import make_ecommerce_log
-
-        return event_frame(make_ecommerce_log(seed=seed, return_frame=True))
-    raise ValueError(f"unknown dataset {name!r}; known: taobao, ml-100k, synthetic")
 
 
 # ----------------------------------------------------------------------------- period grid
@@ -534,34 +459,3 @@ def feature_table(
     table = pd.concat(rows, ignore_index=True)
     table.insert(2, "cutoff_time", pd.to_datetime(table["cutoff"], unit="s"))
     return table
-
-
-def read_event_frame(
-    data: Path,
-    user_col: str,
-    item_col: str,
-    time_col: str,
-    behavior_col: str | None,
-    value_col: str | None,
-    category_col: str | None,
-) -> pd.DataFrame:
-    """An event frame from a file (via :func:`chronorec.data.ingest.read_events`) or an ingest folder."""
-    from chronorec.data.eventlog import EventLog
-
-    if data.is_dir() and (data / "eventlog.json").exists():
-        return event_frame(EventLog.load(data))
-    from chronorec.data import read_events
-
-    log = read_events(
-        data,
-        user_col=user_col,
-        item_col=item_col,
-        time_col=time_col,
-        behavior_col=behavior_col,
-        value_col=value_col,
-        context_cols=[category_col] if category_col else (),
-    )
-    df = event_frame(log)
-    if category_col:
-        df = df.rename(columns={category_col: CATEGORY})
-    return df
