@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from chronorec.cli.common import ConfigOpt, DataDirOpt, SeedOpt, ThreadsOpt, field_option, load_config
-from chronorec.workflows.benchmark import BenchmarkConfig
+from chronorec.workflows.sections import BenchmarkConfig
 
 B = BenchmarkConfig
 

@@ -22,6 +22,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from chronorec.errors import ConfigError
 from chronorec.settings import Strict
+from chronorec.workflows.sections import BenchmarkConfig
 
 logger = logging.getLogger(__name__)
 
@@ -79,41 +80,6 @@ def preset_params(dataset: str, model: str, overrides: dict[str, dict[str, Any]]
     if model not in table[dataset]:
         raise ConfigError(f"unknown model preset {model!r}; known: {', '.join(table[dataset])}")
     return {**table[dataset][model], **(overrides or {}).get(model, {})}
-
-
-class BenchmarkConfig(Strict):
-    """``chronorec benchmark``: its config-file section (``benchmark:``). The data folder, seed and
-    threads are the config's shared ``data.data_dir``, ``seed`` and ``threads``."""
-
-    datasets: list[str] = Field(["ml-1m", "beauty"], description="Comma-separated: ml-1m, beauty, ml-1m-full.")
-    models: list[str] = Field(
-        ["popular", "itemknn", "ease", "gru4rec", "sasrec"], description="Comma-separated preset names."
-    )
-    out: str = Field("benchmarks/results", description="Output folder for the JSON and Markdown results.")
-    set: list[str] = Field(
-        [], description="Override a preset value as MODEL.KEY=VALUE (JSON values; repeatable), e.g. sasrec.lr=0.001."
-    )
-    tag: str = Field("", description="Suffix for the output file names.")
-    progress: bool = Field(True, description="Show training progress.")
-    save_model: str | None = Field(
-        None, description="Save each trained model under DIR/<dataset>-<model> (safetensors + JSON)."
-    )
-    aggregate: bool = Field(False, description="Only rebuild the summary table from the saved runs under OUT/runs.")
-    refit: bool = Field(
-        False,
-        description="After the validated run, refit on training + validation events for the epochs and learning "
-        "rates validation chose, and report the refit (and its ensemble with the validated model).",
-    )
-    refit_from: str | None = Field(
-        None, description="Only the refit, following a finished run's JSON (one dataset and one model)."
-    )
-
-    @field_validator("datasets", "models", "set", mode="before")
-    @classmethod
-    def _comma_lists(cls, value: Any) -> Any:
-        from chronorec.workflows.sections import split_list
-
-        return value if not isinstance(value, str) else split_list(value)
 
 
 class BenchmarkSettings(BenchmarkConfig):

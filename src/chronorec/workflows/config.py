@@ -29,8 +29,14 @@ from pydantic import BaseModel, Field, ValidationError, create_model, field_vali
 
 from chronorec.errors import ConfigError  # re-exported: chronorec.workflows.config.ConfigError
 from chronorec.settings import Strict as _Strict
-from chronorec.workflows.benchmark import BenchmarkConfig
-from chronorec.workflows.sections import BehaviorConfig, EnsembleConfig, FeaturesConfig, ForecastConfig, ServeConfig
+from chronorec.workflows.sections import (
+    BehaviorConfig,
+    BenchmarkConfig,
+    EnsembleConfig,
+    FeaturesConfig,
+    ForecastConfig,
+    ServeConfig,
+)
 
 
 class DataConfig(_Strict):

@@ -1,8 +1,7 @@
 """Config sections of the commands beyond the shared ``data`` / ``split`` / ``evaluation`` / ``recommend``.
 
 Each section is the settings of one command, readable from a ``--config`` file under its name
-(``features:``, ``behavior:``, ``forecast:``, ``serve:``, ``ensemble:``); the benchmark's section
-is :class:`chronorec.workflows.benchmark.BenchmarkConfig`. The field descriptions are the help
+(``features:``, ``behavior:``, ``forecast:``, ``serve:``, ``ensemble:``, ``benchmark:``). The field descriptions are the help
 texts of the command-line options, and the defaults here are the commands' defaults.
 Comma-separated text (``"1,7,28"``) is accepted wherever a list is expected, as on the command line.
 """
@@ -135,4 +134,45 @@ class EnsembleConfig(_Lists):
     )
 
 
-__all__ = ["BehaviorConfig", "EnsembleConfig", "FeaturesConfig", "ForecastConfig", "ServeConfig", "split_list"]
+class BenchmarkConfig(Strict):
+    """``chronorec benchmark``: its config-file section (``benchmark:``). The data folder, seed and
+    threads are the config's shared ``data.data_dir``, ``seed`` and ``threads``."""
+
+    datasets: list[str] = Field(["ml-1m", "beauty"], description="Comma-separated: ml-1m, beauty, ml-1m-full.")
+    models: list[str] = Field(
+        ["popular", "itemknn", "ease", "gru4rec", "sasrec"], description="Comma-separated preset names."
+    )
+    out: str = Field("benchmarks/results", description="Output folder for the JSON and Markdown results.")
+    set: list[str] = Field(
+        [], description="Override a preset value as MODEL.KEY=VALUE (JSON values; repeatable), e.g. sasrec.lr=0.001."
+    )
+    tag: str = Field("", description="Suffix for the output file names.")
+    progress: bool = Field(True, description="Show training progress.")
+    save_model: str | None = Field(
+        None, description="Save each trained model under DIR/<dataset>-<model> (safetensors + JSON)."
+    )
+    aggregate: bool = Field(False, description="Only rebuild the summary table from the saved runs under OUT/runs.")
+    refit: bool = Field(
+        False,
+        description="After the validated run, refit on training + validation events for the epochs and learning "
+        "rates validation chose, and report the refit (and its ensemble with the validated model).",
+    )
+    refit_from: str | None = Field(
+        None, description="Only the refit, following a finished run's JSON (one dataset and one model)."
+    )
+
+    @field_validator("datasets", "models", "set", mode="before")
+    @classmethod
+    def _comma_lists(cls, value: Any) -> Any:
+        return value if not isinstance(value, str) else split_list(value)
+
+
+__all__ = [
+    "BenchmarkConfig",
+    "BehaviorConfig",
+    "EnsembleConfig",
+    "FeaturesConfig",
+    "ForecastConfig",
+    "ServeConfig",
+    "split_list",
+]
