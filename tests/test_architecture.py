@@ -3,6 +3,7 @@ two modules import each other, directly or through others (lazy imports inside f
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import grimp
@@ -60,7 +61,14 @@ def _cycles(graph) -> list[list[str]]:
 
 def test_the_layer_contracts_hold():
     config = Path(__file__).resolve().parents[1] / "pyproject.toml"
-    assert importlinter_cli.lint_imports(config_filename=str(config)) == importlinter_cli.EXIT_STATUS_SUCCESS
+    # lint_imports configures logging and so disables every logger that exists: re-enable them after it
+    loggers = [lg for lg in logging.root.manager.loggerDict.values() if isinstance(lg, logging.Logger)]
+    enabled = [lg for lg in loggers if not lg.disabled]
+    try:
+        assert importlinter_cli.lint_imports(config_filename=str(config)) == importlinter_cli.EXIT_STATUS_SUCCESS
+    finally:
+        for lg in enabled:
+            lg.disabled = False
 
 
 def test_no_import_cycles(graph):
