@@ -47,7 +47,9 @@ def test_large_models_learn_planted_transitions(planted, kind, params):
 
 def test_bert4rec_masks_and_scores_with_the_mask_token(planted):
     m = registry.get("bert4rec")(epochs=1, dim=16, max_len=10, progress=False, mask_prob=0.5).fit(planted.train)
-    spans = m._training_spans()[:8]
+    from chronorec.models.sequential.batching import training_spans
+
+    spans = training_spans(m.store)[:8]
     batch = m._make_batch([(max(a, b - 10), b) for a, b in spans], np.random.default_rng(0))
     x, y = batch["items"], batch["targets"]
     masked = x == m.n_items + 1

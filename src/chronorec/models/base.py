@@ -19,7 +19,6 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict
 
 from chronorec.artifacts import load_tensors, read_manifest, save_tensors, write_manifest
 from chronorec.data import columns as C
@@ -27,12 +26,11 @@ from chronorec.data.eventlog import EventLog
 from chronorec.data.idmap import IdMap
 from chronorec.data.sequences import SequenceStore
 from chronorec.models.topk import recommend_top_k
+from chronorec.settings import Strict
 
 
-class ModelConfig(BaseModel):
+class ModelConfig(Strict):
     """Base of every model's configuration: unknown keys are rejected."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class Recommender:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from chronorec.models.sequential.batching import gather
 from chronorec.models.sequential.blocks import SequenceEncoder, TransformerBlock
 from chronorec.models.sequential.recommender import Batch, SequentialConfig, SequentialRecommender
 
@@ -54,7 +55,7 @@ class BERT4Rec(SequentialRecommender):
     def _make_batch(self, spans: list[tuple[int, int]], rng: np.random.Generator) -> Batch:
         cfg = self.config
         width = self._batch_width(max(b - a for a, b in spans))
-        items = self._gather(self.store.items, spans, width)
+        items = gather(self.store.items, spans, width)
         real = (items > 0).numpy()
         masked = (rng.random(real.shape) < cfg.mask_prob) & real
         last_only = rng.random(len(spans)) < cfg.mask_last_prob
@@ -62,7 +63,7 @@ class BERT4Rec(SequentialRecommender):
         masked[~masked.any(1), -1] = True  # at least one per row; the last column is always a real item
         m = torch.from_numpy(masked)
         codes = self._flat_codes()
-        feats = {f: self._gather(c, spans, width) for f, c in codes.items()}
+        feats = {f: gather(c, spans, width) for f, c in codes.items()}
         if not cfg.request_context:  # at serving time the mask token has no context of its own
             feats = {f: (v if f == "timestamp" else v.masked_fill(m, 0)) for f, v in feats.items()}
         return {

@@ -126,3 +126,73 @@ def encode_external(context: Mapping[str, Any], keep: np.ndarray, vocab: Mapping
 def _codes(values: np.ndarray, vocab: Sequence[Any]) -> np.ndarray:
     index = {str(v): i + 1 for i, v in enumerate(vocab)}
     return np.array([index.get(str(v), 0) for v in values], dtype=np.int64)
+
+
+# ---------------------------------------------------------------------- codes of a fitted model
+def store_codes(store: Any, features: Sequence[str], needs_timestamps: bool = False) -> dict[str, np.ndarray]:
+    """Feature codes of every event of a ``SequenceStore`` (flat, aligned with ``store.items``),
+    plus the raw ``timestamp`` where a model reads time directly (``needs_timestamps``)."""
+    codes: dict[str, np.ndarray] = {}
+    if features:
+        raw = {"behavior": store.behaviors, "timestamp": store.timestamps, **store.extra}
+        raw = {k: v for k, v in raw.items() if v is not None}
+        first = np.zeros(len(store.items), bool)
+        first[store.offsets[:-1][store.lengths > 0]] = True
+        codes = event_features(raw, first, features)
+    if needs_timestamps and store.timestamps is not None:
+        codes["timestamp"] = store.timestamps
+    return codes
+
+
+def _stored_row(store: Any, flat: Mapping[str, np.ndarray], features: Sequence[str], user: int, hist: np.ndarray):
+    """A known user's stored context where ``hist`` starts with the user's training sequence, else None."""
+    if user <= 0 or (store.timestamps is None and store.behaviors is None and not store.extra):
+        return None
+    n = len(hist)
+    a, b = int(store.offsets[user]), int(store.offsets[user + 1])
+    m = min(n, b - a)
+    if not (m and np.array_equal(hist[:m], store.items[a : a + m])):
+        return None
+    codes = {f: np.pad(flat[f][a : a + m], (0, n - m)) for f in features}
+    ts = None
+    if store.timestamps is not None:
+        ts = store.timestamps[a : a + m]
+        ts = np.concatenate([ts, np.full(n - m, ts[-1] if m else 0, np.int64)])
+    return codes, ts, None
+
+
+def row_context(
+    store: Any,
+    flat: Mapping[str, np.ndarray],
+    features: Sequence[str],
+    user: int,
+    hist: np.ndarray,
+    ctx: Mapping[str, Any] | None,
+) -> tuple[dict[str, np.ndarray], np.ndarray | None, dict[str, int] | None]:
+    """(feature codes aligned to ``hist``, raw timestamps or None, next-event codes or None) of one row.
+
+    ``ctx`` is the row's raw context (see :func:`encode_external`). Without one, a known user's
+    stored context (``flat``: :func:`store_codes`) is used where the history starts with the user's
+    training sequence (later events get code 0 = unknown).
+    """
+    n = len(hist)
+    raw: Mapping[str, Any] = {}
+    nxt_raw, m = None, 0
+    if ctx is not None:
+        raw = {k: v for k, v in ctx.items() if k != "next"}
+        nxt_raw, m = ctx.get("next"), n
+    else:
+        stored = _stored_row(store, flat, features, user, hist)
+        if stored is not None:
+            return stored
+    first = np.zeros(m, bool)
+    first[:1] = True
+    codes = event_features({k: np.asarray(v)[:m] for k, v in raw.items()}, first, features)
+    codes = {f: np.pad(c, (0, n - m)) for f, c in codes.items()}
+    ts = raw.get("timestamp")
+    ts = None if ts is None else np.asarray(ts, dtype=np.int64)
+    nxt = None
+    if nxt_raw:
+        last = int(ts[-1]) if ts is not None and len(ts) else None
+        nxt = next_features(nxt_raw, last, features)
+    return codes, ts, nxt

@@ -4,87 +4,38 @@ A subclass provides ``_build_module()`` returning an ``nn.Module`` with
 ``forward(items (B, L), feats=None) -> hidden (B, L, d)`` and an ``item_emb`` embedding whose
 weight is tied to the output layer (rows 0..n_items; extra rows such as a mask token are never
 candidates). ``feats`` maps context feature names to (B, L) codes (and ``timestamp`` to raw
-seconds for models that use time directly). Training uses the one loop in ``chronorec.training.trainer``;
-a subclass changes what it learns through two hooks: ``_make_batch`` (which tensors one batch
-holds; default: causal next-item inputs and targets) and ``_loss`` (default: the configured
-next-item loss over every target position: full softmax, sampled softmax or gBCE).
+seconds for models that use time directly).
+
+The parts live beside this module: the settings in ``config``, the training windows and batches
+in ``batching``, the context codes in ``context``, the losses in ``losses``; training runs in the
+one :class:`chronorec.training.trainer.Trainer`. A subclass changes what it learns through two
+hooks: ``_make_batch`` (which tensors one batch holds; default: causal next-item inputs and
+targets) and ``_loss`` (default: the configured next-item loss over every target position: full
+softmax, sampled softmax or gBCE).
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from chronorec.errors import ConfigError
 from chronorec.evaluation.ranking import evaluate_ranking
-from chronorec.models.base import ModelConfig, Recommender
+from chronorec.models.base import Recommender
 from chronorec.models.sequential import context as ctxf
+from chronorec.models.sequential.batching import WindowBatcher, gather, token_batches, training_spans
+from chronorec.models.sequential.config import SequentialConfig
 from chronorec.models.sequential.losses import full_softmax_ce, gbce, sampled_softmax_ce
-from chronorec.training.trainer import TrainSettings, resolve_device, set_threads, to_device, train
+from chronorec.training.runtime import resolve_device, set_threads, to_device
+from chronorec.training.settings import TrainSettings
+from chronorec.training.trainer import train
 
 Batch = dict[str, Any]
+MONITOR = "ndcg10"  # validation NDCG@10: the history's ``val_ndcg10``
 
-
-def token_batches(lengths: np.ndarray, budget: float, rng: np.random.Generator) -> list[np.ndarray]:
-    """Indices of ``lengths`` grouped into batches of similar length whose padded size (rows x
-    longest) stays within ``budget`` tokens (a longer sequence gets a batch of its own), in random
-    order; ties in length are broken at random, so equal-length sequences meet different partners."""
-    order = np.lexsort((rng.random(len(lengths)), lengths))
-    out, start = [], 0
-    for pos in range(1, len(order) + 1):
-        # sorted ascending: the batch [start, pos] is padded to the length of its last member
-        if pos == len(order) or (pos - start + 1) * lengths[order[pos]] > budget:
-            out.append(order[start:pos])
-            start = pos
-    return [out[i] for i in rng.permutation(len(out))]
-
-
-class SequentialConfig(ModelConfig):
-    max_len: int = 200
-    dim: int = 64
-    dropout: float = 0.2
-    epochs: int = 200
-    batch_size: int = 128
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    patience: int = 10
-    loss: Literal["ce", "sampled", "sampled_pop", "gbce"] = "ce"
-    n_negatives: int = 1000
-    logq_correction: bool | None = None  # sampled softmax: None = for popularity negatives only
-    gbce_t: float = 0.75  # gBCE calibration: 0 = plain BCE, 1 = fully calibrated
-    use_context: bool = False  # sum context embeddings (behaviour, time gap, hour, weekday, columns) into tokens
-    context_features: list[str] | None = None  # None = every feature the log carries
-    request_context: bool = False  # condition the prediction on the next event's context (its behaviour, time)
-    train_windows: Literal["last", "random"] = "last"
-    # "random": batches of ``batch_size`` random sequences, padded to the longest; "tokens": sequences
-    # of similar length batched together up to ``batch_size`` x the mean length in tokens (about as
-    # many batches and targets per batch as "random", without the padding: faster epochs)
-    batching: Literal["random", "tokens"] = "random"
-    seed: int = 0
-    threads: int | None = None
-    checkpoint_dir: str | None = None
-    resume: bool = False
-    progress: bool = True
-    time_budget_s: float | None = None
-    eval_every: int = 1
-    eval_users: int | None = None  # validate on a fixed random subset (None = all)
-    plateau_factor: float | None = None  # learning-rate decay factor when validation stops improving
-    plateau_patience: int = 3
-    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: decay over epochs / time budget
-    min_lr_ratio: float = 0.01
-    # learning rate per epoch for a fixed-length run without validation (see TrainSettings.lr_plan);
-    # ``refit_plan`` builds it from a validated run
-    lr_plan: list[float] | None = None
-    amp: bool = False  # mixed-precision autocast for training (CPU with AVX-512 BF16, or GPU)
-    amp_dtype: Literal["bfloat16", "float16"] = "bfloat16"  # float16: GPU only, with a gradient scaler
-    device: str = "auto"  # "auto" (a GPU when present, else CPU), "cpu", "cuda", "cuda:1", ...
-    compile: bool = False  # torch.compile the training forward (static shapes: batches padded to max_len)
-    compile_mode: str | None = None  # torch.compile mode, e.g. "reduce-overhead" (CUDA graphs), "max-autotune"
-    # "dot": logits are hidden . item embedding; "cosine": both are L2-normalised and the
-    # logits divided by ``temperature`` (as in HSTU's training recipe)
-    similarity: Literal["dot", "cosine"] = "dot"
-    temperature: float = 0.05
+__all__ = ["Batch", "SequentialConfig", "SequentialRecommender", "token_batches"]
 
 
 class SequentialRecommender(Recommender):
@@ -128,7 +79,7 @@ class SequentialRecommender(Recommender):
         known = set(ctxf.TIME_FEATURES) | set(self.context_vocab)
         bad = [f for f in wanted if f not in known]
         if bad:
-            raise ValueError(f"unknown context features {bad}; this log has {sorted(known)}")
+            raise ConfigError(f"unknown context features {bad}; this log has {sorted(known)}")
         return list(wanted)
 
     @property
@@ -147,30 +98,11 @@ class SequentialRecommender(Recommender):
     def _flat_codes(self) -> dict[str, np.ndarray]:
         """Context feature codes for every event of the store (flat, aligned with ``store.items``)."""
         if self._codes is None:
-            st = self.store
-            codes: dict[str, np.ndarray] = {}
-            feats = self.context_features
-            if feats:
-                raw = {"behavior": st.behaviors, "timestamp": st.timestamps, **st.extra}
-                raw = {k: v for k, v in raw.items() if v is not None}
-                first = np.zeros(len(st.items), bool)
-                starts = st.offsets[:-1][st.lengths > 0]
-                first[starts] = True
-                codes = ctxf.event_features(raw, first, feats)
-            if self.needs_timestamps and st.timestamps is not None:
-                codes["timestamp"] = st.timestamps
-            self._codes = codes
+            self._codes = ctxf.store_codes(self.store, self.context_features, self.needs_timestamps)
         return self._codes
 
     # ------------------------------------------------------------------ training hooks
-    @staticmethod
-    def _gather(flat: np.ndarray, spans: list[tuple[int, int]], width: int, tail: int = 0) -> torch.Tensor:
-        """Left-padded (len(spans), width + tail) rows of ``flat[a:b]``, each ending at column ``width``."""
-        out = np.zeros((len(spans), width + tail), dtype=np.int64)
-        for r, (a, b) in enumerate(spans):
-            if b > a:
-                out[r, width - (b - a) : width] = flat[a:b]
-        return torch.from_numpy(out)
+    _gather = staticmethod(gather)
 
     def _batch_width(self, longest: int) -> int:
         """Columns of a training batch: its longest window, or always ``max_len`` when compiled
@@ -188,12 +120,12 @@ class SequentialRecommender(Recommender):
         width = self._batch_width(max(b - a for a, b in inputs))
         codes = self._flat_codes()
         batch: Batch = {
-            "items": self._gather(self.store.items, inputs, width),
-            "targets": self._gather(self.store.items, targets, width),
-            "feats": {f: self._gather(c, inputs, width) for f, c in codes.items()} or None,
+            "items": gather(self.store.items, inputs, width),
+            "targets": gather(self.store.items, targets, width),
+            "feats": {f: gather(c, inputs, width) for f, c in codes.items()} or None,
         }
         if self.config.use_context and self.config.request_context:
-            batch["next"] = {f: self._gather(codes[f], targets, width) for f in self.context_features}
+            batch["next"] = {f: gather(codes[f], targets, width) for f in self.context_features}
         return batch
 
     def _hidden(self, module, items: torch.Tensor, feats, nxt=None) -> torch.Tensor:
@@ -239,54 +171,25 @@ class SequentialRecommender(Recommender):
         return self._item_loss(module, h[mask], y[mask])
 
     # ------------------------------------------------------------------ training
-    def _training_spans(self) -> list[tuple[int, int]]:
-        st = self.store
-        off, lens = st.offsets, st.lengths
-        users = np.flatnonzero(lens >= 2)
-        return [(int(off[u]), int(off[u + 1])) for u in users if u > 0]
-
-    def _fit(self, log, validation) -> None:
+    def _check_execution(self, device: torch.device) -> None:
         cfg = self.config
-        set_threads(cfg.threads)
-        torch.manual_seed(cfg.seed)
-        self._codes = None
-        device = self.device
         if cfg.amp and cfg.amp_dtype == "float16" and device.type != "cuda":
-            raise ValueError("amp_dtype='float16' needs a GPU; use 'bfloat16' on CPU")
+            raise ConfigError("amp_dtype='float16' needs a GPU; use 'bfloat16' on CPU")
         if cfg.compile and cfg.batching == "tokens":
-            raise ValueError("compile=True pads every batch to max_len, which batching='tokens' is there to avoid; "
-                             "use batching='random' with compile")  # fmt: skip
-        self.module = self._init_module().to(device)
-        spans = self._training_spans()
-        lens = np.array([b - a for a, b in spans])
-        span_len = cfg.max_len + self.window_extra
-        self._gen = torch.Generator().manual_seed(cfg.seed + 1)
+            raise ConfigError("compile=True pads every batch to max_len, which batching='tokens' is there to avoid; "
+                              "use batching='random' with compile")  # fmt: skip
+
+    def _sampling(self) -> None:
+        """The generator and popularity of the sampled losses' negatives."""
+        self._gen = torch.Generator().manual_seed(self.config.seed + 1)
         self._pop = None
-        if cfg.loss == "sampled_pop":
+        if self.config.loss == "sampled_pop":
             self._pop = torch.from_numpy(np.maximum(self.popularity, 0))
             self._pop[0] = 0
 
-        def window(a: int, b: int, rng: np.random.Generator) -> tuple[int, int]:
-            if cfg.train_windows == "random" and b - a > span_len:
-                end = int(rng.integers(a + span_len, b + 1))
-                return end - span_len, end
-            return max(a, b - span_len), b
-
-        widths = np.minimum(lens, span_len)
-        budget = cfg.batch_size * max(float(widths.mean()), 1.0) if len(widths) else 1.0
-
-        def groups(rng: np.random.Generator) -> list[np.ndarray]:
-            if cfg.batching == "tokens":
-                return token_batches(widths, budget, rng)
-            order = rng.permutation(len(spans))
-            return [order[s : s + cfg.batch_size] for s in range(0, len(order), cfg.batch_size)]
-
-        n_batches = len(groups(np.random.default_rng(0)))  # the same every epoch: lengths fix the packing
-
-        def batches(epoch: int, rng: np.random.Generator):
-            for idx in groups(rng):
-                yield self._make_batch([window(*spans[i], rng) for i in idx], rng)
-
+    def _loss_fn(self, device: torch.device):
+        """The trainer's ``loss_fn``: the batch moved to ``device``, under autocast when asked for."""
+        cfg = self.config
         # torch.compile'd forward for training; the eager module keeps the weights, the optimiser
         # and the checkpoints, and scores
         fwd = torch.compile(self.module, dynamic=False, mode=cfg.compile_mode) if cfg.compile else self.module
@@ -295,146 +198,124 @@ class SequentialRecommender(Recommender):
             with torch.autocast(device.type, dtype=self.amp_dtype, enabled=cfg.amp):
                 return self._loss(fwd, to_device(batch, device))
 
-        validate = None
-        if validation is not None and len(validation):
-            evalset = validation
-            if cfg.eval_users and cfg.eval_users < len(validation):
-                from chronorec.evaluation.split import EvalSet
+        return loss_fn
 
-                rows = np.sort(np.random.default_rng(cfg.seed).choice(len(validation), cfg.eval_users, replace=False))
-                evalset = EvalSet.build(
-                    validation.users[rows], validation.inputs(rows), validation.targets(rows), "validation"
-                )
+    def _validator(self, validation):
+        """The trainer's ``validate``: NDCG@10 on ``validation`` (or a fixed subset of its users)."""
+        cfg = self.config
+        if validation is None or not len(validation):
+            return None
+        evalset = validation
+        if cfg.eval_users and cfg.eval_users < len(validation):
+            from chronorec.evaluation.split import EvalSet
 
-            def validate() -> float:
-                return evaluate_ranking(self.score, evalset, n_items=self.n_items, ks=(10,))["NDCG@10"]
+            rows = np.sort(np.random.default_rng(cfg.seed).choice(len(validation), cfg.eval_users, replace=False))
+            evalset = EvalSet.build(
+                validation.users[rows], validation.inputs(rows), validation.targets(rows), "validation"
+            )
 
-        settings = TrainSettings(
-            epochs=cfg.epochs,
-            lr=cfg.lr,
-            weight_decay=cfg.weight_decay,
-            patience=cfg.patience,
-            seed=cfg.seed,
-            threads=cfg.threads,
-            checkpoint_dir=cfg.checkpoint_dir,
-            resume=cfg.resume,
-            progress=cfg.progress,
-            time_budget_s=cfg.time_budget_s,
-            eval_every=cfg.eval_every,
-            label=self.kind,
-            plateau_factor=cfg.plateau_factor,
-            plateau_patience=cfg.plateau_patience,
-            lr_schedule=cfg.lr_schedule,
-            min_lr_ratio=cfg.min_lr_ratio,
-            grad_scaler=cfg.amp and cfg.amp_dtype == "float16",
-            lr_plan=cfg.lr_plan,
+        def validate() -> float:
+            return evaluate_ranking(self.score, evalset, n_items=self.n_items, ks=(10,))["NDCG@10"]
+
+        return validate
+
+    def _fit(self, log, validation) -> None:
+        cfg = self.config
+        set_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        self._codes = None
+        device = self.device
+        self._check_execution(device)
+        self.module = self._init_module().to(device)
+        batcher = WindowBatcher(
+            training_spans(self.store),
+            cfg.max_len + self.window_extra,
+            batch_size=cfg.batch_size,
+            windows=cfg.train_windows,
+            batching=cfg.batching,
         )
-        n = len(spans)
+        self._sampling()
+        loss_fn = self._loss_fn(device)
         result = train(
             self.module,
-            batches=batches,
+            batches=lambda epoch, rng: (self._make_batch(spans, rng) for spans in batcher.epoch(rng)),
             loss_fn=loss_fn,
-            validate=validate,
-            settings=settings,
-            n_batches=lambda: n_batches,
+            validate=self._validator(validation),
+            settings=TrainSettings.of(cfg, label=self.kind, grad_scaler=cfg.amp and cfg.amp_dtype == "float16"),
+            n_batches=lambda: batcher.n_batches,
+            monitor=MONITOR,
+            params={"kind": self.kind, **cfg.model_dump(exclude={"progress"})},
         )
+        lens = batcher.lengths
         self.fit_info = {
             "history": result.history,
             "best_epoch": result.best_epoch,
-            "best_val_ndcg10": result.best_metric if np.isfinite(result.best_metric) else None,
+            f"best_val_{MONITOR}": result.best_metric if np.isfinite(result.best_metric) else None,
             "train_seconds": result.train_seconds,
             "epochs_run": len(result.history),
             "stopped": result.stopped,
-            "n_train_sequences": int(n),
+            "n_train_sequences": len(batcher.spans),
             "mean_train_len": float(lens.mean()) if len(lens) else 0.0,
+            **result.tracking,
         }
 
     # ------------------------------------------------------------------ scoring
     def _row_context(self, user: int, hist: np.ndarray, ctx: dict[str, Any] | None):
-        """(feature codes aligned to ``hist``, raw timestamps or None, next-event codes or None) for one row.
+        """(feature codes aligned to ``hist``, raw timestamps or None, next-event codes or None) for one row."""
+        return ctxf.row_context(self.store, self._flat_codes(), self.context_features, user, hist, ctx)
 
-        Without an explicit context, a known user's stored context is used where the history
-        starts with the user's training sequence (later events get code 0 = unknown).
-        """
-        feats = self.context_features
-        n = len(hist)
-        nxt_raw = None
-        if ctx is not None:
-            raw = {k: v for k, v in ctx.items() if k != "next"}
-            nxt_raw = ctx.get("next")
-            m = n
-        else:
-            raw, m = {}, 0
-            st = self.store
-            if user > 0 and (st.timestamps is not None or st.behaviors is not None or st.extra):
-                a, b = int(st.offsets[user]), int(st.offsets[user + 1])
-                m = min(n, b - a)
-                if m and np.array_equal(hist[:m], st.items[a : a + m]):
-                    flat = self._flat_codes()
-                    codes = {f: np.pad(flat[f][a : a + m], (0, n - m)) for f in feats}
-                    ts = None
-                    if st.timestamps is not None:
-                        ts = st.timestamps[a : a + m]
-                        ts = np.concatenate([ts, np.full(n - m, ts[-1] if m else 0, np.int64)])
-                    return codes, ts, None
-                m = 0
-        first = np.zeros(m, bool)
-        first[:1] = True
-        codes = ctxf.event_features({k: np.asarray(v)[:m] for k, v in raw.items()}, first, feats)
-        codes = {f: np.pad(c, (0, n - m)) for f, c in codes.items()}
-        ts = raw.get("timestamp")
-        ts = None if ts is None else np.asarray(ts, dtype=np.int64)
-        nxt = None
-        if nxt_raw:
-            last = int(ts[-1]) if ts is not None and len(ts) else None
-            nxt = ctxf.next_features(nxt_raw, last, feats)
-        return codes, ts, nxt
-
-    def _score(
-        self, users: np.ndarray, histories: list[np.ndarray], context: list[dict[str, Any] | None] | None = None
-    ) -> torch.Tensor:
-        L = self.config.max_len
+    def _score_inputs(self, users: np.ndarray, histories: list[np.ndarray], context) -> tuple[np.ndarray, dict, dict]:
+        """Left-padded item ids (B, W [+ query token]), context codes of the same shape, next-event codes (B,)."""
         q = int(self.query_token)
-        width = max(1, min(L - q, max(len(h) for h in histories)))
+        width = max(1, min(self.config.max_len - q, max(len(h) for h in histories)))
         B = len(histories)
         x = np.zeros((B, width + q), np.int64)
         if q:
             x[:, width] = self.n_items + 1  # the mask token
-        feats_np: dict[str, np.ndarray] = {}
-        nxt_np: dict[str, np.ndarray] = {}
         want_ctx = bool(self.context_features) or self.needs_timestamps
+        feats: dict[str, np.ndarray] = {}
+        nxt: dict[str, np.ndarray] = {}
         if want_ctx:
-            feats_np = {f: np.zeros((B, width + q), np.int64) for f in self.context_features}
+            feats = {f: np.zeros((B, width + q), np.int64) for f in self.context_features}
             if self.needs_timestamps:
-                feats_np["timestamp"] = np.zeros((B, width + q), np.int64)
-            nxt_np = {f: np.zeros(B, np.int64) for f in self.context_features}
+                feats["timestamp"] = np.zeros((B, width + q), np.int64)
+            nxt = {f: np.zeros(B, np.int64) for f in self.context_features}
         for r, h in enumerate(histories):
             hh = h[-width:]
             if len(hh):
                 x[r, width - len(hh) : width] = hh
-            if not want_ctx:
-                continue
-            codes, ts, nxt = self._row_context(
-                int(users[r]) if r < len(users) else 0, h, context[r] if context is not None else None
-            )
-            k = len(hh)
-            for f, c in codes.items():
-                if k:
-                    feats_np[f][r, width - k : width] = c[-k:]
-            if nxt:
-                for f, v in nxt.items():
-                    nxt_np[f][r] = v
-                    if q:
-                        feats_np[f][r, width] = v  # the query token carries the request's context
-            if self.needs_timestamps and ts is not None and len(ts):
-                feats_np["timestamp"][r, width - k : width] = ts[-k:]
+            if want_ctx:
+                row_ctx = context[r] if context is not None else None
+                self._fill_row_context(feats, nxt, r, width, int(users[r]) if r < len(users) else 0, h, row_ctx)
+        return x, feats, nxt
+
+    def _fill_row_context(self, feats, nxt_np, r: int, width: int, user: int, h: np.ndarray, row_ctx) -> None:
+        """Write row ``r``'s context codes (and its query token's) into the score inputs."""
+        q = int(self.query_token)
+        codes, ts, nxt = self._row_context(user, h, row_ctx)
+        k = min(len(h), width)
+        for f, c in codes.items():
+            if k:
+                feats[f][r, width - k : width] = c[-k:]
+        if nxt:
+            for f, v in nxt.items():
+                nxt_np[f][r] = v
                 if q:
-                    t_next = (context[r] or {}).get("next", {}).get("timestamp") if context is not None else None
-                    feats_np["timestamp"][r, width] = int(t_next) if t_next is not None else ts[-1]
+                    feats[f][r, width] = v  # the query token carries the request's context
+        if self.needs_timestamps and ts is not None and len(ts):
+            feats["timestamp"][r, width - k : width] = ts[-k:]
+            if q:
+                t_next = (row_ctx or {}).get("next", {}).get("timestamp")
+                feats["timestamp"][r, width] = int(t_next) if t_next is not None else ts[-1]
+
+    def _score(
+        self, users: np.ndarray, histories: list[np.ndarray], context: list[dict[str, Any] | None] | None = None
+    ) -> torch.Tensor:
+        x, feats_np, nxt_np = self._score_inputs(users, histories, context)
         dev = self.device
         feats = {f: torch.from_numpy(v).to(dev) for f, v in feats_np.items()} or None
         nxt_t = None
-        if self.config.request_context and nxt_np and not q:
+        if self.config.request_context and nxt_np and not self.query_token:
             nxt_t = {f: torch.from_numpy(v)[:, None].to(dev) for f, v in nxt_np.items()}
         self.module.eval()
         with torch.inference_mode():

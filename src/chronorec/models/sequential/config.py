@@ -1,0 +1,115 @@
+"""Configuration of the neural sequence models, one settings group per concern.
+
+A model's configuration is flat (``SASRec(max_len=50, dim=64, epochs=50, patience=5)``, the
+``kind``/params dicts of run configs and saved models) but assembled from groups, each field
+declared once: the architecture, the training objective, the context, the batching, the
+optimiser / schedule / stopping hyper-parameters and the run settings of
+``chronorec.training.settings``, and the execution settings (device, precision, compilation).
+The trainer picks its own fields out of it (``TrainSettings.of``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from chronorec.models.base import ModelConfig
+from chronorec.settings import Strict
+from chronorec.training.settings import OptimizerParams, RunSettings, ScheduleParams, StoppingParams
+
+
+class ArchitectureParams(Strict):
+    """Shape of the network shared by every sequence model."""
+
+    max_len: int = Field(200, ge=1, description="the most recent events a sequence is cut to")
+    dim: int = Field(64, ge=1, description="width of the item embeddings and hidden states")
+    dropout: float = Field(0.2, ge=0, lt=1, description="dropout rate")
+    similarity: Literal["dot", "cosine"] = Field(
+        "dot",
+        description="'dot': logits are hidden . item embedding; 'cosine': both are L2-normalised and the "
+        "logits divided by temperature (as in HSTU's training recipe)",
+    )
+    temperature: float = Field(0.05, gt=0, description="divisor of cosine-similarity logits")
+
+
+class ObjectiveParams(Strict):
+    """What the next-item loss compares the target with."""
+
+    loss: Literal["ce", "sampled", "sampled_pop", "gbce"] = Field(
+        "ce",
+        description="'ce': full-catalogue softmax; 'sampled' / 'sampled_pop': softmax over uniform / "
+        "popularity-sampled negatives; 'gbce': generalised BCE over sampled negatives",
+    )
+    n_negatives: int = Field(1000, ge=1, description="negatives per target for the sampled losses")
+    logq_correction: bool | None = Field(
+        None, description="sampled softmax: subtract log sampling probability (None: for popularity negatives only)"
+    )
+    gbce_t: float = Field(0.75, ge=0, le=1, description="gBCE calibration: 0 = plain BCE, 1 = fully calibrated")
+
+
+class ContextParams(Strict):
+    """Per-event context summed into the tokens (see ``chronorec.models.sequential.context``)."""
+
+    use_context: bool = Field(
+        False, description="sum context embeddings (behaviour, time gap, hour, weekday, columns) into tokens"
+    )
+    context_features: list[str] | None = Field(None, description="features to embed (None: all the log carries)")
+    request_context: bool = Field(
+        False, description="condition the prediction on the next event's context (its behaviour, time)"
+    )
+
+
+class BatchingParams(Strict):
+    """How training windows are cut and batched (see ``chronorec.models.sequential.batching``)."""
+
+    batch_size: int = Field(128, ge=1, description="sequences per batch (tokens: batch_size x the mean length)")
+    train_windows: Literal["last", "random"] = Field(
+        "last", description="each epoch trains on a user's last window, or on a random one of a long sequence"
+    )
+    batching: Literal["random", "tokens"] = Field(
+        "random",
+        description="'random': batches of batch_size random sequences, padded to the longest; 'tokens': sequences "
+        "of similar length batched up to batch_size x the mean length in tokens (no padding: faster epochs)",
+    )
+    eval_users: int | None = Field(None, description="validate on a fixed random subset of users (None: all)")
+
+
+class ExecutionSettings(RunSettings):
+    """Where and how the network runs; none of these changes what is learnt beyond numerics."""
+
+    device: str = Field("auto", description="'auto' (a GPU when present, else the CPU), 'cpu', 'cuda', 'cuda:1'...")
+    amp: bool = Field(False, description="mixed-precision autocast for training (CPU with AVX-512 BF16, or a GPU)")
+    amp_dtype: Literal["bfloat16", "float16"] = Field(
+        "bfloat16", description="autocast type; float16 needs a GPU and uses a gradient scaler"
+    )
+    compile: bool = Field(
+        False, description="torch.compile the training forward (static shapes: batches padded to max_len)"
+    )
+    compile_mode: str | None = Field(
+        None, description="torch.compile mode, e.g. 'reduce-overhead' (CUDA graphs), 'max-autotune'"
+    )
+
+
+class SequentialConfig(  # fields are listed from the last group to the first
+    ModelConfig,
+    ExecutionSettings,
+    StoppingParams,
+    ScheduleParams,
+    OptimizerParams,
+    BatchingParams,
+    ContextParams,
+    ObjectiveParams,
+    ArchitectureParams,
+):
+    """Every setting of a neural sequence model (a subclass adds its architecture's own)."""
+
+
+__all__ = [
+    "ArchitectureParams",
+    "BatchingParams",
+    "ContextParams",
+    "ExecutionSettings",
+    "ObjectiveParams",
+    "SequentialConfig",
+]
