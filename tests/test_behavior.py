@@ -70,6 +70,38 @@ def test_calibration_curve_bins():
     assert c["mean_predicted"][2] == pytest.approx(0.93)
 
 
+def test_undefined_metrics_are_nan_not_errors():
+    y0, s = np.zeros(4, int), np.array([0.1, 0.4, 0.4, 0.9])
+    assert np.isnan(roc_auc(y0, s)) and np.isnan(average_precision(y0, s))
+    assert np.isnan(roc_auc(np.ones(4), s)) and average_precision(np.ones(4), s) == 1.0
+    m = binary_metrics(np.zeros(0), np.zeros(0))
+    assert m["confusion_matrix"] == [[0, 0], [0, 0]] and np.isnan(m["brier"]) and np.isnan(m["roc_auc"])
+    mc = multiclass_metrics(np.array([0, 0, 1]), np.array([[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.5, 0.4, 0.1]]))
+    assert np.isnan(mc["per_class"]["2"]["roc_auc"]) and np.isnan(mc["per_class"]["2"]["pr_auc"])
+    assert mc["per_class"]["2"]["precision"] == 0.0 and mc["per_class"]["2"]["support"] == 0
+    assert mc["macro_roc_auc"] == pytest.approx(np.mean([mc["per_class"][c]["roc_auc"] for c in "01"]))
+
+
+def test_calibration_curve_is_the_reliability_curve_of_a_binary_outcome():
+    from chronorec.evaluation.calibration import reliability_curve
+
+    rng = np.random.default_rng(0)
+    p, y = rng.random(200), rng.random(200) < 0.4
+    c, r = calibration_curve(y, p, bins=5), reliability_curve(p, y, n_bins=5)
+    assert c["count"] == r["count"].tolist() and c["observed"] == r["accuracy"].tolist()
+
+
+def test_bootstrap_core_draws_whole_clusters():
+    from chronorec.evaluation.stats import bootstrap
+
+    groups = np.array(["a", "a", "a", "b", "c"])
+    sizes = bootstrap(len, 5, groups=groups, n_boot=200, seed=1)
+    # three clusters drawn per resample: 3..9 cases, and a multiple of the cluster sizes
+    assert sizes.min() >= 3 and sizes.max() <= 9 and len(set(sizes)) > 2
+    per_case = bootstrap(len, 5, n_boot=20)
+    assert (per_case == 5).all()
+
+
 # ----------------------------------------------------------------------------- data
 def _planted(n_users: int = 240, n_days: int = 16, seed: int = 0) -> pd.DataFrame:
     """Users browse daily; a cart on day d is followed by a buy on day d+1 with probability 0.85,

@@ -1,8 +1,9 @@
 """Calibration: reliability curves, expected calibration error and reliability diagrams.
 
+One binning, :func:`reliability_curve` (equal-width bins of a predicted probability); on it
 :func:`calibration_curve` / :func:`calibration_plot` for binary probabilities (behaviour
-prediction); :func:`reliability_curve` / :func:`plot_reliability` for top-1 confidence of a ranking
-model (temperature calibration of recommendations).
+prediction) and :func:`plot_reliability` for the top-1 confidence of a ranking model (temperature
+calibration of recommendations).
 """
 
 from __future__ import annotations
@@ -16,18 +17,13 @@ import pandas as pd
 
 def calibration_curve(y: np.ndarray, p: np.ndarray, *, bins: int = 10) -> dict[str, list[float]]:
     """Mean predicted probability, observed frequency and count per equal-width probability bin
-    (empty bins are left out)."""
-    y = np.asarray(y, dtype=np.float64)
-    p = np.asarray(p, dtype=np.float64)
-    b = np.clip((p * bins).astype(np.int64), 0, bins - 1)
-    n = np.bincount(b, minlength=bins)
-    mp = np.bincount(b, weights=p, minlength=bins)
-    my = np.bincount(b, weights=y, minlength=bins)
-    keep = n > 0
+    (empty bins are left out): :func:`reliability_curve` with the binary outcome as "correct"."""
+    c = reliability_curve(np.asarray(p, dtype=np.float64), np.asarray(y, dtype=np.float64), n_bins=bins)
+    c = c[c["count"] > 0]
     return {
-        "mean_predicted": (mp[keep] / n[keep]).tolist(),
-        "observed": (my[keep] / n[keep]).tolist(),
-        "count": n[keep].astype(int).tolist(),
+        "mean_predicted": c["confidence"].tolist(),
+        "observed": c["accuracy"].tolist(),
+        "count": c["count"].astype(int).tolist(),
     }
 
 
@@ -61,7 +57,10 @@ def calibration_plot(
 
 
 def reliability_curve(confidence: np.ndarray, correct: np.ndarray, *, n_bins: int = 10) -> pd.DataFrame:
-    """Equal-width bins of top-1 confidence: ``bin_low, bin_high, confidence, accuracy, count``."""
+    """Equal-width bins of a predicted probability (the top-1 confidence of a ranking model, or the
+    probability of a binary event) with the mean prediction, the observed frequency of ``correct``
+    and the count per bin: ``bin_low, bin_high, confidence, accuracy, count``."""
+    confidence = np.asarray(confidence, dtype=np.float64)
     edges = np.linspace(0, 1, n_bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1]), 0, n_bins - 1)
     rows = []

@@ -1,9 +1,46 @@
-"""Paired significance tests for comparing two models on the same cases."""
+"""Paired significance tests for comparing two models on the same cases.
+
+Both tests resample with one core, :func:`bootstrap`: cases (or clusters of cases, such as the
+cut-offs of one user) are drawn with replacement and a statistic is recomputed on each resample.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
+
+from chronorec.errors import ConfigError, DataError
+
+__all__ = ["bootstrap", "paired_bootstrap", "paired_test"]
+
+
+def bootstrap(
+    stat: Callable[[np.ndarray], float],
+    n_cases: int,
+    *,
+    groups: np.ndarray | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> np.ndarray:
+    """``stat(idx)`` on ``n_boot`` bootstrap resamples of the case indices ``0..n_cases-1``.
+
+    Without ``groups`` each case is drawn on its own; with ``groups`` (one label per case) whole
+    clusters are drawn, as many as there are, and ``idx`` holds every case of each drawn cluster.
+    """
+    rng = np.random.default_rng(seed)
+    members: list[np.ndarray] | None = None
+    n_units = n_cases
+    if groups is not None:
+        codes, uniq = pd.factorize(groups)
+        members = np.split(np.argsort(codes, kind="stable"), np.cumsum(np.bincount(codes))[:-1])
+        n_units = len(uniq)
+    out = np.empty(n_boot)
+    for b in range(n_boot):
+        draw = rng.integers(0, n_units, n_units)
+        out[b] = stat(draw if members is None else np.concatenate([members[g] for g in draw]))
+    return out
 
 
 def paired_test(
@@ -21,10 +58,9 @@ def paired_test(
     a = np.asarray(baseline, dtype=np.float64)
     b = np.asarray(other, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1 or len(a) < 2:
-        raise ValueError("paired_test needs two 1-d arrays of the same length (>= 2 cases)")
+        raise DataError("paired_test needs two 1-d arrays of the same length (>= 2 cases)")
     d = b - a
-    rng = np.random.default_rng(seed)
-    boot = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(1)
+    boot = bootstrap(lambda idx: d[idx].mean(), len(d), n_boot=n_boot, seed=seed)
     if np.allclose(d, 0.0):
         t_p = w_p = 1.0
     else:
@@ -59,6 +95,8 @@ def paired_bootstrap(
     ``strata`` (the fold of each case) the metric is the mean of the per-stratum metrics."""
     from chronorec.evaluation.classification import average_precision, roc_auc
 
+    if metric not in ("roc_auc", "pr_auc"):
+        raise ConfigError(f"paired_bootstrap metric must be roc_auc or pr_auc (got {metric!r})")
     fn = roc_auc if metric == "roc_auc" else average_precision
     st = np.zeros(len(y), np.int64) if strata is None else pd.factorize(strata)[0]
 
@@ -66,12 +104,7 @@ def paired_bootstrap(
         yy, aa, bb, ss = y[idx], a[idx], b[idx], st[idx]
         return float(np.mean([fn(yy[ss == k], aa[ss == k]) - fn(yy[ss == k], bb[ss == k]) for k in np.unique(ss)]))
 
-    rng = np.random.default_rng(seed)
-    codes, uniq = pd.factorize(groups)
-    members = np.split(np.argsort(codes, kind="stable"), np.cumsum(np.bincount(codes))[:-1])
-    diffs = np.array(
-        [stat(np.concatenate([members[g] for g in rng.integers(0, len(uniq), len(uniq))])) for _ in range(n_boot)]
-    )
+    diffs = bootstrap(stat, len(y), groups=groups, n_boot=n_boot, seed=seed)
     diffs = diffs[np.isfinite(diffs)]
     d = stat(np.arange(len(y)))
     p = min(1.0, 2 * min((diffs <= 0).mean(), (diffs >= 0).mean())) if len(diffs) else float("nan")
