@@ -27,6 +27,7 @@ from chronorec.data.idmap import IdMap
 from chronorec.data.sequences import SequenceStore
 from chronorec.models.topk import recommend_top_k
 from chronorec.settings import Strict
+from chronorec.training.tracking import log_model_folder
 
 
 class ModelConfig(Strict):
@@ -238,6 +239,7 @@ class Recommender:
                 {"internal_id": self.item_names.index, "name": self.item_names.astype(str).to_numpy()}
             ).to_parquet(d / "item_names.parquet", index=False)
         write_manifest(d, self.kind)
+        log_model_folder(self.fit_info, d)  # to the MLflow run of its training, if it was tracked
         return d
 
     @classmethod
