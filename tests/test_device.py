@@ -10,7 +10,7 @@ from chronorec.datasets.synthetic import make_sequences
 from chronorec.evaluation.ranking import evaluate_ranking
 from chronorec.evaluation.split import leave_one_out
 from chronorec.models import registry
-from chronorec.training.trainer import resolve_device, to_device
+from chronorec.training.runtime import resolve_device, to_device
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

@@ -177,3 +177,20 @@ def test_ensemble_sums_member_log_probabilities_and_learns(planted):
     other = registry.get("popular")().fit(make_sequences(n_users=30, n_items=15, seed=9))
     with pytest.raises(ValueError, match="another catalogue"):
         Ensemble.from_models([a, other])
+
+
+def test_every_setting_is_described_and_declared_once():
+    from chronorec.models.sequential.config import SequentialConfig
+    from chronorec.training.settings import TrainSettings
+
+    for kind in registry.kinds():
+        cfg = registry.get(kind).Config
+        undocumented = [n for n, f in cfg.model_fields.items() if not f.description]
+        assert not undocumented, (kind, undocumented)
+    assert all(f.description for f in TrainSettings.model_fields.values())
+    shared = set(TrainSettings.model_fields) & set(SequentialConfig.model_fields)
+    assert {"epochs", "lr", "patience", "lr_schedule", "seed", "time_budget_s"} <= shared
+    for name in shared:  # one declaration: the same default in the trainer and the models
+        assert TrainSettings.model_fields[name].default == SequentialConfig.model_fields[name].default, name
+    picked = TrainSettings.of(registry.get("sasrec").Config(epochs=7, lr=0.01, progress=False), label="x")
+    assert (picked.epochs, picked.lr, picked.progress, picked.label, picked.grad_clip) == (7, 0.01, False, "x", 5.0)

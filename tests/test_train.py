@@ -5,7 +5,8 @@ import math
 from chronorec.datasets.synthetic import make_sequences
 from chronorec.evaluation.split import leave_one_out
 from chronorec.models import registry
-from chronorec.training.trainer import TrainSettings, cosine_lr
+from chronorec.training.schedules import cosine_lr
+from chronorec.training.settings import TrainSettings
 
 
 def test_cosine_lr_endpoints_and_midpoint():
@@ -51,7 +52,7 @@ def test_time_budget_is_a_ceiling_not_a_deadline():
 def test_token_batches_cover_every_sequence_once_within_the_budget():
     import numpy as np
 
-    from chronorec.models.sequential.recommender import token_batches
+    from chronorec.models.sequential.batching import token_batches
 
     rng = np.random.default_rng(0)
     lengths = np.concatenate([rng.integers(2, 60, 500), [200, 200, 400]])

@@ -49,19 +49,6 @@ class SequenceStore:
             extra={k: np.asarray(v) for k, v in (extra or {}).items()},
         )
 
-    @classmethod
-    def from_lists(cls, sequences: list[np.ndarray] | list[list[int]], *, n_items: int) -> "SequenceStore":
-        """One sequence per row; row ``r`` becomes user ``r + 1``."""
-        lens = np.array([len(s) for s in sequences], dtype=np.int64)
-        offsets = np.zeros(len(sequences) + 2, dtype=np.int64)
-        np.cumsum(lens, out=offsets[2:])
-        flat = (
-            np.concatenate([np.asarray(s, dtype=np.int64) for s in sequences])
-            if len(sequences)
-            else np.zeros(0, np.int64)
-        )
-        return cls(offsets=offsets, items=flat, n_items=n_items)
-
     @property
     def n_users(self) -> int:
         return len(self.offsets) - 2

@@ -33,10 +33,12 @@ def _fit_info(models: Sequence[Recommender]) -> dict[str, Any]:
 
 
 class EnsembleConfig(ModelConfig):
-    kind: Literal["ensemble"] = "ensemble"
+    kind: Literal["ensemble"] = Field("ensemble", description="the model kind")
     members: list[dict[str, Any]] = Field(default_factory=list, description="member configurations, each with a kind")
-    weights: list[float] | None = None  # default: equal
-    combine: Literal["log_softmax", "zscore"] = "log_softmax"
+    weights: list[float] | None = Field(None, description="member weights (None: equal)")
+    combine: Literal["log_softmax", "zscore"] = Field(
+        "log_softmax", description="sum the members' log-probabilities or per-row z-scores"
+    )
 
 
 class Ensemble(Recommender):

@@ -8,14 +8,15 @@ from typing import Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 
 from chronorec.models.base import ModelConfig, Recommender
 
 
 class EASEConfig(ModelConfig):
-    kind: Literal["ease"] = "ease"
-    l2: float = 500.0
-    threads: int | None = None
+    kind: Literal["ease"] = Field("ease", description="the model kind")
+    l2: float = Field(500.0, description="L2 regularisation of the item-item weights")
+    threads: int | None = Field(None, description="CPU threads for the solve (None: torch's default)")
 
 
 class EASE(Recommender):

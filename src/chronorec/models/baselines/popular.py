@@ -6,13 +6,14 @@ from typing import Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 
 from chronorec.models.base import ModelConfig, Recommender
 
 
 class MostPopularConfig(ModelConfig):
-    kind: Literal["popular"] = "popular"
-    recent_share: float = 1.0  # count only the most recent share of the training events (by time)
+    kind: Literal["popular"] = Field("popular", description="the model kind")
+    recent_share: float = Field(1.0, description="count only the most recent share of the training events (by time)")
 
 
 class MostPopular(Recommender):

@@ -13,6 +13,7 @@ from typing import Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 from torch import nn
 
 from chronorec.models.sequential.batching import gather
@@ -21,13 +22,13 @@ from chronorec.models.sequential.recommender import Batch, SequentialConfig, Seq
 
 
 class BERT4RecConfig(SequentialConfig):
-    kind: Literal["bert4rec"] = "bert4rec"
-    layers: int = 2
-    heads: int = 2
-    ffn_mult: int = 4
-    dropout: float = 0.1
-    mask_prob: float = 0.2
-    mask_last_prob: float = 0.1  # share of sequences trained with only their last item masked
+    kind: Literal["bert4rec"] = Field("bert4rec", description="the model kind")
+    layers: int = Field(2, description="Transformer blocks")
+    heads: int = Field(2, description="attention heads per block")
+    ffn_mult: int = Field(4, description="feed-forward width as a multiple of dim")
+    dropout: float = Field(0.1, description="dropout rate")
+    mask_prob: float = Field(0.2, description="probability that an item of a training window is masked")
+    mask_last_prob: float = Field(0.1, description="share of sequences trained with only their last item masked")
 
 
 class BERT4RecModule(SequenceEncoder):

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from chronorec.models.sequential.sasrec import SASRec, SASRecConfig, SASRecModule
@@ -58,10 +59,10 @@ def minilm_encoder(texts: list[str], batch_size: int = 256) -> np.ndarray:
 
 
 class ContentSASRecConfig(SASRecConfig):
-    kind: Literal["contentrec"] = "contentrec"  # type: ignore[assignment]
-    encoder: Literal["minilm", "hashing"] = "minilm"
-    content_dim: int = MINILM_DIM  # the hashing encoder's width (minilm is always 384)
-    id_dropout: float = 0.3
+    kind: Literal["contentrec"] = Field("contentrec", description="the model kind")  # type: ignore[assignment]
+    encoder: Literal["minilm", "hashing"] = Field("minilm", description="text encoder of the item content")
+    content_dim: int = Field(MINILM_DIM, description="the hashing encoder's width (minilm is always 384)")
+    id_dropout: float = Field(0.3, description="probability of dropping an item's id part in training")
 
 
 class FusedItemEmbedding(nn.Module):

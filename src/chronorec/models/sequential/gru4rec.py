@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from chronorec.models.sequential.blocks import ContextEmbedding, FastDropout
@@ -14,11 +15,11 @@ from chronorec.models.sequential.recommender import SequentialConfig, Sequential
 
 
 class GRU4RecConfig(SequentialConfig):
-    kind: Literal["gru4rec"] = "gru4rec"
-    cell: Literal["gru", "lstm"] = "gru"
-    layers: int = 1
-    hidden: int = 128
-    dropout: float = 0.1
+    kind: Literal["gru4rec"] = Field("gru4rec", description="the model kind")
+    cell: Literal["gru", "lstm"] = Field("gru", description="the recurrent cell")
+    layers: int = Field(1, description="recurrent layers")
+    hidden: int = Field(128, description="width of the recurrent state")
+    dropout: float = Field(0.1, description="dropout rate")
 
 
 class GRU4RecModule(nn.Module):

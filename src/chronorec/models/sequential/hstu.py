@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from chronorec.models.sequential.blocks import HSTUBlock, SequenceEncoder
@@ -20,11 +21,11 @@ from chronorec.models.sequential.recommender import SequentialConfig, Sequential
 
 
 class HSTUConfig(SequentialConfig):
-    kind: Literal["hstu"] = "hstu"
-    layers: int = 2
-    heads: int = 1
-    time_bias: bool = True
-    time_buckets: int = 64
+    kind: Literal["hstu"] = Field("hstu", description="the model kind")
+    layers: int = Field(2, description="HSTU layers")
+    heads: int = Field(1, description="attention heads per layer")
+    time_bias: bool = Field(True, description="relative time bias from the events' timestamps")
+    time_buckets: int = Field(64, description="log-scale buckets of the relative time bias")
 
 
 class HSTUModule(SequenceEncoder):

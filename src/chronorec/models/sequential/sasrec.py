@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
 from torch import nn
 
 from chronorec.models.sequential.blocks import SequenceEncoder, TransformerBlock
@@ -13,10 +14,10 @@ from chronorec.models.sequential.recommender import SequentialConfig, Sequential
 
 
 class SASRecConfig(SequentialConfig):
-    kind: Literal["sasrec"] = "sasrec"
-    layers: int = 2
-    heads: int = 1
-    ffn_mult: int = 4
+    kind: Literal["sasrec"] = Field("sasrec", description="the model kind")
+    layers: int = Field(2, description="Transformer blocks")
+    heads: int = Field(1, description="attention heads per block")
+    ffn_mult: int = Field(4, description="feed-forward width as a multiple of dim")
 
 
 class SASRecModule(SequenceEncoder):
