@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StrictFloat, StrictInt, StringConstraints
 
-from chronorec.recommend.options import MAX_HISTORY, BlendOptions, FilterOptions, ItemId, RerankOptions
+from chronorec.recommend.options import MAX_HISTORY, ItemId, RecommendOptions
 from chronorec.settings import Strict
 
 MAX_EVENTS_PER_REQUEST = 1000
@@ -25,7 +25,7 @@ class HistoryItem(Strict):
     timestamp: StrictInt | None = Field(None, ge=0, description="Epoch seconds.")
 
 
-class RecommendRequest(Strict):
+class RecommendRequest(RecommendOptions):
     """``POST /recommend``: a user id and/or an explicit history, and the list options."""
 
     user_id: ItemId | None = Field(None, description="Known users: training history + live events.")
@@ -37,12 +37,7 @@ class RecommendRequest(Strict):
     context: dict[Short, CtxValue] | None = Field(
         None, max_length=32, description="e.g. {'device': 'mobile', 'time': 1718000000}."
     )
-    k: int = Field(10, gt=0, description="Number of items; above the catalogue size it is clamped.")
-    filters: FilterOptions | None = Field(None, description="Item filters (null = the deployment's).")
-    rerank: RerankOptions | None = Field(None, description="Re-ranking (null = the deployment's).")
-    blend: BlendOptions | None = Field(None, description="Sparse-history blending (null = the deployment's).")
     explain: bool = Field(True, description="Name the history items behind each recommendation.")
-    n_explain: int = Field(3, ge=0, le=20, description="At most this many explaining history items per item.")
 
 
 class Reason(BaseModel):

@@ -186,19 +186,11 @@ class Service:
         if req.history:
             more, more_beh = self._explicit_events(req.history, warnings)
             items, behaviors = np.concatenate([items, more]), behaviors + more_beh
-        opts = RecommendOptions(
-            k=req.k,
-            filters=req.filters,
-            rerank=req.rerank,
-            blend=req.blend,
-            explain=req.explain,
-            n_explain=req.n_explain,
-        )
         has_beh = any(b is not None for b in behaviors)
         ranked = self.pipeline.rank(
             np.array([user_int], np.int64),
             [HistoryEvents(items, behaviors if has_beh else None)],
-            opts,
+            req,  # a RecommendOptions with the request's k, filters, rerank, blend and explain
             contexts=[req.context],
         )[0]
         return {
