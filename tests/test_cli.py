@@ -503,3 +503,40 @@ def test_the_command_reference_is_up_to_date():
 
     page = Path(__file__).resolve().parents[1] / "docs" / "reference" / "cli.md"
     assert page.read_text() == reference(), "regenerate: python -m chronorec.cli.reference > docs/reference/cli.md"
+
+
+def test_epoch_lines_reach_piped_output_without_progress_bars(shop, tmp_path):
+    """With progress bars off and output piped, every epoch is one plain line: no carriage returns."""
+    d, _ = shop
+    res = invoke(
+        "train",
+        "--data",
+        d / "events.csv",
+        "--kind",
+        "gru4rec",
+        "--epochs",
+        2,
+        "--no-progress",
+        "--out",
+        tmp_path / "g",
+    )
+    assert res.exit_code == 0, res.output
+    epoch_lines = [ln for ln in res.output.splitlines() if "] epoch " in ln and "loss" in ln]
+    assert len(epoch_lines) == 2, res.output
+    assert "\r" not in res.output
+    quiet = invoke(
+        "--log-level",
+        "warning",
+        "train",
+        "--data",
+        d / "events.csv",
+        "--kind",
+        "gru4rec",
+        "--epochs",
+        1,
+        "--no-progress",
+        "--out",
+        tmp_path / "g2",
+    )
+    assert quiet.exit_code == 0, quiet.output
+    assert not [ln for ln in quiet.output.splitlines() if "epoch 1:" in ln]

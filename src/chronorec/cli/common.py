@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -104,6 +106,32 @@ def field_option(model: Any, field: str, *names: str, help: str | None = None, *
     if default is not None and default != "" and "(default" not in text:
         text = f"{text} (default {default})"
     return typer.Option(*(names or (f"--{field.replace('_', '-')}",)), help=text, **kwargs)
+
+
+# ---------------------------------------------------------------------- logging
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class _CliHandler(logging.StreamHandler):
+    """The handler the CLI puts on the ``chronorec`` logger (replaced, not stacked, per invocation)."""
+
+
+def configure_logging(level: str = "info") -> None:
+    """Send the library's log records (epoch lines, warnings) to stderr as plain lines.
+
+    The library only logs (``logging.getLogger(__name__)``); the command line decides where the
+    records go. One handler on the ``chronorec`` logger, writing to the current stderr.
+    """
+    if level not in LOG_LEVELS:
+        raise typer.BadParameter(f"--log-level must be one of {', '.join(LOG_LEVELS)}, not {level!r}")
+    logger = logging.getLogger("chronorec")
+    for h in [h for h in logger.handlers if isinstance(h, _CliHandler)]:
+        logger.removeHandler(h)
+    handler = _CliHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level.upper())
+    logger.propagate = False
 
 
 # ---------------------------------------------------------------------- the one error handler

@@ -20,7 +20,7 @@ from __future__ import annotations
 import typer
 
 from chronorec.cli import bench, data, forecast, models, recommend, serve, temporal
-from chronorec.cli.common import report_errors
+from chronorec.cli.common import LOG_LEVELS, configure_logging, report_errors
 
 app = typer.Typer(
     name="chronorec",
@@ -29,6 +29,17 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def main(
+    log_level: str = typer.Option(
+        "info", "--log-level", help=f"Library messages shown on stderr: {', '.join(LOG_LEVELS)} (default info)."
+    ),
+) -> None:
+    """Predict user behaviour over time: ingest event logs, train sequence models, evaluate, recommend."""
+    configure_logging(log_level)
+
 
 COMMANDS = {
     "ingest": data.ingest,
