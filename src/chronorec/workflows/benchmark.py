@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -129,9 +130,8 @@ def run_one(
     """
     from chronorec.datasets.formats import dataset_path, load_sequence_file
     from chronorec.evaluation.split import leave_one_out
-    from chronorec.models import registry
     from chronorec.training.runtime import set_threads
-    from chronorec.workflows.experiment import peak_rss_mb, provenance, run_models
+    from chronorec.workflows.experiment import run_models
 
     set_threads(threads)
     path = dataset_path(dataset, data_dir=data_dir)
@@ -146,15 +146,7 @@ def run_one(
             raise ConfigError(f"{refit_from}: not a validated run with a training history to refit from")
         params = dict(search["config"], kind=search["kind"])
         seed = int(search.get("seed", seed))
-    params = dict(params)
-    kind = params.pop("kind")
-    cls = registry.get(kind)
-    if "seed" in cls.Config.model_fields:
-        params["seed"] = seed
-    if "progress" in cls.Config.model_fields:
-        params["progress"] = progress
-    if "threads" in cls.Config.model_fields and threads:
-        params["threads"] = threads
+    kind, cls, params = _model_params(params, seed=seed, progress=progress, threads=threads)
     if refit_from is None:
         model = cls(**params)
         res = run_models({model_name: model}, split, progress=progress)[model_name]
@@ -166,24 +158,7 @@ def run_one(
         res.pop("validation", None)  # the search model's: it is kept under "search"
         res.update(_refit(cls, params, search, split, seed=seed, progress=progress))
         model = res.pop("_model")
-    res.update(
-        dataset=dataset,
-        data_file=str(path),
-        n_users=log.n_users,
-        n_items=log.n_items,
-        n_events=len(log),
-        load_seconds=load_seconds,
-        seed=seed,
-        peak_rss_mb=peak_rss_mb(),
-        protocol="leave-one-out, full-catalogue ranking, history items filtered, best epoch by validation NDCG@10"
-        + (
-            "; refit on training + validation events for the validated epochs and learning rates"
-            if "refit" in res
-            else ""
-        ),
-        max_len=params.get("max_len"),
-        provenance=provenance(),
-    )
+    res.update(_run_facts(dataset, path, log, load_seconds, seed, refit="refit" in res, max_len=params.get("max_len")))
     if save_model is not None:
         model.save(save_model)
         res["saved_model"] = str(save_model)
@@ -193,6 +168,46 @@ def run_one(
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(res, indent=2, default=float))
     return res
+
+
+def _model_params(params: dict[str, Any], *, seed: int, progress: bool, threads: int | None):
+    """``(kind, model class, constructor keywords)`` with the run's seed, progress and threads."""
+    from chronorec.models import registry
+
+    params = dict(params)
+    kind = params.pop("kind")
+    cls = registry.get(kind)
+    fields = cls.Config.model_fields
+    if "seed" in fields:
+        params["seed"] = seed
+    if "progress" in fields:
+        params["progress"] = progress
+    if "threads" in fields and threads:
+        params["threads"] = threads
+    return kind, cls, params
+
+
+PROTOCOL = "leave-one-out, full-catalogue ranking, history items filtered, best epoch by validation NDCG@10"
+REFIT_PROTOCOL = "; refit on training + validation events for the validated epochs and learning rates"
+
+
+def _run_facts(dataset: str, path: Path, log, load_seconds: float, seed: int, *, refit: bool, max_len) -> dict:
+    """What a run's JSON records besides its figures: data, protocol, memory and provenance."""
+    from chronorec.workflows.experiment import peak_rss_mb, provenance
+
+    return {
+        "dataset": dataset,
+        "data_file": str(path),
+        "n_users": log.n_users,
+        "n_items": log.n_items,
+        "n_events": len(log),
+        "load_seconds": load_seconds,
+        "seed": seed,
+        "peak_rss_mb": peak_rss_mb(),
+        "protocol": PROTOCOL + (REFIT_PROTOCOL if refit else ""),
+        "max_len": max_len,
+        "provenance": provenance(),
+    }
 
 
 REFIT_SEED_OFFSET = 1000  # the refit's seed: another initialisation, so it also adds to an ensemble
@@ -218,8 +233,7 @@ def _refit(cls, params: dict[str, Any], search: dict[str, Any], split, *, seed: 
     rparams = {**params, "lr_plan": plan, "seed": seed + REFIT_SEED_OFFSET, "progress": progress}
     rparams.pop("time_budget_s", None)
     model = cls(**rparams)
-    if progress:
-        print(f"-- refit: {len(plan)} epochs on training + validation events", flush=True)
+    logger.info("-- refit: %d epochs on training + validation events", len(plan))
     t0 = time.perf_counter()
     model.fit(split.full)
     fit_seconds = time.perf_counter() - t0
@@ -257,8 +271,7 @@ def _refit(cls, params: dict[str, Any], search: dict[str, Any], split, *, seed: 
     if search["model"] is not None:
         ens = Ensemble.from_models([search["model"], model])
         out["ensemble"] = {"members": ["search", "refit"], "test": test_of(ens)[0]}
-    if progress:
-        print(f"   refit: test NDCG@10 {test['NDCG@10']:.4f} HR@10 {test['HR@10']:.4f}", flush=True)
+    logger.info("   refit: test NDCG@10 %.4f HR@10 %.4f", test["NDCG@10"], test["HR@10"])
     return out
 
 
@@ -365,7 +378,9 @@ def run_benchmark(settings: BenchmarkSettings, *, command: str) -> list[dict[str
     rows = []
     for job in jobs:
         logger.info("== %s / %s", job.dataset, job.model)
-        subprocess.run([sys.executable, "-m", __name__, job.model_dump_json()], check=True)
+        level = logging.getLevelName(logging.getLogger("chronorec").getEffectiveLevel())
+        env = {**os.environ, "CHRONOREC_LOG_LEVEL": str(level)}
+        subprocess.run([sys.executable, "-m", __name__, job.model_dump_json()], check=True, env=env)
         res = json.loads(job.out_json.read_text())
         res["model"] = job.model
         rows.append(res)
@@ -396,4 +411,6 @@ def write_summary(out: Path, rows: list[dict[str, Any]], tag: str, command: str)
 
 
 if __name__ == "__main__":  # one run in its own process: python -m chronorec.workflows.benchmark '<job JSON>'
+    # this process is an entry point: its log records go to stderr at the parent's level
+    logging.basicConfig(level=os.environ.get("CHRONOREC_LOG_LEVEL", "INFO"), format="%(message)s", stream=sys.stderr)
     run_job(BenchmarkJob.model_validate_json(sys.argv[1]))
