@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+logger = logging.getLogger(__name__)
 
 TABLE_METRICS = ("HR@10", "NDCG@10", "MRR@10", "Coverage@10")
 
@@ -74,19 +77,19 @@ def sample_recommendations(
     return out
 
 
-def _print_recommendations(recs: pd.DataFrame, model: str, log: Any, evalset: Any, n_users: int) -> None:
+def _log_recommendations(recs: pd.DataFrame, model: str, log: Any, evalset: Any, n_users: int) -> None:
     rows = np.arange(min(n_users, len(evalset)))
-    print(f"\nSample recommendations ({model}, top-{recs['rank'].max()}; * = the held-out next item):")
+    logger.info("\nSample recommendations (%s, top-%d; * = the held-out next item):", model, recs["rank"].max())
     for r in rows:
         uid = log.users.to_external(evalset.users[[r]])[0]
         hist = evalset.inputs([r])[0]
         last = ", ".join(log.item_name(hist[-3:]))
         target = log.item_name(evalset.targets([r])[0])[0]
-        print(f"  user {uid}: recent items [{last}] -> next: {target}")
+        logger.info("  user %s: recent items [%s] -> next: %s", uid, last, target)
         sub = recs[(recs["model"] == model) & (recs["user_id"] == uid)]
         for _, x in sub.iterrows():
             star = "*" if x["is_next_item"] else " "
-            print(f"     {star}{x['rank']:>2}. {x['item_name']}  ({x['score']:.3f})")
+            logger.info("     %s%2d. %s  (%.3f)", star, x["rank"], x["item_name"], x["score"])
 
 
 # ---------------------------------------------------------------------- the demo
@@ -122,13 +125,12 @@ def run_demo(
         "mean_length": 30 if quick else 40,
         "seed": seed,
     }
-    print(f"[demo] generating a synthetic e-commerce log {data_params} ...", flush=True)
+    logger.info("[demo] generating a synthetic e-commerce log %s ...", data_params)
     log = make_ecommerce_log(**data_params)
     split = leave_one_out(log)
-    print(
-        f"[demo] {len(log)} events, {log.n_users} users, {log.n_items} items; leave-one-out: "
-        f"{len(split.train)} training events, {len(split.test)} test users",
-        flush=True,
+    logger.info(
+        "[demo] %d events, %d users, %d items; leave-one-out: %d training events, %d test users",
+        *(len(log), log.n_users, log.n_items, len(split.train), len(split.test)),
     )
 
     models = demo_models(quick=quick, seed=seed, threads=threads, progress=progress)
@@ -141,14 +143,14 @@ def run_demo(
     }
     rows = {name: r["test"] for name, r in per_model.items()}
 
-    print("\nTest metrics (leave-one-out, full-catalogue ranking, history items excluded):")
-    print(metrics_table(per_model))
+    logger.info("\nTest metrics (leave-one-out, full-catalogue ranking, history items excluded):")
+    logger.info("%s", metrics_table(per_model))
 
     # recommendations for three users, with names
     recs = sample_recommendations(models, log, split.test, n_users=3, k=5)
     recs.to_csv(out / "recommendations.csv", index=False)
     best = max(rows, key=lambda n: rows[n].get("NDCG@10", -1.0))
-    _print_recommendations(recs, best, log, split.test, 3)
+    _log_recommendations(recs, best, log, split.test, 3)
 
     # plots, models, metrics.json
     curves = plot_training_curves(per_model, out / "training_curves.png", title="chronorec demo: training curves")
@@ -184,7 +186,7 @@ def run_demo(
         total_seconds=round(time.perf_counter() - t_start, 2),
     )
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=_json_default))
-    print(f"\n[demo] done in {summary['total_seconds']:.0f} s; results in {out}/", flush=True)
+    logger.info("\n[demo] done in %.0f s; results in %s/", summary["total_seconds"], out)
     return summary
 
 

@@ -8,6 +8,7 @@ stopping, then read once on ``split.test``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -21,6 +22,8 @@ from chronorec.errors import ConfigError
 from chronorec.evaluation.ranking import DEFAULT_KS, evaluate_ranking
 from chronorec.evaluation.split import EvalSet, Split
 from chronorec.models.base import Recommender
+
+logger = logging.getLogger(__name__)
 
 
 def peak_rss_mb() -> float:
@@ -108,8 +111,7 @@ def run_models(
     results: dict[str, dict[str, Any]] = {}
     n_items = split.train.n_items
     for name, model in models.items():
-        if progress:
-            print(f"-- {name}: fitting {model!r}", flush=True)
+        logger.info("-- %s: fitting %r", name, model)
         t0 = time.perf_counter()
         model.fit(split.train, validation=split.validation)
         fit_seconds = time.perf_counter() - t0
@@ -125,12 +127,10 @@ def run_models(
             eval_seconds=eval_seconds,
             peak_rss_mb=peak_rss_mb(),
         )
-        if progress:
-            print(
-                f"   {name}: test NDCG@10 {test['NDCG@10']:.4f} HR@10 {test['HR@10']:.4f} "
-                f"(fit {fit_seconds:.1f}s, eval {eval_seconds:.2f}s)",
-                flush=True,
-            )
+        logger.info(
+            "   %s: test NDCG@10 %.4f HR@10 %.4f (fit %.1fs, eval %.2fs)",
+            *(name, test["NDCG@10"], test["HR@10"], fit_seconds, eval_seconds),
+        )
         if out_dir is not None and save_models:
             model.save(Path(out_dir) / "models" / name)
     if out_dir is not None:
