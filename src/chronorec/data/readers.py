@@ -266,45 +266,51 @@ def read_raw(
     encoding: str = "utf-8-sig",
 ) -> RawTable:
     """Read a file (by path) or a pandas / polars / pyarrow frame; see ``read_events`` for the options."""
-    mod = type(source).__module__ or ""
-    if isinstance(source, pd.DataFrame):
-        frame = source
-        name = "<pandas DataFrame>"
-    elif mod.startswith("polars"):
-        if hasattr(source, "collect") and not hasattr(source, "to_pandas"):
-            source = source.collect()  # LazyFrame
-        frame = source.to_pandas()
-        name = "<polars DataFrame>"
-    elif mod.startswith("pyarrow") and hasattr(source, "to_pandas"):
-        frame = source.to_pandas()
-        name = "<pyarrow Table>"
-    elif isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if not path.exists():
-            raise IngestError(f"file {path} does not exist")
-        if path.is_dir():
-            raise IngestError(f"{path} is a directory; pass the data file itself")
-        kind, compression = detect_format(path, fmt)
-        if kind == "parquet" and compression is None:
-            data, member = b"", None
-        else:
-            data, member = _read_bytes(path, compression)
-            kind = kind or _sniff_format(data, member)
-        if kind == "parquet":
-            try:
-                frame = pd.read_parquet(io.BytesIO(data) if data else path)
-            except Exception as e:  # pyarrow raises several types for bad files
-                raise IngestError(f"{path}: cannot read as Parquet ({e}); pass --format if it is another format") from e
-            frame = frame.reset_index(drop=True)
-            return RawTable(frame, np.arange(1, len(frame) + 1, dtype=np.int64), str(path), True)
-        if kind == "jsonl":
-            return _read_jsonl(path, data, encoding=encoding)
-        return read_csv_bytes(path, data, sep=sep, header=header, names=names, encoding=encoding)
-    else:
-        raise IngestError(
-            f"cannot read events from a {type(source).__name__}; pass a file path or a pandas/polars DataFrame"
-        )
+    if isinstance(source, (str, os.PathLike)):
+        return _read_file(Path(source), fmt=fmt, sep=sep, header=header, names=names, encoding=encoding)
+    frame, name = _frame_of(source)
     frame = frame.reset_index(drop=True)
     if names is not None:
         frame.columns = list(names)
     return RawTable(frame, np.arange(1, len(frame) + 1, dtype=np.int64), name, False)
+
+
+def _frame_of(source: Any) -> tuple[pd.DataFrame, str]:
+    """A pandas frame and a display name for an in-memory table (pandas, polars, pyarrow)."""
+    mod = type(source).__module__ or ""
+    if isinstance(source, pd.DataFrame):
+        return source, "<pandas DataFrame>"
+    if mod.startswith("polars"):
+        if hasattr(source, "collect") and not hasattr(source, "to_pandas"):
+            source = source.collect()  # LazyFrame
+        return source.to_pandas(), "<polars DataFrame>"
+    if mod.startswith("pyarrow") and hasattr(source, "to_pandas"):
+        return source.to_pandas(), "<pyarrow Table>"
+    raise IngestError(
+        f"cannot read events from a {type(source).__name__}; pass a file path or a pandas/polars DataFrame"
+    )
+
+
+def _read_file(
+    path: Path, *, fmt: str | None, sep: str | None, header: bool, names: Sequence[str] | None, encoding: str
+) -> RawTable:
+    if not path.exists():
+        raise IngestError(f"file {path} does not exist")
+    if path.is_dir():
+        raise IngestError(f"{path} is a directory; pass the data file itself")
+    kind, compression = detect_format(path, fmt)
+    if kind == "parquet" and compression is None:
+        data, member = b"", None
+    else:
+        data, member = _read_bytes(path, compression)
+        kind = kind or _sniff_format(data, member)
+    if kind == "parquet":
+        try:
+            frame = pd.read_parquet(io.BytesIO(data) if data else path)
+        except Exception as e:  # pyarrow raises several types for bad files
+            raise IngestError(f"{path}: cannot read as Parquet ({e}); pass --format if it is another format") from e
+        frame = frame.reset_index(drop=True)
+        return RawTable(frame, np.arange(1, len(frame) + 1, dtype=np.int64), str(path), True)
+    if kind == "jsonl":
+        return _read_jsonl(path, data, encoding=encoding)
+    return read_csv_bytes(path, data, sep=sep, header=header, names=names, encoding=encoding)
