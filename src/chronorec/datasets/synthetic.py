@@ -166,6 +166,73 @@ class _Walker:
         return self._from_cluster(c, seen)
 
 
+def _funnel_walk(
+    walker: _Walker,
+    rng: np.random.Generator,
+    n_views: int,
+    clusters: tuple[int, int, float],
+    p_cart: float,
+    p_buy: float,
+) -> tuple[list[int], list[str]]:
+    """One user's item walk (``n_views`` views drifting from the primary to the secondary cluster),
+    each view followed by a cart with ``p_cart`` and a cart by a buy with ``p_buy``."""
+    primary, secondary, max_drift = clusters
+    items: list[int] = []
+    behav: list[str] = []
+    seen: set[int] = set()
+    prev: int | None = None
+    for v in range(n_views):
+        drift = max_drift * v / max(n_views - 1, 1)
+        j = walker.next_item(prev, seen, primary, secondary, drift)
+        items.append(j)
+        behav.append("view")
+        seen.add(j)
+        prev = j
+        if rng.random() < p_cart:
+            items.append(j)
+            behav.append("cart")
+            if rng.random() < p_buy:
+                items.append(j)
+                behav.append("buy")
+    return items, behav
+
+
+class _Clock:
+    """Session times: sizes 1 + Poisson(4), starts by weekly / daily weights and the user's trend."""
+
+    def __init__(self, t0: int, span_days: int, day_base: np.ndarray, hour_w: np.ndarray):
+        self.t0, self.span_days, self.day_base, self.hour_w = t0, span_days, day_base, hour_w
+        self.days = np.arange(span_days)
+
+    def sessions(
+        self, rng: np.random.Generator, n: int, slope: float, preferred_device: int
+    ) -> tuple[list[int], list[str]]:
+        """Timestamps and devices of ``n`` events of one user, in order."""
+        sizes: list[int] = []
+        while sum(sizes) < n:
+            sizes.append(1 + int(rng.poisson(4)))
+        sizes[-1] -= sum(sizes) - n
+        trend = np.clip(1.0 + slope * (self.days / max(self.span_days - 1, 1) - 0.5) * 2, 0.05, None)
+        p_day = self.day_base * trend
+        p_day /= p_day.sum()
+        s_days = np.sort(rng.choice(self.span_days, size=len(sizes), p=p_day))
+        s_hours = rng.choice(24, size=len(sizes), p=self.hour_w)
+        s_start = self.t0 + s_days * DAY + s_hours * 3600 + rng.integers(0, 3600, size=len(sizes))
+        s_start = s_start[np.argsort(s_start, kind="stable")]
+        ts: list[int] = []
+        dev: list[str] = []
+        last = -1
+        for size, st in zip(sizes, s_start, strict=False):
+            t = max(int(st), last + 60)
+            d = preferred_device if rng.random() < 0.85 else 1 - preferred_device
+            for _ in range(size):
+                ts.append(t)
+                dev.append(DEVICES[d])
+                last = t
+                t += int(rng.integers(15, 300))
+        return ts, dev
+
+
 def make_ecommerce_log(
     *,
     n_users: int = 500,
@@ -202,6 +269,7 @@ def make_ecommerce_log(
     uids = user_ids(n_users)
 
     cols: dict[str, list] = {C.USER: [], C.ITEM: [], C.TIME: [], C.BEHAVIOR: [], "device": []}
+    clock = _Clock(t0, span_days, day_base, hour_w)
     for u in range(n_users):
         primary = int(rng.integers(n_clusters))
         secondary = int((primary + 1 + rng.integers(max(n_clusters - 1, 1))) % n_clusters) if n_clusters > 1 else 0
@@ -209,52 +277,9 @@ def make_ecommerce_log(
         slope = float(rng.uniform(-0.9, 0.9))  # activity trend over the time span
         preferred_device = 0 if rng.random() < 0.65 else 1
         n_views = max(3, int(rng.poisson(mean_length / (1 + p_cart + p_cart * p_buy))))
-
-        # the item walk with funnels
-        items: list[int] = []
-        behav: list[str] = []
-        seen: set[int] = set()
-        prev: int | None = None
-        for v in range(n_views):
-            drift = max_drift * v / max(n_views - 1, 1)
-            j = walker.next_item(prev, seen, primary, secondary, drift)
-            items.append(j)
-            behav.append("view")
-            seen.add(j)
-            prev = j
-            if rng.random() < p_cart:
-                items.append(j)
-                behav.append("cart")
-                if rng.random() < p_buy:
-                    items.append(j)
-                    behav.append("buy")
-        n = len(items)
-
-        # sessions: sizes 1 + Poisson(4), starts by weekly/daily weights and the user's trend
-        sizes: list[int] = []
-        while sum(sizes) < n:
-            sizes.append(1 + int(rng.poisson(4)))
-        sizes[-1] -= sum(sizes) - n
-        trend = np.clip(1.0 + slope * (days / max(span_days - 1, 1) - 0.5) * 2, 0.05, None)
-        p_day = day_base * trend
-        p_day /= p_day.sum()
-        s_days = np.sort(rng.choice(span_days, size=len(sizes), p=p_day))
-        s_hours = rng.choice(24, size=len(sizes), p=hour_w)
-        s_start = t0 + s_days * DAY + s_hours * 3600 + rng.integers(0, 3600, size=len(sizes))
-        order = np.argsort(s_start, kind="stable")
-        s_start = s_start[order]
-        ts: list[int] = []
-        dev: list[str] = []
-        last = -1
-        for size, st in zip(sizes, s_start, strict=False):
-            t = max(int(st), last + 60)
-            d = preferred_device if rng.random() < 0.85 else 1 - preferred_device
-            for _ in range(size):
-                ts.append(t)
-                dev.append(DEVICES[d])
-                last = t
-                t += int(rng.integers(15, 300))
-        cols[C.USER].extend([uids[u]] * n)
+        items, behav = _funnel_walk(walker, rng, n_views, (primary, secondary, max_drift), p_cart, p_buy)
+        ts, dev = clock.sessions(rng, len(items), slope, preferred_device)
+        cols[C.USER].extend([uids[u]] * len(items))
         cols[C.ITEM].extend(items)
         cols[C.TIME].extend(ts)
         cols[C.BEHAVIOR].extend(behav)
