@@ -102,7 +102,7 @@ def run(data_dir: str | None, out: Path, quick: bool, threads: int) -> dict[str,
     save()
 
     def behaviour():
-        cfg = SequenceClassifierConfig(epochs=8 if quick else 30, threads=threads)
+        cfg = SequenceClassifierConfig(epochs=8 if quick else 30)
         seq = ("gru", "lstm", "transformer")
         res = predict_behavior(
             taobao,
@@ -112,6 +112,7 @@ def run(data_dir: str | None, out: Path, quick: bool, threads: int) -> dict[str,
             if not quick
             else ("logistic", "gbm", "gru", "gru+features"),
             seq_config=cfg,
+            threads=threads,
             out_dir=out / "temporal_behavior",
             progress=True,
         )
@@ -121,12 +122,12 @@ def run(data_dir: str | None, out: Path, quick: bool, threads: int) -> dict[str,
     save()
 
     ladder = ("naive", "seasonal_naive", "moving_average", "ets", "gbm", "lstm", "gru", "transformer")
-    rnn = {"epochs": 10 if quick else 40, "threads": threads}
+    rnn = {"epochs": 10 if quick else 40}
     fparams = {"lstm": rnn, "gru": rnn, "transformer": rnn}
 
     def forecast(name: str, s, h: int, n_origins: int, models=ladder):
         sm = to_matrix(s)
-        ev = rolling_origin(sm, h=h, n_origins=n_origins, models=models, params=fparams, progress=True)
+        ev = rolling_origin(sm, h=h, n_origins=n_origins, models=models, params=fparams, threads=threads, progress=True)
         plot_forecasts(sm, ev, out / f"temporal_forecast_{name}.png", series=(0, 1, 2))
         return {k: v for k, v in ev.items() if k not in ("forecasts", "actual")}
 

@@ -190,7 +190,8 @@ def test_learned_models_beat_trivial_baseline_on_planted_signal():
         n_train_cutoffs=8,
         step_s=DAY,
         models=("logistic", "gru", "gru+features"),
-        seq_config=SequenceClassifierConfig(epochs=6, max_len=20, dim=16, lr=2e-3, patience=3, threads=1),
+        seq_config=SequenceClassifierConfig(epochs=6, max_len=20, dim=16, lr=2e-3, patience=3),
+        threads=1,
         progress=False,
     )
     r = res["tasks"]["target"]
@@ -300,7 +301,7 @@ def test_rolling_evaluation_refits_per_fold_and_pools_the_test_cases():
 
 
 def test_feature_models_search_aligned_training_cutoffs_on_validation():
-    from chronorec.temporal.behavior import _training_sets
+    from chronorec.temporal.behavior.protocol import _training_sets
 
     df = _planted(n_users=60, n_days=10)
     d = make_behavior_data(df, horizon_s=DAY, step_s=6 * 3600)

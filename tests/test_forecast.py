@@ -64,10 +64,11 @@ def test_scaler_fit_on_training_window_only():
         "n_origins": 3,
         "models": ("gbm", "lstm", "transformer"),
         "params": {
-            "lstm": {"epochs": 2, "threads": 1},
-            "transformer": {"epochs": 2, "threads": 1},
+            "lstm": {"epochs": 2},
+            "transformer": {"epochs": 2},
             "gbm": {"max_iter": 40},
         },
+        "threads": 1,
     }
     a = rolling_origin(_matrix(Y), **kw)
     b = rolling_origin(_matrix(Y2), **kw)
@@ -116,10 +117,29 @@ def test_global_transformer_beats_naive_and_seasonal_naive_on_planted_season_and
         h=7,
         n_origins=3,
         models=("naive", "seasonal_naive", "transformer"),
-        params={"transformer": {"epochs": 25, "threads": 1, "patience": 25, "lr": 3e-3}},
+        params={"transformer": {"epochs": 25, "patience": 25, "lr": 3e-3}},
+        threads=1,
     )
     r = ev["results"]
     assert r["transformer"]["MASE"] < 0.5 * r["naive"]["MASE"]
     assert r["transformer"]["MASE"] < 0.9 * r["seasonal_naive"]["MASE"]
     # windows of 28 periods ending 2 h before the training window's end, for every series
     assert r["transformer"]["train_windows"] == 8 * (150 - 3 * 7 - 28 - 2 * 7 + 1)
+
+
+def test_forecaster_configs_are_validated_with_the_old_defaults():
+    from pydantic import ValidationError
+
+    from chronorec.errors import ConfigError
+    from chronorec.temporal.forecast.config import TransformerForecastConfig
+    from chronorec.temporal.forecast.core import model_config
+
+    t = model_config("transformer", {"dim": 16})
+    assert isinstance(t, TransformerForecastConfig) and t.dim == 16 and t.center and t.epochs == 40
+    assert not model_config("lstm").center and model_config("lstm").hidden == 64 and model_config("gbm").max_iter == 300
+    for bad in ({"hiden": 32}, {"threads": 1}):  # a misspelt key, or a run setting among the hyper-parameters
+        with pytest.raises(ValidationError):
+            model_config("lstm", bad)
+    Y = np.tile(np.arange(7.0), (2, 6))
+    with pytest.raises(ConfigError, match="unknown forecaster"):
+        rolling_origin(_matrix(Y), h=7, n_origins=2, models=("naive", "prophet"))

@@ -69,10 +69,17 @@ def forecast(
     else:
         raise ConfigError("give --series FILE or --dataset NAME")
     sm = to_matrix(s, value=f.value if cfg.data.dataset is None else "y", season=f.season)
-    rnn = {"epochs": f.epochs, "threads": cfg.threads}
+    rnn = {"epochs": f.epochs}
     params = {"lstm": rnn, "gru": rnn, "transformer": rnn}
     ev = rolling_origin(
-        sm, h=f.horizon, n_origins=f.origins, models=list(f.models), params=params, seed=cfg.seed, progress=True
+        sm,
+        h=f.horizon,
+        n_origins=f.origins,
+        models=list(f.models),
+        params=params,
+        seed=cfg.seed,
+        threads=cfg.threads,
+        progress=True,
     )
     target = Path(f.out)
     target.mkdir(parents=True, exist_ok=True)

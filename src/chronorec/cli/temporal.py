@@ -166,7 +166,8 @@ def predict_behavior(
         windows=tuple(b.windows),
         utc_offset_hours=utc_offset_for(cfg.data.dataset, b.utc_offset),
         models=list(b.models),
-        seq_config=SequenceClassifierConfig(epochs=b.epochs, max_len=b.max_len, seed=cfg.seed, threads=cfg.threads),
+        seq_config=SequenceClassifierConfig(epochs=b.epochs, max_len=b.max_len),
+        threads=cfg.threads,
         out_dir=Path(b.out),
         seed=cfg.seed,
     )

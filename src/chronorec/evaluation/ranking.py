@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from chronorec.errors import DataError
 from chronorec.evaluation.split import EvalSet
 
 ScoreFn = Callable[[np.ndarray, list[np.ndarray]], torch.Tensor]
@@ -77,7 +78,7 @@ def evaluate_ranking(
             hist = evalset.inputs(rows)
             scores = score_fn(evalset.users[rows], hist).float()
             if scores.shape[1] != n_items + 1:
-                raise ValueError(f"scores have {scores.shape[1]} columns, expected n_items + 1 = {n_items + 1}")
+                raise DataError(f"scores have {scores.shape[1]} columns, expected n_items + 1 = {n_items + 1}")
             if exclude_history:
                 exclude_items(scores, hist)
             else:

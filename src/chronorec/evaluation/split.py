@@ -13,6 +13,7 @@ import numpy as np
 from chronorec.data import columns as C
 from chronorec.data.eventlog import EventLog
 from chronorec.data.sequences import pack_histories
+from chronorec.errors import ConfigError
 
 
 @dataclass
@@ -109,7 +110,7 @@ def temporal_split(
     if validation_cutoff is None:
         validation_cutoff = test_cutoff
     if validation_cutoff > test_cutoff:
-        raise ValueError("validation_cutoff must not be after test_cutoff")
+        raise ConfigError("validation_cutoff must not be after test_cutoff")
     ev = log.events
     ts = ev[C.TIME].to_numpy()
     train = log.with_events(ev[ts < validation_cutoff])

@@ -33,6 +33,7 @@ import pandas as pd
 
 from chronorec.data import columns as C
 from chronorec.datasets.temporal import CATEGORY, event_frame
+from chronorec.errors import ConfigError, DataError
 
 PERIOD_SECONDS = {"hour": 3600, "day": 86400, "week": 7 * 86400}
 _MONDAY = 4 * 86400  # 1970-01-05 (a Monday) is 4 days after the epoch
@@ -72,12 +73,12 @@ class PeriodGrid:
     ) -> "PeriodGrid":
         """The smallest aligned grid covering ``timestamps`` (and the UTC time ``end``, if given)."""
         if freq not in PERIOD_SECONDS:
-            raise ValueError(f"freq must be one of {', '.join(PERIOD_SECONDS)} (got {freq!r})")
+            raise ConfigError(f"freq must be one of {', '.join(PERIOD_SECONDS)} (got {freq!r})")
         step = PERIOD_SECONDS[freq]
         offset = int(round(utc_offset_hours * 3600))
         ts = np.asarray(timestamps, dtype=np.int64)
         if ts.size == 0:
-            raise ValueError("no events to build periods from")
+            raise DataError("no events to build periods from")
         lo = int(ts.min()) + offset
         hi = max(int(ts.max()) + offset, (end + offset - 1) if end is not None else -(2**62))
         shift = _MONDAY if freq == "week" else 0
@@ -136,7 +137,7 @@ def activity_series(
     """
     df = event_frame(events)
     if entity not in df.columns:
-        raise ValueError(f"entity column {entity!r} not in the events (has {list(df.columns)})")
+        raise ConfigError(f"entity column {entity!r} not in the events (has {list(df.columns)})")
     grid = PeriodGrid.cover(df[C.TIME].to_numpy(), freq=freq, utc_offset_hours=utc_offset_hours)
     p = grid.index(df[C.TIME].to_numpy())
     codes, uniq = pd.factorize(df[entity], sort=True)
@@ -297,6 +298,8 @@ def feature_table(
 ) -> pd.DataFrame:
     """One row per (entity, cut-off) for entities with at least one event before the cut-off.
 
+    (Long: one vectorised pass per cut-off over the shared count cube; split further it would pass a dozen arrays.)
+
     Args:
         events: event frame (see :func:`event_frame`).
         entity: the entity column (``user_id``, ``item_id``, ``category``, ...).
@@ -323,7 +326,7 @@ def feature_table(
 
     df = event_frame(events)
     if entity not in df.columns:
-        raise ValueError(f"entity column {entity!r} not in the events (has {list(df.columns)})")
+        raise ConfigError(f"entity column {entity!r} not in the events (has {list(df.columns)})")
     ts_all = df[C.TIME].to_numpy()
     cut = (
         default_cutoffs(ts_all, freq=freq, utc_offset_hours=utc_offset_hours)
