@@ -23,6 +23,8 @@ import pandas as pd
 
 logger = logging.getLogger(__name__)
 
+KS = (5, 10, 20)
+
 TABLE_METRICS = ("HR@10", "NDCG@10", "MRR@10", "Coverage@10")
 
 
@@ -92,6 +94,39 @@ def _log_recommendations(recs: pd.DataFrame, model: str, log: Any, evalset: Any,
             logger.info("     %s%2d. %s  (%.3f)", star, x["rank"], x["item_name"], x["score"])
 
 
+def _summary(split, log, data_params, per_model, best, curves, models, *, quick: bool, seed: int) -> dict[str, Any]:
+    """metrics.json's content: protocol, data, per-model records, files and provenance."""
+    from chronorec.workflows.experiment import provenance
+
+    return provenance(
+        protocol=split.protocol,
+        protocol_details="last event = test, second-to-last = validation; full-catalogue ranking; "
+        "items of the input history excluded; epochs chosen on validation NDCG@10",
+        seed=seed,
+        quick=quick,
+        threads=None,
+        ks=list(KS),
+        data={
+            "generator": "chronorec.datasets.synthetic.make_ecommerce_log",
+            "params": data_params,
+            "source": log.source,
+            "n_events": len(log),
+            "n_users": log.n_users,
+            "n_items": log.n_items,
+            "n_train_events": len(split.train),
+            "n_eval_users": len(split.test),
+        },
+        models=per_model,
+        best_model=best,
+        files={
+            "recommendations": "recommendations.csv",
+            "training_curves": curves.name if curves else None,
+            "metrics_plot": "metrics.png",
+            "models": {n: f"models/{n}" for n in models},
+        },
+    )
+
+
 # ---------------------------------------------------------------------- the demo
 def run_demo(
     out_dir: str | Path | None = None,
@@ -108,7 +143,7 @@ def run_demo(
     from chronorec.evaluation.split import leave_one_out
     from chronorec.plots import plot_metrics, plot_training_curves
     from chronorec.training.runtime import set_threads
-    from chronorec.workflows.experiment import metrics_table, provenance, run_models
+    from chronorec.workflows.experiment import metrics_table, run_models
 
     t_start = time.perf_counter()
     if out_dir is None:
@@ -134,8 +169,7 @@ def run_demo(
     )
 
     models = demo_models(quick=quick, seed=seed, threads=threads, progress=progress)
-    ks = (5, 10, 20)
-    results = run_models(models, split, ks=ks, out_dir=None, progress=progress)
+    results = run_models(models, split, ks=KS, out_dir=None, progress=progress)
 
     # run_models' records (chronorec.workflows.experiment.model_record), configs without the progress switch
     per_model = {
@@ -157,34 +191,9 @@ def run_demo(
     plot_metrics({n: r for n, r in rows.items()}, out / "metrics.png", title="chronorec demo: test HR@10 / NDCG@10")
     for name, model in models.items():
         model.save(out / "models" / name)
-    summary = provenance(
-        protocol=split.protocol,
-        protocol_details="last event = test, second-to-last = validation; full-catalogue ranking; "
-        "items of the input history excluded; epochs chosen on validation NDCG@10",
-        seed=seed,
-        quick=quick,
-        threads=threads,
-        ks=list(ks),
-        data={
-            "generator": "chronorec.datasets.synthetic.make_ecommerce_log",
-            "params": data_params,
-            "source": log.source,
-            "n_events": len(log),
-            "n_users": log.n_users,
-            "n_items": log.n_items,
-            "n_train_events": len(split.train),
-            "n_eval_users": len(split.test),
-        },
-        models=per_model,
-        best_model=best,
-        files={
-            "recommendations": "recommendations.csv",
-            "training_curves": curves.name if curves else None,
-            "metrics_plot": "metrics.png",
-            "models": {n: f"models/{n}" for n in models},
-        },
-        total_seconds=round(time.perf_counter() - t_start, 2),
-    )
+    summary = _summary(split, log, data_params, per_model, best, curves, models, quick=quick, seed=seed)
+    summary["threads"] = threads
+    summary["total_seconds"] = round(time.perf_counter() - t_start, 2)
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=_json_default))
     logger.info("\n[demo] done in %.0f s; results in %s/", summary["total_seconds"], out)
     return summary
