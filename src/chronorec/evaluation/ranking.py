@@ -88,24 +88,24 @@ def evaluate_ranking(
                 covered[k][top[:, :k].ravel()] = True
             tg = evalset.targets(rows)
             if single:
-                t = torch.from_numpy(np.array([x[0] for x in tg], dtype=np.int64))
-                ts = scores.gather(1, t[:, None])
-                better = (scores >= ts).sum(1) - 1  # other candidates at least as good
-                r = better.numpy().astype(np.float64) + 1
-                r[~np.isfinite(ts.squeeze(1).numpy())] = np.inf  # target excluded (seen) = miss
-                ranks[rows] = r
+                ranks[rows] = _target_ranks(scores, tg)
             else:
                 for j, (row, targets) in enumerate(zip(rows, tg, strict=True)):
-                    hits = np.isin(top[j], targets)
-                    for k in ks:
-                        h = hits[:k]
-                        ideal = discount[: min(k, len(targets))].sum().item()
-                        per_k[f"HR@{k}"][row] = float(h.any())
-                        per_k[f"Recall@{k}"][row] = h.sum() / min(k, len(targets))
-                        per_k[f"NDCG@{k}"][row] = float((discount[:k].numpy() * h).sum() / ideal)
-                        first = np.flatnonzero(h)
-                        per_k[f"MRR@{k}"][row] = 1.0 / (first[0] + 1) if len(first) else 0.0
-    if single:
+                    _multi_target_row(per_k, row, top[j], targets, ks, discount)
+    ordered = _summary(ranks if single else None, per_k, covered, ks, n)
+    return (ordered, per_k) if return_per_user else ordered
+
+
+def _summary(
+    ranks: np.ndarray | None,
+    per_k: dict[str, np.ndarray],
+    covered: dict[int, np.ndarray],
+    ks: Sequence[int],
+    n: int,
+) -> dict[str, float]:
+    """The metrics (from the single-target ranks, or the per-case values) in display order; fills
+    ``per_k`` with the per-case values of the single-target metrics."""
+    if ranks is not None:
         metrics = ranking_metrics_from_ranks(ranks, ks)
         for k in ks:
             per_k[f"HR@{k}"] = (ranks <= k).astype(float)
@@ -116,8 +116,32 @@ def evaluate_ranking(
     for k in ks:
         metrics[f"Coverage@{k}"] = float(covered[k][1:].mean())
     metrics["n_users"] = float(n)
-    ordered = dict(sorted(metrics.items(), key=lambda kv: _metric_order(kv[0])))
-    return (ordered, per_k) if return_per_user else ordered
+    return dict(sorted(metrics.items(), key=lambda kv: _metric_order(kv[0])))
+
+
+def _target_ranks(scores: torch.Tensor, targets: list[np.ndarray]) -> np.ndarray:
+    """Pessimistic 1-based rank of each row's single target (inf where the target was excluded)."""
+    t = torch.from_numpy(np.array([x[0] for x in targets], dtype=np.int64))
+    ts = scores.gather(1, t[:, None])
+    better = (scores >= ts).sum(1) - 1  # other candidates at least as good
+    r = better.numpy().astype(np.float64) + 1
+    r[~np.isfinite(ts.squeeze(1).numpy())] = np.inf  # target excluded (seen) = miss
+    return r
+
+
+def _multi_target_row(
+    per_k: dict[str, np.ndarray], row: int, top: np.ndarray, targets: np.ndarray, ks: Sequence[int], discount
+) -> None:
+    """HR, Recall, NDCG (ideal DCG of the targets) and MRR at each K of one case with several targets."""
+    hits = np.isin(top, targets)
+    for k in ks:
+        h = hits[:k]
+        ideal = discount[: min(k, len(targets))].sum().item()
+        per_k[f"HR@{k}"][row] = float(h.any())
+        per_k[f"Recall@{k}"][row] = h.sum() / min(k, len(targets))
+        per_k[f"NDCG@{k}"][row] = float((discount[:k].numpy() * h).sum() / ideal)
+        first = np.flatnonzero(h)
+        per_k[f"MRR@{k}"][row] = 1.0 / (first[0] + 1) if len(first) else 0.0
 
 
 def _metric_order(name: str) -> tuple[int, int, str]:
