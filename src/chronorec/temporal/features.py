@@ -298,8 +298,6 @@ def feature_table(
 ) -> pd.DataFrame:
     """One row per (entity, cut-off) for entities with at least one event before the cut-off.
 
-    (Long: one vectorised pass per cut-off over the shared count cube; split further it would pass a dozen arrays.)
-
     Args:
         events: event frame (see :func:`event_frame`).
         entity: the entity column (``user_id``, ``item_id``, ``category``, ...).
@@ -336,51 +334,96 @@ def feature_table(
     grid = PeriodGrid.cover(
         ts_all, freq=freq, utc_offset_hours=utc_offset_hours, end=int(cut.max()) if len(cut) else None
     )
-    codes, uniq = pd.factorize(df[entity], sort=True)
-    n_ent = len(uniq)
-    behs = _behaviours(df)
-    bcodes = (
-        pd.Categorical(df[C.BEHAVIOR], categories=behs).codes.astype(np.int64) if behs else np.zeros(len(df), np.int64)
+    cube = _EntityCube(df, entity, grid, value_col)
+    spec = _SeriesSpec(
+        windows=tuple(windows),
+        n_fourier=n_fourier,
+        fourier_window=fourier_window,
+        slope_windows=tuple(slope_windows)
+        if slope_windows is not None
+        else tuple(w for w in windows if w >= 3) or (3,),
     )
-    n_b = max(len(behs), 1)
-    per = grid.index(ts_all)
-    cube = _count_cube(codes, per, bcodes, n_ent, grid.n_periods, n_b)
-    total = cube.sum(-1)  # (entities, periods)
-    has_value = value_col is not None and value_col in df.columns
-    vcube = (
-        np.bincount(
-            codes * grid.n_periods + per, weights=df[value_col].to_numpy(np.float64), minlength=n_ent * grid.n_periods
-        ).reshape(n_ent, grid.n_periods)
-        if has_value
-        else None
-    )
-    # events sorted by (entity, time) for the raw-event features
-    order = np.lexsort((np.arange(len(df)), ts_all, codes))
-    e_code, e_ts, e_b = codes[order], ts_all[order], bcodes[order]
-    local = e_ts + grid.offset
-    e_hour = (local // 3600) % 24
-    e_dow = ((local // 86400) + 3) % 7  # 1970-01-01 was a Thursday (3 with Monday = 0)
-    slope_ws = list(slope_windows) if slope_windows is not None else [w for w in windows if w >= 3] or [3]
-
     rows = []
     for t in tqdm(cut, desc="features", disable=not progress, leave=False):
-        t = int(t)
-        m = e_ts < t
+        out = cube.features_at(int(t), spec, profiles=profiles)
+        if out is not None:
+            rows.append(pd.DataFrame(out))
+    if not rows:
+        return pd.DataFrame(columns=["entity_id", "cutoff"])
+    table = pd.concat(rows, ignore_index=True)
+    table.insert(2, "cutoff_time", pd.to_datetime(table["cutoff"], unit="s"))
+    return table
+
+
+@dataclass(frozen=True)
+class _SeriesSpec:
+    windows: tuple[int, ...]
+    n_fourier: int
+    fourier_window: int | None
+    slope_windows: tuple[int, ...]
+
+
+class _EntityCube:
+    """Counts per (entity, period, behaviour) and the events sorted by (entity, time): everything a
+    cut-off's features are computed from, each family of features in a method of its own."""
+
+    def __init__(self, df: pd.DataFrame, entity: str, grid: PeriodGrid, value_col: str | None):
+        ts_all = df[C.TIME].to_numpy()
+        codes, self.uniq = pd.factorize(df[entity], sort=True)
+        self.n_ent = len(self.uniq)
+        self.behs = _behaviours(df)
+        bcodes = (
+            pd.Categorical(df[C.BEHAVIOR], categories=self.behs).codes.astype(np.int64)
+            if self.behs
+            else np.zeros(len(df), np.int64)
+        )
+        self.n_b = max(len(self.behs), 1)
+        self.grid = grid
+        per = grid.index(ts_all)
+        self.cube = _count_cube(codes, per, bcodes, self.n_ent, grid.n_periods, self.n_b)
+        self.total = self.cube.sum(-1)  # (entities, periods)
+        self.vcube = None
+        if value_col is not None and value_col in df.columns:
+            flat = np.bincount(
+                codes * grid.n_periods + per,
+                weights=df[value_col].to_numpy(np.float64),
+                minlength=self.n_ent * grid.n_periods,
+            )
+            self.vcube = flat.reshape(self.n_ent, grid.n_periods)
+        # events sorted by (entity, time) for the raw-event features
+        order = np.lexsort((np.arange(len(df)), ts_all, codes))
+        self.e_code, self.e_ts, self.e_b = codes[order], ts_all[order], bcodes[order]
+        local = self.e_ts + grid.offset
+        self.e_hour = (local // 3600) % 24
+        self.e_dow = ((local // 86400) + 3) % 7  # 1970-01-01 was a Thursday (3 with Monday = 0)
+
+    def features_at(self, t: int, spec: _SeriesSpec, *, profiles: bool) -> dict[str, np.ndarray] | None:
+        """The feature columns of every entity with an event before ``t`` (None if there is none)."""
+        m = self.e_ts < t
         if not m.any():
-            continue
-        ec, ets, eb = e_code[m], e_ts[m], e_b[m]
-        n_ev = np.bincount(ec, minlength=n_ent)
+            return None
+        ec, ets, eb = self.e_code[m], self.e_ts[m], self.e_b[m]
+        n_ev = np.bincount(ec, minlength=self.n_ent)
         keep = np.flatnonzero(n_ev > 0)
-        out: dict[str, np.ndarray] = {"entity_id": np.asarray(uniq)[keep]}
+        out: dict[str, np.ndarray] = {"entity_id": np.asarray(self.uniq)[keep]}
         out["cutoff"] = np.full(len(keep), t, dtype=np.int64)
         out["n_events"] = n_ev[keep].astype(np.float64)
-        nb = np.bincount(ec * n_b + eb, minlength=n_ent * n_b).reshape(n_ent, n_b)
-        for i, b in enumerate(behs):
+        nb = np.bincount(ec * self.n_b + eb, minlength=self.n_ent * self.n_b).reshape(self.n_ent, self.n_b)
+        for i, b in enumerate(self.behs):
             out[f"n_{b}"] = nb[keep, i].astype(np.float64)
-        # --- series features over complete periods
-        k = grid.complete_before(t)
-        tot = total[keep, :k]
-        cb = cube[keep, :k]
+        k = self.grid.complete_before(t)
+        self._windows(out, keep, k, spec.windows)
+        self._shape(out, keep, k, spec)
+        self._recency(out, keep, t, ec, ets, eb)
+        self._gaps(out, keep, ec, ets)
+        if profiles:
+            self._profiles(out, keep, ec, m, n_ev)
+        return out
+
+    def _windows(self, out: dict, keep: np.ndarray, k: int, windows: tuple[int, ...]) -> None:
+        """Count / mean / std / min / max, behaviour shares and value over trailing complete periods."""
+        tot = self.total[keep, :k]
+        cb = self.cube[keep, :k]
         for w in windows:
             seg = tot[:, max(k - w, 0) :]
             cnt = seg.sum(1)
@@ -397,39 +440,49 @@ def feature_table(
                     out[f"w{w}_{s}"] = np.zeros(len(keep))
             bsum = cb[:, max(k - w, 0) :].sum(1)
             with np.errstate(invalid="ignore", divide="ignore"):
-                for i, b in enumerate(behs):
+                for i, b in enumerate(self.behs):
                     out[f"w{w}_share_{b}"] = np.where(cnt > 0, bsum[:, i] / np.maximum(cnt, 1), np.nan)
-            if vcube is not None:
-                out[f"w{w}_value"] = vcube[keep, max(k - w, 0) : k].sum(1)
-        fw = tot if fourier_window is None else tot[:, -fourier_window:]
-        per_, amp, ph = dominant_periods(fw, k=n_fourier)
-        for i in range(n_fourier):
+            if self.vcube is not None:
+                out[f"w{w}_value"] = self.vcube[keep, max(k - w, 0) : k].sum(1)
+
+    def _shape(self, out: dict, keep: np.ndarray, k: int, spec: _SeriesSpec) -> None:
+        """Periodicity (dominant Fourier components), trend (rolling slopes) and change point."""
+        tot = self.total[keep, :k]
+        fw = tot if spec.fourier_window is None else tot[:, -spec.fourier_window :]
+        per_, amp, ph = dominant_periods(fw, k=spec.n_fourier)
+        for i in range(spec.n_fourier):
             out[f"fft{i + 1}_period"] = per_[:, i]
             out[f"fft{i + 1}_amp"] = amp[:, i]
             out[f"fft{i + 1}_phase"] = ph[:, i]
-        for w in slope_ws:
+        for w in spec.slope_windows:
             out[f"slope_w{w}"] = rolling_slope(tot, w) if k >= 2 else np.full(len(keep), np.nan)
         idx, shift, stat = cusum_change_point(tot)
         out["cp_index_from_end"] = k - idx if k >= 2 else np.full(len(keep), np.nan)
         out["cp_shift"] = shift
         out["cp_stat"] = stat
         out["active_periods"] = (tot > 0).sum(1).astype(np.float64)
-        # --- recency / frequency from the raw events before t
-        last = np.full(n_ent, np.nan)
-        first = np.full(n_ent, np.nan)
+
+    def _recency(self, out: dict, keep: np.ndarray, t: int, ec: np.ndarray, ets: np.ndarray, eb: np.ndarray) -> None:
+        """Hours since the last and first event, and since the last event of each behaviour."""
+        last = np.full(self.n_ent, np.nan)
+        first = np.full(self.n_ent, np.nan)
         bounds = np.flatnonzero(np.r_[True, ec[1:] != ec[:-1]])
         ends = np.r_[bounds[1:], len(ec)] - 1
         last[ec[ends]] = ets[ends]
         first[ec[bounds]] = ets[bounds]
         out["hours_since_last"] = (t - last[keep]) / 3600.0
         out["hours_since_first"] = (t - first[keep]) / 3600.0
-        for i, b in enumerate(behs):
+        for i, b in enumerate(self.behs):
             sel = eb == i
-            lb = np.full(n_ent, np.nan)
+            lb = np.full(self.n_ent, np.nan)
             if sel.any():
                 lb_s = pd.Series(ets[sel]).groupby(ec[sel]).max()
                 lb[lb_s.index.to_numpy()] = lb_s.to_numpy()
             out[f"hours_since_last_{b}"] = (t - lb[keep]) / 3600.0
+
+    def _gaps(self, out: dict, keep: np.ndarray, ec: np.ndarray, ets: np.ndarray) -> None:
+        """Mean, std, max and last gap in hours between an entity's consecutive events."""
+        n_ent = self.n_ent
         same = ec[1:] == ec[:-1]
         gaps = (np.diff(ets) / 3600.0)[same]
         gcode = ec[1:][same]
@@ -448,17 +501,14 @@ def feature_table(
             glast[gl.index.to_numpy()] = gl.to_numpy()
         out["gap_mean_h"], out["gap_std_h"] = gmean[keep], gstd[keep]
         out["gap_max_h"], out["gap_last_h"] = gmax[keep], glast[keep]
-        if profiles:
-            hod = np.bincount(ec * 24 + e_hour[m], minlength=n_ent * 24).reshape(n_ent, 24)[keep]
-            dow = np.bincount(ec * 7 + e_dow[m], minlength=n_ent * 7).reshape(n_ent, 7)[keep]
-            denom = n_ev[keep][:, None].astype(np.float64)
-            for h in range(24):
-                out[f"hod_{h:02d}"] = hod[:, h] / denom[:, 0]
-            for d in range(7):
-                out[f"dow_{d}"] = dow[:, d] / denom[:, 0]
-        rows.append(pd.DataFrame(out))
-    if not rows:
-        return pd.DataFrame(columns=["entity_id", "cutoff"])
-    table = pd.concat(rows, ignore_index=True)
-    table.insert(2, "cutoff_time", pd.to_datetime(table["cutoff"], unit="s"))
-    return table
+
+    def _profiles(self, out: dict, keep: np.ndarray, ec: np.ndarray, m: np.ndarray, n_ev: np.ndarray) -> None:
+        """Hour-of-day and day-of-week shares of the events before the cut-off (local time)."""
+        n_ent = self.n_ent
+        hod = np.bincount(ec * 24 + self.e_hour[m], minlength=n_ent * 24).reshape(n_ent, 24)[keep]
+        dow = np.bincount(ec * 7 + self.e_dow[m], minlength=n_ent * 7).reshape(n_ent, 7)[keep]
+        denom = n_ev[keep][:, None].astype(np.float64)
+        for h in range(24):
+            out[f"hod_{h:02d}"] = hod[:, h] / denom[:, 0]
+        for d in range(7):
+            out[f"dow_{d}"] = dow[:, d] / denom[:, 0]
