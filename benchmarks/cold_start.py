@@ -314,8 +314,7 @@ def _minilm_available() -> bool:
 
 
 # ----------------------------------------------------------------------------- CLI
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="benchmarks/cold_start.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -354,6 +353,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = _parser()
     args = p.parse_args(argv)
     if not 0 < args.cold_share < 1:
         raise SystemExit("--cold-share must be in (0, 1)")

@@ -246,7 +246,7 @@ class EventLog:
         )
 
 
-def read_events(
+def read_events(  # noqa: PLR0913 - one keyword per ingest option, as on the command line
     source: Any,
     *,
     user_col: str | int = C.USER,

@@ -279,7 +279,7 @@ def _data_summary(data: BehaviorData, views: list[BehaviorData], folds: list[dic
     }
 
 
-def predict_behavior(
+def predict_behavior(  # noqa: PLR0913 - the public keyword API: one keyword per protocol choice
     events: pd.DataFrame,
     *,
     tasks: Sequence[str] = ("target", "next_type"),
