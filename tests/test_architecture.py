@@ -3,6 +3,7 @@ two modules import each other, directly or through others (lazy imports inside f
 
 from __future__ import annotations
 
+import ast
 import logging
 from pathlib import Path
 
@@ -67,3 +68,39 @@ def test_a_violation_of_the_layers_is_reported(tmp_path, monkeypatch):
     g.add_import(importer="chronorec.data.columns", imported="chronorec.cli")
     chains = g.find_illegal_dependencies_for_layers(layers=("chronorec.cli", "chronorec.data"))
     assert chains, "importing the CLI from the data layer must be illegal"
+
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "chronorec"
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 80  # from the first statement (docstring included) to the end; signatures not counted
+
+
+def _oversized(root: Path) -> list[str]:
+    """Modules over MAX_MODULE_LINES and functions over MAX_FUNCTION_LINES without a reason at their
+    top (a docstring or first comment saying ``Long: <why>``)."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        text = path.read_text()
+        lines = text.splitlines()
+        if len(lines) > MAX_MODULE_LINES and "Long:" not in (ast.get_docstring(ast.parse(text)) or ""):
+            found.append(f"{path.relative_to(root)}: {len(lines)} lines")
+        for node in ast.walk(ast.parse(text)):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            start = node.body[0].lineno
+            size = node.end_lineno - start + 1
+            top = "\n".join(lines[node.lineno - 1 : start + 2])
+            if size > MAX_FUNCTION_LINES and "Long:" not in top:
+                found.append(f"{path.relative_to(root)}:{node.lineno} {node.name}: {size} lines")
+    return found
+
+
+def test_no_module_or_function_is_oversized_without_a_reason():
+    assert _oversized(SRC) == []
+
+
+def test_the_size_check_catches_a_long_function_and_accepts_a_stated_reason(tmp_path):
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES + 1))
+    (tmp_path / "long.py").write_text(f"def f():\n{body}\n")
+    (tmp_path / "reasoned.py").write_text(f'def g():\n    """Long: one table of constants."""\n{body}\n')
+    assert _oversized(tmp_path) == ["long.py:1 f: 81 lines"]
