@@ -540,3 +540,33 @@ def test_epoch_lines_reach_piped_output_without_progress_bars(shop, tmp_path):
     )
     assert quiet.exit_code == 0, quiet.output
     assert not [ln for ln in quiet.output.splitlines() if "epoch 1:" in ln]
+
+
+def test_train_passes_a_tracking_uri_given_as_a_parameter(shop, tmp_path, monkeypatch):
+    """-p tracking_uri=... reaches the trainer although saved configs leave it out."""
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    d, _ = shop
+    uri = (tmp_path / "mlruns").as_uri()
+    res = invoke(
+        "train",
+        "--data",
+        d / "events.csv",
+        "--kind",
+        "gru4rec",
+        "--epochs",
+        2,
+        "--no-progress",
+        "-p",
+        f"tracking_uri={uri}",
+        "--out",
+        tmp_path / "g",
+    )
+    assert res.exit_code == 0, res.output
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("chronorec").experiment_id])
+    assert len(runs) == 1
+    assert len(client.get_metric_history(runs[0].info.run_id, "loss")) == 2
+    assert "tracking_uri" not in json.loads((tmp_path / "g" / "config.json").read_text())["config"]

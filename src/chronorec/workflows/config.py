@@ -138,7 +138,13 @@ class _EntryMixin:
     """Adds ``params()`` to a model entry: the model's own parameters, without ``name``."""
 
     def params(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"name", "kind"})  # type: ignore[attr-defined]
+        """The model's constructor keywords, including run settings left out of saved configs
+        (e.g. ``tracking_uri``)."""
+        out = self.model_dump(exclude={"name", "kind"})  # type: ignore[attr-defined]
+        for key, info in type(self).model_fields.items():  # type: ignore[attr-defined]
+            if info.exclude and getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
 
     @property
     def label(self) -> str:
