@@ -317,7 +317,8 @@ class SequentialRecommender(Recommender):
         nxt_t = None
         if self.config.request_context and nxt_np and not self.query_token:
             nxt_t = {f: torch.from_numpy(v)[:, None].to(dev) for f, v in nxt_np.items()}
-        self.module.eval()
+        if self.module.training:  # eval() walks every submodule: skip it when already in eval mode
+            self.module.eval()
         with torch.inference_mode():
             h = self._hidden(self.module, torch.from_numpy(x).to(dev), feats)[:, -1:]
             if nxt_t is not None and getattr(self.module, "next_context", None) is not None:
