@@ -6,8 +6,7 @@ Public names are imported lazily so that ``import chronorec`` stays cheap
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from chronorec.lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -37,7 +36,4 @@ _EXPORTS = {
 __all__ = [*_EXPORTS, "__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'chronorec' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -1,13 +1,13 @@
 """Benchmark datasets: loaders for common file formats and the shared data folder.
 
 Names are imported lazily (nothing is read or imported at ``import chronorec.datasets``).
-See :mod:`chronorec.datasets.formats`.
+See :mod:`chronorec.datasets.formats` (benchmark files), :mod:`chronorec.datasets.temporal`
+(event logs for the temporal commands, local time) and :mod:`chronorec.datasets.synthetic`.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from chronorec.lazy import lazy_getattr
 
 _EXPORTS = {
     "DATASETS": "chronorec.datasets.formats",
@@ -18,12 +18,13 @@ _EXPORTS = {
     "load_movielens_items": "chronorec.datasets.formats",
     "load_ml1m_item_names": "chronorec.datasets.formats",
     "load_sequence_file": "chronorec.datasets.formats",
+    "load_taobao": "chronorec.datasets.temporal",
+    "load_temporal_dataset": "chronorec.datasets.temporal",
+    "read_event_frame": "chronorec.datasets.temporal",
+    "utc_offset_hours": "chronorec.datasets.temporal",
 }
 
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'chronorec.datasets' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -11,8 +11,7 @@ response bodies), :mod:`~chronorec.serving.settings` (:class:`ServiceSettings`),
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from chronorec.lazy import lazy_getattr
 
 _EXPORTS = {
     "create_app": "chronorec.serving.app",
@@ -25,7 +24,4 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'chronorec.serving' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
