@@ -435,3 +435,62 @@ def test_cli_batch_recommend_uses_the_pipeline(sasrec_dir, tmp_path):
     want = RecommendPipeline(model).recommend(["u0001", "u0002", "nobody"], options=RecommendOptions(k=4, explain=True))
     pd.testing.assert_frame_equal(got, want)
     assert list(got.columns) == ["user_id", "item_id", "score", "rank", "item_name", "explanation"]
+
+
+# ---------------------------------------------------------------------- hostile live events
+HUGE = 10**30
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"user_id": 1, "item_id": HUGE},
+        {"user_id": HUGE, "item_id": 1},
+        {"user_id": 1, "item_id": 1, "timestamp": HUGE},
+        {"user_id": 1, "item_id": -(2**63) - 1},
+    ],
+)
+def test_out_of_range_live_events_are_a_422_and_nothing_is_stored(client, event):
+    before = client.get("/health").json()["live_events"]
+    r = post(client, "/events", {"events": [event]}, headers={"X-API-Key": "s3cret"})
+    assert r.status_code == 422, r.text
+    assert client.get("/health").json()["live_events"] == before
+    assert post(client, "/recommend", {"user_id": 1, "k": 3}).status_code == 200
+
+
+def test_huge_ids_in_a_recommend_request_are_a_422(client):
+    assert post(client, "/recommend", {"user_id": HUGE, "k": 3}).status_code == 422
+    assert post(client, "/recommend", {"history": [{"item_id": HUGE}], "k": 3}).status_code == 422
+    assert post(client, "/recommend", {"user_id": 1, "k": 3, "filters": {"deny": [HUGE]}}).status_code == 422
+
+
+def test_a_stored_event_that_cannot_be_applied_is_quarantined_at_start_up(tmp_path):
+    """Poisoned rows in the live store (written by an older version, or by hand) must not stop the
+    service: they are moved aside, logged and counted, and the good events still count."""
+    import sqlite3
+
+    seqs = {1: [10, 11, 12], 2: [10, 12], 3: [11, 12, 13]}  # integer ids: 10**30 overflows their arrays
+    d = tmp_path / "pop"
+    MostPopular().fit(EventLog.from_sequences(seqs)).save(d)
+    state = tmp_path / "state"
+    with TestClient(create_app(d, state_dir=state, api_key="k")) as c:
+        ok = post(c, "/events", {"events": [{"user_id": 7, "item_id": 13}]}, headers={"X-API-Key": "k"})
+        assert ok.status_code == 200, ok.text
+    db = sqlite3.connect(state / "events.sqlite")
+    insert = (
+        "INSERT INTO events (user_id, item_id, behavior, timestamp, context, received_at) VALUES (?, ?, ?, ?, ?, ?)"
+    )
+    db.execute(insert, ("1", str(HUGE), None, 0, None, 0.0))  # what the unvalidated service once stored
+    db.execute(insert, ("1", "{not json", None, 0, None, 0.0))
+    db.commit()
+    db.close()
+    with TestClient(create_app(d, state_dir=state, api_key="k")) as c:
+        health = c.get("/health").json()
+        assert health["status"] == "ok"
+        assert health["live_events"] == 1 and health["quarantined_events"] == 2
+        assert "chronorec_live_events_quarantined_total 2.0" in c.get("/metrics").text
+        assert post(c, "/recommend", {"user_id": 7, "k": 3}).json()["history_length"] == 1
+    kept = sqlite3.connect(state / "events.sqlite").execute("SELECT reason FROM quarantined_events").fetchall()
+    assert [r[0].split(":")[0] for r in kept] == ["OverflowError", "ValueError"]
+    with TestClient(create_app(d, state_dir=state, api_key="k")) as c:  # the next start is clean
+        assert c.get("/health").json()["quarantined_events"] == 2

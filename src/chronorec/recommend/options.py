@@ -21,8 +21,10 @@ MAX_HISTORY = 10_000
 MAX_ID_LIST = 10_000
 """Longest allow / deny list accepted by a request."""
 
-ItemId = StrictInt | Annotated[str, StringConstraints(min_length=1, max_length=256)]
-"""An external user or item id: an integer or a non-empty string of at most 256 characters."""
+Int64 = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
+"""An integer that fits the int64 id arrays (larger ones are refused at the boundary, not overflowed)."""
+ItemId = Int64 | Annotated[str, StringConstraints(min_length=1, max_length=256)]
+"""An external user or item id: an int64 integer or a non-empty string of at most 256 characters."""
 
 _Behavior = Annotated[str, StringConstraints(max_length=64)]
 _Category = Annotated[str, StringConstraints(max_length=256)]

@@ -141,7 +141,7 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 def _is_union_tag(part: Any) -> bool:
     """Pydantic adds the member of a union to an error location ('int', 'constrained-str', 'HistoryItem')."""
     return isinstance(part, str) and (
-        part in ("int", "str", "float", "bool", "none", "constrained-str", "HistoryItem")
+        part in ("int", "str", "float", "bool", "none", "constrained-int", "constrained-str", "HistoryItem")
         or part.startswith("function-")
     )
 

@@ -5,7 +5,9 @@ Exposed at ``GET /metrics`` in the Prometheus text format:
 * ``chronorec_model_info{kind, version, chronorec_version}`` -- the served model (value 1);
 * ``chronorec_requests_total{method, route, status}`` -- HTTP requests;
 * ``chronorec_request_duration_seconds{route}`` -- a latency histogram;
-* ``chronorec_live_events_total`` -- live events accepted since start.
+* ``chronorec_live_events_total`` -- live events accepted since start;
+* ``chronorec_live_events_quarantined_total`` -- stored live events set aside because they could
+  not be applied (see ``Service._replay``).
 
 Each application gets its own :class:`~prometheus_client.CollectorRegistry`, so several apps in
 one process (tests, restarts) never share or double-register series.
@@ -43,6 +45,16 @@ class ServiceMetrics:
         self._live_events = Counter(
             "chronorec_live_events", "Live events accepted since start.", registry=self.registry
         )
+
+        self._quarantined = Counter(
+            "chronorec_live_events_quarantined",
+            "Stored live events set aside at start-up because they could not be applied.",
+            registry=self.registry,
+        )
+
+    def set_quarantined(self, n: int) -> None:
+        """Record how many stored events sit in quarantine (called once, at start-up)."""
+        self._quarantined.inc(n)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one finished request and its latency."""

@@ -9,6 +9,8 @@ from pydantic import BaseModel, Field, StrictFloat, StrictInt, StringConstraints
 from chronorec.recommend.options import MAX_HISTORY, ItemId, RecommendOptions
 from chronorec.settings import Strict
 
+MAX_EPOCH_SECONDS = 9_223_372_035
+"""Latest timestamp accepted (2262-04-11, the end of nanosecond datetimes)."""
 MAX_EVENTS_PER_REQUEST = 1000
 """Most events one ``POST /events`` may carry."""
 
@@ -22,7 +24,7 @@ class HistoryItem(Strict):
 
     item_id: ItemId = Field(description="External item id.")
     behavior: Behavior | None = Field(None, description="Behaviour type (e.g. view, cart, buy).")
-    timestamp: StrictInt | None = Field(None, ge=0, description="Epoch seconds.")
+    timestamp: StrictInt | None = Field(None, ge=0, le=MAX_EPOCH_SECONDS, description="Epoch seconds.")
 
 
 class RecommendRequest(RecommendOptions):
@@ -75,7 +77,7 @@ class Event(Strict):
     user_id: ItemId = Field(description="External user id (new users are welcome).")
     item_id: ItemId = Field(description="External item id (unknown items are stored, not used).")
     behavior: Behavior | None = Field(None, description="Behaviour type (e.g. view, cart, buy).")
-    timestamp: StrictInt | None = Field(None, ge=0, description="Epoch seconds (default: now).")
+    timestamp: StrictInt | None = Field(None, ge=0, le=MAX_EPOCH_SECONDS, description="Epoch seconds (default: now).")
     context: dict[Short, CtxValue] | None = Field(None, max_length=32, description="e.g. {'device': 'mobile'}.")
 
 

@@ -89,10 +89,6 @@ class Service:
         self.popularity = PopularityIndex(self.model.popularity)
         self.pipeline = RecommendPipeline(self.model, items=items, settings=rec_settings, popularity=self.popularity)
         self.user_int_ids = np.issubdtype(np.asarray(self.model.users.external_ids).dtype, np.integer)
-        self.store = EventStore(settings.live_dir)
-        self.live = LiveHistories()
-        for e in self.store:
-            self._apply(e)
         self.metrics = ServiceMetrics(
             {
                 "kind": manifest["kind"],
@@ -100,6 +96,9 @@ class Service:
                 "chronorec_version": str(manifest.get("chronorec_version", "")),
             }
         )
+        self.store = EventStore(settings.live_dir)
+        self.live = LiveHistories()
+        self._replay()
         self.started = time.time()
         self.pipeline.rank(np.zeros(1, np.int64), [np.ones(1, np.int64)], RecommendOptions(k=1))  # warm-up
         logger.info("serving %s from %s (%d live events)", self.model_version, self.model_dir, len(self.store))
@@ -115,6 +114,25 @@ class Service:
         if not self.user_int_ids and not isinstance(user, str):
             user = str(user)
         return user, json.dumps(user)
+
+    def _replay(self) -> None:
+        """Apply the stored live events; one that cannot be applied is quarantined (moved aside,
+        logged and counted on /metrics), so a bad row never stops the service from starting."""
+        bad: dict[int, str] = {}
+        for e in self.store:
+            try:
+                if "error" in e:
+                    raise ValueError(e["error"])
+                self._apply(e)
+            except (ValueError, TypeError, OverflowError, KeyError) as err:
+                bad[e["seq"]] = f"{type(err).__name__}: {err}"[:500]
+        if bad:
+            self.store.quarantine(bad)
+            logger.warning(
+                "quarantined %d stored live events that cannot be applied (table quarantined_events in %s): %s",
+                *(len(bad), self.store.path, "; ".join(f"seq {k}: {v}" for k, v in list(bad.items())[:5])),
+            )
+        self.metrics.set_quarantined(self.store.n_quarantined())
 
     def _apply(self, e: dict[str, Any]) -> int:
         """Add a stored event to the live histories and popularity; its internal item (0 = unknown)."""
@@ -236,6 +254,7 @@ class Service:
             "n_items": self.model.n_items,
             "n_users": self.model.users.size,
             "live_events": len(self.store),
+            "quarantined_events": self.store.n_quarantined(),
             "uptime_s": round(time.time() - self.started, 3),
         }
 

@@ -34,6 +34,17 @@ CREATE TABLE IF NOT EXISTS events (
     timestamp INTEGER NOT NULL,
     context TEXT,
     received_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quarantined_events (
+    seq INTEGER PRIMARY KEY,
+    user_id TEXT,
+    item_id TEXT,
+    behavior TEXT,
+    timestamp INTEGER,
+    context TEXT,
+    received_at REAL,
+    reason TEXT NOT NULL,
+    quarantined_at REAL NOT NULL
 )
 """
 
@@ -49,7 +60,7 @@ class EventStore:
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(_SCHEMA)
+        self._db.executescript(_SCHEMA)
 
     def append(self, events: Iterable[dict[str, Any]]) -> int:
         """Commit events (keys: user_id, item_id, behavior, timestamp, context) in one transaction."""
@@ -80,18 +91,49 @@ class EventStore:
         return len(rows)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        """Every stored event in arrival order, with its ``seq``; a row whose JSON does not parse
+        comes as ``{"seq": ..., "error": ...}`` (for :meth:`quarantine`)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT user_id, item_id, behavior, timestamp, context FROM events ORDER BY seq"
+                "SELECT seq, user_id, item_id, behavior, timestamp, context FROM events ORDER BY seq"
             ).fetchall()
-        for u, i, b, t, c in rows:
-            yield {
-                "user_id": json.loads(u),
-                "item_id": json.loads(i),
-                "behavior": b,
-                "timestamp": t,
-                "context": json.loads(c) if c else {},
-            }
+        for seq, u, i, b, t, c in rows:
+            try:
+                yield {
+                    "seq": seq,
+                    "user_id": json.loads(u),
+                    "item_id": json.loads(i),
+                    "behavior": b,
+                    "timestamp": t,
+                    "context": json.loads(c) if c else {},
+                }
+            except (TypeError, ValueError) as e:
+                yield {"seq": seq, "error": f"unreadable row: {e}"}
+
+    def quarantine(self, reasons: dict[int, str]) -> None:
+        """Move the events ``{seq: reason}`` out of the live store into ``quarantined_events``, in one
+        transaction: they stay for inspection and no longer take part in replay or export."""
+        if not reasons:
+            return
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for seq, reason in reasons.items():
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO quarantined_events SELECT seq, user_id, item_id, behavior, timestamp,"
+                        " context, received_at, ?, ? FROM events WHERE seq = ?",
+                        (reason, now, seq),
+                    )
+                    self._db.execute("DELETE FROM events WHERE seq = ?", (seq,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def n_quarantined(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM quarantined_events").fetchone()[0])
 
     def __len__(self) -> int:
         with self._lock:
