@@ -6,14 +6,19 @@ the SHA-256 of every file, and ``load`` refuses a directory whose files do not m
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from chronorec.errors import ModelLoadError
+from chronorec.errors import ConfigError, ModelLoadError
 
 MANIFEST = "manifest.json"
 ALLOWED_SUFFIXES = {".json", ".safetensors", ".parquet"}
@@ -80,3 +85,68 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
         if _sha256(f) != digest:
             raise ModelLoadError(f"{f}: checksum does not match the manifest (file changed or corrupt)")
     return manifest
+
+
+KEEP_ON_REPLACE = ("live",)
+"""Sub-folders of an existing model folder carried into its replacement (a service's live events)."""
+
+
+def _fsync_tree(root: Path) -> None:
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+    _fsync_dir(root)
+
+
+def _fsync_dir(d: Path) -> None:
+    fd = os.open(d, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _check_target(final: Path, marker: str) -> None:
+    if final.exists() and not final.is_dir():
+        raise ConfigError(f"{final} exists and is not a folder; choose another output folder")
+    if final.is_dir() and any(final.iterdir()) and not (final / marker).exists():
+        raise ConfigError(
+            f"{final} is a non-empty folder without {marker}: refusing to replace it; choose another output folder"
+        )
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path, *, marker: str = MANIFEST) -> Iterator[Path]:
+    """Write a folder aside, then rename it into place.
+
+    Yields an empty temporary folder next to ``path``; when the block ends without an error, its
+    files are fsynced and it replaces ``path``. Readers see the old folder or the new one, never a
+    mix; a failed or killed write leaves the old folder as it was; nothing stale of the old folder
+    survives (except :data:`KEEP_ON_REPLACE`). An existing non-empty folder without ``marker`` (the
+    file a complete save writes) is refused rather than replaced.
+    """
+    final = Path(path)
+    _check_target(final, marker)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    for stale in final.parent.glob(f".{final.name}.tmp-*"):  # left by a killed write
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:12]}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        _fsync_tree(tmp)
+        old = None
+        if final.exists():
+            old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:12]}"
+            final.rename(old)
+        tmp.rename(final)
+        _fsync_dir(final.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        for name in KEEP_ON_REPLACE:
+            if (old / name).is_dir() and not (final / name).exists():
+                (old / name).rename(final / name)
+        shutil.rmtree(old, ignore_errors=True)

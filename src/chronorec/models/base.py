@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from chronorec.artifacts import load_tensors, read_manifest, save_tensors, write_manifest
+from chronorec.artifacts import atomic_dir, load_tensors, read_manifest, save_tensors, write_manifest
 from chronorec.data import columns as C
 from chronorec.data.eventlog import EventLog
 from chronorec.data.idmap import IdMap
@@ -206,41 +206,41 @@ class Recommender:
     def save(self, directory: str | Path) -> Path:
         if self.items is None:
             raise RuntimeError("cannot save an unfitted model")
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        tensors = {
-            "_store.offsets": self.store.offsets,
-            "_store.items": self.store.items,
-            "_popularity": self.popularity,
-        }
-        if self.store.timestamps is not None:
-            tensors["_store.timestamps"] = self.store.timestamps
-        if self.store.behaviors is not None:
-            tensors["_store.behaviors"] = self.store.behaviors
-        for col, codes in self.store.extra.items():
-            tensors[f"_store.extra.{col}"] = np.asarray(codes, dtype=np.int64)
-        tensors.update({f"model.{k}": v for k, v in self._state().items()})
-        save_tensors(d / "model.safetensors", tensors)
-        (d / "config.json").write_text(
-            json.dumps(
-                {
-                    "kind": self.kind,
-                    "config": self.config.model_dump(),
-                    "fit_info": self.fit_info,
-                    "context_vocab": self.context_vocab,
-                },
-                indent=2,
+        final = Path(directory)
+        with atomic_dir(final) as d:  # written aside, renamed into place: the old model survives a crash
+            tensors = {
+                "_store.offsets": self.store.offsets,
+                "_store.items": self.store.items,
+                "_popularity": self.popularity,
+            }
+            if self.store.timestamps is not None:
+                tensors["_store.timestamps"] = self.store.timestamps
+            if self.store.behaviors is not None:
+                tensors["_store.behaviors"] = self.store.behaviors
+            for col, codes in self.store.extra.items():
+                tensors[f"_store.extra.{col}"] = np.asarray(codes, dtype=np.int64)
+            tensors.update({f"model.{k}": v for k, v in self._state().items()})
+            save_tensors(d / "model.safetensors", tensors)
+            (d / "config.json").write_text(
+                json.dumps(
+                    {
+                        "kind": self.kind,
+                        "config": self.config.model_dump(),
+                        "fit_info": self.fit_info,
+                        "context_vocab": self.context_vocab,
+                    },
+                    indent=2,
+                )
             )
-        )
-        self.users.save(d / "users.parquet")
-        self.items.save(d / "items.parquet")
-        if self.item_names is not None:
-            pd.DataFrame(
-                {"internal_id": self.item_names.index, "name": self.item_names.astype(str).to_numpy()}
-            ).to_parquet(d / "item_names.parquet", index=False)
-        write_manifest(d, self.kind)
-        log_model_folder(self.fit_info, d)  # to the MLflow run of its training, if it was tracked
-        return d
+            self.users.save(d / "users.parquet")
+            self.items.save(d / "items.parquet")
+            if self.item_names is not None:
+                pd.DataFrame(
+                    {"internal_id": self.item_names.index, "name": self.item_names.astype(str).to_numpy()}
+                ).to_parquet(d / "item_names.parquet", index=False)
+            write_manifest(d, self.kind)
+        log_model_folder(self.fit_info, final)  # to the MLflow run of its training, if it was tracked
+        return final
 
     @classmethod
     def _read_meta(cls, d: Path) -> tuple[dict[str, Any], dict[str, Any]]:

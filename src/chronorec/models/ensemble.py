@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from chronorec.artifacts import write_manifest
+from chronorec.artifacts import atomic_dir, write_manifest
 from chronorec.data.eventlog import EventLog
 from chronorec.models.base import ModelConfig, Recommender
 
@@ -112,15 +112,15 @@ class Ensemble(Recommender):
     def save(self, directory: str | Path) -> Path:
         if not self.models:
             raise RuntimeError("cannot save an unfitted ensemble")
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        names = [f"member_{i}" for i in range(len(self.models))]
-        for name, m in zip(names, self.models, strict=True):
-            m.save(d / name)
-        meta = {"kind": self.kind, "config": self.config.model_dump(), "fit_info": self.fit_info, "members": names}
-        (d / "config.json").write_text(json.dumps(meta, indent=2))
-        write_manifest(d, self.kind, extra={"members": names})
-        return d
+        final = Path(directory)
+        with atomic_dir(final) as d:  # members and manifest written aside, renamed into place together
+            names = [f"member_{i}" for i in range(len(self.models))]
+            for name, m in zip(names, self.models, strict=True):
+                m.save(d / name)
+            meta = {"kind": self.kind, "config": self.config.model_dump(), "fit_info": self.fit_info, "members": names}
+            (d / "config.json").write_text(json.dumps(meta, indent=2))
+            write_manifest(d, self.kind, extra={"members": names})
+        return final
 
     @classmethod
     def _load_dir(cls, d: Path, device: str = "auto") -> "Ensemble":

@@ -3,8 +3,9 @@
 A checkpoint folder holds ``last.safetensors`` (the weights after the latest epoch),
 ``best.safetensors`` (those of the best validation epoch), ``optimizer.safetensors`` (AdamW's
 moments), ``torch_rng.safetensors`` (torch's global generator) and ``trainer.json`` (the numpy
-generator, the optimizer's scalars and the trainer's progress), written last and atomically so a
-folder with a ``trainer.json`` is complete. Never pickle.
+generator, the optimizer's scalars and the trainer's progress). The files of one checkpoint are
+written aside and renamed into ``<checkpoint_dir>/state`` together, so a kill at any moment leaves
+the previous checkpoint whole, never a mix of two epochs. Never pickle.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from chronorec.artifacts import load_tensors, save_tensors
+from chronorec.artifacts import atomic_dir, load_tensors, save_tensors
 
 STATE_FILE = "trainer.json"
+STATE_DIR = "state"
 
 
 def module_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -70,8 +72,15 @@ class Checkpoint:
     finished: bool = False
 
 
+def _state_dir(directory: str | Path) -> Path:
+    """Where the files of the current checkpoint are (``state/``; a folder written by an older
+    version holds them directly)."""
+    d = Path(directory)
+    return d / STATE_DIR if (d / STATE_DIR / STATE_FILE).exists() or not (d / STATE_FILE).exists() else d
+
+
 def exists(directory: str | Path) -> bool:
-    return (Path(directory) / STATE_FILE).exists()
+    return (_state_dir(directory) / STATE_FILE).exists()
 
 
 def save(
@@ -81,9 +90,12 @@ def save(
     opt: torch.optim.Optimizer,
     state: Checkpoint,
 ) -> None:
-    """Write a checkpoint of ``module`` (its current and best weights), ``opt`` and ``state``."""
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
+    """Write a checkpoint of ``module`` (its current and best weights), ``opt`` and ``state``, atomically."""
+    with atomic_dir(Path(directory) / STATE_DIR, marker=STATE_FILE) as d:
+        _write(d, module, best_state, opt, state)
+
+
+def _write(d: Path, module: torch.nn.Module, best_state, opt: torch.optim.Optimizer, state: Checkpoint) -> None:
     save_tensors(d / "last.safetensors", module_tensors(module))
     save_tensors(d / "best.safetensors", best_state)
     opt_tensors, opt_meta = optimizer_tensors(opt)
@@ -100,16 +112,14 @@ def save(
         "optimizer": opt_meta,
         "finished": state.finished,
     }
-    tmp = d / (STATE_FILE + ".tmp")
-    tmp.write_text(json.dumps(meta))
-    tmp.replace(d / STATE_FILE)
+    (d / STATE_FILE).write_text(json.dumps(meta))
 
 
 def load(
     directory: str | Path, module: torch.nn.Module, opt: torch.optim.Optimizer
 ) -> tuple[Checkpoint, dict[str, torch.Tensor]]:
     """Restore ``module`` (latest weights), ``opt`` and torch's generator; return the state and best weights."""
-    d = Path(directory)
+    d = _state_dir(directory)
     meta = json.loads((d / STATE_FILE).read_text())
     module.load_state_dict(_torch_state(d / "last.safetensors"))
     best_state = _torch_state(d / "best.safetensors")
