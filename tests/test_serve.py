@@ -494,3 +494,41 @@ def test_a_stored_event_that_cannot_be_applied_is_quarantined_at_start_up(tmp_pa
     assert [r[0].split(":")[0] for r in kept] == ["OverflowError", "ValueError"]
     with TestClient(create_app(d, state_dir=state, api_key="k")) as c:  # the next start is clean
         assert c.get("/health").json()["quarantined_events"] == 2
+
+
+# ---------------------------------------------------------------------- the API key
+def test_an_empty_api_key_is_an_error_not_an_open_service(sasrec_dir, tmp_path):
+    from pydantic import ValidationError
+
+    d, _ = sasrec_dir
+    with pytest.raises(ValidationError, match="API key is empty"):
+        create_app(d, state_dir=tmp_path / "s", api_key="  ")
+
+
+def test_serve_reads_the_key_from_a_file_and_refuses_an_empty_one(sasrec_dir, tmp_path, monkeypatch):
+    import uvicorn
+    from typer.testing import CliRunner
+
+    from chronorec.cli import app as cli_app
+
+    d, _ = sasrec_dir
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.setdefault("app", app))
+    keyfile = tmp_path / "key"
+    keyfile.write_text("from-a-file\n")
+    state = str(tmp_path / "s")
+    res = CliRunner().invoke(
+        cli_app, ["serve", "--model", str(d), "--state-dir", state, "--api-key-file", str(keyfile)]
+    )
+    assert res.exit_code == 0, res.output
+    assert served["app"].state.service.api_key == "from-a-file"
+
+    monkeypatch.setenv("CHRONOREC_API_KEY", "")
+    res = CliRunner().invoke(cli_app, ["serve", "--model", str(d), "--state-dir", state])
+    assert res.exit_code == 1 and "API key is empty" in res.output
+    monkeypatch.delenv("CHRONOREC_API_KEY")
+    keyfile.write_text("\n")
+    res = CliRunner().invoke(
+        cli_app, ["serve", "--model", str(d), "--state-dir", state, "--api-key-file", str(keyfile)]
+    )
+    assert res.exit_code == 1 and "first line is empty" in res.output

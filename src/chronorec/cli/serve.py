@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +19,7 @@ def serve(
     host: Annotated[str | None, field_option(S, "host")] = None,
     port: Annotated[int | None, field_option(S, "port")] = None,
     api_key: Annotated[str | None, field_option(S, "api_key", envvar="CHRONOREC_API_KEY")] = None,
+    api_key_file: Annotated[Path | None, field_option(S, "api_key_file", envvar="CHRONOREC_API_KEY_FILE")] = None,
     state_dir: Annotated[Path | None, field_option(S, "state_dir")] = None,
     items: Annotated[Path | None, field_option(S, "items")] = None,
     settings: Annotated[Path | None, field_option(S, "settings")] = None,
@@ -50,7 +52,7 @@ def serve(
     app = create_app(
         model_dir,
         state_dir=state,
-        api_key=s.api_key,
+        api_key=_api_key(s),
         items_path=Path(s.items) if s.items else None,
         settings_path=Path(s.settings) if s.settings else None,
     )
@@ -58,3 +60,25 @@ def serve(
         typer.secho(f"warning: binding {s.host}: the service is reachable from other machines", err=True)
     typer.echo(f"Serving {app.state.service.model_version} from {model_dir} on http://{s.host}:{s.port} (docs: /docs)")
     uvicorn.run(app, host=s.host, port=s.port, log_level=s.log_level, access_log=False)
+
+
+def _api_key(s: ServeConfig) -> str | None:
+    """The key from --api-key (or CHRONOREC_API_KEY) or from the first line of --api-key-file; an
+    empty key is an error, never a silent "no authentication"."""
+    from chronorec.errors import ConfigError
+
+    for var in ("CHRONOREC_API_KEY", "CHRONOREC_API_KEY_FILE"):
+        if var in os.environ and not os.environ[var].strip():  # click reads an empty variable as unset
+            raise ConfigError(f"the API key is empty: {var} is set to nothing; give a key or unset it")
+    if s.api_key is not None and s.api_key_file is not None:
+        raise ConfigError("give the API key once: --api-key or --api-key-file, not both")
+    if s.api_key_file is None:
+        return s.api_key
+    path = Path(s.api_key_file)
+    if not path.is_file():
+        raise ConfigError(f"--api-key-file {path}: no such file")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    key = lines[0].strip() if lines else ""
+    if not key:
+        raise ConfigError(f"--api-key-file {path}: the first line is empty")
+    return key

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from chronorec.settings import Strict
 
@@ -38,6 +38,13 @@ class ServiceSettings(Strict):
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
         "warning", description="uvicorn log level."
     )
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_not_empty(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().strip():
+            raise ValueError("the API key is empty: give a key, or none at all for an open service")
+        return v
 
     @property
     def live_dir(self) -> Path:

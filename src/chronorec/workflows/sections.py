@@ -108,7 +108,10 @@ class ServeConfig(Strict):
     model: str | None = Field(None, description="Saved model folder (JSON + safetensors + Parquet only).")
     host: str = Field("127.0.0.1", description="Interface to bind (local only by default).")
     port: int = Field(8000, ge=0, le=65535, description="TCP port.")
-    api_key: str | None = Field(None, description="Require this X-API-Key for POST /events and export.")
+    api_key: str | None = Field(
+        None, description="Require this X-API-Key for POST /events and export (visible to ps: prefer --api-key-file)."
+    )
+    api_key_file: str | None = Field(None, description="Read the API key from the first line of this file.")
     state_dir: str | None = Field(None, description="Folder of the live-event store (default: <model>/live/).")
     items: str | None = Field(
         None, description="Item table (.parquet/.csv: item_id, category, available, price, name)."
