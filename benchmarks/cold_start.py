@@ -222,21 +222,12 @@ def run_model(
     import torch
 
     from chronorec.evaluation.ranking import evaluate_ranking
-    from chronorec.models import registry
+    from chronorec.workflows.benchmark import model_params
     from chronorec.workflows.experiment import peak_rss_mb
 
     if threads:
         torch.set_num_threads(threads)
-    params = dict(params)
-    kind = params.pop("kind")
-    cls = registry.get(kind)
-    fields = cls.Config.model_fields
-    if "seed" in fields:
-        params["seed"] = seed
-    if "progress" in fields:
-        params["progress"] = progress
-    if "threads" in fields and threads:
-        params["threads"] = threads
+    kind, cls, params = model_params(params, seed=seed, progress=progress, threads=threads)
     model = cls(**params)
     split = data["split"]
     if progress:

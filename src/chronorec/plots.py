@@ -20,9 +20,6 @@ def pyplot():
     return plt
 
 
-_pyplot = pyplot  # the older private name
-
-
 def save_figure(fig: Any, path: str | Path, *, dpi: int = 110) -> Path:
     """Lay out ``fig``, write it as a PNG (creating the folder), close it and return the path."""
     fig.tight_layout()
@@ -54,7 +51,7 @@ def plot_training_curves(
     histories = training_histories(results)
     if not histories:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(11, 4))
     for name, hist in histories.items():
         epochs = [h.get("epoch", i + 1) for i, h in enumerate(hist)]
@@ -88,7 +85,7 @@ def plot_metrics(
     """Grouped bars of ``names`` (default HR@10 and NDCG@10) per model. ``metrics``: ``{model: {metric: value}}``."""
     import numpy as np
 
-    plt = _pyplot()
+    plt = pyplot()
     models = list(metrics)
     x = np.arange(len(models))
     width = 0.8 / max(len(names), 1)

@@ -31,12 +31,9 @@ def calibration_plot(
     curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, *, bins: int = 10, title: str = "Calibration"
 ) -> Path:
     """Reliability diagram of several models: ``curves = {name: (y, p)}``; writes a PNG."""
-    import matplotlib
+    from chronorec.plots import pyplot, save_figure
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    fig, (ax, axh) = plt.subplots(2, 1, figsize=(6, 7), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
+    fig, (ax, axh) = pyplot().subplots(2, 1, figsize=(6, 7), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
     for name, (y, p) in curves.items():
         c = calibration_curve(y, p, bins=bins)
@@ -48,12 +45,7 @@ def calibration_plot(
     axh.set_xlabel("predicted probability")
     axh.set_ylabel("cases")
     axh.set_yscale("log")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def reliability_curve(confidence: np.ndarray, correct: np.ndarray, *, n_bins: int = 10) -> pd.DataFrame:
@@ -86,10 +78,9 @@ def expected_calibration_error(curve: pd.DataFrame) -> float:
 
 def plot_reliability(curves: Mapping[str, pd.DataFrame], path: str | Path, *, title: str | None = None) -> Path:
     """Reliability diagram (accuracy vs. top-1 confidence per bin), one line per curve, as a PNG."""
-    from chronorec.plots import _pyplot
+    from chronorec.plots import pyplot, save_figure
 
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = pyplot().subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
     for label, c in curves.items():
         c = c[c["count"] > 0]
@@ -100,9 +91,4 @@ def plot_reliability(curves: Mapping[str, pd.DataFrame], path: str | Path, *, ti
     ax.set_ylim(0, 1)
     ax.set_title(title or "Reliability on validation data")
     ax.legend(loc="upper left", fontsize=8)
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(p, dpi=110)
-    plt.close(fig)
-    return p
+    return save_figure(fig, path)

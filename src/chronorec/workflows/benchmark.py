@@ -146,7 +146,7 @@ def run_one(
             raise ConfigError(f"{refit_from}: not a validated run with a training history to refit from")
         params = dict(search["config"], kind=search["kind"])
         seed = int(search.get("seed", seed))
-    kind, cls, params = _model_params(params, seed=seed, progress=progress, threads=threads)
+    kind, cls, params = model_params(params, seed=seed, progress=progress, threads=threads)
     if refit_from is None:
         model = cls(**params)
         res = run_models({model_name: model}, split, progress=progress)[model_name]
@@ -170,7 +170,7 @@ def run_one(
     return res
 
 
-def _model_params(params: dict[str, Any], *, seed: int, progress: bool, threads: int | None):
+def model_params(params: dict[str, Any], *, seed: int, progress: bool, threads: int | None):
     """``(kind, model class, constructor keywords)`` with the run's seed, progress and threads."""
     from chronorec.models import registry
 

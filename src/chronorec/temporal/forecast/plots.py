@@ -22,14 +22,11 @@ def plot_forecasts(
     models: Sequence[str] | None = None,
 ) -> Path:
     """Actual vs predicted for a few series at the last origin (the horizon shaded), plus MAE by horizon step."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    from chronorec.plots import pyplot, save_figure
 
     models = list(models or ev["forecasts"])
     series = [s for s in series if s < len(sm.ids)]
-    fig, axes = plt.subplots(len(series) + 1, 1, figsize=(10, 2.8 * (len(series) + 1)))
+    fig, axes = pyplot().subplots(len(series) + 1, 1, figsize=(10, 2.8 * (len(series) + 1)))
     axes = np.atleast_1d(axes)
     o = ev["origin_index"][-1]
     h = ev["h"]
@@ -49,9 +46,4 @@ def plot_forecasts(
     ax.set_ylabel("MASE")
     ax.set_title("error by horizon (all series and origins)", fontsize=9)
     ax.legend(fontsize=7, ncol=4)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
