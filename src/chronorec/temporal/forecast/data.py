@@ -2,8 +2,8 @@
 
 * :func:`online_retail_series`: UCI Online Retail daily net revenue or units per product,
   country or customer. Cancellations (invoices starting with ``C``, negative quantities) are
-  netted on the day they happen; rows with a non-positive unit price and the non-product stock
-  codes (postage, manual, bank charges, fees, ...) are dropped.
+  netted on the day they happen; the rows are cleaned by the data layer's ``online-retail`` recipe
+  (non-positive unit price, non-product stock codes such as postage, manual, bank charges, fees).
 * :func:`events_series`: any event frame (Taobao, ML-100K) as activity counts per entity and
   period (top-N entities by volume, plus the total as series ``__total__``).
 """
@@ -17,8 +17,6 @@ import pandas as pd
 
 from chronorec.temporal.features import activity_series
 
-NON_PRODUCT = {"POST", "DOT", "M", "D", "C2", "BANK CHARGES", "AMAZONFEE", "CRUK", "S", "PADS", "B", "m"}
-
 
 def online_retail_series(
     *,
@@ -30,14 +28,19 @@ def online_retail_series(
 ) -> pd.DataFrame:
     """Daily net ``revenue`` (quantity x unit price) or ``units`` per ``product`` (StockCode),
     ``country`` or ``customer``, for the ``top`` entities by gross revenue; every calendar day of the
-    span is a period (days without trade are 0)."""
+    span is a period (days without trade are 0).
+
+    The rows are cleaned by the data layer (:func:`chronorec.data.recipes.retail_lines`: the bundled
+    ``online-retail`` recipe's product and price rules); cancellations are netted here, on the day
+    they happen, by summing signed quantities.
+    """
+    from chronorec.data.recipes import retail_lines
     from chronorec.datasets.formats import data_dir as _data_dir
 
     path = _data_dir(data_dir) / "online-retail" / "online_retail.csv.xz"
     if not path.exists():
         raise FileNotFoundError(f"Online Retail file {path} not found (see shared/data/README.md)")
-    df = pd.read_csv(path, dtype={"InvoiceNo": str, "StockCode": str, "CustomerID": str})
-    df = df[(df["UnitPrice"] > 0) & ~df["StockCode"].isin(NON_PRODUCT)]
+    df = retail_lines(path, customers_only=by == "customer")
     col = {"product": "StockCode", "country": "Country", "customer": "CustomerID"}[by]
     df = df[df[col].notna()]
     df["revenue"] = df["Quantity"] * df["UnitPrice"]

@@ -1,0 +1,378 @@
+"""Data recipes: how to read one kind of log, in a small YAML file.
+
+A recipe names the source columns (``columns``), maps raw behaviour values to behaviour names
+(``behaviors``), sets the reading options a file needs (``header``, ``names``, ``sep``,
+``encoding``, ``timezone``, ``time_unit``) and lists row ``rules``, applied in order before the
+rows are validated:
+
+* ``drop``: remove the rows where a condition holds (a list: where any holds);
+* ``require``: remove the rows where a condition does not hold (a list: all must hold);
+* ``behavior`` + ``when``: rows where a condition holds get this behaviour (they are kept);
+* ``net`` + ``when``: the matching rows are cancellations; each is netted against the same user's
+  earlier purchases of the same item (quantity = the ``value`` column), latest first; the
+  cancellation row and every purchase it cancels in full are removed, a purchase cancelled in part
+  keeps the remaining quantity.
+
+A condition is ``{column: NAME, OP: VALUE}`` with exactly one operator: ``eq``, ``ne``, ``lt``,
+``le``, ``gt``, ``ge`` (numbers compare as numbers), ``in``, ``not_in`` (lists, compared as
+text), ``regex`` (a search: anchor it with ``^``/``$``) or ``missing`` (true/false). A missing
+value satisfies no operator but ``missing: true``.
+
+Every row removed by a rule is counted under the rule's ``name`` in the ingest report; a row is
+counted under the first rule that removes it. Recipes shipped with the package (``online-retail``,
+``taobao``) are usable by name; any other argument is a path to a YAML file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from chronorec.data import columns as C
+from chronorec.errors import ConfigError
+from chronorec.settings import Strict
+
+__all__ = [
+    "Condition",
+    "Recipe",
+    "RecipeColumns",
+    "RuleResult",
+    "Rule",
+    "apply_rules",
+    "bundled_recipes",
+    "load_recipe",
+    "net_cancellations",
+    "recipe_rows",
+    "retail_lines",
+]
+
+_OPS = ("eq", "ne", "lt", "le", "gt", "ge", "in_", "not_in", "regex", "missing")
+_NUMERIC = {"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal}
+
+
+class Condition(Strict):
+    """One test on one column; exactly one operator."""
+
+    model_config = {"extra": "forbid", "populate_by_name": True}
+
+    column: str
+    eq: float | str | None = None
+    ne: float | str | None = None
+    lt: float | None = None
+    le: float | None = None
+    gt: float | None = None
+    ge: float | None = None
+    in_: list[Any] | None = Field(None, alias="in")
+    not_in: list[Any] | None = None
+    regex: str | None = None
+    missing: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_operator(self) -> "Condition":
+        given = [op.rstrip("_") for op in _OPS if getattr(self, op) is not None]
+        if len(given) != 1:
+            ops = ", ".join(op.rstrip("_") for op in _OPS)
+            raise ValueError(f"condition on {self.column!r} needs exactly one operator of {ops}; got {given or 'none'}")
+        return self
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as e:
+                raise ValueError(f"invalid regex {v!r}: {e}") from None
+        return v
+
+    def mask(self, frame: pd.DataFrame) -> np.ndarray:
+        """Where the condition holds (False for missing values unless ``missing: true``)."""
+        if self.column not in frame.columns:
+            present = ", ".join(repr(str(c)) for c in frame.columns)
+            raise ConfigError(f"recipe rule: no column {self.column!r} in the data; columns present: {present}")
+        s = frame[self.column]
+        miss = s.isna().to_numpy()
+        if s.dtype == object or pd.api.types.is_string_dtype(s):
+            text = s.astype(str).str.strip()
+            miss = miss | (text == "").to_numpy()
+        else:
+            text = s.astype(str)
+        if self.missing is not None:
+            return miss if self.missing else ~miss
+        for op, fn in _NUMERIC.items():
+            if getattr(self, op) is not None:
+                num = pd.to_numeric(text.where(~miss), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+                with np.errstate(invalid="ignore"):
+                    return np.asarray(fn(num, getattr(self, op))) & np.isfinite(num)
+        if self.eq is not None or self.ne is not None:
+            v = self.eq if self.eq is not None else self.ne
+            if isinstance(v, float | int):
+                num = pd.to_numeric(text.where(~miss), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+                hit = num == float(v)
+            else:
+                hit = (text == str(v)).to_numpy()
+            out = hit if self.eq is not None else ~hit
+        elif self.in_ is not None or self.not_in is not None:
+            hit = text.isin([str(v) for v in (self.in_ if self.in_ is not None else self.not_in)]).to_numpy()
+            out = hit if self.in_ is not None else ~hit
+        else:
+            out = text.str.contains(self.regex, regex=True).to_numpy(dtype=bool)
+        return out & ~miss
+
+
+Conditions = Condition | list[Condition]
+
+
+def _as_list(c: Conditions | None) -> list[Condition]:
+    return [] if c is None else (c if isinstance(c, list) else [c])
+
+
+class Rule(Strict):
+    """A named row rule: exactly one of ``drop``, ``require``, ``behavior`` (with ``when``) or
+    ``net: true`` (with ``when``)."""
+
+    name: str = Field(min_length=1)
+    drop: Conditions | None = None
+    require: Conditions | None = None
+    behavior: str | None = None
+    net: bool = False
+    when: Conditions | None = None
+
+    @model_validator(mode="after")
+    def _one_action(self) -> "Rule":
+        actions = [a for a in ("drop", "require", "behavior") if getattr(self, a) is not None] + (
+            ["net"] if self.net else []
+        )
+        if len(actions) != 1:
+            raise ValueError(f"rule {self.name!r} needs exactly one of drop, require, behavior, net; got {actions}")
+        if (self.behavior is not None or self.net) != (self.when is not None):
+            raise ValueError(f"rule {self.name!r}: 'when' goes with 'behavior' or 'net', and they need it")
+        return self
+
+    @property
+    def action(self) -> str:
+        return "drop" if self.drop else "require" if self.require else "behavior" if self.behavior else "net"
+
+    def matches(self, frame: pd.DataFrame) -> np.ndarray:
+        """Rows the rule acts on: dropped (drop / require), tagged (behavior) or netted (net)."""
+        if self.require is not None:
+            ok = np.ones(len(frame), dtype=bool)
+            for c in _as_list(self.require):
+                ok &= c.mask(frame)
+            return ~ok
+        hit = np.zeros(len(frame), dtype=bool)
+        for c in _as_list(self.drop if self.drop is not None else self.when):
+            hit |= c.mask(frame)
+        return hit
+
+
+class RecipeColumns(Strict):
+    """Source column names (or 0-based positions) for each role."""
+
+    user: str | int = C.USER
+    item: str | int = C.ITEM
+    time: str | int | None = C.TIME
+    behavior: str | int | None = None
+    value: str | int | None = None
+    item_name: str | int | None = None
+    context: list[str | int] = Field(default_factory=list)
+
+
+class Recipe(Strict):
+    """A data recipe (see the module docstring)."""
+
+    description: str = ""
+    header: bool | None = None
+    names: list[str] | None = None
+    sep: str | None = None
+    encoding: str | None = None
+    timezone: str | None = None
+    time_unit: str | None = None
+    format: str | None = None
+    columns: RecipeColumns = Field(default_factory=RecipeColumns)
+    behaviors: dict[str, str] = Field(default_factory=dict, description="raw behaviour value -> behaviour name")
+    default_behavior: str | None = Field(None, description="behaviour of rows no 'behavior' rule tags")
+    rules: list[Rule] = Field(default_factory=list)
+    source: str = Field("<recipe>", exclude=True)
+
+    @model_validator(mode="after")
+    def _checks(self) -> "Recipe":
+        names = [r.name for r in self.rules]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"rules: duplicate names {dup}")
+        if any(r.net for r in self.rules) and self.columns.value is None:
+            raise ValueError("a 'net' rule needs columns.value (the quantity column)")
+        if self.behaviors and self.columns.behavior is None:
+            raise ValueError("'behaviors' maps values of columns.behavior, which is not set")
+        return self
+
+    def read_options(self) -> dict[str, Any]:
+        """The ``read_events`` keywords this recipe sets (others are left to the caller)."""
+        c = self.columns
+        out: dict[str, Any] = {
+            "user_col": c.user,
+            "item_col": c.item,
+            "time_col": c.time,
+            "behavior_col": c.behavior,
+            "value_col": c.value,
+            "context_cols": list(c.context),
+            "item_name_col": c.item_name,
+            "header": self.header,
+            "names": self.names,
+            "sep": self.sep,
+            "encoding": self.encoding,
+            "timezone": self.timezone,
+            "time_unit": self.time_unit,
+            "fmt": self.format,
+        }
+        return {k: v for k, v in out.items() if v is not None and v != []}
+
+
+def bundled_recipes() -> list[str]:
+    """Names of the recipes shipped with the package."""
+    folder = resources.files("chronorec.data") / "recipes"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_recipe(recipe: str | Path | Recipe) -> Recipe:
+    """A bundled recipe by name, or a recipe YAML file; raises ConfigError naming the file and key."""
+    if isinstance(recipe, Recipe):
+        return recipe
+    import yaml
+
+    text, where = _recipe_text(str(recipe))
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where}: cannot parse: {' '.join(str(e).split())}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: a recipe is a mapping (columns, behaviors, rules, ...)")
+    try:
+        out = Recipe.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "<root>"
+        more = f" (and {len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
+        raise ConfigError(f"{where}: {key}: {err['msg']}{more}") from None
+    out.source = where
+    return out
+
+
+def _recipe_text(arg: str) -> tuple[str, str]:
+    p = Path(arg)
+    if p.suffix.lower() in (".yaml", ".yml") or p.exists():
+        if not p.is_file():
+            raise ConfigError(f"recipe file {p} not found; bundled recipes: {', '.join(bundled_recipes())}")
+        return p.read_text(), str(p)
+    bundled = resources.files("chronorec.data") / "recipes" / f"{arg}.yaml"
+    if not bundled.is_file():
+        raise ConfigError(
+            f"unknown recipe {arg!r}: not a file, and the bundled recipes are {', '.join(bundled_recipes())}"
+        )
+    return bundled.read_text(), f"recipe {arg}"
+
+
+@dataclass
+class RuleResult:
+    """What the rules did to a raw frame: the rows to keep, the removed count per rule name, the
+    behaviour set by rules (None where none did) and the rows to net."""
+
+    keep: np.ndarray
+    removed: dict[str, int] = field(default_factory=dict)
+    behavior: np.ndarray | None = None
+    net: np.ndarray | None = None
+    net_rule: str | None = None
+
+
+def apply_rules(frame: pd.DataFrame, rules: list[Rule]) -> RuleResult:
+    """Run the row rules in order over a raw frame (a row is counted by the first rule that removes it)."""
+    n = len(frame)
+    keep = np.ones(n, dtype=bool)
+    out = RuleResult(keep)
+    for rule in rules:
+        hit = rule.matches(frame) & keep
+        if rule.action in ("drop", "require"):
+            keep &= ~hit
+            out.removed[rule.name] = int(hit.sum())
+        elif rule.action == "behavior":
+            if out.behavior is None:
+                out.behavior = np.full(n, None, dtype=object)
+            free = hit & pd.isna(out.behavior)
+            out.behavior[free] = rule.behavior
+        else:
+            out.net = hit if out.net is None else out.net | hit
+            out.net_rule = rule.name
+    return out
+
+
+def net_cancellations(df: pd.DataFrame, cancel: np.ndarray, name: str) -> tuple[pd.DataFrame, dict[str, int], float]:
+    """Net cancellation rows against the same user's earlier purchases of the same item.
+
+    ``df`` is a canonical event frame with ``value`` as the quantity (cancellations may carry a
+    negative or positive quantity: its absolute value is cancelled). Each cancellation takes
+    quantity from the latest purchases at or before it (by timestamp, then source row). Returns
+    the frame without the cancellation rows and the purchases cancelled in full (partly cancelled
+    purchases keep the rest as their value), the rows removed as ``{name: n, f"{name}: netted
+    purchase": m}``, and the cancelled quantity that matched no earlier purchase.
+    """
+    cancel = np.asarray(cancel, dtype=bool)
+    qty = df[C.VALUE].to_numpy(dtype=np.float64).copy()
+    order = np.lexsort((df[C.ROW].to_numpy(), df[C.TIME].to_numpy()))
+    users, items = df[C.USER].to_numpy(), df[C.ITEM].to_numpy()
+    open_buys: dict[tuple[Any, Any], list[int]] = {}
+    unmatched = 0.0
+    for i in order:
+        key = (users[i], items[i])
+        if not cancel[i]:
+            if qty[i] > 0:
+                open_buys.setdefault(key, []).append(i)
+            continue
+        left = abs(qty[i])
+        stack = open_buys.get(key, [])
+        while left > 0 and stack:
+            j = stack[-1]
+            take = min(left, qty[j])
+            qty[j] -= take
+            left -= take
+            if qty[j] <= 0:
+                stack.pop()
+        unmatched += left
+    gone = cancel | (~cancel & (qty <= 0) & (df[C.VALUE].to_numpy(dtype=np.float64) > 0))
+    out = df.loc[~gone].copy()
+    out[C.VALUE] = qty[~gone]
+    removed = {name: int(cancel.sum()), f"{name}: netted purchase": int((gone & ~cancel).sum())}
+    return out, removed, unmatched
+
+
+def recipe_rows(
+    path: str | Path, recipe: str | Path | Recipe, *, skip: tuple[str, ...] = ()
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """The raw rows of a file (all source columns, as text) that pass the recipe's ``drop`` and
+    ``require`` rules, except the rules named in ``skip``; and the rows removed per rule."""
+    from chronorec.data.readers import read_raw
+
+    r = load_recipe(recipe)
+    opts = {k: v for k, v in r.read_options().items() if k in ("header", "names", "sep", "encoding", "fmt")}
+    raw = read_raw(path, **opts)
+    rules = [x for x in r.rules if x.action in ("drop", "require") and x.name not in skip]
+    res = apply_rules(raw.frame, rules)
+    return raw.frame.loc[res.keep].reset_index(drop=True), res.removed
+
+
+def retail_lines(path: str | Path, *, customers_only: bool = False) -> pd.DataFrame:
+    """UCI Online Retail invoice lines cleaned by the bundled ``online-retail`` recipe's row rules
+    (non-product codes, gift vouchers, non-positive prices; guest rows only with
+    ``customers_only``), cancellations kept with their negative quantities (for netting by sum).
+    ``Quantity`` and ``UnitPrice`` are numeric, the other columns text."""
+    df, _ = recipe_rows(path, "online-retail", skip=() if customers_only else ("no customer",))
+    df["Quantity"] = pd.to_numeric(df["Quantity"]).astype(np.int64)
+    df["UnitPrice"] = pd.to_numeric(df["UnitPrice"]).astype(np.float64)
+    return df
