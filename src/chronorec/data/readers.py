@@ -3,18 +3,24 @@ pandas / polars / pyarrow frames, into a :class:`RawTable` of source columns and
 
 Nothing is validated here beyond what a file format itself requires: a line with the wrong number
 of fields or invalid JSON is kept aside in ``parse_rejects`` with its line number, for the report.
+A file that cannot be read at all (missing, a link loop, truncated or mislabelled compression,
+binary data, undecodable text) raises :class:`~chronorec.errors.IngestError` with one line naming
+the file and the fix, never a decoder's own exception.
 """
 
 from __future__ import annotations
 
 import bz2
 import csv
+import errno
 import gzip
 import io
 import json
 import lzma
 import os
+import stat
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +31,7 @@ import pandas as pd
 
 from chronorec.errors import IngestError
 
-__all__ = ["RawTable", "detect_format", "detect_separator", "read_csv_bytes", "read_raw"]
+__all__ = ["RawTable", "detect_format", "detect_separator", "non_scalar", "read_csv_bytes", "read_raw"]
 
 _COMPRESSIONS = {".gz": "gzip", ".gzip": "gzip", ".xz": "xz", ".bz2": "bz2", ".zip": "zip"}
 _FORMATS = {
@@ -39,6 +45,15 @@ _FORMATS = {
     ".ndjson": "jsonl",
     ".json": "jsonl",
 }
+_MAGIC = {"gzip": (b"\x1f\x8b",), "xz": (b"\xfd7zXZ\x00",), "bz2": (b"BZh",), "zip": (b"PK\x03\x04", b"PK\x05\x06")}
+_SUFFIX_OF = {"gzip": ".gz", "xz": ".xz", "bz2": ".bz2", "zip": ".zip"}
+_BINARY_KINDS = (
+    (b"PAR1", "a Parquet file: name it .parquet or pass --format parquet"),
+    (b"SQLite format 3\x00", "an SQLite database: export the events table to CSV or Parquet first"),
+    (b"%PDF", "a PDF document"),
+    (b"\x89PNG", "a PNG image"),
+)
+_DECODE_ERRORS = (EOFError, OSError, lzma.LZMAError, zlib.error, zipfile.BadZipFile, ValueError)
 _SEP_CANDIDATES = (",", "\t", ";", "|")
 # Same strings pandas treats as missing by default (used by the slow, exact CSV reader).
 _NA_STRINGS = frozenset(
@@ -92,19 +107,85 @@ def _sniff_format(data: bytes, member: str | None) -> str:
 
 def _read_bytes(path: Path, compression: str | None) -> tuple[bytes, str | None]:
     """Decompressed file content and, for a .zip, the name of the data file inside."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise IngestError(f"{path} cannot be read ({e.strerror or e}); check the path and its permissions") from e
     if compression is None:
-        return path.read_bytes(), None
-    if compression == "gzip":
-        return gzip.decompress(path.read_bytes()), None
-    if compression == "xz":
-        return lzma.decompress(path.read_bytes()), None
-    if compression == "bz2":
-        return bz2.decompress(path.read_bytes()), None
-    with zipfile.ZipFile(path) as zf:
-        members = [n for n in zf.namelist() if not n.endswith("/") and not n.startswith("__MACOSX/")]
-        if len(members) != 1:
-            raise IngestError(f"{path}: a .zip must hold exactly one data file, found {members}")
-        return zf.read(members[0]), members[0]
+        return data, None
+    if not data.startswith(_MAGIC[compression]):
+        raise IngestError(
+            f"{path} is named {_SUFFIX_OF[compression]} but is not {compression}-compressed (it is {_looks_like(data)}); "
+            f"rename it to match its content, e.g. {path.with_suffix('').name}"
+        )
+    try:
+        if compression == "gzip":
+            return gzip.decompress(data), None
+        if compression == "xz":
+            return lzma.decompress(data), None
+        if compression == "bz2":
+            return bz2.decompress(data), None
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            members = [n for n in zf.namelist() if not n.endswith("/") and not n.startswith("__MACOSX/")]
+            if len(members) != 1:
+                raise IngestError(f"{path}: a .zip must hold exactly one data file, found {members}")
+            return zf.read(members[0]), members[0]
+    except IngestError:
+        raise
+    except _DECODE_ERRORS as e:
+        raise IngestError(
+            f"{path}: the {compression} data is truncated or corrupt ({e}); copy or download the file again"
+        ) from e
+
+
+def _looks_like(data: bytes) -> str:
+    """A few words on what some bytes are, for messages."""
+    for kind, magics in _MAGIC.items():
+        if data.startswith(magics):
+            return f"{kind}-compressed data: name it {_SUFFIX_OF[kind]}"
+    for magic, what in _BINARY_KINDS:
+        if data.startswith(magic):
+            return what
+    if not data:
+        return "empty"
+    return "binary data" if _binary_share(data[:65536]) > 0.01 or b"\x00" in data[:65536] else "plain text"
+
+
+def _binary_share(head: bytes) -> float:
+    """Share of control bytes (other than tab, newlines and form feed) in ``head``."""
+    if not head:
+        return 0.0
+    a = np.frombuffer(head, dtype=np.uint8)
+    ctrl = ((a < 32) & ~np.isin(a, (9, 10, 12, 13))) | (a == 127)
+    return float(ctrl.mean())
+
+
+def _check_text(path: Path, data: bytes, encoding: str) -> None:
+    """Refuse binary content before a text parser turns it into nonsense columns or no rows."""
+    head = data[:65536]
+    if encoding.lower().replace("_", "").replace("-", "").startswith(("utf16", "utf32")):
+        return
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise IngestError(f"{path} is UTF-16 text; pass --encoding utf-16 (encoding='utf-16')")
+    what = _looks_like(head)
+    if what != "plain text" and what != "empty":
+        raise IngestError(f"{path} is not a text/CSV file: it is {what}; pass a CSV, JSON Lines or Parquet file")
+
+
+def _decode(path: Path, data: bytes, encoding: str) -> str:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as e:
+        raise IngestError(f"{path}: cannot decode as {encoding} ({e}); pass encoding=, e.g. 'latin-1'") from e
+    except LookupError as e:
+        raise IngestError(f"{path}: unknown encoding {encoding!r}; pass e.g. encoding='utf-8' or 'latin-1'") from e
+
+
+def non_scalar(s: pd.Series) -> np.ndarray:
+    """Rows holding a list, dict, set or array instead of a single value (JSON / Parquet nesting)."""
+    if not pd.api.types.is_object_dtype(s):
+        return np.zeros(len(s), dtype=bool)
+    return np.array([isinstance(x, (list, tuple, dict, set, np.ndarray)) for x in s.to_numpy()], dtype=bool)
 
 
 def detect_separator(text: str, *, max_lines: int = 50) -> str:
@@ -134,6 +215,7 @@ def detect_separator(text: str, *, max_lines: int = 50) -> str:
 
 
 def read_csv_bytes(path: Path, data: bytes, *, sep: str | None, header: bool, names, encoding: str) -> RawTable:
+    _decode(path, b"", encoding)  # an unknown encoding fails here, with the fix
     text_head = data[:65536].decode(encoding, errors="replace")
     if sep is None:
         sep = detect_separator(text_head)
@@ -167,7 +249,7 @@ def read_csv_bytes(path: Path, data: bytes, *, sep: str | None, header: bool, na
             raw.blank_lines = int(blank.sum())
             raw.frame, raw.lines = frame.loc[~blank].reset_index(drop=True), lines[~blank]
         return raw
-    return _read_csv_exact(path, data.decode(encoding), sep=sep, header=header, names=names)
+    return _read_csv_exact(path, _decode(path, data, encoding), sep=sep, header=header, names=names)
 
 
 def _blank_rows(frame: pd.DataFrame) -> np.ndarray:
@@ -219,13 +301,9 @@ def _read_csv_exact(path: Path, text: str, *, sep: str, header: bool, names) -> 
 
 
 def _read_jsonl(path: Path, data: bytes, *, encoding: str) -> RawTable:
-    text = data.decode(encoding)
+    text = _decode(path, data, encoding)
     if text.lstrip().startswith("["):  # a JSON array of records
-        try:
-            frame = pd.read_json(io.StringIO(text), orient="records", dtype=False)
-        except ValueError as e:
-            raise IngestError(f"{path}: not a valid JSON array of records ({e})") from e
-        return RawTable(frame, np.arange(1, len(frame) + 1, dtype=np.int64), str(path), True)
+        return _read_json_array(path, text)
     all_lines = text.splitlines()
     keep = [i for i, ln in enumerate(all_lines) if ln.strip()]
     blank = len(all_lines) - len(keep)
@@ -236,7 +314,7 @@ def _read_jsonl(path: Path, data: bytes, *, encoding: str) -> RawTable:
         frame = pd.read_json(io.StringIO(body), lines=True, dtype=False)
         if len(frame) == len(keep):
             return RawTable(frame, np.asarray(keep, dtype=np.int64) + 1, str(path), True, blank_lines=blank)
-    except ValueError:
+    except (ValueError, TypeError):  # lines that are arrays or numbers raise TypeError
         pass
     # exact path: parse line by line so malformed lines are rejected with their line number
     records, lines, rejects = [], [], []
@@ -254,6 +332,25 @@ def _read_jsonl(path: Path, data: bytes, *, encoding: str) -> RawTable:
         lines.append(i + 1)
     frame = pd.DataFrame.from_records(records) if records else pd.DataFrame()
     return RawTable(frame, np.asarray(lines, dtype=np.int64), str(path), True, blank_lines=blank, parse_rejects=rejects)
+
+
+def _read_json_array(path: Path, text: str) -> RawTable:
+    """A JSON array of records; elements that are not objects are rejected by position."""
+    try:
+        items = json.loads(text)
+    except ValueError as e:
+        raise IngestError(f"{path}: not a valid JSON array of records ({e}); fix it or use JSON Lines") from e
+    if not isinstance(items, list):
+        raise IngestError(f"{path}: not a JSON array of records; use JSON Lines (one object per line)")
+    records = [(i + 1, r) for i, r in enumerate(items) if isinstance(r, dict)]
+    rejects = [
+        (i + 1, "invalid JSON (not an object)", json.dumps(r)[:200])
+        for i, r in enumerate(items)
+        if not isinstance(r, dict)
+    ]
+    frame = pd.DataFrame.from_records([r for _, r in records]) if records else pd.DataFrame()
+    lines = np.asarray([i for i, _ in records], dtype=np.int64)
+    return RawTable(frame, lines, str(path), True, parse_rejects=rejects)
 
 
 def read_raw(
@@ -291,13 +388,30 @@ def _frame_of(source: Any) -> tuple[pd.DataFrame, str]:
     )
 
 
+def _check_path(path: Path) -> None:
+    """A regular file that exists, or an IngestError saying what it is instead."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise IngestError(f"{path} is a symbolic link to {os.readlink(path)}, which does not exist") from None
+        raise IngestError(f"file {path} does not exist") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise IngestError(
+                f"{path} is a symbolic link loop (it leads back to itself); pass the data file itself"
+            ) from None
+        raise IngestError(f"{path} cannot be read ({e.strerror or e}); check the path and its permissions") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise IngestError(f"{path} is a directory; pass the data file itself")
+    if not stat.S_ISREG(st.st_mode):
+        raise IngestError(f"{path} is not a regular file (a device, pipe or socket); pass the data file itself")
+
+
 def _read_file(
     path: Path, *, fmt: str | None, sep: str | None, header: bool, names: Sequence[str] | None, encoding: str
 ) -> RawTable:
-    if not path.exists():
-        raise IngestError(f"file {path} does not exist")
-    if path.is_dir():
-        raise IngestError(f"{path} is a directory; pass the data file itself")
+    _check_path(path)
     kind, compression = detect_format(path, fmt)
     if kind == "parquet" and compression is None:
         data, member = b"", None
@@ -311,6 +425,7 @@ def _read_file(
             raise IngestError(f"{path}: cannot read as Parquet ({e}); pass --format if it is another format") from e
         frame = frame.reset_index(drop=True)
         return RawTable(frame, np.arange(1, len(frame) + 1, dtype=np.int64), str(path), True)
+    _check_text(path, data, encoding)
     if kind == "jsonl":
         return _read_jsonl(path, data, encoding=encoding)
     return read_csv_bytes(path, data, sep=sep, header=header, names=names, encoding=encoding)
