@@ -252,6 +252,25 @@ def read_csv_bytes(path: Path, data: bytes, *, sep: str | None, header: bool, na
     return _read_csv_exact(path, _decode(path, data, encoding), sep=sep, header=header, names=names)
 
 
+def _dedupe_names(names: list[str]) -> list[str]:
+    """Repeated header names made unique the way pandas does it: ``a``, ``a.1``, ``a.2``."""
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        k = seen.get(n, 0)
+        seen[n] = k + 1
+        out.append(n if k == 0 else f"{n}.{k}")
+    return out
+
+
+def _check_unique(raw: RawTable) -> RawTable:
+    names = [str(c) for c in raw.frame.columns]
+    dups = sorted({n for n in names if names.count(n) > 1})
+    if dups:
+        raise IngestError(f"{raw.source}: more than one column is named {dups[0]!r}; give each column its own name")
+    return raw
+
+
 def _blank_rows(frame: pd.DataFrame) -> np.ndarray:
     if frame.shape[1] == 0:
         return np.zeros(len(frame), dtype=bool)
@@ -285,7 +304,7 @@ def _read_csv_exact(path: Path, text: str, *, sep: str, header: bool, names) -> 
         if need_header:
             need_header = False
             if columns is None:
-                columns = [c.strip() for c in rec]
+                columns = _dedupe_names([c.strip() for c in rec])
             continue
         if columns is None:
             columns = [str(i) for i in range(len(rec))]
@@ -363,13 +382,15 @@ def read_raw(
     encoding: str = "utf-8-sig",
 ) -> RawTable:
     """Read a file (by path) or a pandas / polars / pyarrow frame; see ``read_events`` for the options."""
+    if names is not None and len({str(n) for n in names}) != len(names):
+        raise IngestError(f"names={list(names)} repeats a column name; give each column its own name")
     if isinstance(source, (str, os.PathLike)):
-        return _read_file(Path(source), fmt=fmt, sep=sep, header=header, names=names, encoding=encoding)
+        return _check_unique(_read_file(Path(source), fmt=fmt, sep=sep, header=header, names=names, encoding=encoding))
     frame, name = _frame_of(source)
     frame = frame.reset_index(drop=True)
     if names is not None:
         frame.columns = list(names)
-    return RawTable(frame, np.arange(1, len(frame) + 1, dtype=np.int64), name, False)
+    return _check_unique(RawTable(frame, np.arange(1, len(frame) + 1, dtype=np.int64), name, False))
 
 
 def _frame_of(source: Any) -> tuple[pd.DataFrame, str]:
