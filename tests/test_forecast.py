@@ -143,3 +143,88 @@ def test_forecaster_configs_are_validated_with_the_old_defaults():
     Y = np.tile(np.arange(7.0), (2, 6))
     with pytest.raises(ConfigError, match="unknown forecaster"):
         rolling_origin(_matrix(Y), h=7, n_origins=2, models=("naive", "prophet"))
+
+
+def _weekly_counts(n_series: int = 3, T: int = 196, seed: int = 0) -> SeriesMatrix:
+    """Planted weekly pattern of counts (Poisson around it), one level per series; Sundays near 0."""
+    rng = np.random.default_rng(seed)
+    pattern = np.array([6.0, 9, 11, 12, 10, 4, 0.5])
+    Y = np.stack([rng.poisson(np.tile(pattern, T // 7 + 1)[:T] * (k + 1)) for k in range(n_series)]).astype(float)
+    return _matrix(Y)
+
+
+def test_forecaster_learns_planted_season_with_covering_non_negative_intervals():
+    from chronorec.temporal.forecast.forecaster import fit_forecaster
+
+    sm = _weekly_counts()
+    fc = fit_forecaster(sm, h=14, methods=("naive", "seasonal_naive", "ets"), levels=(80, 95), n_origins=6)
+    f = fc.forecast()
+    assert len(f) == 3 * 14 and f["period"].min() == sm.periods[-1] + pd.Timedelta(days=1)
+    assert "naive" not in fc.methods  # the season is learnt: never the flat last value
+    for k, sid in enumerate(fc.ids):
+        g = f[f["series_id"] == sid]
+        truth = np.tile([6.0, 9, 11, 12, 10, 4, 0.5], 3)[196 % 7 :][:14] * (k + 1)
+        assert np.abs(g["mean"].to_numpy() - truth).mean() < 0.25 * truth.mean()
+        # the 95% band holds the planted mean, and is wider than the 80% one
+        assert ((g["lo-95"] <= truth) & (truth <= g["hi-95"])).mean() >= 0.9
+        assert (g["hi-95"] - g["lo-95"] >= g["hi-80"] - g["lo-80"]).all()
+    assert fc.nonnegative and (f[["mean", "lo-80", "lo-95"]] >= 0).all().all()
+    # counts whose lower band would go below zero are clipped there, never negative
+    assert (f["lo-95"] == 0).any()
+
+
+def test_forecaster_save_load_gives_identical_forecasts(tmp_path):
+    from chronorec.errors import ModelLoadError
+    from chronorec.temporal.forecast.forecaster import fit_forecaster, load_forecaster
+
+    sm = _weekly_counts(2, T=84)
+    fc = fit_forecaster(sm, h=7, methods=("seasonal_naive", "theta", "tsb"), n_origins=4)
+    fc.save(tmp_path / "fc")
+    again = load_forecaster(tmp_path / "fc")
+    pd.testing.assert_frame_equal(fc.forecast(), again.forecast())
+    assert again.methods == fc.methods and not any(p.suffix == ".pkl" for p in (tmp_path / "fc").iterdir())
+    (tmp_path / "fc" / "forecaster.json").write_text("{}")
+    with pytest.raises(ModelLoadError, match="checksum"):
+        load_forecaster(tmp_path / "fc")
+
+
+def test_conformal_quantile_is_the_finite_sample_rank():
+    from chronorec.temporal.forecast.forecaster import conformal_quantiles
+
+    z = np.arange(1.0, 101.0).reshape(1, 100, 1)  # 100 scaled errors at one step
+    q = conformal_quantiles(z, [80, 95])
+    assert q[:, 0].tolist() == [81.0, 96.0]  # ceil(101 * 0.8) = 81st, ceil(101 * 0.95) = 96th
+
+
+def test_held_out_coverage_is_near_nominal_on_a_planted_series():
+    from chronorec.temporal.forecast.forecaster import interval_coverage
+
+    sm = _weekly_counts(6, T=210, seed=3)
+    r = interval_coverage(sm, h=7, n_test=4, n_calibration=6, methods=("seasonal_naive", "ets"), levels=(80,))
+    assert abs(r["coverage"]["80"] - 0.80) < 0.12 and len(r["per_origin"]) == 4
+
+
+def test_intermittent_methods_forecast_the_demand_rate():
+    from chronorec.temporal.forecast.methods import forecast_matrix
+
+    rng = np.random.default_rng(0)
+    y = np.where(rng.random((1, 300)) < 0.1, 5.0, 0.0)  # demand of 5 on one day in ten
+    for name in ("croston_sba", "tsb", "adida"):
+        f, fails = forecast_matrix(name, y, 7, 7)
+        assert fails == 0 and np.allclose(f, f[0, 0]) and 0.25 < f[0, 0] < 1.0, name
+
+
+def test_frequency_follows_the_span_and_a_short_one_names_a_finer_frequency():
+    from chronorec.errors import DataError
+    from chronorec.temporal.forecast.forecaster import fit_forecaster
+    from chronorec.temporal.forecast.pipeline import series_matrix
+
+    hours = pd.date_range("2024-01-01", periods=9 * 24, freq="h")
+    s = pd.DataFrame({"series_id": "a", "period": hours, "y": 1.0 + (hours.hour > 8)})
+    assert series_matrix(s, h=7, n_origins=8).season == 24  # 9 days: hourly
+    days = series_matrix(s, freq="day", h=7, n_origins=8)
+    assert days.Y.shape == (1, 9) and days.Y[0, 0] == 24 + 15
+    with pytest.raises(DataError, match=r"--freq hour \(216 periods\)"):
+        fit_forecaster(days, h=7, n_origins=8)
+    long = pd.DataFrame({"series_id": "a", "period": pd.date_range("2020-01-01", periods=1500, freq="D"), "y": 1.0})
+    assert series_matrix(long, h=4, n_origins=8).season == 52  # four years: weekly

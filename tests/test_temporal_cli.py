@@ -60,11 +60,29 @@ def test_forecast_command_on_series_file(tmp_path):
         + ["--models", "naive,seasonal_naive,transformer", "--epochs", "2", "--threads", "1", "--out", str(out)],
     )
     assert r.exit_code == 0, r.output
-    res = json.loads((out / "forecast.json").read_text())["results"]
+    payload = json.loads((out / "forecast.json").read_text())
+    res = payload["evaluation"]["results"]
     assert res["seasonal_naive"]["MAE"] == 0.0 and res["naive"]["MAE"] > 0
     # the transformer is on the ladder: trained (2 epochs at most) and scored like the others
     assert res["transformer"]["epochs_run"] <= 2 and np.isfinite(res["transformer"]["MAE"])
-    assert (out / "forecast.png").stat().st_size > 1000
+    # the future: 7 days after the last one, per series, from the chosen statistical method
+    fc = pd.read_csv(out / "forecast.csv", parse_dates=["period"])
+    assert (
+        len(fc) == 14 and fc["period"].min() == pd.Timestamp("2024-03-11") and set(fc["method"]) == {"seasonal_naive"}
+    )
+    x = fc[fc["series_id"] == "x"]
+    assert x["mean"].tolist() == [1.0, 2, 3, 4, 5, 6, 7] and (x["lo-95"] <= x["mean"]).all()
+    assert payload["freq"] == "day" and (out / "forecaster" / "manifest.json").exists()
+    for png in ("forecast.png", "evaluation.png"):
+        assert (out / png).stat().st_size > 1000
+
+
+def test_forecast_on_too_short_a_span_names_a_finer_frequency(tmp_path):
+    s = pd.DataFrame({"series_id": "x", "period": pd.date_range("2024-01-01", periods=9, freq="D"), "y": 1.0})
+    path = tmp_path / "s.csv"
+    s.to_csv(path, index=False)
+    r = runner.invoke(app, ["forecast", "--series", str(path), "--freq", "day", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 1 and "--freq hour (216 periods)" in r.output and "Traceback" not in r.output
 
 
 def test_commands_have_help_for_every_option():

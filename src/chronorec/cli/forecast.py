@@ -1,4 +1,5 @@
-"""``chronorec forecast``: rolling-origin evaluation of the forecaster ladder on long-format series."""
+"""``chronorec forecast``: forecasts with intervals past the end of the data, a saved forecaster, and
+the rolling-origin evaluation of the ladder."""
 
 from __future__ import annotations
 
@@ -16,21 +17,33 @@ from chronorec.workflows.sections import ForecastConfig
 F = ForecastConfig
 
 
-def _named_series(cfg: Any) -> Any:
-    """The long-format series of a named dataset: online-retail, or the activity of taobao / ml-100k."""
+def _named_series(cfg: Any) -> tuple[Any, Any]:
+    """The long-format series of a named dataset (online-retail, or the activity of taobao / ml-100k)
+    and their total (all entities, not only the top ones; None when not asked for)."""
     from chronorec.errors import ConfigError
     from chronorec.temporal.forecast.data import events_series, online_retail_series
 
     f, key, data_dir = cfg.forecast, cfg.data.dataset.lower(), cfg.data.data_dir
     if key == "online-retail":
-        return online_retail_series(data_dir=data_dir, by=f.by, measure=f.measure, top=f.top)
+        freq = "D" if f.freq in ("day", "week") else "h"  # auto: hours, summed up to the chosen period
+        s = online_retail_series(data_dir=data_dir, by=f.by, measure=f.measure, top=f.top, freq=freq)
+        if not f.total:
+            return s, None
+        every = online_retail_series(data_dir=data_dir, by="country", measure=f.measure, top=10_000, freq=freq)
+        return s, every.groupby("period", as_index=False)["y"].sum().assign(series_id=TOTAL)
     if key in ("taobao", "ml-100k"):
         from chronorec.datasets.temporal import load_temporal_dataset
 
         ev = load_temporal_dataset(key, data_dir=data_dir)
         ent = "category" if key == "taobao" else "item_id"
-        return events_series(ev, entity=ent, freq=f.freq, top=f.top, utc_offset_hours=utc_offset_for(key, None))
+        freq = "day" if f.freq in ("day", "week") else "hour"  # auto: hours, summed up to the chosen period
+        s = events_series(ev, entity=ent, freq=freq, top=f.top, utc_offset_hours=utc_offset_for(key, None))
+        total = s[s["series_id"] == TOTAL]
+        return s[s["series_id"] != TOTAL], (total if f.total else None)
     raise ConfigError(f"unknown dataset {cfg.data.dataset!r}: online-retail, taobao or ml-100k")
+
+
+TOTAL = "__total__"
 
 
 def forecast(
@@ -42,48 +55,68 @@ def forecast(
     measure: Annotated[str | None, field_option(F, "measure")] = None,
     freq: Annotated[str | None, field_option(F, "freq")] = None,
     top: Annotated[int | None, field_option(F, "top")] = None,
+    total: Annotated[bool | None, field_option(F, "total", "--total/--no-total")] = None,
     horizon: Annotated[int | None, field_option(F, "horizon")] = None,
     origins: Annotated[int | None, field_option(F, "origins")] = None,
     season: Annotated[int | None, field_option(F, "season")] = None,
     models: Annotated[str | None, field_option(F, "models")] = None,
+    select: Annotated[str | None, field_option(F, "select")] = None,
+    levels: Annotated[str | None, field_option(F, "levels")] = None,
+    format: Annotated[str | None, field_option(F, "format")] = None,
     epochs: Annotated[int | None, field_option(F, "epochs")] = None,
     seed: SeedOpt = None,
     threads: ThreadsOpt = None,
     out: Annotated[Path | None, field_option(F, "out")] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Forecast many series h periods ahead and evaluate the ladder by rolling origin (MASE vs seasonal naive)."""
+    """Forecast each series h periods past the end of the data, with prediction intervals; save the
+    forecaster; evaluate the ladder by rolling origin (MASE vs seasonal naive)."""
     import pandas as pd
 
     from chronorec.errors import ConfigError
-    from chronorec.temporal.forecast.core import plot_forecasts, rolling_origin, to_matrix
+    from chronorec.temporal.forecast.pipeline import run_forecast, series_matrix
 
     data = {"dataset": dataset, "data_dir": str(data_dir) if data_dir else None}
     cfg = load_config(config, {"data": data, "forecast": _section(F, locals()), "seed": seed, "threads": threads})
     f = cfg.forecast
+    total = None
     if cfg.data.dataset is not None:
-        s = _named_series(cfg)
+        s, total = _named_series(cfg)
+        col = "y"
     elif f.series is not None:
         path = Path(f.series)
         s = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        col = f.value
+        missing = {"series_id", "period", col} - set(s.columns)
+        if missing:
+            raise ConfigError(f"{path} lacks the column(s) {sorted(missing)}: series_id, period and --value {col}")
     else:
         raise ConfigError("give --series FILE or --dataset NAME")
-    sm = to_matrix(s, value=f.value if cfg.data.dataset is None else "y", season=f.season)
+    sm = series_matrix(s, freq=f.freq, h=f.horizon, n_origins=f.origins, value=col, season=f.season)
     rnn = {"epochs": f.epochs}
-    params = {"lstm": rnn, "gru": rnn, "transformer": rnn}
-    ev = rolling_origin(
-        sm,
-        h=f.horizon,
-        n_origins=f.origins,
-        models=list(f.models),
-        params=params,
-        seed=cfg.seed,
-        threads=cfg.threads,
-        progress=True,
-    )
+    kw = {
+        "h": f.horizon,
+        "models": list(f.models),
+        "n_origins": f.origins,
+        "levels": list(f.levels),
+        "select": f.select,
+        "params": {"lstm": rnn, "gru": rnn, "transformer": rnn},
+        "fmt": f.format,
+        "seed": cfg.seed,
+        "threads": cfg.threads,
+    }
     target = Path(f.out)
-    target.mkdir(parents=True, exist_ok=True)
-    plot_forecasts(sm, ev, target / "forecast.png")
-    payload = {k: v for k, v in ev.items() if k not in ("forecasts", "actual")}
+    res = run_forecast(sm, target, progress=True, **kw)
+    freq_name = {3600: "hour", 86400: "day", 604800: "week"}.get(int((sm.periods[1] - sm.periods[0]).total_seconds()))
+    payload = {"freq": freq_name, **res}
+    msg = f"{len(sm.ids)} series x {sm.Y.shape[1]} {freq_name} periods"
+    if total is not None:
+        tm = series_matrix(total, freq=freq_name, h=f.horizon, n_origins=f.origins, value="y", season=f.season)
+        payload["total"] = run_forecast(tm, target, prefix="total_", **kw)
+        payload["total"]["what"] = "the sum over all entities (not only the top ones), forecast on its own"
+        msg += f" (+ {TOTAL}, the total of all entities, forecast apart in total_forecast.{f.format})"
     (target / "forecast.json").write_text(json.dumps(payload, indent=2, default=float))
-    typer.echo(f"{len(sm.ids)} series x {sm.Y.shape[1]} periods; results in {target}/forecast.json")
+    typer.echo(
+        f"{msg}; {f.horizon}-{freq_name} forecast with {'/'.join(f'{v:g}' for v in f.levels)}% intervals in "
+        f"{target}/{res['table']} (methods {res['methods_chosen']}); evaluation in {target}/forecast.json"
+    )

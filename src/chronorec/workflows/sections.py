@@ -78,10 +78,21 @@ class BehaviorConfig(_Lists):
     epochs: int = Field(30, ge=1, description="Maximum epochs of the sequence classifiers.")
     max_len: int = Field(50, ge=1, description="Events per sequence-classifier input.")
     out: str = Field("runs/behavior", description="Output folder: behavior.json and calibration plots.")
+    save: str | None = Field(
+        None, description="Fit the chosen model on all the data (calibrated on its last horizon) and save it here."
+    )
+    model: str | None = Field(None, description="A saved behaviour model: predict with it instead of evaluating.")
+    at: str | None = Field(
+        None, description="Prediction time (ISO or epoch seconds, UTC; default: the end of the data) for --model."
+    )
+    predictions: str | None = Field(
+        None, description="Per-user probabilities file (.csv or .parquet; default <out>/predictions.csv)."
+    )
 
 
 class ForecastConfig(_Lists):
-    """``chronorec forecast``: rolling-origin evaluation of the forecaster ladder."""
+    """``chronorec forecast``: forecast the periods after the data, with intervals, a saved forecaster
+    and the rolling-origin evaluation of the ladder."""
 
     series: str | None = Field(
         None, description="Long-format series file (CSV or Parquet) with series_id, period and the value."
@@ -89,23 +100,43 @@ class ForecastConfig(_Lists):
     value: str = Field("y", description="Value column of --series.")
     by: str = Field("product", description="online-retail: product, country or customer.")
     measure: str = Field("revenue", description="online-retail: revenue or units (net of cancellations).")
-    freq: Literal["hour", "day"] = Field("day", description="taobao / ml-100k: hour or day.")
-    top: int = Field(50, ge=1, description="Named data: number of series (largest first).")
+    freq: Literal["auto", "hour", "day", "week"] = Field(
+        "auto", description="Period: hour, day, week, or auto (the coarsest that the data's span allows)."
+    )
+    top: int = Field(
+        50, ge=1, description="Named data: number of series (largest first; their total is forecast apart)."
+    )
+    total: bool = Field(
+        True, description="Named data: also forecast the total of all entities, as series __total__ apart."
+    )
     horizon: int = Field(7, ge=1, description="Forecast horizon h in periods.")
     origins: int = Field(8, ge=1, description="Number of rolling origins (h apart, the last ending at the end).")
-    season: int | None = Field(None, description="Season length in periods (default 7 daily, 24 hourly).")
+    season: int | None = Field(None, description="Season length in periods (default 7 daily, 24 hourly, 52 weekly).")
     models: list[str] = Field(
-        ["naive", "seasonal_naive", "moving_average", "ets", "gbm", "lstm"],
-        description="Comma-separated: naive, seasonal_naive, moving_average, ets, gbm, lstm, gru, transformer.",
+        ["naive", "seasonal_naive", "ets", "theta", "croston_sba", "tsb", "adida"],
+        description="Comma-separated ladder: naive, seasonal_naive, moving_average, ets, theta, croston, "
+        "croston_sba, tsb, adida, imapa (statsforecast; the forecast chooses among these), gbm, lstm, gru, "
+        "transformer (evaluated only).",
     )
+    select: Literal["series", "global"] = Field(
+        "series", description="Choose the method per series (lowest MAE over the origins) or one for all."
+    )
+    levels: list[float] = Field([80.0, 95.0], description="Prediction interval levels in percent, comma-separated.")
+    format: Literal["csv", "parquet"] = Field("csv", description="File format of the forecast table.")
     epochs: int = Field(40, ge=1, description="Maximum epochs of the neural forecasters (lstm, gru, transformer).")
-    out: str = Field("runs/forecast", description="Output folder: forecast.json and forecast.png.")
+    out: str = Field(
+        "runs/forecast",
+        description="Output folder: forecast.csv/.parquet, forecaster/, forecast.json, forecast.png, evaluation.png.",
+    )
 
 
 class ServeConfig(Strict):
     """``chronorec serve``: the HTTP service."""
 
     model: str | None = Field(None, description="Saved model folder (JSON + safetensors + Parquet only).")
+    behavior_model: str | None = Field(
+        None, description="Saved behaviour model (predict-behavior --save): adds POST /predict-behavior."
+    )
     host: str = Field("127.0.0.1", description="Interface to bind (local only by default).")
     port: int = Field(8000, ge=0, le=65535, description="TCP port.")
     api_key: str | None = Field(

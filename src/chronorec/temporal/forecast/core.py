@@ -6,9 +6,10 @@ ends the training window: global models and every scaler are fitted on ``Y[:, :o
 each later origin ``o`` a model sees the actual values before ``o`` (as they would be known then)
 and forecasts ``h`` periods ahead.
 
-The ladder (:data:`LADDER`): ``naive`` (last value), ``seasonal_naive`` (value one season ago),
-``moving_average`` (mean of the last season), ``ets`` (statsmodels Holt-Winters exponential
-smoothing, additive damped trend and season, refitted per series and origin), ``gbm`` (one global
+The ladder (:data:`LADDER`): the statistical methods of statsforecast, refitted per series and
+origin (:mod:`~chronorec.temporal.forecast.methods`: ``naive``, ``seasonal_naive``,
+``moving_average``, ``ets`` (AutoETS), ``theta`` (AutoTheta) and the intermittent-demand methods
+``croston``, ``croston_sba``, ``tsb``, ``adida``, ``imapa``), ``gbm`` (one global
 histogram gradient-boosting model on scaled lags, rolling means and calendar features of the
 target period, direct multi-horizon with the step as a feature), ``lstm`` / ``gru`` (one global
 recurrent network over windows of [scaled y, calendar] per period, calendar of the forecast periods
@@ -38,11 +39,19 @@ import pandas as pd
 
 from chronorec.errors import ConfigError, DataError
 from chronorec.temporal.forecast.config import ForecasterConfig
+from chronorec.temporal.forecast.methods import METHODS as STAT_METHODS
+from chronorec.temporal.forecast.methods import method_class
 from chronorec.temporal.forecast.metrics import forecast_metrics, mase_scale
-from chronorec.temporal.forecast.models import ETS, GBM, Forecaster, MovingAverage, Naive, SeasonalNaive
+from chronorec.temporal.forecast.models import GBM, Forecaster
 from chronorec.temporal.forecast.neural import GRUForecaster, RNNForecaster, TransformerForecaster
 from chronorec.temporal.forecast.plots import plot_forecasts
-from chronorec.temporal.forecast.series import SeriesMatrix, calendar_features, fit_scaler, to_matrix
+from chronorec.temporal.forecast.series import (
+    SeriesMatrix,
+    calendar_features,
+    fit_scaler,
+    short_window_message,
+    to_matrix,
+)
 from chronorec.training.settings import RunSettings
 
 logger = logging.getLogger(__name__)
@@ -61,11 +70,11 @@ __all__ = [
     "to_matrix",
 ]
 
-LADDER = ("naive", "seasonal_naive", "moving_average", "ets", "gbm", "lstm", "gru", "transformer")
+LADDER = (*STAT_METHODS, "gbm", "lstm", "gru", "transformer")
 
 MODELS: dict[str, type[Forecaster]] = {
-    c.name: c
-    for c in (Naive, SeasonalNaive, MovingAverage, ETS, GBM, RNNForecaster, GRUForecaster, TransformerForecaster)
+    **{name: method_class(name) for name in STAT_METHODS},
+    **{c.name: c for c in (GBM, RNNForecaster, GRUForecaster, TransformerForecaster)},
 }
 
 
@@ -109,7 +118,7 @@ def rolling_origin(
     origins = T - h - step * np.arange(n_origins)[::-1]
     o0 = int(origins[0])
     if o0 <= 2 * sm.season:
-        raise DataError(f"training window of {o0} periods is too short for season {sm.season}: fewer origins")
+        raise DataError(short_window_message(sm, o0, h, n_origins, step))
     cal = calendar_features(
         sm.periods.append(pd.date_range(sm.periods[-1], periods=h + 1, freq=sm.periods.freq)[1:]), sm.season
     )

@@ -1,5 +1,6 @@
-"""The forecasters of the ladder that need no network: naive, seasonal naive, moving average, ETS
-(statsmodels Holt-Winters per series and origin) and one global gradient-boosting model.
+"""The forecaster interface of the ladder and its one global model without a network: gradient
+boosting on lags. The statistical methods (naive, seasonal naive, ETS, Theta, Croston, ...) come
+from statsforecast (:mod:`~chronorec.temporal.forecast.methods`).
 
 Every forecaster is built as ``Model(season, h, config, run)``: ``config`` is its own pydantic
 hyper-parameter model (``Model.Config``), ``run`` the run settings (the seed).
@@ -12,10 +13,10 @@ from typing import Any
 import numpy as np
 
 from chronorec.errors import ConfigError, DataError
-from chronorec.temporal.forecast.config import ETSConfig, ForecasterConfig, GBMForecastConfig, MovingAverageConfig
+from chronorec.temporal.forecast.config import ForecasterConfig, GBMForecastConfig
 from chronorec.training.settings import RunSettings
 
-__all__ = ["ETS", "GBM", "Forecaster", "MovingAverage", "Naive", "SeasonalNaive"]
+__all__ = ["GBM", "Forecaster"]
 
 
 class Forecaster:
@@ -41,71 +42,6 @@ class Forecaster:
 
     def predict(self, Y_hist: np.ndarray, o: int, h: int, cal: np.ndarray) -> np.ndarray:
         raise NotImplementedError
-
-
-class Naive(Forecaster):
-    name = "naive"
-
-    def predict(self, Y_hist, o, h, cal):
-        return np.repeat(Y_hist[:, -1:], h, 1)
-
-
-class SeasonalNaive(Forecaster):
-    name = "seasonal_naive"
-
-    def predict(self, Y_hist, o, h, cal):
-        m = self.season
-        last = Y_hist[:, -m:]
-        return last[:, np.arange(h) % m]
-
-
-class MovingAverage(Forecaster):
-    name = "moving_average"
-    Config = MovingAverageConfig
-
-    def predict(self, Y_hist, o, h, cal):
-        w = self.config.window or self.season
-        return np.repeat(Y_hist[:, -w:].mean(1, keepdims=True), h, 1)
-
-
-class ETS(Forecaster):
-    """statsmodels Holt-Winters (additive damped trend, additive season), one fit per series and origin
-    on the last ``max_history`` values; a series that fails to fit falls back to seasonal naive."""
-
-    name = "ets"
-    Config = ETSConfig
-
-    def predict(self, Y_hist, o, h, cal):
-        import warnings
-
-        from statsmodels.tsa.holtwinters import ExponentialSmoothing
-
-        m = self.season
-        hist = Y_hist[:, -(self.config.max_history or 8 * m) :]
-        out = np.empty((len(hist), h))
-        fails = 0
-        for s, y in enumerate(hist):
-            try:
-                if np.ptp(y) == 0:
-                    out[s] = y[-1]
-                    continue
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    fit = ExponentialSmoothing(
-                        y,
-                        trend="add",
-                        damped_trend=True,
-                        seasonal="add" if len(y) >= 2 * m else None,
-                        seasonal_periods=m,
-                    ).fit()
-                    out[s] = fit.forecast(h)
-                if not np.all(np.isfinite(out[s])):
-                    raise ValueError("non-finite forecast")  # caught below: seasonal naive instead
-            except (ValueError, np.linalg.LinAlgError):
-                fails += 1
-                out[s] = y[-m:][np.arange(h) % m]
-        self.info["fallbacks"] = self.info.get("fallbacks", 0) + fails
-        return out
 
 
 def _lag_features(Yn: np.ndarray, taus: np.ndarray, n_lags: int, season: int, steps: np.ndarray) -> np.ndarray:

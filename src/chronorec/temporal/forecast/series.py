@@ -70,3 +70,50 @@ def calendar_features(periods: pd.DatetimeIndex, season: int) -> np.ndarray:
     a = 2 * np.pi * pos / max(season, 1)
     b = 2 * np.pi * periods.day_of_year.to_numpy() / 365.25
     return np.column_stack([np.sin(a), np.cos(a), np.sin(b), np.cos(b)])
+
+
+FREQ_SECONDS = {"week": 7 * 86400, "day": 86400, "hour": 3600}
+"""The forecasting frequencies, coarsest first, with their period in seconds."""
+SEASONS = {"week": 52, "day": 7, "hour": 24}
+"""The default season of each frequency (a year of weeks, a week of days, a day of hours)."""
+
+
+def freq_name(periods: pd.DatetimeIndex) -> str | None:
+    """``hour``, ``day`` or ``week`` for a regular grid of that step (None otherwise)."""
+    if len(periods) < 2:
+        return None
+    step = int((periods[1] - periods[0]).total_seconds())
+    return {v: k for k, v in FREQ_SECONDS.items()}.get(step)
+
+
+def training_window(n_periods: int, h: int, n_origins: int, step: int | None = None) -> int:
+    """Periods before the first rolling origin (see :func:`~chronorec.temporal.forecast.core.rolling_origin`)."""
+    return n_periods - h - (step or h) * (n_origins - 1)
+
+
+def choose_freq(span_seconds: float, *, h: int, n_origins: int, step: int | None = None) -> str:
+    """The coarsest frequency (week, day, hour) at which the data's span leaves a training window of
+    more than two seasons before the first of ``n_origins`` origins of ``h`` periods."""
+    for name, secs in FREQ_SECONDS.items():
+        n = int(span_seconds // secs) + 1
+        if training_window(n, h, n_origins, step) > 2 * SEASONS[name]:
+            return name
+    return "hour"
+
+
+def short_window_message(sm: SeriesMatrix, o0: int, h: int, n_origins: int, step: int | None = None) -> str:
+    """Why the data are too short for the evaluation, and what would fit: a finer frequency (named,
+    with its number of periods), fewer origins or a shorter horizon."""
+    T = sm.Y.shape[1]
+    name = freq_name(sm.periods)
+    msg = f"training window of {o0} periods is too short for season {sm.season}"
+    msg += f" ({T} {name or ''} periods in the data, {h}-period horizon, {n_origins} origins)".replace("  ", " ")
+    names = list(FREQ_SECONDS)
+    if name in names and names.index(name) + 1 < len(names):
+        finer = names[names.index(name) + 1]
+        n_finer = T * FREQ_SECONDS[name] // FREQ_SECONDS[finer]
+        return (
+            msg
+            + f": use a finer frequency, --freq {finer} ({n_finer} periods), or fewer --origins / a shorter --horizon"
+        )
+    return msg + ": use fewer --origins or a shorter --horizon"

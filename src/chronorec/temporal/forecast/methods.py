@@ -1,0 +1,144 @@
+"""The statistical ladder, from statsforecast: one model per series, refitted at every origin.
+
+``naive`` (last value), ``seasonal_naive`` (value one season ago), ``moving_average`` (mean of the
+last season), ``ets`` (AutoETS: error / trend / season chosen by AICc), ``theta`` (AutoTheta) and
+the intermittent-demand methods for sparse series (mostly zero days of a product): ``croston``
+(classic), ``croston_sba`` (Syntetos-Boylan bias correction), ``tsb`` (Teunter-Syntetos-Babai: the
+demand probability decays when no demand comes), ``adida`` (temporal aggregation) and ``imapa``
+(several aggregation levels). statsforecast is the ``forecast`` extra (in ``.[dev]``); without it
+only ``naive`` and ``seasonal_naive`` run (:data:`NUMPY_METHODS`), and asking for another method
+says which extra to install.
+
+:class:`StatsForecaster` puts any of them on the rolling-origin ladder of
+:func:`chronorec.temporal.forecast.core.rolling_origin`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from chronorec.errors import ConfigError
+from chronorec.temporal.forecast.config import ETSConfig, ForecasterConfig, MovingAverageConfig
+from chronorec.temporal.forecast.models import Forecaster
+
+__all__ = [
+    "INTERMITTENT",
+    "METHODS",
+    "NUMPY_METHODS",
+    "StatsForecaster",
+    "forecast_matrix",
+    "has_statsforecast",
+    "method_class",
+]
+
+INTERMITTENT = ("croston", "croston_sba", "tsb", "adida", "imapa")
+SMOOTH = ("naive", "seasonal_naive", "moving_average", "ets", "theta")
+METHODS = SMOOTH + INTERMITTENT
+NUMPY_METHODS = ("naive", "seasonal_naive")
+EXTRA_HINT = "pip install 'chronorec[forecast]' (statsforecast)"
+
+
+def has_statsforecast() -> bool:
+    """Whether the ``forecast`` extra is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("statsforecast") is not None
+
+
+def _statsforecast_model(name: str, season: int, config: ForecasterConfig) -> Any:
+    """The statsforecast model of ``name`` for series with season ``season``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from statsforecast import models as sf
+
+    m = max(int(season), 1)
+    window = getattr(config, "window", None) or m
+    make: dict[str, Callable[[], Any]] = {
+        "naive": sf.Naive,
+        "seasonal_naive": lambda: sf.SeasonalNaive(season_length=m),
+        "moving_average": lambda: sf.WindowAverage(window_size=window),
+        "ets": lambda: sf.AutoETS(season_length=m),
+        "theta": lambda: sf.AutoTheta(season_length=m),
+        "croston": sf.CrostonClassic,
+        "croston_sba": sf.CrostonSBA,
+        "tsb": lambda: sf.TSB(alpha_d=0.1, alpha_p=0.1),
+        "adida": sf.ADIDA,
+        "imapa": sf.IMAPA,
+    }
+    return make[name]()
+
+
+def _numpy_forecast(name: str, y: np.ndarray, h: int, season: int) -> np.ndarray:
+    if name == "naive":
+        return np.repeat(y[-1], h)
+    return y[-season:][np.arange(h) % season]
+
+
+def forecast_matrix(
+    name: str, Y: np.ndarray, h: int, season: int, config: ForecasterConfig | None = None
+) -> tuple[np.ndarray, int]:
+    """Point forecasts (series, h) of method ``name`` fitted on each row of ``Y`` (its history), and
+    the number of series that fell back to seasonal naive (a fit that failed or was not finite).
+
+    Constant series are forecast as their value; ``max_history`` (ETS / Theta) keeps only that many
+    trailing periods (default: 8 seasons) to bound the fitting time on long hourly series.
+    """
+    if name not in METHODS:
+        raise ConfigError(f"unknown forecasting method {name!r}; known: {', '.join(METHODS)}")
+    config = config or ForecasterConfig()
+    m = max(int(season), 1)
+    if not has_statsforecast() and name not in NUMPY_METHODS:
+        raise ConfigError(f"method {name!r} needs statsforecast: {EXTRA_HINT}")
+    keep = getattr(config, "max_history", None) or (8 * m if name in ("ets", "theta") else None)
+    out = np.empty((len(Y), h))
+    fails = 0
+    for s, y in enumerate(np.asarray(Y, dtype=np.float64)):
+        y = y[-keep:] if keep else y
+        if name in NUMPY_METHODS and not has_statsforecast():
+            out[s] = _numpy_forecast(name, y, h, m)
+            continue
+        if np.ptp(y) == 0:
+            out[s] = y[-1]
+            continue
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                out[s] = _statsforecast_model(name, m, config).forecast(y=y, h=h)["mean"]
+            if not np.all(np.isfinite(out[s])):
+                raise ValueError("non-finite forecast")
+        except (ValueError, ZeroDivisionError, np.linalg.LinAlgError, FloatingPointError):
+            fails += 1
+            out[s] = _numpy_forecast("seasonal_naive", y, h, min(m, len(y)))
+    return out, fails
+
+
+class StatsForecaster(Forecaster):
+    """A method of :data:`METHODS` on the rolling-origin ladder: refitted per series at every origin on
+    the history before it (a local model: nothing is fitted on the training window)."""
+
+    name = "stats"
+
+    def predict(self, Y_hist, o, h, cal):
+        out, fails = forecast_matrix(self.name, Y_hist, h, self.season, self.config)
+        self.info["fallbacks"] = self.info.get("fallbacks", 0) + fails
+        return out
+
+
+_CONFIGS: dict[str, type[ForecasterConfig]] = {
+    "ets": ETSConfig,
+    "theta": ETSConfig,
+    "moving_average": MovingAverageConfig,
+}
+
+
+def method_class(name: str) -> type[StatsForecaster]:
+    """The ladder class of the statistical method ``name``."""
+    return type(
+        f"{name.title().replace('_', '')}Forecaster",
+        (StatsForecaster,),
+        {"name": name, "Config": _CONFIGS.get(name, ForecasterConfig), "__doc__": f"statsforecast's {name}."},
+    )
