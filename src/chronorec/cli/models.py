@@ -92,7 +92,8 @@ def _model_params(cfg: Any, kind: str | None, name: str | None, param: list[str]
 
 def train(
     kind: Annotated[
-        str | None, typer.Option("--kind", help="Model kind: popular, itemknn, ease, gru4rec or sasrec.")
+        str | None,
+        typer.Option("--kind", help="Model kind: popular, buyagain, itemknn, ease, gru4rec, sasrec, repeat-blend, ..."),
     ] = None,
     out: Annotated[
         Path | None,
@@ -148,11 +149,11 @@ def train(
     model = registry.get(entry.kind)(**entry.params())
     typer.echo(f"Training {model!r} on {data_label(cfg)} ({len(log)} events, {log.n_users} users, {log.n_items} items)")
     if full:
-        model.fit(log)
+        model.fit(log).record_split(None)
         protocol = "all events"
     else:
         sp = make_split(log, cfg)
-        model.fit(sp.train, validation=sp.validation)
+        model.fit(sp.train, validation=sp.validation).record_split(sp)
         protocol = f"{sp.protocol}: {len(sp.train)} training events, validation on {len(sp.validation)} users"
     target = out or Path(cfg.output_dir or "runs") / "models" / entry.label
     model.save(target)
@@ -165,6 +166,11 @@ def train(
     if info.get("best_val_ndcg10") is not None:
         line += f", validation NDCG@10 {info['best_val_ndcg10']:.4f}"
     typer.echo(line)
+    record = model.training_data
+    typer.echo(
+        f"Recorded for leak checks: {record['n_events']} training events up to {record['last_event']}, "
+        f"split {record['split']['protocol']}, data {record['fingerprint'][:12]}, catalogue {record['catalogue_hash'][:12]}"
+    )
     typer.echo(f"Saved the model to {target}/")
 
 
@@ -191,13 +197,26 @@ def evaluate(
     ks: Annotated[
         str | None, typer.Option("--ks", help="Cut-offs K as a comma-separated list (default 5,10,20).")
     ] = None,
-    include_history: Annotated[
-        bool | None,
+    history: Annotated[
+        str | None,
         typer.Option(
-            "--include-history/--exclude-history",
-            help="Let items of the input history be recommended (default: excluded).",
+            "--history",
+            help="Items of the input history: exclude, include, or auto (default: exclude when at most 1% of "
+            "validation targets repeat a history item, as on ML-1M and Beauty; include otherwise).",
         ),
     ] = None,
+    include_history: Annotated[
+        bool | None,
+        typer.Option("--include-history/--exclude-history", help="Same as --history include / exclude."),
+    ] = None,
+    allow_leak: Annotated[
+        bool,
+        typer.Option(
+            "--allow-leak",
+            help="Score a model on targets at or before its last training event or on another split "
+            "(refused by default; the result records the leak).",
+        ),
+    ] = False,
     part: Annotated[str, typer.Option("--part", help="Which cases to score: test (default) or validation.")] = "test",
     out: Annotated[
         Path | None,
@@ -214,7 +233,8 @@ def evaluate(
     overrides = run_overrides(locals())
     overrides["evaluation"] = {
         "ks": [int(x) for x in ks.split(",")] if ks else None,
-        "exclude_history": None if include_history is None else not include_history,
+        "history": history if include_history is None else ("include" if include_history else "exclude"),
+        "allow_leak": allow_leak or None,
         "model_dirs": [str(p) for p in model_dirs] if model_dirs else None,
     }
     cfg = load_config(config, overrides)
@@ -232,18 +252,29 @@ def evaluate(
         log,
         cases,
         ks=ev.ks,
-        exclude_history=ev.exclude_history,
+        exclude_history=ev.history if ev.exclude_history is None else ev.exclude_history,
         part=part,
+        validation=sp.validation,
+        checked_split=sp,
+        allow_leak=ev.allow_leak,
         protocol=sp.protocol,
         data=data_label(cfg),
         data_description={"n_events": len(log), "n_users": log.n_users, "n_items": log.n_items, "source": log.source},
         split=cfg.split.model_dump(),
         seed=cfg.seed,
     )
+    hist, rep = payload["history_protocol"], payload["repeat"]
     typer.echo(
         f"{sp.protocol} on {data_label(cfg)}: {len(cases)} {part} users, {log.n_items} items, "
-        f"full-catalogue ranking, history {'excluded' if ev.exclude_history else 'included'}"
+        f"full-catalogue ranking, history {hist['used']} ({hist['mode']}: {hist['reason']})"
     )
+    typer.echo(
+        f"Repeats: {100 * rep['repeat_share']:.1f}% of the {int(rep['n_targets'])} {part} targets are already in the "
+        f"user's history ({100 * rep['repeat_cases']:.1f}% of users)"
+        + ("; excluded, they can never be hit" if hist["exclude"] and rep["repeat_share"] > 0 else "")
+    )
+    for warning in payload["warnings"]:
+        typer.echo(f"Warning: {warning}", err=True)
     typer.echo(metrics_table(payload["results"], k=headline_k(ev.ks), part=part))
     _echo_paired_tests(payload)
     target = out or Path(cfg.output_dir or "runs") / f"evaluate-{timestamp()}.json"

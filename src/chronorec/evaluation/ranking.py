@@ -83,7 +83,7 @@ def evaluate_ranking(
                 exclude_items(scores, hist)
             else:
                 scores[:, 0] = -torch.inf
-            top = torch.topk(scores, kmax, dim=1).indices.numpy()
+            top = torch.topk(scores, min(kmax, scores.shape[1]), dim=1).indices.numpy()  # K may exceed the catalogue
             for k in ks:
                 covered[k][top[:, :k].ravel()] = True
             tg = evalset.targets(rows)
@@ -139,7 +139,7 @@ def _multi_target_row(
         ideal = discount[: min(k, len(targets))].sum().item()
         per_k[f"HR@{k}"][row] = float(h.any())
         per_k[f"Recall@{k}"][row] = h.sum() / min(k, len(targets))
-        per_k[f"NDCG@{k}"][row] = float((discount[:k].numpy() * h).sum() / ideal)
+        per_k[f"NDCG@{k}"][row] = float((discount[: len(h)].numpy() * h).sum() / ideal)
         first = np.flatnonzero(h)
         per_k[f"MRR@{k}"][row] = 1.0 / (first[0] + 1) if len(first) else 0.0
 

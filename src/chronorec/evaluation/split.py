@@ -6,7 +6,8 @@ inputs are histories the model may see and whose targets it must predict.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -56,6 +57,11 @@ class Split:
     test: EvalSet
     protocol: str
     full: EventLog | None = None  # train + validation events (the input for test)
+    settings: dict[str, Any] = field(default_factory=dict)  # min_events, or the cut-offs (epoch seconds)
+
+    def describe(self) -> dict[str, Any]:
+        """The protocol and its settings, as saved with a model trained on ``train`` (leak checks)."""
+        return {"protocol": self.protocol, **self.settings}
 
 
 def leave_one_out(log: EventLog, *, min_events: int = 3) -> Split:
@@ -89,6 +95,7 @@ def leave_one_out(log: EventLog, *, min_events: int = 3) -> Split:
         test=EvalSet.build(eval_users, test_inputs, test_targets, "test"),
         protocol="leave-one-out",
         full=log.with_events(ev[full_mask]),
+        settings={"min_events": int(min_events)},
     )
 
 
@@ -134,7 +141,10 @@ def temporal_split(
 
     validation = cases(ts < validation_cutoff, (ts >= validation_cutoff) & (ts < test_cutoff), "validation")
     test = cases(ts < test_cutoff, ts >= test_cutoff, "test")
-    return Split(train=train, validation=validation, test=test, protocol="global-temporal", full=full)
+    settings = {"test_cutoff": int(test_cutoff), "validation_cutoff": int(validation_cutoff), "first_only": first_only}
+    return Split(
+        train=train, validation=validation, test=test, protocol="global-temporal", full=full, settings=settings
+    )
 
 
 def _group(users: np.ndarray, items: np.ndarray) -> dict[int, np.ndarray]:

@@ -47,6 +47,7 @@ class Recommender:
         self.item_names: pd.Series | None = None
         self.context_vocab: dict[str, list[str]] = {}  # behaviour names and context-column values (code - 1)
         self.fit_info: dict[str, Any] = {}
+        self.training_data: dict[str, Any] = {}  # chronorec.evaluation.leak.training_record (+ "split")
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.config.model_dump().items() if k != "kind")
@@ -68,7 +69,16 @@ class Recommender:
         self.fit_info.setdefault("train_seconds", time.perf_counter() - t0)
         return self
 
+    def record_split(self, split: Any) -> "Recommender":
+        """Record the split whose training part this model was fitted on (``None``: all events), so
+        ``chronorec evaluate`` can refuse to score it on data it has seen."""
+        self.training_data["split"] = split.describe() if split is not None else {"protocol": "all events"}
+        return self
+
     def _remember(self, log: EventLog) -> None:
+        from chronorec.evaluation.leak import training_record
+
+        self.training_data = training_record(log)
         self.users, self.items = log.users, log.items
         self.store = log.sequences()
         self.item_names = log.item_names
@@ -208,39 +218,44 @@ class Recommender:
             raise RuntimeError("cannot save an unfitted model")
         final = Path(directory)
         with atomic_dir(final) as d:  # written aside, renamed into place: the old model survives a crash
-            tensors = {
-                "_store.offsets": self.store.offsets,
-                "_store.items": self.store.items,
-                "_popularity": self.popularity,
-            }
-            if self.store.timestamps is not None:
-                tensors["_store.timestamps"] = self.store.timestamps
-            if self.store.behaviors is not None:
-                tensors["_store.behaviors"] = self.store.behaviors
-            for col, codes in self.store.extra.items():
-                tensors[f"_store.extra.{col}"] = np.asarray(codes, dtype=np.int64)
-            tensors.update({f"model.{k}": v for k, v in self._state().items()})
-            save_tensors(d / "model.safetensors", tensors)
-            (d / "config.json").write_text(
-                json.dumps(
-                    {
-                        "kind": self.kind,
-                        "config": self.config.model_dump(),
-                        "fit_info": self.fit_info,
-                        "context_vocab": self.context_vocab,
-                    },
-                    indent=2,
-                )
-            )
-            self.users.save(d / "users.parquet")
-            self.items.save(d / "items.parquet")
-            if self.item_names is not None:
-                pd.DataFrame(
-                    {"internal_id": self.item_names.index, "name": self.item_names.astype(str).to_numpy()}
-                ).to_parquet(d / "item_names.parquet", index=False)
-            write_manifest(d, self.kind)
+            self._write(d)
         log_model_folder(self.fit_info, final)  # to the MLflow run of its training, if it was tracked
         return final
+
+    def _write(self, d: Path, manifest_extra: dict[str, Any] | None = None) -> None:
+        """Write the model's files and manifest into the (new, empty) folder ``d``."""
+        tensors = {
+            "_store.offsets": self.store.offsets,
+            "_store.items": self.store.items,
+            "_popularity": self.popularity,
+        }
+        if self.store.timestamps is not None:
+            tensors["_store.timestamps"] = self.store.timestamps
+        if self.store.behaviors is not None:
+            tensors["_store.behaviors"] = self.store.behaviors
+        for col, codes in self.store.extra.items():
+            tensors[f"_store.extra.{col}"] = np.asarray(codes, dtype=np.int64)
+        tensors.update({f"model.{k}": v for k, v in self._state().items()})
+        save_tensors(d / "model.safetensors", tensors)
+        (d / "config.json").write_text(
+            json.dumps(
+                {
+                    "kind": self.kind,
+                    "config": self.config.model_dump(),
+                    "fit_info": self.fit_info,
+                    "context_vocab": self.context_vocab,
+                    "training_data": self.training_data,
+                },
+                indent=2,
+            )
+        )
+        self.users.save(d / "users.parquet")
+        self.items.save(d / "items.parquet")
+        if self.item_names is not None:
+            pd.DataFrame(
+                {"internal_id": self.item_names.index, "name": self.item_names.astype(str).to_numpy()}
+            ).to_parquet(d / "item_names.parquet", index=False)
+        write_manifest(d, self.kind, extra=manifest_extra)
 
     @classmethod
     def _read_meta(cls, d: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -258,6 +273,7 @@ class Recommender:
             params["device"] = device  # where it was trained does not bind where it runs
         model = cls(**params)
         model.fit_info = meta.get("fit_info", {})
+        model.training_data = meta.get("training_data", {})  # absent in folders saved before it existed
         model.users = IdMap.load(d / "users.parquet")
         model.items = IdMap.load(d / "items.parquet")
         if (d / "item_names.parquet").exists():

@@ -57,6 +57,11 @@ class DataConfig(_Strict):
     time_unit: str = Field("auto", description="unit of numeric timestamps: auto, s, ms, us, ns")
     format: str | None = Field(None, description="csv, tsv, parquet, jsonl (default: from the file name)")
     sep: str | None = Field(None, description="CSV separator (default: detected)")
+    header: bool = Field(True, description="whether a CSV file starts with a header line")
+    names: list[str] | None = Field(None, description="column names (for a file without a header, or to rename)")
+    encoding: str = Field("utf-8-sig", description="text encoding of CSV / JSON files, e.g. latin-1")
+    timezone: str | None = Field(None, description="IANA zone of naive date-times (default: read as UTC)")
+    recipe: str | None = Field(None, description="data recipe: a bundled name (online-retail, taobao) or a YAML path")
     dedupe: bool = True
     min_user_events: int = Field(0, ge=0)
     min_item_events: int = Field(0, ge=0)
@@ -80,6 +85,11 @@ class DataConfig(_Strict):
             "time_unit": self.time_unit,
             "fmt": self.format,
             "sep": self.sep,
+            "header": self.header,
+            "names": self.names,
+            "encoding": self.encoding,
+            "timezone": self.timezone,
+            "recipe": self.recipe,
             "dedupe": self.dedupe,
             "min_user_events": self.min_user_events,
             "min_item_events": self.min_item_events,
@@ -114,7 +124,11 @@ class SplitConfig(_Strict):
 
 class EvaluationConfig(_Strict):
     ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
-    exclude_history: bool = True
+    history: Literal["exclude", "include", "auto"] = Field(
+        "auto", description="exclude or include history items, or auto: exclude when validation targets never repeat"
+    )
+    exclude_history: bool | None = Field(None, description="older spelling of history: true = exclude, false = include")
+    allow_leak: bool = Field(False, description="score a model on data it was trained on (recorded as leaked)")
     model_dirs: list[str] = Field(default_factory=list, description="saved model folders to evaluate")
 
     @field_validator("ks")

@@ -102,23 +102,33 @@ def run_models(
     split: Split,
     *,
     ks: Sequence[int] = DEFAULT_KS,
-    exclude_history: bool = True,
+    exclude_history: bool | str = True,
     out_dir: str | Path | None = None,
     save_models: bool = False,
     progress: bool = True,
 ) -> dict[str, dict[str, Any]]:
-    """Fit each model on ``split.train`` (validation for early stopping) and evaluate on test."""
+    """Fit each model on ``split.train`` (validation for early stopping) and evaluate on test.
+
+    ``exclude_history``: True / False, or ``"exclude"``, ``"include"``, ``"auto"`` (see
+    :func:`chronorec.evaluation.repeat.decide_history`); each record says which was used
+    (``history``) and the share of test targets already in the history (``repeat``)."""
+    from chronorec.evaluation.repeat import decide_history, repeat_stats
+
     results: dict[str, dict[str, Any]] = {}
     n_items = split.train.n_items
+    decision = decide_history(exclude_history, split.validation)
+    exclude = decision.exclude
+    repeat = {"test": repeat_stats(split.test), "validation": repeat_stats(split.validation)}
     for name, model in models.items():
         logger.info("-- %s: fitting %r", name, model)
         t0 = time.perf_counter()
         model.fit(split.train, validation=split.validation)
+        model.record_split(split)
         fit_seconds = time.perf_counter() - t0
         t1 = time.perf_counter()
-        test = evaluate_ranking(model.score, split.test, n_items=n_items, ks=ks, exclude_history=exclude_history)
+        test = evaluate_ranking(model.score, split.test, n_items=n_items, ks=ks, exclude_history=exclude)
         eval_seconds = time.perf_counter() - t1
-        val = evaluate_ranking(model.score, split.validation, n_items=n_items, ks=ks, exclude_history=exclude_history)
+        val = evaluate_ranking(model.score, split.validation, n_items=n_items, ks=ks, exclude_history=exclude)
         results[name] = model_record(
             model,
             {"test": test, "validation": val},
@@ -126,17 +136,26 @@ def run_models(
             train_seconds=model.fit_info.get("train_seconds", fit_seconds),
             eval_seconds=eval_seconds,
             peak_rss_mb=peak_rss_mb(),
+            history_protocol=decision.to_dict(),  # "history" is the training curve
+            repeat=repeat,
         )
         logger.info(
-            "   %s: test NDCG@10 %.4f HR@10 %.4f (fit %.1fs, eval %.2fs)",
-            *(name, test["NDCG@10"], test["HR@10"], fit_seconds, eval_seconds),
+            "   %s: test NDCG@10 %.4f HR@10 %.4f (fit %.1fs, eval %.2fs, %s)",
+            *(name, test["NDCG@10"], test["HR@10"], fit_seconds, eval_seconds, decision.describe()),
         )
         if out_dir is not None and save_models:
             model.save(Path(out_dir) / "models" / name)
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        payload = {"protocol": split.protocol, "exclude_history": exclude_history, "ks": list(ks), "results": results}
+        payload = {
+            "protocol": split.protocol,
+            "exclude_history": exclude,
+            "history_protocol": decision.to_dict(),
+            "repeat": repeat,
+            "ks": list(ks),
+            "results": results,
+        }
         payload["provenance"] = provenance()
         (out / "metrics.json").write_text(json.dumps(payload, indent=2, default=float))
     return results
@@ -191,25 +210,37 @@ def paired_tests(names: list[str], per_case: dict[str, dict[str, Any]], k: int) 
     return out
 
 
-def compare_models(
+def compare_models(  # noqa: PLR0913 - the evaluation's options, one keyword each
     model_dirs: Sequence[str | Path],
     log: Any,
     cases: EvalSet,
     *,
     ks: Sequence[int] = DEFAULT_KS,
-    exclude_history: bool = True,
+    exclude_history: bool | str | None = None,
     part: str = "test",
+    validation: EvalSet | None = None,
+    checked_split: Split | None = None,
+    allow_leak: bool = False,
     **context: Any,
 ) -> dict[str, Any]:
     """Evaluate saved models on the same cases of ``log`` (full-catalogue ranking, ids matched by
     name) and test every model against the first one, paired over the same users.
 
+    ``exclude_history``: ``"exclude"``, ``"include"`` or ``"auto"`` (the default, decided on
+    ``validation``; see :func:`chronorec.evaluation.repeat.decide_history`), or a bool. With
+    ``checked_split`` (the split ``cases`` come from) every model is first checked by
+    :func:`chronorec.evaluation.leak.check_evaluation`: a leaked evaluation raises
+    :class:`~chronorec.evaluation.leak.EvaluationRefused` unless ``allow_leak``.
+
     Returns the provenance record (command, version, commit, machine) with ``context`` (e.g. the
-    protocol, data and split), ``part``, ``ks``, ``exclude_history``, ``n_cases``, ``results``
-    (one :func:`model_record` per model, labelled by folder name) and ``significance`` (per model
-    after the first: :func:`~chronorec.evaluation.stats.paired_test` of NDCG@K and HR@K at
-    :func:`headline_k`).
+    protocol, data and split), ``part``, ``ks``, ``exclude_history``, ``history_protocol`` (the decision and
+    its reason), ``repeat`` (share of the targets already in the history), ``n_cases``, ``results``
+    (one :func:`model_record` per model, labelled by folder name, with its ``leak_check``),
+    ``warnings`` and ``significance`` (per model after the first: :func:`~chronorec.evaluation.stats.paired_test`
+    of NDCG@K and HR@K at :func:`headline_k`).
     """
+    from chronorec.evaluation.leak import check_evaluation
+    from chronorec.evaluation.repeat import decide_history, repeat_stats
     from chronorec.models.registry import load
 
     if part not in ("test", "validation"):
@@ -220,25 +251,36 @@ def compare_models(
     names = [d.name for d in dirs]
     if len(set(names)) < len(names):
         names = [str(d) for d in dirs]
+    decision = decide_history(exclude_history, validation)
+    models = {label: load(d) for label, d in zip(names, dirs, strict=True)}
+    checks = {}
+    if checked_split is not None:  # every model checked before any is scored: a refusal costs nothing
+        checks = {
+            label: check_evaluation(label, m, log, checked_split, cases, part=part, allow_leak=allow_leak)
+            for label, m in models.items()
+        }
     results: dict[str, Any] = {}
     per_case: dict[str, dict[str, Any]] = {}
-    for label, d in zip(names, dirs, strict=True):
-        model = load(d)
+    for (label, model), d in zip(models.items(), dirs, strict=True):
         metrics, per_case[label] = evaluate_ranking(
             model.score,
             evalset_for_model(model, log, cases),
             n_items=model.n_items,
             ks=ks,
-            exclude_history=exclude_history,
+            exclude_history=decision.exclude,
             return_per_user=True,
         )
-        results[label] = model_record(model, {part: metrics}, model_dir=str(d))
+        extra = {"leak_check": checks[label]} if label in checks else {}
+        results[label] = model_record(model, {part: metrics}, model_dir=str(d), **extra)
     return provenance(
         **context,
         part=part,
         ks=list(ks),
-        exclude_history=exclude_history,
+        exclude_history=decision.exclude,
+        history_protocol=decision.to_dict(),
+        repeat=repeat_stats(cases),
         n_cases=len(cases),
         results=results,
+        warnings=[w for c in checks.values() for w in c["warnings"]],
         significance=paired_tests(names, per_case, headline_k(ks)),
     )

@@ -1,0 +1,177 @@
+"""Leak-proof evaluation: what a model was trained on, and a refusal to score data it has seen.
+
+Every fitted model records :func:`training_record` of its training log (a fingerprint of the
+events, the time of the last training event, a hash of the catalogue) and the split that made it
+(``split``: the protocol and its cut-offs or ``min_events``). :func:`check_evaluation` compares that
+record with an evaluation about to be scored and refuses, in one line, when
+
+* the evaluation's split protocol differs from the one the model was trained on (a model trained
+  leave-one-out has seen every user's events up to the second-to-last, whatever the date);
+* the targets of a temporal evaluation lie at or before the model's last training event;
+* a leave-one-out evaluation includes users the training split kept whole (smaller ``min_events``);
+* none of the target items is in the model's catalogue (a model of another shop scores 0.0 and
+  says nothing about itself).
+
+The leak refusals can be overridden (``allow_leak``; ``--allow-leak`` on the command line): the
+evaluation is then scored and the result records the leak. Models saved before these records
+existed still load; their evaluation warns that leakage cannot be checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from chronorec.errors import ConfigError
+
+
+class EvaluationRefused(ConfigError):
+    """An evaluation that would score data the model was trained on, or items it has never seen."""
+
+
+def _digest(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str(a.dtype).encode() + str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _ids_hash(ids: np.ndarray) -> np.ndarray:
+    return pd.util.hash_pandas_object(pd.Series(np.asarray(ids).astype(str)), index=False).to_numpy()
+
+
+def catalogue_hash(items: Any) -> str:
+    """SHA-256 of the catalogue's external item ids in id order (an :class:`~chronorec.data.idmap.IdMap`)."""
+    return _digest(_ids_hash(items.external_ids))
+
+
+def data_fingerprint(log: Any) -> str:
+    """SHA-256 of a log's events: external user and item ids, timestamps, in the log's (stable) order."""
+    ev = log.events
+    users = log.users.to_external(ev["user_idx"].to_numpy())
+    items = log.items.to_external(ev["item_idx"].to_numpy())
+    return _digest(_ids_hash(users), _ids_hash(items), ev["timestamp"].to_numpy().astype(np.int64))
+
+
+def iso(seconds: int | float | None) -> str:
+    """Epoch seconds as an ISO UTC date-time ("-" for None)."""
+    if seconds is None:
+        return "-"
+    return pd.Timestamp(int(seconds), unit="s", tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def training_record(log: Any) -> dict[str, Any]:
+    """What a model fitted on ``log`` records about its training data (saved in its config.json)."""
+    ts = log.events["timestamp"].to_numpy()
+    last = int(ts.max()) if len(ts) else None
+    return {
+        "fingerprint": data_fingerprint(log),
+        "n_events": len(log),
+        "n_users": int(log.events["user_idx"].nunique()),
+        "n_items": int(log.events["item_idx"].nunique()),
+        "first_event_time": int(ts.min()) if len(ts) else None,
+        "last_event_time": last,
+        "last_event": iso(last),
+        "catalogue_hash": catalogue_hash(log.items),
+        "catalogue_size": int(log.n_items),
+    }
+
+
+def model_records(model: Any) -> list[dict[str, Any]]:
+    """The training records of a model, or of each member of an ensemble (empty dicts where absent)."""
+    members = getattr(model, "models", None)
+    if members:
+        return [getattr(m, "training_data", {}) or {} for m in members]
+    return [getattr(model, "training_data", {}) or {}]
+
+
+def _catalogue_check(label: str, model: Any, log: Any, cases: Any, part: str) -> list[str]:
+    targets = np.unique(cases.target_items)
+    if len(targets) == 0:
+        return []
+    known = model.items.to_internal(log.items.to_external(targets)) > 0
+    same = all(r.get("catalogue_hash") in (None, catalogue_hash(log.items)) for r in model_records(model))
+    if not known.any():
+        raise EvaluationRefused(
+            f"{label}: none of the {len(targets)} {part} target items is in the model's catalogue of "
+            f"{model.n_items} items (trained on another catalogue); it would score 0 on everything"
+        )
+    if not same or not known.all():
+        return [
+            f"{label}: {100 * (1 - known.mean()):.1f}% of the {part} target items are unknown to the model (misses)"
+        ]
+    return []
+
+
+def _split_problems(trained: dict[str, Any], split: Any, part: str) -> list[str]:
+    now = split.describe()
+    problems = []
+    if trained.get("protocol") != now["protocol"]:
+        problems.append(f"it was trained on a {trained.get('protocol')!r} split, evaluated on {now['protocol']!r}")
+    elif now["protocol"] == "leave-one-out" and now.get("min_events", 0) < trained.get("min_events", 0):
+        problems.append(
+            f"min_events {now.get('min_events')} < {trained.get('min_events')} of its training split: "
+            "users it trained on whole are evaluated"
+        )
+    return problems
+
+
+def _time_problems(record: dict[str, Any], split: Any, part: str) -> list[str]:
+    last = record.get("last_event_time")
+    settings = split.describe()
+    cut = settings.get("test_cutoff" if part == "test" else "validation_cutoff")
+    if last is None or cut is None or last < cut:
+        return []
+    return [
+        f"its last training event ({iso(last)}) is at or after the {part} cut-off ({iso(cut)}), "
+        f"so {part} targets up to {iso(last)} were training data"
+    ]
+
+
+def check_evaluation(
+    label: str, model: Any, log: Any, split: Any, cases: Any, *, part: str = "test", allow_leak: bool = False
+) -> dict[str, Any]:
+    """Check that scoring ``model`` on ``cases`` (of ``split`` of ``log``) is not a leaked evaluation.
+
+    Raises :class:`EvaluationRefused` (one line) on a leak unless ``allow_leak``, and always when no
+    target item is in the model's catalogue. Returns ``{"checked": bool, "leaks": [...],
+    "warnings": [...]}`` for the result file.
+    """
+    warnings = _catalogue_check(label, model, log, cases, part)
+    records = model_records(model)
+    if not all(records):
+        warnings.append(
+            f"{label}: the model records no training data (saved by an older chronorec): leakage cannot be checked"
+        )
+        return {"checked": False, "leaks": [], "warnings": warnings}
+    problems: list[str] = []
+    for r in records:
+        if r.get("split") is None:
+            warnings.append(f"{label}: the model does not record its split; only the time of its data is checked")
+        else:
+            problems += _split_problems(r["split"], split, part)
+        problems += _time_problems(r, split, part)
+    problems = list(dict.fromkeys(problems))
+    if problems and not allow_leak:
+        raise EvaluationRefused(
+            f"{label}: refusing a leaked evaluation: {'; '.join(problems)} (override with --allow-leak)"
+        )
+    if problems:
+        warnings.append(f"{label}: LEAKED evaluation scored on request (--allow-leak): {'; '.join(problems)}")
+    return {"checked": True, "leaks": problems, "warnings": warnings}
+
+
+__all__ = [
+    "EvaluationRefused",
+    "catalogue_hash",
+    "check_evaluation",
+    "data_fingerprint",
+    "iso",
+    "model_records",
+    "training_record",
+]

@@ -1,0 +1,121 @@
+"""Repeat purchases: repeat share, the data-aware history protocol, buy-again and the repeat blend."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from chronorec.data.eventlog import EventLog
+from chronorec.evaluation.ranking import evaluate_ranking
+from chronorec.evaluation.repeat import AUTO_MAX_REPEAT_SHARE, decide_history, repeat_stats
+from chronorec.evaluation.split import EvalSet, leave_one_out
+from chronorec.models.baselines.buyagain import BuyAgain
+from chronorec.models.registry import load
+from chronorec.models.repeat import RepeatBlend, mixture_scores
+
+
+def test_repeat_share_counts_targets_in_the_history():
+    ev = EvalSet.build(
+        np.array([1, 2, 3]),
+        [np.array([1, 2]), np.array([3]), np.array([4, 5])],
+        [np.array([2]), np.array([1]), np.array([5, 6, 7])],  # repeat, new, one repeat of three
+        "t",
+    )
+    s = repeat_stats(ev)
+    assert s["repeat_share"] == pytest.approx(2 / 5)
+    assert s["repeat_cases"] == pytest.approx(2 / 3)
+    assert s["n_targets"] == 5
+
+
+def test_auto_history_excludes_only_when_validation_never_repeats():
+    never = EvalSet.build(np.array([1, 2]), [np.array([1]), np.array([2])], [np.array([3]), np.array([4])], "v")
+    often = EvalSet.build(np.array([1, 2]), [np.array([1]), np.array([2])], [np.array([1]), np.array([4])], "v")
+    d = decide_history("auto", never)
+    assert d.exclude and "0.0% of validation targets" in d.describe() and d.validation_repeat_share == 0
+    d = decide_history("auto", often)
+    assert not d.exclude and "50.0%" in d.reason and d.to_dict()["used"] == "included"
+    assert decide_history("include", never).exclude is False
+    assert decide_history(True).exclude and decide_history(False).mode == "include"
+    assert AUTO_MAX_REPEAT_SHARE == 0.01
+
+
+def _repeat_log(n_users: int = 60, seed: int = 0) -> EventLog:
+    """Each user has 3 staples bought again and again (the last, most often), plus random one-off items."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        staples = rng.choice(np.arange(40), 3, replace=False)
+        t = 0
+        for _ in range(14):
+            item = staples[rng.choice(3, p=[0.2, 0.3, 0.5])] if rng.random() < 0.7 else 40 + rng.integers(60)
+            rows.append((u, int(item), 1_700_000_000 + u * 10_000 + t))
+            t += 60
+    return EventLog.from_frame(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]))
+
+
+def test_buyagain_ranks_the_users_own_items_first_then_popularity():
+    log = _repeat_log()
+    model = BuyAgain(decay=0.0).fit(log)
+    hist = [log.items.to_internal(np.array([5, 7, 7]))]
+    scores = model.score(np.array([0]), hist)[0]
+    top = torch.argsort(scores, descending=True)[:2].numpy()
+    assert list(log.items.to_external(top)) == [7, 5]  # counted twice before once
+    rest = scores.clone()
+    rest[hist[0]] = -1
+    assert int(rest.argmax()) == int(np.argmax(model.popularity))  # then the most popular item
+    recent = BuyAgain(decay=5.0).fit(log).score(np.array([0]), [log.items.to_internal(np.array([7, 7, 5]))])[0]
+    assert log.items.to_external([int(recent.argmax())])[0] == 5  # strong decay: the latest first
+
+
+def test_buyagain_learns_repeats_and_beats_popularity_with_history_included(tmp_path):
+    sp = leave_one_out(_repeat_log())
+    n = sp.train.n_items
+    buy = BuyAgain().fit(sp.train, validation=sp.validation)
+    assert buy.fit_info["decay"] in [row["decay"] for row in buy.fit_info["decay_grid"]]
+    m = evaluate_ranking(buy.score, sp.test, n_items=n, ks=(3,), exclude_history=False)
+    from chronorec.models.baselines.popular import MostPopular
+
+    pop = MostPopular().fit(sp.train)
+    p = evaluate_ranking(pop.score, sp.test, n_items=n, ks=(3,), exclude_history=False)
+    assert m["HR@3"] > 0.5 > p["HR@3"]  # the planted staples are found
+    buy.save(tmp_path / "buy")
+    again = load(tmp_path / "buy")
+    assert again.decay == buy.decay
+    assert torch.equal(
+        again.score(sp.test.users[:5], sp.test.inputs(slice(0, 5))),
+        buy.score(sp.test.users[:5], sp.test.inputs(slice(0, 5))),
+    )
+
+
+def test_mixture_weight_moves_between_the_model_and_buy_again():
+    model_scores = torch.tensor([[0.0, 5.0, 1.0, 0.0]])
+    counts = torch.tensor([[0.0, 0.0, 0.0, 2.0]])
+    top = [int(mixture_scores(model_scores, counts, w, 1.0)[0].argmax()) for w in (0.0, 0.5, 0.99)]
+    assert top == [1, 3, 3]
+    assert torch.isneginf(mixture_scores(model_scores, counts, 0.5, 1.0)[0, 0])
+
+
+def test_repeat_blend_chooses_its_weight_on_validation_and_round_trips(tmp_path):
+    sp = leave_one_out(_repeat_log())
+    n = sp.train.n_items
+    blend = RepeatBlend(base={"kind": "itemknn"}).fit(sp.train, validation=sp.validation).record_split(sp)
+    assert blend.weight > 0  # repeats matter here: validation gives them weight
+    assert {"weight", "temperature", "decay", "grid"} <= set(blend.fit_info)
+    b = evaluate_ranking(blend.score, sp.test, n_items=n, ks=(3,), exclude_history=False)
+    knn = evaluate_ranking(blend.base.score, sp.test, n_items=n, ks=(3,), exclude_history=False)
+    assert b["HR@3"] > knn["HR@3"]
+    blend.save(tmp_path / "blend")
+    again = load(tmp_path / "blend")
+    assert (again.weight, again.temperature, again.decay) == (blend.weight, blend.temperature, blend.decay)
+    assert again.base.kind == "itemknn" and again.training_data["split"]["protocol"] == "leave-one-out"
+    assert evaluate_ranking(again.score, sp.test, n_items=n, ks=(3,), exclude_history=False) == b
+
+
+def test_repeat_blend_wraps_a_fitted_model():
+    sp = leave_one_out(_repeat_log())
+    from chronorec.models.baselines.popular import MostPopular
+
+    pop = MostPopular().fit(sp.train)
+    blend = RepeatBlend.from_model(pop, validation=sp.validation, weight=0.9)
+    assert blend.weight == 0.9 and blend.base is pop and blend.temperature in (0.25, 0.5, 1.0, 2.0)
+    assert blend.training_data["fingerprint"] == pop.training_data["fingerprint"]
