@@ -119,3 +119,38 @@ def test_repeat_blend_wraps_a_fitted_model():
     blend = RepeatBlend.from_model(pop, validation=sp.validation, weight=0.9)
     assert blend.weight == 0.9 and blend.base is pop and blend.temperature in (0.25, 0.5, 1.0, 2.0)
     assert blend.training_data["fingerprint"] == pop.training_data["fingerprint"]
+
+
+def test_calibration_leaves_unrankable_targets_out_of_the_nll_instead_of_a_fixed_loss():
+    """A target in the (excluded) history used to add a loss of 50 to the NLL, which swamped the fit
+    (the field report: 'validation NLL 19.8020 -> 19.8009'). Now such cases are skipped and counted."""
+    from chronorec.recommend import calibrate_temperature
+
+    rng = np.random.default_rng(0)
+    n_items, n_cases, t_true = 30, 2000, 2.5
+    logits = rng.normal(0, 3, size=(n_cases, n_items + 1))
+
+    class Fake:
+        def score(self, users, histories):
+            return torch.from_numpy(logits[users])
+
+    p = np.exp(logits[:, 2:] / t_true)
+    p /= p.sum(1, keepdims=True)
+    targets = [np.array([2 + rng.choice(n_items - 1, p=row)]) for row in p]
+    repeat = np.arange(n_cases) % 3 == 0  # a third of the cases buy their history item 1 again
+    targets = [np.array([1]) if r else t for r, t in zip(repeat, targets, strict=True)]
+    es = EvalSet.build(np.arange(n_cases), [np.array([1])] * n_cases, targets, "validation")
+    res = calibrate_temperature(Fake(), es)
+    assert res["n_skipped"] == repeat.sum() and res["exclude_history"] is True
+    assert res["temperature"] == pytest.approx(t_true, rel=0.1)
+    rankable = EvalSet.build(
+        np.flatnonzero(~repeat),
+        [np.array([1])] * int((~repeat).sum()),
+        [t for r, t in zip(repeat, targets, strict=True) if not r],
+        "v",
+    )
+    alone = calibrate_temperature(Fake(), rankable)
+    assert res["nll_before"] == pytest.approx(alone["nll_before"])  # the skipped cases add nothing
+    assert res["nll_before"] < 10  # a fixed 50 per repeat would put it above 16
+    included = calibrate_temperature(Fake(), es, exclude_history=False)
+    assert included["n_skipped"] == 0 and np.isfinite(included["nll_after"])

@@ -256,10 +256,11 @@ def _fit_temperature(model: Any, val: Any, plot_path: Path) -> tuple[float, dict
     cal = calibrate_temperature(model, val)
     T = float(cal["temperature"])
     stats = {k: float(v) for k, v in cal.items() if k in ("nll_before", "nll_after", "ece_before", "ece_after")}
-    stats["n_cases"] = int(cal["n_cases"])
+    stats["n_cases"], stats["n_skipped"] = int(cal["n_cases"]), int(cal["n_skipped"])
     typer.echo(
         f"temperature {T:.4g}: validation NLL {stats['nll_before']:.4f} -> {stats['nll_after']:.4f}, "
-        f"ECE {stats['ece_before']:.4f} -> {stats['ece_after']:.4f} ({stats['n_cases']} cases)"
+        f"ECE {stats['ece_before']:.4f} -> {stats['ece_after']:.4f} ({stats['n_cases']} cases; NLL over the "
+        f"{stats['n_cases'] - stats['n_skipped']} whose target is not in the excluded history)"
     )
     plot = plot_reliability(
         {"T = 1": cal["curve_before"], f"T = {T:.3g}": cal["curve_after"]},

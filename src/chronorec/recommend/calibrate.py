@@ -24,8 +24,11 @@ from chronorec.recommend.pipeline import RankedList, RecommendPipeline
 
 
 # ============================================================================ calibration
-def _collect_logits(model: Any, evalset: Any, batch_size: int = 512) -> tuple[list[np.ndarray], np.ndarray]:
-    """Per batch: raw scores with history and padding at -inf; and the target ids (single-target cases)."""
+def _collect_logits(
+    model: Any, evalset: Any, batch_size: int = 512, *, exclude_history: bool = True
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Per batch: raw scores with padding (and, with ``exclude_history``, the history) at -inf; and
+    the target ids (single-target cases)."""
     import torch
 
     from chronorec.evaluation.ranking import exclude_items
@@ -37,14 +40,19 @@ def _collect_logits(model: Any, evalset: Any, batch_size: int = 512) -> tuple[li
             rows = np.asarray(rows_all[s : s + batch_size])
             hist = evalset.inputs(rows)
             scores = model.score(evalset.users[rows], hist).float()
-            exclude_items(scores, hist)
+            if exclude_history:
+                exclude_items(scores, hist)
+            else:
+                scores[:, 0] = -torch.inf
             out.append(scores.numpy().astype(np.float64))
             targets.extend(int(t[0]) for t in evalset.targets(rows))
     return out, np.asarray(targets, dtype=np.int64)
 
 
 def _nll_and_top(logits: list[np.ndarray], targets: np.ndarray, T: float) -> tuple[float, np.ndarray, np.ndarray]:
-    nll, conf, correct = 0.0, [], []
+    """Mean NLL over the targets that can be ranked (finite score: not excluded), and the top-1
+    confidence and correctness of every case (an unrankable target makes its top-1 wrong)."""
+    nll, n_ranked, conf, correct = 0.0, 0, [], []
     pos = 0
     for z in logits:
         zt = z / T
@@ -52,31 +60,47 @@ def _nll_and_top(logits: list[np.ndarray], targets: np.ndarray, T: float) -> tup
         lse = m[:, 0] + np.log(np.exp(zt - m).sum(1))
         t = targets[pos : pos + len(z)]
         tz = zt[np.arange(len(z)), t]
-        nll += float(np.where(np.isfinite(tz), lse - tz, 50.0).sum())  # a seen (excluded) target: capped loss
+        ok = np.isfinite(tz)
+        nll += float((lse[ok] - tz[ok]).sum())
+        n_ranked += int(ok.sum())
         top = zt.argmax(1)
         conf.append(np.exp(zt[np.arange(len(z)), top] - lse))
         correct.append(top == t)
         pos += len(z)
-    n = max(len(targets), 1)
-    return nll / n, np.concatenate(conf) if conf else np.zeros(0), np.concatenate(correct) if correct else np.zeros(0)
+    mean = nll / n_ranked if n_ranked else float("nan")
+    return mean, np.concatenate(conf) if conf else np.zeros(0), np.concatenate(correct) if correct else np.zeros(0)
 
 
 def calibrate_temperature(
-    model: Any, evalset: Any, *, bounds: tuple[float, float] = (1e-2, 1e3), n_bins: int = 10
+    model: Any,
+    evalset: Any,
+    *,
+    bounds: tuple[float, float] = (1e-2, 1e3),
+    n_bins: int = 10,
+    exclude_history: bool = True,
 ) -> dict[str, Any]:
-    """Fit ``T`` minimising the NLL of the true next item under ``softmax(score / T)`` (history excluded).
+    """Fit ``T`` minimising the NLL of the true next item under ``softmax(score / T)``.
 
+    With ``exclude_history`` (the serving default) the history items get no probability, so a target
+    that repeats a history item cannot be ranked: it is left out of the NLL (``n_skipped`` counts
+    them) rather than given an arbitrary loss; with ``exclude_history=False`` every target counts.
     Returns ``temperature``, ``nll_before`` (T = 1), ``nll_after``, ``ece_before``, ``ece_after``,
-    ``n_cases`` and the two reliability curves (``curve_before``, ``curve_after`` as DataFrames).
-    Cases with an empty input history are skipped (they get popularity, not model scores).
+    ``n_cases``, ``n_skipped``, ``exclude_history`` and the two reliability curves (``curve_before``,
+    ``curve_after`` as DataFrames, over every case). Cases with an empty input history are not
+    counted (they get popularity, not model scores).
     """
     from scipy.optimize import minimize_scalar
 
     if not evalset.single_target:
         raise DataError("calibrate_temperature needs single-target cases (e.g. leave-one-out validation)")
-    logits, targets = _collect_logits(model, evalset)
+    logits, targets = _collect_logits(model, evalset, exclude_history=exclude_history)
     if not len(targets):
         raise DataError("no validation case with a non-empty history to calibrate on")
+    rankable = sum(int(np.isfinite(z[np.arange(len(z)), targets[p : p + len(z)]]).sum()) for z, p in _starts(logits))
+    if rankable == 0:
+        raise DataError(
+            "every validation target is in its history, which is excluded: calibrate with exclude_history=False"
+        )
     res = minimize_scalar(
         lambda lt: _nll_and_top(logits, targets, math.exp(lt))[0],
         bounds=(math.log(bounds[0]), math.log(bounds[1])),
@@ -95,9 +119,20 @@ def calibrate_temperature(
         "ece_before": expected_calibration_error(before),
         "ece_after": expected_calibration_error(after),
         "n_cases": int(len(targets)),
+        "n_skipped": int(len(targets) - rankable),
+        "exclude_history": exclude_history,
         "curve_before": before,
         "curve_after": after,
     }
+
+
+def _starts(logits: list[np.ndarray]) -> list[tuple[np.ndarray, int]]:
+    """Each batch with the position of its first case."""
+    out, pos = [], 0
+    for z in logits:
+        out.append((z, pos))
+        pos += len(z)
+    return out
 
 
 # ============================================================================ tuning and offline evaluation
