@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +17,6 @@ from chronorec.cli.common import (
     UserColOpt,
     ValueColOpt,
     data_overrides,
-    json_default,
     load_config,
 )
 
@@ -45,7 +43,12 @@ def ingest(
     ] = None,
     sep: Annotated[str | None, typer.Option("--sep", help="CSV separator (default: detected among , tab ; |).")] = None,
     rejects: Annotated[
-        Path | None, typer.Option("--rejects", help="Where to write rejected rows (default: <out>/rejects.csv).")
+        Path | None,
+        typer.Option(
+            "--rejects",
+            help="Where to write rejected rows, also when the ingest fails; outside --out "
+            "(default: <out>/rejects.csv, written with the EventLog).",
+        ),
     ] = None,
     dedupe: Annotated[
         bool | None, typer.Option("--dedupe/--no-dedupe", help="Drop exact duplicate events (default: on).")
@@ -71,12 +74,21 @@ def ingest(
         min_item_events=min_item_events,
     )
     cfg = load_config(config, {"data": over})
-    rejects_path = rejects if rejects is not None else out / "rejects.csv"
-    out.mkdir(parents=True, exist_ok=True)
-    log = read_events(source, rejects_path=rejects_path, **cfg.data.read_options())
-    log.save(out)
+    _check_out(out, rejects)  # before the read: a bad --out fails now, not after it
+    log = read_events(source, rejects_path=rejects, **cfg.data.read_options())
+    log.save(out)  # atomic: events, id maps, ingest_report.json and rejects.csv together, or nothing
     report = log.report
     typer.echo(report.summary() if hasattr(report, "summary") else str(report))
-    if hasattr(report, "to_dict"):
-        (out / "ingest_report.json").write_text(json.dumps(report.to_dict(), indent=2, default=json_default))
     typer.echo(f"Wrote the EventLog ({len(log)} events, {log.n_users} users, {log.n_items} items) to {out}/")
+
+
+def _check_out(out: Path, rejects: Path | None) -> None:
+    from chronorec.data.eventlog import check_save_target
+    from chronorec.errors import ConfigError
+
+    check_save_target(out)
+    if rejects is not None and out.resolve() in rejects.resolve().parents:
+        raise ConfigError(
+            f"--rejects {rejects} is inside --out {out}, which each ingest replaces as a whole; "
+            f"leave --rejects out (rejected rows then go to {out}/rejects.csv) or name a file elsewhere"
+        )

@@ -18,11 +18,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from chronorec.artifacts import atomic_dir
 from chronorec.data import columns as C
 from chronorec.data.idmap import IdMap
 from chronorec.data.ingest import CleanEvents, ColumnSpec, clean_events
 from chronorec.data.readers import read_raw
 from chronorec.data.sequences import SequenceStore
+from chronorec.errors import ConfigError, DataError
+
+MARKER = "eventlog.json"
+"""The file a complete EventLog save writes last; a folder without it is not an EventLog."""
 
 
 @dataclass
@@ -205,9 +210,25 @@ class EventLog:
 
     # ------------------------------------------------------------------ persistence
     def save(self, directory: str | Path) -> Path:
-        """Write events.parquet (internal ids), the id maps and a JSON summary."""
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
+        """Write the log to a folder: events.parquet (internal ids), the id maps, ``eventlog.json``
+        and, for a log read from a file, ``ingest_report.json`` and (if rows were rejected and not
+        saved elsewhere) ``rejects.csv``.
+
+        The folder is written aside and renamed into place (:func:`chronorec.artifacts.atomic_dir`):
+        a failed or killed save leaves the previous folder as it was, and the new folder holds only
+        what this save wrote (``eventlog.json`` lists it). A file, or a non-empty folder that is not
+        an EventLog, is refused with a :class:`~chronorec.errors.ConfigError`.
+        """
+        final = Path(directory)
+        check_save_target(final)
+        with atomic_dir(final, marker=MARKER) as d:
+            rejects_here = self._write(d, final)
+        if rejects_here:
+            self.report.rejects_path = str(final / "rejects.csv")
+        return final
+
+    def _write(self, d: Path, final: Path) -> bool:
+        """Write every file into ``d`` (the marker last); whether a rejects.csv was written."""
         self.events.to_parquet(d / "events.parquet", index=False)
         self.users.save(d / "users.parquet")
         self.items.save(d / "items.parquet")
@@ -217,33 +238,81 @@ class EventLog:
             pd.DataFrame({"internal_id": self.item_names.index, "name": self.item_names.to_numpy()}).to_parquet(
                 d / "item_names.parquet", index=False
             )
+        report = self.report if hasattr(self.report, "to_dict") else None
+        rejects = getattr(report, "rejects", None)
+        rejects_here = report is not None and report.rejects_path is None and rejects is not None and len(rejects) > 0
+        if rejects_here:
+            rejects.to_csv(d / "rejects.csv", index=False)
+        if report is not None:
+            info = report.to_dict() | ({"rejects_path": str(final / "rejects.csv")} if rejects_here else {})
+            (d / "ingest_report.json").write_text(json.dumps(info, indent=2, default=_json_default))
         meta = {
             "source": self.source,
             "n_events": len(self),
             "n_users": self.n_users,
             "n_items": self.n_items,
             "context_columns": list(self.context_columns),
+            "files": sorted(p.name for p in d.iterdir()),
         }
-        (d / "eventlog.json").write_text(json.dumps(meta, indent=2))
-        return d
+        (d / MARKER).write_text(json.dumps(meta, indent=2))
+        return rejects_here
 
     @classmethod
     def load(cls, directory: str | Path) -> "EventLog":
+        """Read a folder written by :meth:`save`; only the files its ``eventlog.json`` lists are read."""
         d = Path(directory)
-        meta = json.loads((d / "eventlog.json").read_text())
-        names = None
-        if (d / "item_names.parquet").exists():
-            t = pd.read_parquet(d / "item_names.parquet")
-            names = pd.Series(t["name"].to_numpy(), index=t["internal_id"].to_numpy())
-        return cls(
-            events=pd.read_parquet(d / "events.parquet"),
-            users=IdMap.load(d / "users.parquet"),
-            items=IdMap.load(d / "items.parquet"),
-            behaviors=IdMap.load(d / "behaviors.parquet") if (d / "behaviors.parquet").exists() else None,
-            item_names=names,
-            context_columns=tuple(meta.get("context_columns", ())),
-            source=meta.get("source", str(d)),
+        try:
+            meta = json.loads((d / MARKER).read_text())
+        except FileNotFoundError:
+            raise DataError(f"{d}: no {MARKER}; not a folder written by `chronorec ingest` / EventLog.save") from None
+        except (OSError, ValueError) as e:
+            raise DataError(f"{d / MARKER} is unreadable or not JSON ({e}); ingest the events again") from e
+        listed = meta.get("files")  # folders from before the list: whatever is there
+
+        def has(name: str) -> bool:
+            return name in listed if listed is not None else (d / name).exists()
+
+        try:
+            names = None
+            if has("item_names.parquet"):
+                t = pd.read_parquet(d / "item_names.parquet")
+                names = pd.Series(t["name"].to_numpy(), index=t["internal_id"].to_numpy())
+            return cls(
+                events=pd.read_parquet(d / "events.parquet"),
+                users=IdMap.load(d / "users.parquet"),
+                items=IdMap.load(d / "items.parquet"),
+                behaviors=IdMap.load(d / "behaviors.parquet") if has("behaviors.parquet") else None,
+                item_names=names,
+                context_columns=tuple(meta.get("context_columns", ())),
+                source=meta.get("source", str(d)),
+            )
+        except (OSError, ValueError, KeyError) as e:  # pyarrow's errors derive from these
+            raise DataError(f"{d}: a file of the EventLog is missing or corrupt ({e}); ingest the events again") from e
+
+
+def check_save_target(directory: str | Path) -> None:
+    """Raise :class:`~chronorec.errors.ConfigError` if :meth:`EventLog.save` would refuse ``directory``:
+    an existing file, a non-empty folder that is not an EventLog, or a path under a file. Callers
+    check before a long read instead of failing after it."""
+    p = Path(directory)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"{p} exists and is a file, not a folder; choose another output folder")
+    if p.is_dir() and any(p.iterdir()) and not (p / MARKER).exists():
+        raise ConfigError(
+            f"{p} is a non-empty folder that is not an EventLog (no {MARKER}): refusing to replace it; "
+            "choose another output folder"
         )
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{parent} is a file, so {p} cannot be created; choose another output folder")
+            break
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    return str(o)
 
 
 def read_events(  # noqa: PLR0913 - one keyword per ingest option, as on the command line
