@@ -367,3 +367,71 @@ def test_eventlog_read_delegates(tmp_path):
     log = EventLog.read(tmp_path / "e.csv", user_col="uid", item_col="iid", time_col="when")
     pd.testing.assert_frame_equal(log.to_external_frame(), EXPECTED)
     assert log.source == str(tmp_path / "e.csv")
+
+
+# ----------------------------------------------------------------------------- real-log options
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from chronorec.cli.main import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "250", "NO_COLOR": "1"})
+
+
+def test_cli_reads_a_headerless_latin1_file_with_names_and_timezone(tmp_path):
+    p = tmp_path / "u.data"
+    p.write_bytes("196\tcafé\t3\t2011-06-01 12:00:00\n186\tthé\t5\t2011-12-01 12:00:00\n".encode("latin-1"))
+    out = tmp_path / "log"
+    res = _cli("ingest", p, "--out", out, "--no-header", "--names", "user,item,rating,time", "--sep", "\\t")
+    assert res.exit_code == 1 and "--encoding" in res.output  # latin-1 bytes: the message names the option
+    res = _cli(
+        "ingest", p, "--out", out, "--no-header", "--names", "user,item,rating,time", "--sep", "\\t",
+        "--encoding", "latin-1", "--timezone", "Europe/London",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "2 timestamps without an offset read as Europe/London time" in res.output
+    log = EventLog.load(out)
+    assert sorted(log.items.external_ids.tolist()) == ["café", "thé"]
+    secs = sorted(log.events["timestamp"].tolist())
+    assert secs == [int(pd.Timestamp(t, tz="UTC").timestamp()) for t in ("2011-06-01 11:00", "2011-12-01 12:00")]
+    report = json.loads((out / "ingest_report.json").read_text())
+    assert report["timezone"] == "Europe/London" and report["naive_timestamps_read_as"] == "Europe/London"
+    assert report["columns"] == {"user": "user", "item": "item", "time": "time"}
+
+
+def test_naive_timestamps_without_a_timezone_are_reported_as_utc(tmp_path):
+    p = tmp_path / "e.csv"
+    p.write_text("user_id,item_id,timestamp\n1,a,2011-06-01 12:00:00\n2,b,2011-06-01T12:00:00+02:00\n")
+    log = read_events(p)
+    assert log.report.naive_timestamps == 1 and log.report.timezone is None
+    assert "1 timestamps without an offset read as UTC (pass --timezone" in log.report.summary()
+    assert log.report.to_dict()["naive_timestamps_read_as"] == "UTC"
+
+
+def test_headerless_file_error_names_options_that_exist(tmp_path):
+    p = tmp_path / "u.data"
+    p.write_text("196\t242\t3\t881250949\n186\t302\t3\t891717742\n")
+    res = _cli("ingest", p, "--out", tmp_path / "x")
+    assert res.exit_code == 1 and "--no-header" in res.output and "--names" in res.output
+    res = _cli("ingest", p, "--out", tmp_path / "x", "--no-header", "--names", "user,item,rating,time")
+    assert res.exit_code == 0, res.output
+    assert EventLog.load(tmp_path / "x").n_users == 2
+
+
+def test_config_file_takes_the_same_reading_keys(tmp_path):
+    p = tmp_path / "ub.csv"
+    p.write_text("1,10,5,pv,1511544070\n1,11,5,buy,1511544080\n2,10,5,cart,1400000000\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"data: {{path: {p}, recipe: taobao, encoding: utf-8, timezone: Asia/Shanghai}}\n")
+    res = _cli("ingest", p, "--out", tmp_path / "t", "--config", cfg)
+    assert res.exit_code == 0, res.output
+    assert "rule 'outside the nine days'" in res.output and ": OK" in res.output
+    cfg.write_text(
+        f"data: {{path: {p}, header: false, names: [u, i, c, b, t], user_col: u, item_col: i, time_col: t}}\n"
+    )
+    res = _cli("ingest", p, "--out", tmp_path / "t2", "--config", cfg)
+    assert res.exit_code == 0, res.output
+    assert EventLog.load(tmp_path / "t2").n_items == 2
+    cfg.write_text("data: {recipe: nosuch}\n")
+    res = _cli("ingest", p, "--out", tmp_path / "t3", "--config", cfg)
+    assert res.exit_code == 1 and "unknown recipe 'nosuch'" in res.output

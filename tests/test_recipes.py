@@ -73,3 +73,183 @@ def test_condition_operators():
     assert Condition(column="a", missing=True).mask(f).tolist() == [False, False, True, False, False]
     assert Condition(column="a", eq="x").mask(f).tolist() == [False, False, False, True, False]
     assert Condition(column="a", ne=5).mask(f).tolist() == [True, False, False, True, True]
+
+
+# ----------------------------------------------------------------------------- ingest with rules
+def _ingest(tmp_path: Path, csv: str, recipe: str, **kwargs):
+    from chronorec.data import read_events
+
+    data = tmp_path / "log.csv"
+    data.write_text(csv)
+    rp = tmp_path / "recipe.yaml"
+    rp.write_text(recipe)
+    return read_events(data, recipe=rp, **kwargs)
+
+
+def _identity(rep) -> int:
+    return (
+        rep.rows_kept + rep.rows_rejected + rep.duplicates_removed + rep.kcore_removed + sum(rep.rules_removed.values())
+    )
+
+
+PLANTED = """u,i,t,price,qty,kind
+1,A,100,2.0,1,buy
+1,POST,101,5.0,1,buy
+1,A,102,0.0,1,buy
+2,gift_9,103,1.0,1,buy
+2,B,104,1.0,1,buy
+2,B,104,1.0,1,buy
+,B,105,1.0,1,buy
+3,C,106,3.0,1,buy
+3,C,107,3.0,20,buy
+3,D,108,3.0,1,click
+4,E,,1.0,1,buy
+"""
+
+
+@pytest.mark.parametrize(
+    ("rule", "name", "removed"),
+    [
+        ("{name: codes, drop: {column: i, in: [POST, D]}}", "codes", 2),
+        ("{name: voucher, drop: {column: i, regex: '^gift_'}}", "voucher", 1),
+        ("{name: free, require: {column: price, gt: 0}}", "free", 1),
+        ("{name: guest, drop: {column: u, missing: true}}", "guest", 1),
+        ("{name: bulk, drop: {column: qty, ge: 10}}", "bulk", 1),
+        ("{name: cheap, drop: [{column: price, lt: 1.5}, {column: price, le: 1.0}]}", "cheap", 6),
+        ("{name: not-buys, require: {column: kind, eq: buy}}", "not-buys", 1),
+        ("{name: clicks, drop: {column: kind, ne: buy}}", "clicks", 1),
+        ("{name: only, require: {column: i, not_in: [POST]}}", "only", 1),
+    ],
+)
+def test_every_rule_type_is_counted_and_the_accounting_is_exact(tmp_path, rule, name, removed):
+    recipe = f"columns: {{user: u, item: i, time: t}}\nrules:\n  - {rule}\n"
+    log = _ingest(tmp_path, PLANTED, recipe, min_item_events=2)
+    rep = log.report
+    assert rep.rules_removed == {name: removed}
+    assert rep.rows_read == 11 == _identity(rep)
+    assert rep.balanced
+    assert name in rep.summary() and ": OK" in rep.summary()
+    assert rep.to_dict()["rules_removed"] == {name: removed}
+
+
+def test_rules_count_first_match_and_combine_with_rejects_duplicates_and_kcore(tmp_path):
+    recipe = """
+columns: {user: u, item: i, time: t}
+rules:
+  - {name: non-product, drop: {column: i, in: [POST]}}
+  - {name: voucher, drop: {column: i, regex: "^gift_"}}
+  - {name: free, require: {column: price, gt: 0}}
+  - {name: guest, drop: {column: u, missing: true}}
+"""
+    log = _ingest(tmp_path, PLANTED, recipe, min_item_events=2)
+    rep = log.report
+    assert rep.rules_removed == {"non-product": 1, "voucher": 1, "free": 1, "guest": 1}
+    assert rep.rows_rejected == 1  # missing timestamp
+    assert rep.duplicates_removed == 1  # the second (2, B, 104)
+    assert rep.kcore_removed == 3  # the items seen once: A, B (after dedupe) and D
+    assert rep.rows_read == _identity(rep) and rep.balanced
+    assert "POST" not in set(log.items.external_ids.astype(str))
+
+
+def test_behaviour_rules_and_mapping(tmp_path):
+    recipe = """
+columns: {user: u, item: i, time: t, behavior: kind}
+behaviors: {buy: purchase, click: view}
+rules:
+  - {name: refund, behavior: return, when: {column: qty, ge: 10}}
+"""
+    log = _ingest(tmp_path, PLANTED.replace("3,D,108,3.0,1,click", "3,D,108,3.0,1,hover"), recipe)
+    rep = log.report
+    assert rep.rules_tagged == {"return": 1}
+    assert rep.rejects_by_reason == {"missing user": 1, "missing timestamp": 1, "unknown behavior": 1}
+    frame = log.to_external_frame()
+    assert sorted(set(frame["behavior"])) == ["purchase", "return"]
+    assert frame.loc[frame["timestamp"] == 107, "behavior"].item() == "return"
+    assert rep.balanced
+
+
+def test_net_cancellations_against_earlier_purchases(tmp_path):
+    csv = """inv,u,i,t,qty
+1,1,A,100,5
+2,1,B,101,2
+C3,1,A,102,-2
+C4,1,B,103,-2
+C5,1,Z,104,-4
+6,1,A,105,1
+C7,2,A,106,-1
+8,2,A,107,3
+"""
+    recipe = """
+columns: {user: u, item: i, time: t, value: qty}
+rules:
+  - name: cancellation
+    net: true
+    when: [{column: inv, regex: "^C"}, {column: qty, lt: 0}]
+"""
+    log = _ingest(tmp_path, csv, recipe)
+    rep = log.report
+    assert rep.rules_removed == {"cancellation": 4, "cancellation: netted purchase": 1}
+    assert rep.net_unmatched == 5  # Z (4) and user 2's cancellation before their purchase (1)
+    f = log.to_external_frame().sort_values("timestamp")
+    assert f["item_id"].tolist() == ["A", "A", "A"]
+    assert f["value"].tolist() == [3.0, 1.0, 3.0]  # 5 - 2, untouched, user 2's later purchase
+    assert rep.rows_read == 8 == _identity(rep)
+
+
+def test_recipe_sets_reading_options_and_explicit_options_win(tmp_path):
+    csv = "7;x;1600000000;pv\n8;y;1600000001;buy\n"
+    recipe = """
+header: false
+names: [user, item, time, behavior]
+sep: ";"
+columns: {user: user, item: item, time: time, behavior: behavior}
+"""
+    log = _ingest(tmp_path, csv, recipe)
+    assert len(log) == 2 and set(log.behaviors.external_ids) == {"pv", "buy"}
+    log = _ingest(tmp_path, csv, recipe, item_col="user")  # explicit option beats the recipe
+    assert sorted(log.items.external_ids.tolist()) == [7, 8]
+
+
+def test_bundled_taobao_recipe_on_a_planted_file(tmp_path):
+    from chronorec.data import read_events
+
+    p = tmp_path / "UserBehavior.csv"
+    p.write_text("1,10,5,pv,1511544070\n1,11,5,buy,1511544080\n2,10,5,cart,1400000000\n2,12,6,fav,1511600000\n")
+    log = read_events(p, recipe="taobao")
+    assert log.report.rules_removed == {"outside the nine days": 1}
+    assert set(log.behaviors.external_ids) == {"pv", "buy", "fav"}
+    assert log.context_columns == ("category",)
+    assert log.report.balanced
+
+
+def test_online_retail_recipe_on_a_planted_log(tmp_path):
+    from chronorec.data import read_events
+
+    p = _retail(
+        tmp_path,
+        [
+            "536365,85123A,HEART,6,2011-06-01 10:00:00,2.55,17850.0,United Kingdom",
+            "536366,POST,POSTAGE,1,2011-06-01 10:00:00,18.0,17850.0,United Kingdom",
+            "536366,BANK CHARGES,Bank Charges,1,2011-06-01 10:00:00,15.0,17850.0,United Kingdom",
+            "536367,22423,CAKESTAND,2,2011-06-01 11:00:00,0.0,17850.0,United Kingdom",
+            "C536369,85123A,HEART,-6,2011-06-02 09:00:00,2.55,17850.0,United Kingdom",
+            "536370,22423,CAKESTAND,3,2011-06-02 09:30:00,12.75,,France",
+            "536371,22423,CAKESTAND,1,2011-06-03 09:30:00,12.75,13047.0,United Kingdom",
+        ],
+    )
+    log = read_events(p, recipe="online-retail")
+    rep = log.report
+    assert rep.rules_removed == {
+        "no customer": 1,
+        "non-product code": 2,
+        "gift voucher": 0,
+        "price not positive": 1,
+        "cancellation": 1,
+        "cancellation: netted purchase": 1,
+    }
+    assert log.items.external_ids.astype(str).tolist() == ["22423"]
+    assert log.users.external_ids.tolist() == [13047]
+    # 2011-06-03 09:30 in London is 08:30 UTC (summer time)
+    assert int(log.events["timestamp"].iloc[0]) == int(pd.Timestamp("2011-06-03 08:30", tz="UTC").timestamp())
+    assert rep.timezone == "Europe/London" and rep.naive_timestamps == 3  # the rows left after the rules
+    assert rep.balanced and rep.rows_read == 7

@@ -41,7 +41,36 @@ def ingest(
     fmt: Annotated[
         str | None, typer.Option("--format", help="csv, parquet or jsonl (default: from the file name).")
     ] = None,
-    sep: Annotated[str | None, typer.Option("--sep", help="CSV separator (default: detected among , tab ; |).")] = None,
+    sep: Annotated[
+        str | None, typer.Option("--sep", help="CSV separator (default: detected among , tab ; |); '\\t' is a tab.")
+    ] = None,
+    header: Annotated[
+        bool | None,
+        typer.Option("--header/--no-header", help="Whether the CSV starts with a header line (default: it does)."),
+    ] = None,
+    names: Annotated[
+        str | None,
+        typer.Option("--names", help="Comma-separated column names, e.g. user,item,rating,time (for --no-header)."),
+    ] = None,
+    encoding: Annotated[
+        str | None, typer.Option("--encoding", help="Text encoding, e.g. latin-1 (default: UTF-8, BOM allowed).")
+    ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option(
+            "--timezone",
+            help="IANA zone of timestamps without an offset, e.g. Europe/London; converted to UTC "
+            "(default: read as UTC, and the report says so).",
+        ),
+    ] = None,
+    recipe: Annotated[
+        str | None,
+        typer.Option(
+            "--recipe",
+            help="Data recipe: a bundled name (online-retail, taobao) or a YAML file with columns, "
+            "behaviours and row rules. Options given here win over the recipe's.",
+        ),
+    ] = None,
     rejects: Annotated[
         Path | None,
         typer.Option(
@@ -68,7 +97,12 @@ def ingest(
     over.update(
         item_name_col=item_name_col,
         format=fmt,
-        sep=sep,
+        sep=_unescape(sep),
+        header=header,
+        names=[n.strip() for n in names.split(",")] if names else None,
+        encoding=encoding,
+        timezone=timezone,
+        recipe=recipe,
         dedupe=dedupe,
         min_user_events=min_user_events,
         min_item_events=min_item_events,
@@ -92,3 +126,8 @@ def _check_out(out: Path, rejects: Path | None) -> None:
             f"--rejects {rejects} is inside --out {out}, which each ingest replaces as a whole; "
             f"leave --rejects out (rejected rows then go to {out}/rejects.csv) or name a file elsewhere"
         )
+
+
+def _unescape(sep: str | None) -> str | None:
+    """``\\t`` typed on a command line means a tab."""
+    return {"\\t": "\t", "tab": "\t"}.get(sep, sep) if sep is not None else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -336,6 +336,8 @@ def read_events(  # noqa: PLR0913 - one keyword per ingest option, as on the com
     names: Sequence[str] | None = None,
     encoding: str = "utf-8-sig",
     max_reject_share: float = 0.5,
+    timezone: str | None = None,
+    recipe: Any = None,
 ) -> EventLog:
     """Read, validate and clean a behaviour log into an :class:`EventLog`.
 
@@ -369,6 +371,11 @@ def read_events(  # noqa: PLR0913 - one keyword per ingest option, as on the com
         names: column names to use instead of the file's header (or for a header-less file).
         encoding: text encoding of CSV / JSON files (``utf-8-sig`` accepts a byte-order mark).
         max_reject_share: raise if more than this share of rows is rejected (default 0.5).
+        timezone: IANA zone of naive date-times (e.g. ``"Europe/London"``); they are converted to
+            UTC. Default: naive date-times are UTC (the report says how many were read so).
+        recipe: a data recipe (a bundled name such as ``"online-retail"``, a YAML path or a
+            :class:`~chronorec.data.recipes.Recipe`): its columns, reading options and row rules.
+            Options left at their defaults take the recipe's values.
 
     Returns:
         An EventLog whose ``report`` is an :class:`IngestReport`.
@@ -377,17 +384,21 @@ def read_events(  # noqa: PLR0913 - one keyword per ingest option, as on the com
         IngestError: missing file or column, no data rows, too many bad rows, nothing left after
             filtering. Messages name the file, the offending lines and the option that fixes it.
     """
-    raw = read_raw(source, fmt=fmt, sep=sep, header=header, names=names, encoding=encoding)
-    columns = ColumnSpec(user_col, item_col, time_col, behavior_col, value_col, tuple(context_cols), item_name_col)
+    o = {k: v for k, v in locals().items() if k not in ("source", "recipe")}
+    if recipe is not None:
+        from chronorec.data.recipes import load_recipe, with_recipe_defaults
+
+        recipe = load_recipe(recipe)
+        o = with_recipe_defaults(recipe, o, read_events)
+    raw = read_raw(source, fmt=o["fmt"], sep=o["sep"], header=o["header"], names=o["names"], encoding=o["encoding"])
+    columns = ColumnSpec(*(o[k] for k in ("user_col", "item_col", "time_col", "behavior_col", "value_col")))
+    columns = replace(columns, context_cols=tuple(o["context_cols"]), item_name_col=o["item_name_col"])
     clean = clean_events(
         raw,
         columns,
-        time_unit=time_unit,
         rejects_path=rejects_path,
-        dedupe=dedupe,
-        min_user_events=min_user_events,
-        min_item_events=min_item_events,
-        header=header,
+        recipe=recipe,
+        **{k: o[k] for k in ("time_unit", "dedupe", "min_user_events", "min_item_events", "header", "timezone")},
         max_reject_share=max_reject_share,
     )
     return EventLog.from_clean(clean)

@@ -6,11 +6,12 @@ compressed (``.gz``, ``.xz``, ``.bz2``, ``.zip``), as well as pandas / polars Da
 pyarrow Tables. The caller names their columns; the result uses the canonical names of
 ``chronorec.data.columns``.
 
-Nothing is dropped silently. Every input row ends up in exactly one of four places, and the
+Nothing is dropped silently. Every input row ends up in exactly one of these places, and the
 :class:`IngestReport` checks that ``rows_read == rows_kept + rows_rejected + duplicates_removed +
-kcore_removed``:
+kcore_removed + sum(rules_removed)``:
 
 * kept in the EventLog;
+* removed by a named rule of a data recipe (:mod:`chronorec.data.recipes`), counted under its name;
 * rejected (missing user/item, missing or unparseable timestamp, non-numeric value, ...):
   written with its source line number, the reason and its raw values to the rejects file;
 * removed as an exact duplicate of an earlier row;
@@ -27,7 +28,7 @@ import difflib
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ import pandas as pd
 from chronorec.data import columns as C
 from chronorec.data.clean import kcore_filter, remove_duplicates
 from chronorec.data.readers import RawTable, detect_format, detect_separator, read_raw
+from chronorec.data.recipes import Recipe, apply_rules, net_cancellations
 from chronorec.data.report import IngestReport
 from chronorec.data.timestamps import TIME_UNITS, parse_timestamps
 from chronorec.errors import IngestError
@@ -65,6 +67,7 @@ _REASON_FIX = {
         "currently {time_col!r}; timestamps must be epoch seconds/milliseconds or ISO-8601 date-times"
     ),
     "missing behavior": "check that --behavior-col (behavior_col=) names the behaviour column, currently {behavior_col!r}",
+    "unknown behavior": "add the value to the recipe's 'behaviors' mapping, or check --behavior-col (behavior_col=)",
     "bad value": "check that --value-col (value_col=) names a numeric column, currently {value_col!r}",
     "wrong number of fields": "pass --sep (sep=) with the right separator, detected {sep!r}, or quote fields that contain it",
     "invalid JSON": "fix or remove the malformed lines; every line must be one JSON object",
@@ -120,12 +123,16 @@ def clean_events(
     header: bool = True,
     max_reject_share: float = 0.5,
     item_names: pd.Series | None = None,
+    timezone: str | None = None,
+    recipe: Recipe | None = None,
 ) -> CleanEvents:
-    """Validate ``raw`` row by row, quarantine bad rows, deduplicate and k-core filter.
+    """Apply the ``recipe``'s row rules, validate ``raw`` row by row, quarantine bad rows, net
+    cancellations, deduplicate and k-core filter.
 
-    Every row is accounted for in the returned report (see the module docstring). Raises
-    :class:`IngestError` for a missing column, no data rows, too many bad rows (over
-    ``max_reject_share``) or nothing left after k-core filtering.
+    Every row is accounted for in the returned report (see the module docstring). ``timezone``
+    is the zone of naive date-times (default: UTC). Raises :class:`IngestError` for a missing
+    column, no data rows, too many bad rows (over ``max_reject_share``) or nothing left after
+    k-core filtering.
     """
     if time_unit not in ("auto", *TIME_UNITS):
         raise IngestError(f"time_unit must be 'auto', 's', 'ms', 'us' or 'ns', not {time_unit!r}")
@@ -137,12 +144,18 @@ def clean_events(
         blank_lines=raw.blank_lines,
         min_user_events=min_user_events,
         min_item_events=min_item_events,
+        timezone=timezone,
     )
     if n_read == 0:
         what = f"file {raw.source}" if raw.is_file else f"input {raw.source}"
         raise IngestError(f"{what} has no data rows")
+    raw, columns, net_lines = _apply_recipe(raw, columns, recipe, report)
     cols = _resolve_columns(raw, columns, header=header)
-    checks, secs, values = _row_checks(raw, cols, time_unit, report)
+    report.columns = {k: v for k, v in vars(cols).items() if v not in (None, [])}
+    checks, secs, values = _row_checks(raw, cols, time_unit, report, timezone)
+    if recipe is not None and recipe.behaviors and cols.behavior is not None:
+        known = [*recipe.behaviors.values(), *(r.behavior for r in recipe.rules if r.behavior), recipe.default_behavior]
+        checks.append(("unknown behavior", ~_missing(raw.frame[cols.behavior]) & ~raw.frame[cols.behavior].isin(known)))
     bad = np.zeros(len(raw.frame), dtype=bool)
     for _, m in checks:
         bad |= m
@@ -153,6 +166,10 @@ def clean_events(
         opts |= {"behavior_col": columns.behavior_col, "value_col": columns.value_col, "sep": raw.sep}
         _raise_too_many(raw, report.rejects, share, max_reject_share, report, opts)
     df, names_src = _canonical_frame(raw, cols, ~bad, secs, values)
+    if net_lines is not None:
+        marked = np.isin(df[C.ROW].to_numpy(), net_lines[0])
+        df, removed, report.net_unmatched = net_cancellations(df, marked, net_lines[1])
+        report.rules_removed.update(removed)
     df = _filter(df, raw.source, report, dedupe, min_user_events, min_item_events)
     if names_src is not None:
         item_names = _first_names(df, names_src)
@@ -161,7 +178,49 @@ def clean_events(
     return CleanEvents(df, report, tuple(cols.context), item_names, raw.source)
 
 
+def _apply_recipe(
+    raw: RawTable, columns: ColumnSpec, recipe: Recipe | None, report: IngestReport
+) -> tuple[RawTable, ColumnSpec, tuple[np.ndarray, str] | None]:
+    """Drop the rows the recipe's rules remove (counted by rule name), map raw behaviour values
+    to names, and give rule-set behaviours a column of their own. Also returns the source lines
+    a ``net`` rule marks, with the rule's name."""
+    if recipe is None:
+        return raw, columns, None
+    report.recipe = recipe.source
+    res = apply_rules(raw.frame, recipe.rules)
+    report.rules_removed = dict(res.removed)
+    frame, lines, keep = raw.frame.copy(), raw.lines, res.keep
+    if recipe.behaviors and columns.behavior_col is not None:
+        col = _resolve(raw, columns.behavior_col, "behaviour types", "behavior-col", header=True)
+        text = frame[col].astype(str).str.strip()
+        frame[col] = text.map(recipe.behaviors).where(text.isin(list(recipe.behaviors)), frame[col])
+    if res.behavior is not None or recipe.default_behavior is not None:
+        tagged = res.behavior if res.behavior is not None else np.full(len(frame), None, dtype=object)
+        base = frame[str(columns.behavior_col)] if columns.behavior_col is not None else recipe.default_behavior
+        frame["__behavior__"] = pd.Series(tagged, index=frame.index).fillna(pd.Series(base, index=frame.index))
+        for name in [r.behavior for r in recipe.rules if r.behavior]:
+            report.rules_tagged[name] = int(((tagged == name) & keep).sum())
+        columns = replace(columns, behavior_col="__behavior__")
+    net = (lines[res.net & keep], res.net_rule or "net") if res.net is not None else None
+    raw = replace(raw, frame=frame.loc[keep].reset_index(drop=True), lines=lines[keep])
+    return raw, columns, net
+
+
+_ALIASES = {C.USER: ("user", "userid"), C.ITEM: ("item", "itemid"), C.TIME: ("time", "ts")}
+
+
+def _alias(raw: RawTable, col: Any) -> Any:
+    """A default column name that is absent takes its common short form (``user``, ``item``, ``time``)."""
+    if col not in _ALIASES or str(col) in raw.frame.columns:
+        return col
+    low = {str(c).lower(): str(c) for c in raw.frame.columns}
+    return next((low[a] for a in _ALIASES[col] if a in low), col)
+
+
 def _resolve_columns(raw: RawTable, spec: ColumnSpec, *, header: bool) -> _Resolved:
+    spec = replace(spec, user_col=_alias(raw, spec.user_col), item_col=_alias(raw, spec.item_col))
+    spec = replace(spec, time_col=_alias(raw, spec.time_col))
+
     def opt(col: Any, role: str, option: str) -> str | None:
         return _resolve(raw, col, role, option, header=header) if col is not None else None
 
@@ -181,7 +240,7 @@ def _resolve_columns(raw: RawTable, spec: ColumnSpec, *, header: bool) -> _Resol
 
 
 def _row_checks(
-    raw: RawTable, cols: _Resolved, time_unit: str, report: IngestReport
+    raw: RawTable, cols: _Resolved, time_unit: str, report: IngestReport, timezone: str | None = None
 ) -> tuple[list[tuple[str, np.ndarray]], np.ndarray, np.ndarray | None]:
     """``(reason, bad-row mask)`` per check, the timestamps in seconds, and the numeric values."""
     frame = raw.frame
@@ -191,9 +250,10 @@ def _row_checks(
     ]
     if cols.time is not None:
         t_missing = _missing(frame[cols.time])
-        secs, t_ok, unit = parse_timestamps(frame[cols.time], time_unit=time_unit)
+        secs, t_ok, unit = parse_timestamps(frame[cols.time], time_unit=time_unit, timezone=timezone)
         checks += [("missing timestamp", t_missing), ("bad timestamp", ~t_ok & ~t_missing)]
         report.time_unit = unit
+        report.naive_timestamps = _naive_count(frame[cols.time], t_ok)
     else:
         secs, report.time_unit = raw.lines.copy(), "line number"
     if cols.behavior is not None:
@@ -280,6 +340,21 @@ def _first_names(df: pd.DataFrame, names_src: pd.Series) -> pd.Series:
 
 
 # ----------------------------------------------------------------------------- helpers
+_OFFSET = r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?|UTC|GMT)\s*$"
+
+
+def _naive_count(s: pd.Series, ok: np.ndarray) -> int:
+    """Parsed date-times without an offset or zone (numeric epochs are UTC by definition)."""
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return int(ok.sum()) if getattr(s.dt, "tz", None) is None else 0
+    if not _is_text(s):
+        return 0
+    text = s.astype(str).str.strip()
+    numeric = pd.to_numeric(text, errors="coerce").notna().to_numpy()
+    aware = text.str.contains(_OFFSET, regex=True).to_numpy(dtype=bool)
+    return int((np.asarray(ok) & ~numeric & ~aware).sum())
+
+
 def _is_text(s: pd.Series) -> bool:
     return pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)
 
@@ -327,7 +402,10 @@ def _resolve(raw: RawTable, col: Any, role: str, option: str, *, header: bool) -
         msg += f" Did you mean {(lower or close)[0]!r}?"
     msg += f" Pass --{option} (or {option.replace('-', '_')}=) with the name of the {role} column."
     if raw.is_file and header and cols and all(_INT_TEXT.fullmatch(c.strip()) or _looks_numeric(c) for c in cols):
-        msg += " The first line looks like data, not a header: pass --no-header (header=False) and name columns by position."
+        msg += (
+            " The first line looks like data, not a header: pass --no-header (header=False) with --names"
+            " (names=[...]), or name columns by position."
+        )
     if len(cols) == 1 and raw.sep is not None:
         msg += f" Only one column was found with separator {raw.sep!r}: pass --sep (sep=) with the right separator."
     raise IngestError(msg)

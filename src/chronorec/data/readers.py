@@ -176,7 +176,9 @@ def _decode(path: Path, data: bytes, encoding: str) -> str:
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as e:
-        raise IngestError(f"{path}: cannot decode as {encoding} ({e}); pass encoding=, e.g. 'latin-1'") from e
+        raise IngestError(
+            f"{path}: cannot decode as {encoding} ({e}); pass --encoding (encoding=), e.g. latin-1"
+        ) from e
     except LookupError as e:
         raise IngestError(f"{path}: unknown encoding {encoding!r}; pass e.g. encoding='utf-8' or 'latin-1'") from e
 
@@ -237,7 +239,9 @@ def read_csv_bytes(path: Path, data: bytes, *, sep: str | None, header: bool, na
     except pd.errors.EmptyDataError:
         return RawTable(pd.DataFrame(), np.zeros(0, np.int64), str(path), True, sep)
     except UnicodeDecodeError as e:
-        raise IngestError(f"{path}: cannot decode as {encoding} ({e}); pass encoding=, e.g. 'latin-1'") from e
+        raise IngestError(
+            f"{path}: cannot decode as {encoding} ({e}); pass --encoding (encoding=), e.g. latin-1"
+        ) from e
     except pd.errors.ParserError:
         frame = None  # malformed rows: the exact reader below rejects them with their line numbers
     if frame is not None and len(frame) == n_lines - first_line:

@@ -50,6 +50,7 @@ __all__ = [
     "load_recipe",
     "net_cancellations",
     "recipe_rows",
+    "with_recipe_defaults",
     "retail_lines",
 ]
 
@@ -236,6 +237,25 @@ class Recipe(Strict):
         return {k: v for k, v in out.items() if v is not None and v != []}
 
 
+def with_recipe_defaults(recipe: Recipe, given: dict[str, Any], fn: Any) -> dict[str, Any]:
+    """``given`` (a reader's keyword arguments) with every value still at ``fn``'s default replaced
+    by the recipe's (so an explicit option wins over the recipe)."""
+    import inspect
+
+    defaults = {k: p.default for k, p in inspect.signature(fn).parameters.items()}
+    out = dict(given)
+    for key, value in recipe.read_options().items():
+        if key in out and _same(out[key], defaults.get(key)):
+            out[key] = value
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return list(a) == list(b)
+    return a is b or (type(a) is type(b) and a == b)
+
+
 def bundled_recipes() -> list[str]:
     """Names of the recipes shipped with the package."""
     folder = resources.files("chronorec.data") / "recipes"
@@ -277,7 +297,7 @@ def _recipe_text(arg: str) -> tuple[str, str]:
         raise ConfigError(
             f"unknown recipe {arg!r}: not a file, and the bundled recipes are {', '.join(bundled_recipes())}"
         )
-    return bundled.read_text(), f"recipe {arg}"
+    return bundled.read_text(), f"{arg} (bundled)"
 
 
 @dataclass
@@ -349,7 +369,7 @@ def net_cancellations(df: pd.DataFrame, cancel: np.ndarray, name: str) -> tuple[
     out = df.loc[~gone].copy()
     out[C.VALUE] = qty[~gone]
     removed = {name: int(cancel.sum()), f"{name}: netted purchase": int((gone & ~cancel).sum())}
-    return out, removed, unmatched
+    return out, removed, float(unmatched)
 
 
 def recipe_rows(
