@@ -1,5 +1,7 @@
 """Canonical column names, declared once for the whole package."""
 
+from chronorec.errors import IngestError
+
 # External (user-facing) columns: ids exactly as they appear in the input data.
 USER = "user_id"
 ITEM = "item_id"
@@ -16,3 +18,18 @@ BEHAVIOR_IDX = "behavior_idx"
 ROW = "row"  # 1-based line number of the event in its source, kept for error messages
 
 RESERVED = {USER, ITEM, TIME, BEHAVIOR, VALUE, USER_IDX, ITEM_IDX, BEHAVIOR_IDX, ROW}
+
+
+def check_distinct(roles: dict[str, str | None], source: str) -> None:
+    """Refuse one source column in two roles (e.g. ``user_col == item_col``): every event would
+    pair a value with itself. ``roles`` maps an option name (``"user_col"``) to its resolved column."""
+    seen: dict[str, str] = {}
+    for option, col in roles.items():
+        if col is None:
+            continue
+        if col in seen:
+            raise IngestError(
+                f"{source}: {seen[col]} and {option} both name column {col!r}; "
+                f"each role needs a column of its own (--{seen[col].replace('_', '-')} / --{option.replace('_', '-')})"
+            )
+        seen[col] = option

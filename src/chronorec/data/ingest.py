@@ -37,10 +37,10 @@ import pandas as pd
 
 from chronorec.data import columns as C
 from chronorec.data.clean import kcore_filter, remove_duplicates
-from chronorec.data.readers import RawTable, detect_format, detect_separator, read_raw
+from chronorec.data.readers import RawTable, detect_format, detect_separator, non_scalar, read_raw
 from chronorec.data.recipes import Recipe, apply_rules, net_cancellations
 from chronorec.data.report import IngestReport
-from chronorec.data.timestamps import TIME_UNITS, parse_timestamps
+from chronorec.data.timestamps import TIME_REASON_FIX, TIME_UNITS, parse_timestamps, time_checks
 from chronorec.errors import IngestError
 
 __all__ = [
@@ -66,6 +66,11 @@ _REASON_FIX = {
         "pass --time-unit (time_unit='s' or 'ms') or --time-col (time_col=) naming the time column, "
         "currently {time_col!r}; timestamps must be epoch seconds/milliseconds or ISO-8601 date-times"
     ),
+    **TIME_REASON_FIX,
+    **{
+        f"bad {r} id": f"{r} ids must be single values, not lists or objects; check --{r}-col ({{{r}_col!r}})"
+        for r in ("user", "item")
+    },
     "missing behavior": "check that --behavior-col (behavior_col=) names the behaviour column, currently {behavior_col!r}",
     "unknown behavior": "add the value to the recipe's 'behaviors' mapping, or check --behavior-col (behavior_col=)",
     "bad value": "check that --value-col (value_col=) names a numeric column, currently {value_col!r}",
@@ -125,7 +130,8 @@ def clean_events(
     item_names: pd.Series | None = None,
     timezone: str | None = None,
     recipe: Recipe | None = None,
-) -> CleanEvents:
+    reject_time_outliers: bool = False,
+) -> CleanEvents:  # noqa: PLR0913 - one keyword per ingest option, as read_events
     """Apply the ``recipe``'s row rules, validate ``raw`` row by row, quarantine bad rows, net
     cancellations, deduplicate and k-core filter.
 
@@ -152,7 +158,7 @@ def clean_events(
     raw, columns, net_lines = _apply_recipe(raw, columns, recipe, report)
     cols = _resolve_columns(raw, columns, header=header)
     report.columns = {k: v for k, v in vars(cols).items() if v not in (None, [])}
-    checks, secs, values = _row_checks(raw, cols, time_unit, report, timezone)
+    checks, secs, values = _row_checks(raw, cols, time_unit, report, timezone, reject_time_outliers)
     if recipe is not None and recipe.behaviors and cols.behavior is not None:
         known = [*recipe.behaviors.values(), *(r.behavior for r in recipe.rules if r.behavior), recipe.default_behavior]
         checks.append(("unknown behavior", ~_missing(raw.frame[cols.behavior]) & ~raw.frame[cols.behavior].isin(known)))
@@ -228,7 +234,7 @@ def _resolve_columns(raw: RawTable, spec: ColumnSpec, *, header: bool) -> _Resol
     for c in ccols:
         if c in C.RESERVED:
             raise IngestError(f"{raw.source}: context column {c!r} clashes with a reserved column name; rename it")
-    return _Resolved(
+    resolved = _Resolved(
         user=_resolve(raw, spec.user_col, "user ids", "user-col", header=header),
         item=_resolve(raw, spec.item_col, "item ids", "item-col", header=header),
         time=opt(spec.time_col, "timestamps", "time-col"),
@@ -237,22 +243,34 @@ def _resolve_columns(raw: RawTable, spec: ColumnSpec, *, header: bool) -> _Resol
         context=ccols,
         name=opt(spec.item_name_col, "item names", "item-name-col"),
     )
+    C.check_distinct({"user_col": resolved.user, "item_col": resolved.item, "time_col": resolved.time}, raw.source)
+    return resolved
 
 
 def _row_checks(
-    raw: RawTable, cols: _Resolved, time_unit: str, report: IngestReport, timezone: str | None = None
+    raw: RawTable,
+    cols: _Resolved,
+    time_unit: str,
+    report: IngestReport,
+    timezone: str | None = None,
+    reject_time_outliers: bool = False,
 ) -> tuple[list[tuple[str, np.ndarray]], np.ndarray, np.ndarray | None]:
     """``(reason, bad-row mask)`` per check, the timestamps in seconds, and the numeric values."""
     frame = raw.frame
     checks: list[tuple[str, np.ndarray]] = [
         ("missing user", _missing(frame[cols.user])),
         ("missing item", _missing(frame[cols.item])),
+        ("bad user id", non_scalar(frame[cols.user])),
+        ("bad item id", non_scalar(frame[cols.item])),
     ]
     if cols.time is not None:
         t_missing = _missing(frame[cols.time])
-        secs, t_ok, unit = parse_timestamps(frame[cols.time], time_unit=time_unit, timezone=timezone)
-        checks += [("missing timestamp", t_missing), ("bad timestamp", ~t_ok & ~t_missing)]
-        report.time_unit = unit
+        tp, t_checks = time_checks(
+            frame[cols.time], raw.lines, time_unit=time_unit, timezone=timezone,
+            reject_outliers=reject_time_outliers, report=report, source=raw.source,
+        )  # fmt: skip
+        secs, t_ok = tp.seconds, tp.ok
+        checks += [("missing timestamp", t_missing), *t_checks]
         report.naive_timestamps = _naive_count(frame[cols.time], t_ok)
     else:
         secs, report.time_unit = raw.lines.copy(), "line number"
@@ -284,7 +302,7 @@ def _record_rejects(
     if rejects_path is not None:
         report.rejects_path = _write_rejects(rejects, rejects_path)
     elif len(rejects):
-        logger.warning("%s: %d rows rejected (pass rejects_path= to save them)", raw.source, len(rejects))
+        logger.warning("%s: %d rows rejected (in report.rejects; EventLog.save writes them)", raw.source, len(rejects))
 
 
 def _canonical_frame(

@@ -21,10 +21,12 @@ Rules (the ingest guide and ``docs/reliability.md`` describe them for users):
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,11 +38,15 @@ __all__ = [
     "MAX_TIME_TEXT",
     "MIN_EPOCH_SECONDS",
     "OUTLIER_KINDS",
+    "TIME_REASON_FIX",
     "TIME_UNITS",
     "TimeParse",
     "parse_time_column",
     "parse_timestamps",
+    "time_checks",
 ]
+
+logger = logging.getLogger(__name__)
 
 TIME_UNITS = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
 MAX_TIME_TEXT = 64
@@ -275,3 +281,69 @@ def parse_timestamps(
     """
     tp = parse_time_column(s, time_unit=time_unit, timezone=timezone)
     return tp.seconds, tp.ok, tp.unit
+
+
+def time_checks(
+    s: pd.Series,
+    lines: np.ndarray,
+    *,
+    time_unit: str = "auto",
+    timezone: str | None = None,
+    reject_outliers: bool = False,
+    report: Any = None,
+    source: str = "",
+    now: float | None = None,
+) -> tuple[TimeParse, list[tuple[str, np.ndarray]]]:
+    """Parse a time column for ingest: the parse and the ``(reason, mask)`` rows to reject.
+
+    Fills ``report`` (an :class:`~chronorec.data.report.IngestReport`): ``time_unit``,
+    ``time_units`` (rows per unit), ``time_outliers`` (rows per outlier kind) and
+    ``time_outlier_examples`` (up to 5 ``{line, value, reason}``). Outliers are rejected only with
+    ``reject_outliers``; otherwise they are kept and a warning names a few.
+    """
+    tp = parse_time_column(s, time_unit=time_unit, timezone=timezone)
+    checks = tp.rejects()
+    outliers = [(kind, m) for kind, m in tp.outliers(now) if m.any()]
+    raw = s.reset_index(drop=True)
+    examples = [
+        {"line": int(lines[i]), "value": str(raw.iloc[i]), "reason": kind}
+        for kind, m in outliers
+        for i in np.flatnonzero(m)[:3]
+    ][:5]
+    if report is not None:
+        report.time_unit = tp.unit
+        report.time_units = dict(tp.unit_counts)
+        report.time_outliers = {kind: int(m.sum()) for kind, m in outliers}
+        report.time_outlier_examples = examples
+    epoch_units = [u for u in tp.unit_counts if u in TIME_UNITS]
+    if time_unit == "auto" and len(epoch_units) > 1:
+        logger.warning(
+            "%s: numeric timestamps in several units (%s); each value's unit was decided by its magnitude "
+            "(pass --time-unit / time_unit= to force one)",
+            source,
+            ", ".join(f"{u}: {tp.unit_counts[u]:,} rows" for u in epoch_units),
+        )
+    if outliers and not reject_outliers:
+        logger.warning(
+            "%s: kept %s (e.g. %s); pass --reject-time-outliers / reject_time_outliers=True to reject them",
+            source,
+            ", ".join(f"{int(m.sum()):,} rows with a {kind}" for kind, m in outliers),
+            "; ".join(f"line {e['line']}: {e['value']!r}" for e in examples[:3]),
+        )
+    if reject_outliers:
+        checks += outliers
+    return tp, checks
+
+
+TIME_REASON_FIX = {
+    "timestamp out of range": (
+        "timestamps must lie between 1677-09-21 and 2262-04-11; check --time-unit (time_unit=) and "
+        "--time-col (time_col=), currently {time_col!r}"
+    ),
+    "timestamp too long": "--time-col (time_col=) {time_col!r} holds long text, not timestamps; name the time column",
+    **{
+        k: "leave out --reject-time-outliers (reject_time_outliers=) to keep them, or check --time-unit"
+        for k in OUTLIER_KINDS
+    },
+}
+"""The fix an ingest error names when most rejected rows fail for one of these reasons."""
