@@ -206,7 +206,9 @@ columns: {user: user, item: item, time: time, behavior: behavior}
 """
     log = _ingest(tmp_path, csv, recipe)
     assert len(log) == 2 and set(log.behaviors.external_ids) == {"pv", "buy"}
-    log = _ingest(tmp_path, csv, recipe, item_col="user")  # explicit option beats the recipe
+    # explicit options beat the recipe's
+    names = ["a", "b", "c", "d"]
+    log = _ingest(tmp_path, csv, recipe, names=names, user_col="b", item_col="a", time_col="c", behavior_col="d")
     assert sorted(log.items.external_ids.tolist()) == [7, 8]
 
 
@@ -247,6 +249,8 @@ def test_online_retail_recipe_on_a_planted_log(tmp_path):
         "cancellation": 1,
         "cancellation: netted purchase": 1,
     }
+    assert rep.rules_values["non-product code"] == {"POST": 1, "BANK CHARGES": 1}  # dropped codes, by name
+    assert "POST: 1, BANK CHARGES: 1" in rep.summary()
     assert log.items.external_ids.astype(str).tolist() == ["22423"]
     assert log.users.external_ids.tolist() == [13047]
     # 2011-06-03 09:30 in London is 08:30 UTC (summer time)

@@ -310,6 +310,7 @@ class RuleResult:
     behavior: np.ndarray | None = None
     net: np.ndarray | None = None
     net_rule: str | None = None
+    values: dict[str, dict[str, int]] = field(default_factory=dict)  # rule -> the removed values it tests, counted
 
 
 def apply_rules(frame: pd.DataFrame, rules: list[Rule]) -> RuleResult:
@@ -322,6 +323,7 @@ def apply_rules(frame: pd.DataFrame, rules: list[Rule]) -> RuleResult:
         if rule.action in ("drop", "require"):
             keep &= ~hit
             out.removed[rule.name] = int(hit.sum())
+            out.values[rule.name] = _value_counts(frame, rule, hit)
         elif rule.action == "behavior":
             if out.behavior is None:
                 out.behavior = np.full(n, None, dtype=object)
@@ -331,6 +333,15 @@ def apply_rules(frame: pd.DataFrame, rules: list[Rule]) -> RuleResult:
             out.net = hit if out.net is None else out.net | hit
             out.net_rule = rule.name
     return out
+
+
+def _value_counts(frame: pd.DataFrame, rule: Rule, hit: np.ndarray, top: int = 20) -> dict[str, int]:
+    """The removed rows' values of the column a one-column rule tests (most frequent first)."""
+    conds = _as_list(rule.drop if rule.drop is not None else rule.require)
+    if len({c.column for c in conds}) != 1 or any(c.missing is not None for c in conds) or not hit.any():
+        return {}
+    vc = frame.loc[hit, conds[0].column].astype(str).str.strip().value_counts()
+    return {str(k): int(v) for k, v in vc.head(top).items()}
 
 
 def net_cancellations(df: pd.DataFrame, cancel: np.ndarray, name: str) -> tuple[pd.DataFrame, dict[str, int], float]:

@@ -40,6 +40,7 @@ class IngestReport:
     columns: dict[str, Any] = field(default_factory=dict)
     rules_removed: dict[str, int] = field(default_factory=dict)
     rules_tagged: dict[str, int] = field(default_factory=dict)
+    rules_values: dict[str, dict[str, int]] = field(default_factory=dict)
     net_unmatched: float = 0.0
     timezone: str | None = None
     naive_timestamps: int = 0
@@ -72,7 +73,11 @@ class IngestReport:
         )
 
     def _rule_lines(self) -> list[str]:
-        lines = [f"  {'rule ' + repr(name):<40} {n:>12,}" for name, n in self.rules_removed.items()]
+        lines = []
+        for name, n in self.rules_removed.items():
+            lines.append(f"  {'rule ' + repr(name):<40} {n:>12,}")
+            if vals := self.rules_values.get(name):
+                lines.append("      " + ", ".join(f"{v}: {c:,}" for v, c in vals.items()))
         if self.net_unmatched:
             lines.append(
                 f"  (cancelled quantity without an earlier purchase to net against: {self.net_unmatched:,.0f})"
@@ -154,6 +159,7 @@ class IngestReport:
             "columns": dict(self.columns),
             "rules_removed": dict(self.rules_removed),
             "rules_tagged": dict(self.rules_tagged),
+            "rules_values": {k: dict(v) for k, v in self.rules_values.items()},
             "net_unmatched_quantity": self.net_unmatched,
             "timezone": self.timezone,
             "naive_timestamps": self.naive_timestamps,
