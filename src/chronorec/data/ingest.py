@@ -67,10 +67,7 @@ _REASON_FIX = {
         "currently {time_col!r}; timestamps must be epoch seconds/milliseconds or ISO-8601 date-times"
     ),
     **TIME_REASON_FIX,
-    **{
-        f"bad {r} id": f"{r} ids must be single values, not lists or objects; check --{r}-col ({{{r}_col!r}})"
-        for r in ("user", "item")
-    },
+    **{f"bad {r} id": f"{r} ids must be single values, not lists: check --{r}-col" for r in ("user", "item")},
     "missing behavior": "check that --behavior-col (behavior_col=) names the behaviour column, currently {behavior_col!r}",
     "unknown behavior": "add the value to the recipe's 'behaviors' mapping, or check --behavior-col (behavior_col=)",
     "bad value": "check that --value-col (value_col=) names a numeric column, currently {value_col!r}",
@@ -116,7 +113,7 @@ class _Resolved:
     name: str | None
 
 
-def clean_events(
+def clean_events(  # noqa: PLR0913 - one keyword per ingest option, as read_events
     raw: RawTable,
     columns: ColumnSpec = ColumnSpec(),
     *,
@@ -131,7 +128,7 @@ def clean_events(
     timezone: str | None = None,
     recipe: Recipe | None = None,
     reject_time_outliers: bool = False,
-) -> CleanEvents:  # noqa: PLR0913 - one keyword per ingest option, as read_events
+) -> CleanEvents:
     """Apply the ``recipe``'s row rules, validate ``raw`` row by row, quarantine bad rows, net
     cancellations, deduplicate and k-core filter.
 
@@ -195,6 +192,7 @@ def _apply_recipe(
     report.recipe = recipe.source
     res = apply_rules(raw.frame, recipe.rules)
     report.rules_removed = dict(res.removed)
+    report.rules_values = {k: v for k, v in res.values.items() if v}
     frame, lines, keep = raw.frame.copy(), raw.lines, res.keep
     if recipe.behaviors and columns.behavior_col is not None:
         col = _resolve(raw, columns.behavior_col, "behaviour types", "behavior-col", header=True)
