@@ -79,6 +79,14 @@ def ingest(
             "(default: <out>/rejects.csv, written with the EventLog).",
         ),
     ] = None,
+    reject_time_outliers: Annotated[
+        bool | None,
+        typer.Option(
+            "--reject-time-outliers/--keep-time-outliers",
+            help="Reject rows whose timestamp is negative, before 1990 or in the future "
+            "(default: keep them; the report counts them with examples).",
+        ),
+    ] = None,
     dedupe: Annotated[
         bool | None, typer.Option("--dedupe/--no-dedupe", help="Drop exact duplicate events (default: on).")
     ] = None,
@@ -103,6 +111,7 @@ def ingest(
         encoding=encoding,
         timezone=timezone,
         recipe=recipe,
+        reject_time_outliers=reject_time_outliers,
         dedupe=dedupe,
         min_user_events=min_user_events,
         min_item_events=min_item_events,

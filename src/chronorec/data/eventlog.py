@@ -338,6 +338,7 @@ def read_events(  # noqa: PLR0913 - one keyword per ingest option, as on the com
     max_reject_share: float = 0.5,
     timezone: str | None = None,
     recipe: Any = None,
+    reject_time_outliers: bool = False,
 ) -> EventLog:
     """Read, validate and clean a behaviour log into an :class:`EventLog`.
 
@@ -376,6 +377,8 @@ def read_events(  # noqa: PLR0913 - one keyword per ingest option, as on the com
         recipe: a data recipe (a bundled name such as ``"online-retail"``, a YAML path or a
             :class:`~chronorec.data.recipes.Recipe`): its columns, reading options and row rules.
             Options left at their defaults take the recipe's values.
+        reject_time_outliers: reject rows whose timestamp is negative, before 1990 or in the future
+            (more than a day after now). Default: keep them; the report counts them with examples.
 
     Returns:
         An EventLog whose ``report`` is an :class:`IngestReport`.
@@ -400,5 +403,6 @@ def read_events(  # noqa: PLR0913 - one keyword per ingest option, as on the com
         recipe=recipe,
         **{k: o[k] for k in ("time_unit", "dedupe", "min_user_events", "min_item_events", "header", "timezone")},
         max_reject_share=max_reject_share,
+        reject_time_outliers=reject_time_outliers,
     )
     return EventLog.from_clean(clean)

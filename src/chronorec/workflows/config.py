@@ -65,6 +65,7 @@ class DataConfig(_Strict):
     dedupe: bool = True
     min_user_events: int = Field(0, ge=0)
     min_item_events: int = Field(0, ge=0)
+    reject_time_outliers: bool = Field(False, description="reject negative, pre-1990 and future timestamps")
 
     @model_validator(mode="after")
     def _one_source(self) -> "DataConfig":
@@ -93,6 +94,7 @@ class DataConfig(_Strict):
             "dedupe": self.dedupe,
             "min_user_events": self.min_user_events,
             "min_item_events": self.min_item_events,
+            "reject_time_outliers": self.reject_time_outliers,
         }
 
 
