@@ -11,6 +11,7 @@ the file and the fix, never a decoder's own exception.
 from __future__ import annotations
 
 import bz2
+import codecs
 import csv
 import errno
 import gzip
@@ -172,15 +173,21 @@ def _check_text(path: Path, data: bytes, encoding: str) -> None:
         raise IngestError(f"{path} is not a text/CSV file: it is {what}; pass a CSV, JSON Lines or Parquet file")
 
 
+def _check_encoding(path: Path, encoding: str) -> None:
+    try:
+        codecs.lookup(encoding)
+    except LookupError as e:
+        raise IngestError(f"{path}: unknown encoding {encoding!r}; pass e.g. encoding='utf-8' or 'latin-1'") from e
+
+
 def _decode(path: Path, data: bytes, encoding: str) -> str:
+    _check_encoding(path, encoding)
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as e:
         raise IngestError(
             f"{path}: cannot decode as {encoding} ({e}); pass --encoding (encoding=), e.g. latin-1"
         ) from e
-    except LookupError as e:
-        raise IngestError(f"{path}: unknown encoding {encoding!r}; pass e.g. encoding='utf-8' or 'latin-1'") from e
 
 
 def non_scalar(s: pd.Series) -> np.ndarray:
@@ -217,7 +224,7 @@ def detect_separator(text: str, *, max_lines: int = 50) -> str:
 
 
 def read_csv_bytes(path: Path, data: bytes, *, sep: str | None, header: bool, names, encoding: str) -> RawTable:
-    _decode(path, b"", encoding)  # an unknown encoding fails here, with the fix
+    _check_encoding(path, encoding)
     text_head = data[:65536].decode(encoding, errors="replace")
     if sep is None:
         sep = detect_separator(text_head)
