@@ -24,7 +24,9 @@ from chronorec.errors import ConfigError, DataError, IngestError
 from .conftest import accounted, leftovers, one_line_error, snapshot
 
 GOOD = "user_id,item_id,timestamp\n" + "".join(f"u{i % 3},i{i % 4},{1_600_000_000 + i}\n" for i in range(12))
-BAD_HALF = "user_id,item_id,timestamp\n" + "".join(f"u{i},,{1_600_000_000 + i}\n" for i in range(6)) + "u9,i1,1600000000\n"
+BAD_HALF = (
+    "user_id,item_id,timestamp\n" + "".join(f"u{i},,{1_600_000_000 + i}\n" for i in range(6)) + "u9,i1,1600000000\n"
+)
 
 
 def _good_folder(tmp_path: Path, cli) -> tuple[Path, dict[str, bytes]]:
@@ -215,7 +217,9 @@ def test_list_and_dict_ids_are_rejected_with_their_lines(tmp_path):
 def test_list_ids_in_parquet_are_rejected(tmp_path):
     df = pd.DataFrame({"user_id": [1, 1, 2, 2], "item_id": [[5, 6], [7], [8], [9]], "timestamp": 1_600_000_000})
     df.to_parquet(tmp_path / "e.parquet")
-    with pytest.raises(IngestError, match=r"(?s)4 of 4 rows .*bad item id: 4.*line 1: bad item id.*Fix: item ids must be single values"):
+    with pytest.raises(
+        IngestError, match=r"(?s)4 of 4 rows .*bad item id: 4.*line 1: bad item id.*Fix: item ids must be single values"
+    ):
         read_events(tmp_path / "e.parquet")
 
 
@@ -358,7 +362,13 @@ def test_reingest_keeps_no_stale_behaviors_names_or_rejects(tmp_path, cli):
     plain.write_text(GOOD)
     res = cli("ingest", plain, "--out", out)
     assert res.exit_code == 0, res.output
-    assert set(snapshot(out)) == {"eventlog.json", "events.parquet", "items.parquet", "users.parquet", "ingest_report.json"}
+    assert set(snapshot(out)) == {
+        "eventlog.json",
+        "events.parquet",
+        "items.parquet",
+        "users.parquet",
+        "ingest_report.json",
+    }
     log = EventLog.load(out)
     assert log.behaviors is None and log.item_names is None
     assert json.loads((out / "ingest_report.json").read_text())["rows_rejected"] == 0
