@@ -434,7 +434,9 @@ def test_cli_batch_recommend_uses_the_pipeline(sasrec_dir, tmp_path):
     got = pd.read_parquet(out)
     want = RecommendPipeline(model).recommend(["u0001", "u0002", "nobody"], options=RecommendOptions(k=4, explain=True))
     pd.testing.assert_frame_equal(got, want)
-    assert list(got.columns) == ["user_id", "item_id", "score", "rank", "item_name", "explanation"]
+    assert list(got.columns) == ["user_id", "item_id", "score", "rank", "source", "item_name", "explanation"]
+    assert set(got.loc[got.user_id == "nobody", "source"]) == {"popularity"}  # never mixed silently with model rows
+    assert "1 of 3 users are unknown to the model" in res.output
 
 
 # ---------------------------------------------------------------------- hostile live events

@@ -94,7 +94,18 @@ def recommend(
             "--settings", help="chronorec.recommend.pipeline settings JSON (temperature, filters, rerank, blend)."
         ),
     ] = None,
-    explain: Annotated[bool, typer.Option("--explain", help="Add the history items behind each item.")] = False,
+    explain: Annotated[
+        bool,
+        typer.Option("--explain", help="Add why each item: the history items behind it, or what it is popular in."),
+    ] = False,
+    context: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--context",
+            help="Context of the request as key=value (repeatable), e.g. device=mobile, time=1718000000, behavior=buy; "
+            "used by models trained with context, otherwise reported as ignored.",
+        ),
+    ] = None,
     calibrated: Annotated[
         bool, typer.Option("--calibrated", help="Report calibrated probabilities as score (default: raw model score).")
     ] = False,
@@ -131,9 +142,12 @@ def recommend(
         k=r.k, filters=rec.filters.model_copy(update={"exclude_seen": r.exclude_seen}), explain=explain
     )
     score_kind = "probability" if calibrated else "raw"
+    ctx = _parse_context(context)
     if history:
         items = typed_ids(split_ids(history), m.items)
-        recs = pipe.recommend(histories=[items], options=opts, user_ids=["<history>"], score=score_kind)
+        labels, lists = pipe.recommend_lists(
+            histories=[items], options=opts, user_ids=["<history>"], contexts=None if ctx is None else [ctx]
+        )
     else:
         ids: list[Any] = list(r.users)
         if r.users_file:
@@ -141,13 +155,39 @@ def recommend(
         if not ids:
             raise ConfigError("no users: give --users, --users-file or --history")
         ids = typed_ids(ids, m.users)
-        unknown = int((m.users.to_internal(ids) == 0).sum())
-        if unknown:
-            typer.secho(
-                f"note: {unknown} of {len(ids)} users are unknown to the model; they get popular items", err=True
-            )
-        recs = pipe.recommend(ids, options=opts, score=score_kind)
-    _write_recommendations(recs, r.out)
+        labels, lists = pipe.recommend_lists(ids, options=opts, contexts=None if ctx is None else [ctx] * len(ids))
+    _echo_warnings(lists)
+    _write_recommendations(pipe.to_frame(labels, lists, score=score_kind), r.out)
+
+
+def _parse_context(values: list[str] | None) -> dict[str, Any] | None:
+    """``--context key=value`` options as a request context (None: none given)."""
+    if not values:
+        return None
+    out: dict[str, Any] = {}
+    for item in split_ids(values):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(f"--context {item!r}: expected key=value")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _echo_warnings(lists: Any) -> None:
+    """The service's warnings for a batch: each distinct one once, with how many lists it concerns."""
+    from chronorec.recommend.frames import summarise_warnings
+
+    unknown_users = [x for x in lists if any("is unknown to the model; cold-start" in w for w in x.warnings)]
+    for x in unknown_users:  # one line for all of them instead of one per user
+        x.warnings = [w for w in x.warnings if "is unknown to the model; cold-start" not in w]
+    if unknown_users:
+        typer.secho(
+            f"warning: {len(unknown_users)} of {len(lists)} users are unknown to the model; they get popular items "
+            "(source=popularity: raw scores are training counts, not model scores)",
+            err=True,
+        )
+    for w in summarise_warnings(lists):
+        typer.secho(f"warning: {w}", err=True)
 
 
 def _write_recommendations(recs: Any, out: str | None) -> None:

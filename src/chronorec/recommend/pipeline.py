@@ -15,7 +15,11 @@ One pipeline serves the library, ``chronorec recommend`` and ``chronorec serve``
    availability, price range);
 5. **re-rank** -- interest (the user's category affinity mixed with the relevance by a weight)
    and diversity (maximal marginal relevance over item embeddings or categories);
-6. **explain** -- for each recommended item, the history items most similar to it.
+6. **explain** -- for each recommended item, why: the history items behind it (contributions,
+   embedding similarity or category) or what it is popular in (:mod:`chronorec.recommend.explain`).
+
+A request's context reaches models trained to condition on it; otherwise the list's warnings say
+it was ignored (:mod:`chronorec.recommend.context`).
 
 Without any option the pipeline ranks by the raw model score, exactly as
 ``Recommender.recommend`` does: both take their top-k from :func:`chronorec.models.topk.top_k`
@@ -32,10 +36,12 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from chronorec.data import columns as C
 from chronorec.models.topk import top_k
+from chronorec.recommend import frames
+from chronorec.recommend.context import context_notes, request_contexts
+from chronorec.recommend.explain import explain_items, fill_explanations
 from chronorec.recommend.filters import banned_items, seen_items
-from chronorec.recommend.items import ItemTable, PopularityIndex, context_keys, item_embeddings, to_internal
+from chronorec.recommend.items import ItemTable, PopularityIndex, context_keys, item_embeddings
 from chronorec.recommend.options import (
     BlendOptions,
     FilterOptions,
@@ -56,6 +62,8 @@ class RankedList:
     explanations: list[list[tuple[int, float]]] | None = None
     warnings: list[str] = field(default_factory=list)
     keys: np.ndarray | None = None  # the ranking keys before re-ranking (raw model scores where not blended)
+    reasons: list[str] | None = None  # with explanations: one sentence per item, with item names
+    basis: str = "none"  # what an explanation's weight is: contribution, similarity, category (explain.BASES)
 
 
 @dataclass
@@ -129,13 +137,6 @@ def mmr_order(rel: np.ndarray, sim: np.ndarray, lam: float) -> np.ndarray:
         left[j] = False
         max_sim = np.maximum(max_sim, sim[j])
     return np.asarray(chosen)
-
-
-def _distinct_recent(history: np.ndarray, limit: int = 200) -> np.ndarray:
-    """The distinct items of the last ``limit`` history events, most recent first."""
-    recent = history[-limit:]
-    _, first = np.unique(recent[::-1], return_index=True)
-    return recent[::-1][np.sort(first)]
 
 
 # ============================================================================ pipeline
@@ -226,20 +227,27 @@ class RecommendPipeline:
         blend: BlendOptions | None = None,
         contexts: Sequence[Mapping[str, Any] | None] | None = None,
         exclude: Sequence[np.ndarray] | None = None,
+        model_contexts: Sequence[dict[str, Any] | None] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Calibrated (and, for sparse histories, blended) probabilities.
 
         Returns ``(probs, keys, strategies)``: ``probs`` (B, n_items + 1) sum to 1 over the items
         not in ``exclude`` (default: the histories); ``keys`` rank exactly like the model's raw
-        scores where no blending applies (-inf for excluded items and padding).
+        scores where no blending applies (-inf for excluded items and padding). ``contexts`` are
+        the requests' contexts; ``model_contexts`` their coding for the model
+        (:func:`~chronorec.recommend.context.request_contexts`, done here when not given).
         """
         import torch
 
         blend = blend or self.settings.blend
         hist = [np.asarray(h, dtype=np.int64) for h in histories]
         excl = list(exclude) if exclude is not None else hist
+        if model_contexts is None and contexts is not None:
+            model_contexts = request_contexts(self.model, contexts, len(hist))[0]
         with torch.inference_mode():
-            raw = self.model.score(np.asarray(users, dtype=np.int64), hist).float().numpy()
+            u = np.asarray(users, dtype=np.int64)
+            scores = self.model.score(u, hist, list(model_contexts)) if model_contexts else self.model.score(u, hist)
+            raw = scores.float().numpy()
         B = len(hist)
         ok = np.ones((B, self.n_items + 1), bool)
         ok[:, 0] = False
@@ -324,19 +332,24 @@ class RecommendPipeline:
         users = np.asarray(users, dtype=np.int64)
         for s in range(0, len(hist), batch_size):
             chunk = hist[s : s + batch_size]
+            ctx = None if contexts is None else list(contexts[s : s + batch_size])
+            model_ctx, ctx_warnings = request_contexts(self.model, ctx, len(chunk))
             probs, keys, strategies = self.probabilities(
                 users[s : s + batch_size],
                 [h.items for h in chunk],
                 blend=plan.blend,
-                contexts=None if contexts is None else contexts[s : s + batch_size],
+                contexts=ctx,
                 exclude=[seen_items(h.items, h.behaviors, plan.filters) for h in chunk],
+                model_contexts=model_ctx,
             )
             keys[:, banned] = -np.inf
             order, _ = top_k(keys, plan.pool_size)  # the one top-k path: key desc, then internal id asc
             n_valid = np.isfinite(keys).sum(1)
             for r, h in enumerate(chunk):
                 pool = order[r][: min(int(n_valid[r]), plan.pool_size)]
-                out.append(self._finish(h.items, pool, (probs[r], keys[r], strategies[r]), plan, list(base_warnings)))
+                warnings = base_warnings + context_notes(ctx_warnings[r], strategies[r], plan.blend.popularity_source)
+                row_ctx = ctx[r] if ctx is not None else None
+                out.append(self._finish(h.items, pool, (probs[r], keys[r], strategies[r]), plan, warnings, row_ctx))
         return out
 
     def _finish(
@@ -346,20 +359,24 @@ class RecommendPipeline:
         scored: tuple[np.ndarray, np.ndarray, str],
         plan: _Plan,
         warnings: list[str],
+        context: Mapping[str, Any] | None = None,
     ) -> RankedList:
         """Re-rank a row's candidate pool, cut it to k, explain it."""
         p, key, strategy = scored
         if not len(pool):
             warnings.append("no item passes the filters")
             empty = np.zeros(0, np.int64)
-            return RankedList(empty, np.zeros(0), strategy, [] if plan.explain else None, warnings, np.zeros(0))
+            none = [] if plan.explain else None
+            return RankedList(empty, np.zeros(0), strategy, none, warnings, np.zeros(0), none)
         if plan.rerank.active:
             pool = self.rerank(history, pool, p, plan.rerank, warnings)
-        final = pool[: plan.k]
+        final = pool[: plan.k].astype(np.int64)
         if len(final) < plan.k:
             warnings.append(f"only {len(final)} items pass the filters (k={plan.k})")
-        expl = self.explain(history, final, plan.n_explain) if plan.explain else None
-        return RankedList(final.astype(np.int64), p[final], strategy, expl, warnings, key[final])
+        out = RankedList(final, p[final], strategy, None, warnings, key[final])
+        if plan.explain:
+            fill_explanations(self, out, history, plan.n_explain, plan.blend.popularity_source, context)
+        return out
 
     # ---------------------------------------------------------------- re-rank
     def rerank(
@@ -399,31 +416,32 @@ class RecommendPipeline:
 
     # ---------------------------------------------------------------- explain
     def explain(self, history: np.ndarray, items: np.ndarray, n: int = 3) -> list[list[tuple[int, float]]]:
-        """For each item, up to ``n`` distinct history items most similar to it: ``(internal id, similarity)``.
+        """For each item, up to ``n`` distinct history items behind it: ``(internal id, weight)``.
 
-        Similarity is the cosine of item embeddings; without embeddings, history items of the
-        same category (most recent first, similarity 1.0); otherwise nothing.
+        The model's own contributions where it has them (ItemKNN, EASE), else the cosine of item
+        embeddings, else history items of the same category (most recent first, weight 1.0);
+        otherwise nothing (see :mod:`chronorec.recommend.explain`).
         """
-        if n <= 0 or not len(history):
-            return [[] for _ in items]
-        uniq = _distinct_recent(history)
-        emb = self.embeddings
-        if emb is not None:
-            sims = emb[items] @ emb[uniq].T  # (k, h)
-            out = []
-            for r in range(len(items)):
-                order = np.lexsort((np.arange(len(uniq)), -sims[r]))[:n]
-                out.append([(int(uniq[j]), float(sims[r, j])) for j in order if sims[r, j] > 0])
-            return out
-        t = self.item_table
-        if t is None or not t.has_categories:
-            return [[] for _ in items]
-        return [
-            [(int(j), 1.0) for j in uniq[t.category[uniq] == t.category[it]][:n]] if t.category[it] > 0 else []
-            for it in items
-        ]
+        return explain_items(self.model, history, items, n, self.embeddings, self.item_table)[0]
 
     # ---------------------------------------------------------------- external-id front doors
+    def known_items(self, values: Sequence[Any], warnings: list[str], what: str = "history") -> np.ndarray:
+        """Internal ids of the known external item ids in ``values`` (order kept); the rest are reported."""
+        return frames.known_items(self, values, warnings, what)
+
+    def recommend_lists(
+        self,
+        users: Sequence[Any] | None = None,
+        *,
+        histories: Sequence[Sequence[Any]] | None = None,
+        options: RecommendOptions | None = None,
+        user_ids: Sequence[Any] | None = None,
+        contexts: Sequence[Mapping[str, Any] | None] | None = None,
+    ) -> tuple[list[Any], list[RankedList]]:
+        """``(labels, ranked lists)`` for external users or histories (see :meth:`recommend`); each
+        list's ``warnings`` name unknown users and items and the popularity fallback, as the service does."""
+        return frames.recommend_lists(self, users, histories, options, user_ids, contexts)
+
     def recommend(
         self,
         users: Sequence[Any] | None = None,
@@ -433,29 +451,24 @@ class RecommendPipeline:
         user_ids: Sequence[Any] | None = None,
         with_names: bool | None = None,
         score: Literal["probability", "raw"] = "probability",
+        contexts: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> pd.DataFrame:
-        """A DataFrame ``user_id, item_id, score, rank`` (+ ``item_name``, ``explanation``).
+        """A DataFrame ``user_id, item_id, score, rank, source`` (+ ``item_name``, ``explanation``).
 
         Give ``users`` (external ids: their training histories; unknown users get the cold-start
         path) or ``histories`` (external item ids, oldest first; unknown items are ignored).
         ``score="probability"`` reports calibrated probabilities; ``"raw"`` the ranking key (the
         model's own score where no blending applies, as ``Recommender.recommend`` reports it).
+        ``source`` says where a row's score comes from (``model``, ``blend`` or ``popularity``: raw
+        popularity scores are counts, not model scores). ``contexts``: one request context per row.
+        The lists' warnings are in ``frame.attrs["warnings"]`` (see :func:`~chronorec.recommend.frames.summarise_warnings`).
         """
-        if (users is None) == (histories is None):
-            raise ValueError("give either users or histories")
-        if users is not None:
-            labels = list(users)
-            internal = to_internal(self.model.users, labels)
-            hist: list[np.ndarray] = [self.user_history(int(u)) for u in internal]
-        else:
-            labels = list(user_ids) if user_ids is not None else list(range(len(histories)))
-            internal = np.zeros(len(histories), np.int64)
-            hist = []
-            for h in histories:
-                ids = to_internal(self.model.items, list(h))
-                hist.append(ids[ids > 0])
-        lists = self.rank(internal, hist, options)
-        return self.to_frame(labels, lists, with_names=with_names, score=score)
+        labels, lists = self.recommend_lists(
+            users, histories=histories, options=options, user_ids=user_ids, contexts=contexts
+        )
+        df = self.to_frame(labels, lists, with_names=with_names, score=score)
+        df.attrs["warnings"] = frames.summarise_warnings(lists)
+        return df
 
     def to_frame(
         self,
@@ -466,30 +479,7 @@ class RecommendPipeline:
         score: Literal["probability", "raw"] = "probability",
     ) -> pd.DataFrame:
         """Ranked lists as a long DataFrame with external ids (see :meth:`recommend`)."""
-        if score not in ("probability", "raw"):
-            raise ValueError("score must be 'probability' or 'raw'")
-        lens = [len(x.items) for x in lists]
-        flat = np.concatenate([x.items for x in lists]) if lists else np.zeros(0, np.int64)
-        values = [x.scores if score == "probability" else x.keys for x in lists]
-        df = pd.DataFrame(
-            {
-                C.USER: np.repeat(np.asarray(list(labels), dtype=object), lens),
-                C.ITEM: self.external(flat) if len(flat) else np.zeros(0, dtype=object),
-                C.SCORE: np.concatenate(values).astype(np.float64) if lists else np.zeros(0),
-                C.RANK: np.concatenate([np.arange(1, n + 1) for n in lens]).astype(np.int64) if lists else [],
-            }
-        )
-        if len(df) and pd.api.types.is_numeric_dtype(pd.Series(list(labels))):
-            df[C.USER] = pd.to_numeric(df[C.USER])
-        has_names = self.model.item_names is not None or (
-            self.item_table is not None and self.item_table.names is not None
-        )
-        if with_names if with_names is not None else has_names:
-            df["item_name"] = self._names[flat] if len(flat) else []
-        if lists and lists[0].explanations is not None:
-            ext = self.model.items.external_ids
-            df["explanation"] = ["|".join(str(ext[j - 1]) for j, _ in e) for x in lists for e in (x.explanations or [])]
-        return df
+        return frames.to_frame(self, labels, lists, with_names=with_names, score=score)
 
 
 __all__ = ["HistoryEvents", "RankedList", "RecommendPipeline", "mmr_order"]

@@ -13,7 +13,8 @@ Endpoints (OpenAPI at ``/docs``):
 Documented answers: a body that is not JSON -> 400; a field of the wrong type or out of range
 (``k <= 0``, unknown option, too long a list) -> 422 whose ``error`` names the field; a body over
 ``max_body_bytes`` -> 413; a history over ``MAX_HISTORY`` (10,000) items -> 422; ``k`` above the
-catalogue size -> clamped to it, with a warning; a missing or wrong key -> 401; any unexpected
+catalogue size -> clamped to it, with a warning; a missing or wrong key -> 401; more than
+``max_queue`` recommendations in flight -> 503 with ``Retry-After``; any unexpected
 failure -> 500 with a generic message and a ``request_id`` (the traceback goes to the log under
 that id; the process keeps serving).
 """
@@ -74,9 +75,9 @@ def create_app(model_dir: str | Path | ServiceSettings, **options: Any) -> FastA
 
 def _add_recommend(app: FastAPI, svc: Service) -> None:
     @app.post("/recommend", response_model=RecommendResponse)
-    def recommend(req: RecommendRequest):
+    async def recommend(req: RecommendRequest):
         """Top-k items for a user id and/or an explicit history (see the module docstring for the rules)."""
-        return svc.recommend(req)
+        return await svc.ranker.admit(svc.recommend, req)  # in a thread; 503 + Retry-After past max_queue
 
 
 def _add_events(app: FastAPI, svc: Service) -> None:

@@ -47,7 +47,11 @@ class Reason(BaseModel):
 
     item_id: Any = Field(description="External id of the history item.")
     name: str = Field(description="Its name (the id when the model has no names).")
-    similarity: float = Field(description="Cosine of the item embeddings, or 1.0 for the same category.")
+    similarity: float = Field(
+        description="Its weight: the part of the score it contributes (itemknn, ease), the cosine of the "
+        "item embeddings (neural models), or 1.0 for the same category; `basis` says which."
+    )
+    basis: str = Field("similarity", description="contribution, similarity or category.")
 
 
 class RecItem(BaseModel):
@@ -57,7 +61,10 @@ class RecItem(BaseModel):
     name: str = Field(description="Item name (the id when the model has no names).")
     score: float = Field(description="Calibrated probability (or blended score).")
     rank: int = Field(description="1 = first.")
-    because: list[Reason] = Field([], description="History items most similar to it (with explain).")
+    because: list[Reason] = Field([], description="History items behind it (with explain).")
+    reason: str = Field(
+        "", description="Why, in words with item names (with explain): its history items, or what it is popular in."
+    )
 
 
 class RecommendResponse(BaseModel):
@@ -67,7 +74,9 @@ class RecommendResponse(BaseModel):
     items: list[RecItem] = Field(description="The list, best first.")
     strategy: str = Field(description="model, blend (sparse history) or popularity (empty history).")
     history_length: int = Field(description="Events used: training history + live events + explicit history.")
-    warnings: list[str] = Field([], description="What was ignored or clamped.")
+    warnings: list[str] = Field(
+        [], description="What was ignored or clamped: unknown ids, a context the model does not use, fallbacks."
+    )
     model_version: str = Field(description="<kind>-<first 12 hex of the weights' SHA-256>.")
 
 

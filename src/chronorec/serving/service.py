@@ -29,6 +29,7 @@ from chronorec.recommend import (
     context_keys,
     to_internal,
 )
+from chronorec.recommend.frames import POPULARITY_FALLBACK
 from chronorec.serving.metrics import ServiceMetrics
 from chronorec.serving.schemas import Event, HistoryItem, RecommendRequest
 from chronorec.serving.settings import STATE_DIR_NAME, ServiceSettings
@@ -189,9 +190,7 @@ class Service:
         if all(h.timestamp is not None for h in hist):
             hist = sorted(hist, key=lambda h: h.timestamp)  # stable: ties keep the given order
         idx = to_internal(self.model.items, [h.item_id for h in hist])
-        unknown = [h.item_id for h, i in zip(hist, idx, strict=True) if i == 0]
-        if unknown:
-            warnings.append(f"history: {len(unknown)} unknown item ids ignored: {unknown[:10]}")
+        self.pipeline.known_items([h.item_id for h in hist], warnings)
         return idx[idx > 0], [h.behavior for h, i in zip(hist, idx, strict=True) if i > 0]
 
     def recommend(self, req: RecommendRequest) -> dict[str, Any]:
@@ -204,6 +203,8 @@ class Service:
         if req.history:
             more, more_beh = self._explicit_events(req.history, warnings)
             items, behaviors = np.concatenate([items, more]), behaviors + more_beh
+            if not len(items):
+                warnings.append(POPULARITY_FALLBACK)
         has_beh = any(b is not None for b in behaviors)
         ranked = self.pipeline.rank(
             np.array([user_int], np.int64),
@@ -231,7 +232,7 @@ class Service:
                 reasons = ranked.explanations[r]
                 ext_r = pipe.external([j for j, _ in reasons])
                 because = [
-                    {"item_id": _py(x), "name": pipe.item_name(j), "similarity": round(sim, 6)}
+                    {"item_id": _py(x), "name": pipe.item_name(j), "similarity": round(sim, 6), "basis": ranked.basis}
                     for x, (j, sim) in zip(ext_r, reasons, strict=True)
                 ]
             out.append(
@@ -241,6 +242,7 @@ class Service:
                     "score": float(s),
                     "rank": r + 1,
                     "because": because,
+                    "reason": ranked.reasons[r] if ranked.reasons else "",
                 }
             )
         return out

@@ -35,6 +35,9 @@ class ServiceSettings(Strict):
     )
     threads: int = Field(1, ge=1, description="torch threads of the serving process (set by the serve command).")
     max_body_bytes: int = Field(MAX_BODY_BYTES, ge=1, description="Largest request body in bytes (larger: 413).")
+    max_batch: int = Field(64, ge=1, description="Most /recommend requests in one forward pass (1 = no batching).")
+    max_wait_ms: float = Field(2.0, ge=0, description="Longest wait of a request for its batch to fill, ms.")
+    max_queue: int = Field(256, ge=1, description="Most /recommend requests in flight; more get 503 with Retry-After.")
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
         "warning", description="uvicorn log level."
     )

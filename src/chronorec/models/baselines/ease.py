@@ -44,6 +44,17 @@ class EASE(Recommender):
             x[r, torch.from_numpy(np.array(h, dtype=np.int64))] = 1.0
         return x @ self.B
 
+    def explain_items(self, history: np.ndarray, items: np.ndarray, n: int = 3) -> list[list[tuple[int, float]]]:
+        """For each item, the up to ``n`` history items with the largest positive weights ``B[h, item]``:
+        the score is the sum of these weights over the distinct history items."""
+        uniq = np.unique(np.asarray(history, dtype=np.int64))
+        w = self.B[torch.from_numpy(uniq)][:, torch.from_numpy(np.asarray(items, dtype=np.int64))].numpy()
+        out = []
+        for c in range(w.shape[1]):
+            order = np.argsort(-w[:, c], kind="stable")[:n]
+            out.append([(int(uniq[j]), float(w[j, c])) for j in order if w[j, c] > 0])
+        return out
+
     def _state(self):
         return {"B": self.B}
 

@@ -55,6 +55,26 @@ class ItemKNN(Recommender):
         )
         return torch.from_numpy((H @ self.sim).toarray())
 
+    def explain_items(self, history: np.ndarray, items: np.ndarray, n: int = 3) -> list[list[tuple[int, float]]]:
+        """For each item, the up to ``n`` history items that voted most for it: ``(item, vote)``.
+
+        A vote is the item-item similarity times the history item's recency weight (summed over its
+        repeats), so the votes of all history items add up to the item's score.
+        """
+        cfg = self.config
+        h = np.asarray(history, dtype=np.int64)[-cfg.max_history :]
+        w = np.exp(-cfg.recency_decay * np.arange(len(h))[::-1])
+        uniq, inv = np.unique(h, return_inverse=True)
+        weight = np.bincount(inv, weights=w)
+        votes = self.sim[uniq][:, np.asarray(items, dtype=np.int64)].toarray() * weight[:, None]  # (history, items)
+        last = np.zeros(len(uniq), np.int64)
+        last[inv] = np.arange(len(h))  # position of each history item's latest event
+        out = []
+        for c in range(votes.shape[1]):
+            order = np.lexsort((-last, -votes[:, c]))[:n]  # the largest votes; ties: the most recent first
+            out.append([(int(uniq[j]), float(votes[j, c])) for j in order if votes[j, c] > 0])
+        return out
+
     def _state(self):
         S = self.sim
         return {"indptr": S.indptr.astype(np.int64), "indices": S.indices.astype(np.int64), "data": S.data}

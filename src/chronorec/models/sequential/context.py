@@ -171,28 +171,39 @@ def row_context(
 ) -> tuple[dict[str, np.ndarray], np.ndarray | None, dict[str, int] | None]:
     """(feature codes aligned to ``hist``, raw timestamps or None, next-event codes or None) of one row.
 
-    ``ctx`` is the row's raw context (see :func:`encode_external`). Without one, a known user's
-    stored context (``flat``: :func:`store_codes`) is used where the history starts with the user's
-    training sequence (later events get code 0 = unknown).
+    ``ctx`` is the row's raw context (see :func:`encode_external`). Where it gives no per-event
+    values (nothing, or only ``next``: a request's own context), a known user's stored context
+    (``flat``: :func:`store_codes`) is used where the history starts with the user's training
+    sequence (later events get code 0 = unknown), and ``next`` is coded against its last time.
     """
     n = len(hist)
     raw: Mapping[str, Any] = {}
-    nxt_raw, m = None, 0
-    if ctx is not None:
+    nxt_raw = (ctx or {}).get("next")
+    per_event = ctx is not None and any(k != "next" for k in ctx)
+    m = n if per_event else 0
+    if per_event:
         raw = {k: v for k, v in ctx.items() if k != "next"}
-        nxt_raw, m = ctx.get("next"), n
     else:
         stored = _stored_row(store, flat, features, user, hist)
         if stored is not None:
-            return stored
+            codes, ts, _ = stored
+            last = int(ts[-1]) if ts is not None and len(ts) else None
+            return codes, ts, _next_codes(nxt_raw, last, n, features)
     first = np.zeros(m, bool)
     first[:1] = True
     codes = event_features({k: np.asarray(v)[:m] for k, v in raw.items()}, first, features)
     codes = {f: np.pad(c, (0, n - m)) for f, c in codes.items()}
     ts = raw.get("timestamp")
     ts = None if ts is None else np.asarray(ts, dtype=np.int64)
-    nxt = None
-    if nxt_raw:
-        last = int(ts[-1]) if ts is not None and len(ts) else None
-        nxt = next_features(nxt_raw, last, features)
-    return codes, ts, nxt
+    last = int(ts[-1]) if ts is not None and len(ts) else None
+    return codes, ts, _next_codes(nxt_raw, last, n, features)
+
+
+def _next_codes(nxt_raw: Mapping[str, Any] | None, last_ts: int | None, n: int, features: Sequence[str]):
+    """Codes of the next event's context; its gap is unknown (0) after a history of unknown times."""
+    if not nxt_raw:
+        return None
+    nxt = next_features(nxt_raw, last_ts, features)
+    if "gap" in nxt and last_ts is None and n > 0:
+        nxt["gap"] = 0
+    return nxt

@@ -1,0 +1,332 @@
+"""Dynamic micro-batching of ``/recommend``: concurrent requests scored together in one forward pass.
+
+As Triton's and TorchServe's dynamic batchers do, requests wait in a bounded queue and one worker
+thread takes them in batches: a batch starts when it holds ``max_batch`` requests or when its
+oldest request has waited ``max_wait_s``, whichever comes first (requests that queued while the
+previous batch was scored have usually waited that long already, so under load batches form
+without any added wait). The rest of a request (ids, live events, the response) stays in its own
+thread.
+
+* :class:`MicroBatcher` -- the generic queue and worker: ``batcher(item)`` blocks until the
+  batch holding ``item`` is done and returns its result. A batch function that fails is run
+  again one item at a time, so the error of one request reaches that request only. A full queue
+  raises :class:`Overloaded`.
+* :class:`BatchedRanker` -- a drop-in for :meth:`RecommendPipeline.rank
+  <chronorec.recommend.pipeline.RecommendPipeline.rank>` of single requests: it groups a batch
+  by the requests' options and, for sequence models, by history width (each forward pass pads to
+  its longest history), so every list is the one the unbatched pipeline gives; ``admit`` bounds
+  the requests in flight and answers 503 with ``Retry-After`` beyond the bound instead of letting
+  latency grow without limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+from chronorec.errors import ChronorecError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+OVERLOADED = "overloaded: the service has more requests in flight than its queue holds; retry shortly"
+
+
+class Overloaded(ChronorecError):
+    """More requests are waiting than the batcher's queue holds (the service answers 503)."""
+
+
+@dataclass
+class BatchStats:
+    """What the worker did: batches by size and by what started them (tests and /health read it)."""
+
+    batches: int = 0
+    items: int = 0
+    sizes: Counter = field(default_factory=Counter)
+    started_by: Counter = field(default_factory=Counter)  # "full" or "wait"
+    rejected: int = 0
+    retried_alone: int = 0  # batches whose function failed and were run again item by item
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "batches": self.batches,
+            "items": self.items,
+            "mean_batch": round(self.items / self.batches, 3) if self.batches else 0.0,
+            "max_batch_seen": max(self.sizes, default=0),
+            "started_by": dict(self.started_by),
+            "rejected": self.rejected,
+            "retried_alone": self.retried_alone,
+        }
+
+
+@dataclass
+class _Job(Generic[T]):
+    item: T
+    future: Future
+    queued: float
+
+
+class MicroBatcher(Generic[T, R]):
+    """A bounded queue served in batches by one worker thread (see the module docstring).
+
+    Args:
+        fn: scores a batch: ``fn(items) -> results`` (one per item, in order); a result that is an
+            exception is raised in that item's caller only.
+        max_batch: most items per call of ``fn``.
+        max_wait_s: longest time the oldest queued item waits for the batch to fill.
+        max_queue: most items waiting; one more raises :class:`Overloaded`.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[list[T]], Sequence[R | BaseException]],
+        *,
+        max_batch: int = 64,
+        max_wait_s: float = 0.002,
+        max_queue: int = 256,
+        name: str = "chronorec-batcher",
+    ):
+        if max_batch < 1 or max_queue < 1 or max_wait_s < 0:
+            raise ValueError("max_batch and max_queue must be >= 1 and max_wait_s >= 0")
+        self.fn, self.max_batch, self.max_wait_s, self.max_queue = fn, max_batch, max_wait_s, max_queue
+        self.stats = BatchStats()
+        self._queue: deque[_Job[T]] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._seconds_per_batch = 0.0  # running mean, for Retry-After
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def submit(self, item: T) -> Future:
+        """Queue ``item``; the future holds its result. Raises :class:`Overloaded` when the queue is full."""
+        fut: Future = Future()
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the batcher is closed")
+            if len(self._queue) >= self.max_queue:
+                self.stats.rejected += 1
+                raise Overloaded(OVERLOADED)
+            self._queue.append(_Job(item, fut, time.monotonic()))
+            self._cond.notify()
+        return fut
+
+    def __call__(self, item: T) -> R:
+        """The result of ``item``, once the batch holding it is done."""
+        return self.submit(item).result()
+
+    def retry_after_s(self) -> int:
+        """Seconds a rejected client should wait: the time to work off the queue, at least 1."""
+        batches = math.ceil(max(len(self._queue), 1) / self.max_batch)
+        return max(1, math.ceil(batches * self._seconds_per_batch))
+
+    def close(self, timeout: float | None = 5.0) -> None:
+        """Finish the queued items, then stop the worker."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+
+    # ---------------------------------------------------------------- worker
+    def _take(self) -> tuple[list[_Job[T]], str] | None:
+        """The next batch (None once closed and drained): waits for the first item, then until the
+        batch is full or its oldest item has waited ``max_wait_s``."""
+        with self._cond:
+            while not self._queue and not self._closed:
+                self._cond.wait()
+            if not self._queue:
+                return None
+            deadline = self._queue[0].queued + self.max_wait_s
+            while len(self._queue) < self.max_batch and not self._closed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            n = min(self.max_batch, len(self._queue))
+            jobs = [self._queue.popleft() for _ in range(n)]
+        return jobs, "full" if n == self.max_batch else "wait"
+
+    def _run(self) -> None:
+        while True:
+            taken = self._take()
+            if taken is None:
+                return
+            jobs, reason = taken
+            t0 = time.perf_counter()
+            results = self._results([j.item for j in jobs])
+            self._seconds_per_batch = 0.9 * self._seconds_per_batch + 0.1 * (time.perf_counter() - t0)
+            s = self.stats
+            s.batches, s.items = s.batches + 1, s.items + len(jobs)
+            s.sizes[len(jobs)] += 1
+            s.started_by[reason] += 1
+            for job, res in zip(jobs, results, strict=True):
+                if isinstance(res, BaseException):
+                    job.future.set_exception(res)
+                else:
+                    job.future.set_result(res)
+
+    def _results(self, items: list[T]) -> list[Any]:
+        """``fn`` over the batch; if it fails (or answers the wrong number of results), item by item."""
+        try:
+            out = list(self.fn(items))
+            if len(out) == len(items):
+                return out
+            raise RuntimeError(f"the batch function gave {len(out)} results for {len(items)} items")
+        except Exception as err:  # noqa: BLE001 - isolated below: each item gets its own answer
+            if len(items) == 1:
+                return [err]
+            logger.debug("batch of %d failed (%s); scoring its items one by one", len(items), err)
+        self.stats.retried_alone += 1
+        out = []
+        for item in items:
+            try:
+                out.append(self.fn([item])[0])
+            except Exception as err:  # noqa: BLE001 - this item's error, raised in its caller
+                out.append(err)
+        return out
+
+
+# ============================================================================ ranking
+@dataclass
+class RankRow:
+    """One request's row of :meth:`RecommendPipeline.rank`."""
+
+    user: int
+    history: Any  # HistoryEvents or an array of internal items
+    options: Any  # RecommendOptions (or a request that extends it)
+    context: Mapping[str, Any] | None
+    group: str  # requests with the same options are ranked in one call
+
+
+def _options_key(options: Any) -> str:
+    """Requests whose list options are equal share one pipeline call."""
+    if options is None:
+        return ""
+    from chronorec.recommend.options import RecommendOptions
+
+    return options.model_dump_json(include=set(RecommendOptions.model_fields))
+
+
+def width_bucket(n: int, cap: int | None) -> int:
+    """Histories padded together: lengths (capped at the model's ``max_len``) in the same power-of-two band."""
+    n = min(n, cap) if cap else n
+    return 0 if n <= 1 else (n - 1).bit_length()
+
+
+class BatchedRanker:
+    """``rank`` of single requests through a :class:`MicroBatcher` (``max_batch`` 1: the pipeline directly).
+
+    Args:
+        pipeline: the :class:`~chronorec.recommend.pipeline.RecommendPipeline` that ranks.
+        max_batch, max_wait_s, max_queue: see :class:`MicroBatcher`; ``max_queue`` also bounds the
+            requests :meth:`admit` lets in at once.
+    """
+
+    def __init__(self, pipeline: Any, *, max_batch: int = 64, max_wait_s: float = 0.002, max_queue: int = 256):
+        self.pipeline = pipeline
+        self.max_batch, self.max_queue = max_batch, max_queue
+        self.in_flight = 0
+        self.rejected = 0
+        self._limiter: Any = None
+        # sequence models pad a forward pass to its longest history: band the batch by width
+        self._width_cap: int | None = getattr(getattr(pipeline.model, "config", None), "max_len", None)
+        self.batcher: MicroBatcher | None = None
+        if max_batch > 1:
+            self.batcher = MicroBatcher(
+                self._rank_rows, max_batch=max_batch, max_wait_s=max_wait_s, max_queue=max_queue
+            )
+
+    @classmethod
+    def from_settings(cls, pipeline: Any, settings: Any) -> BatchedRanker:
+        """From a :class:`~chronorec.serving.settings.ServiceSettings` (its batching fields, where set)."""
+        return cls(
+            pipeline,
+            max_batch=getattr(settings, "max_batch", 64),
+            max_wait_s=getattr(settings, "max_wait_ms", 2.0) / 1000,
+            max_queue=getattr(settings, "max_queue", 256),
+        )
+
+    # ---------------------------------------------------------------- the pipeline's rank
+    def rank(
+        self,
+        users: np.ndarray,
+        histories: Sequence[Any],
+        options: Any = None,
+        *,
+        contexts: Sequence[Mapping[str, Any] | None] | None = None,
+    ) -> list[Any]:
+        """As :meth:`RecommendPipeline.rank`; a single request goes through the batcher."""
+        if self.batcher is None or len(histories) != 1:
+            return self.pipeline.rank(users, histories, options, contexts=contexts)
+        ctx = contexts[0] if contexts is not None else None
+        row = RankRow(int(np.asarray(users)[0]), histories[0], options, ctx, _options_key(options))
+        return [self.batcher(row)]
+
+    def _rank_rows(self, rows: list[RankRow]) -> list[Any]:
+        """Rank a batch: one pipeline call per options group and history-width band; results in order."""
+        groups: dict[tuple[str, int], list[int]] = {}
+        for i, r in enumerate(rows):
+            band = width_bucket(len(r.history), self._width_cap) if self._width_cap else 0
+            groups.setdefault((r.group, band), []).append(i)
+        out: list[Any] = [None] * len(rows)
+        for idx in groups.values():
+            part = [rows[i] for i in idx]
+            ranked = self.pipeline.rank(
+                np.array([r.user for r in part], np.int64),
+                [r.history for r in part],
+                part[0].options,
+                contexts=[r.context for r in part],
+            )
+            for i, res in zip(idx, ranked, strict=True):
+                out[i] = res
+        return out
+
+    # ---------------------------------------------------------------- admission
+    async def admit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` in a worker thread unless ``max_queue`` requests are already in flight:
+        then (or when the batcher's queue is full) a 503 with ``Retry-After``. Call from the event loop."""
+        import anyio
+
+        if self._limiter is None:  # as many threads as requests can wait on one batch (anyio's 40 at least)
+            self._limiter = anyio.CapacityLimiter(max(40, 2 * self.max_batch))
+        if self.in_flight >= self.max_queue:
+            return self._overloaded()
+        self.in_flight += 1
+        try:
+            return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
+        except Overloaded:
+            return self._overloaded()
+        finally:
+            self.in_flight -= 1
+
+    def _overloaded(self) -> Any:
+        from starlette.responses import JSONResponse
+
+        self.rejected += 1
+        retry = self.batcher.retry_after_s() if self.batcher is not None else 1
+        return JSONResponse({"error": OVERLOADED}, status_code=503, headers={"Retry-After": str(retry)})
+
+    def stats(self) -> dict[str, Any]:
+        """Batches, their sizes, what started them, and the requests refused with 503."""
+        base = self.batcher.stats.as_dict() if self.batcher is not None else {"batches": 0}
+        return {**base, "max_batch": self.max_batch, "in_flight": self.in_flight, "rejected_503": self.rejected}
+
+    def close(self) -> None:
+        if self.batcher is not None:
+            self.batcher.close()
+
+
+__all__ = ["BatchStats", "BatchedRanker", "MicroBatcher", "Overloaded", "RankRow", "width_bucket"]
