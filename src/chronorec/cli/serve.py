@@ -24,6 +24,9 @@ def serve(
     items: Annotated[Path | None, field_option(S, "items")] = None,
     settings: Annotated[Path | None, field_option(S, "settings")] = None,
     threads: Annotated[int | None, field_option(S, "threads")] = None,
+    max_batch: Annotated[int | None, field_option(S, "max_batch")] = None,
+    max_wait_ms: Annotated[float | None, field_option(S, "max_wait_ms")] = None,
+    max_queue: Annotated[int | None, field_option(S, "max_queue")] = None,
     export_events: Annotated[Path | None, field_option(S, "export_events")] = None,
     log_level: Annotated[str | None, field_option(S, "log_level")] = None,
     config: ConfigOpt = None,
@@ -55,6 +58,9 @@ def serve(
         api_key=_api_key(s),
         items_path=Path(s.items) if s.items else None,
         settings_path=Path(s.settings) if s.settings else None,
+        max_batch=s.max_batch,
+        max_wait_ms=s.max_wait_ms,
+        max_queue=s.max_queue,
     )
     if s.host not in ("127.0.0.1", "localhost", "::1"):
         typer.secho(f"warning: binding {s.host}: the service is reachable from other machines", err=True)

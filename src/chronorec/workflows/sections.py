@@ -151,6 +151,9 @@ class ServeConfig(Strict):
         None, description="RecommendSettings JSON (temperature, blend, ...; default <model>/recommend.json)."
     )
     threads: int = Field(1, ge=1, description="torch threads per request.")
+    max_batch: int = Field(64, ge=1, description="Most /recommend requests in one forward pass (1 = no batching).")
+    max_wait_ms: float = Field(2.0, ge=0, description="Longest wait of a request for its batch to fill, in ms.")
+    max_queue: int = Field(256, ge=1, description="Most /recommend requests in flight; more get 503 with Retry-After.")
     export_events: str | None = Field(
         None, description="Write the stored live events to this .parquet/.csv/.jsonl and exit."
     )
