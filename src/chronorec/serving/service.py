@@ -30,6 +30,7 @@ from chronorec.recommend import (
     to_internal,
 )
 from chronorec.recommend.frames import POPULARITY_FALLBACK
+from chronorec.serving.batcher import BatchedRanker
 from chronorec.serving.metrics import ServiceMetrics
 from chronorec.serving.schemas import Event, HistoryItem, RecommendRequest
 from chronorec.serving.settings import STATE_DIR_NAME, ServiceSettings
@@ -89,6 +90,7 @@ class Service:
         items = ItemTable.read(settings.items_path, self.model.items) if settings.items_path is not None else None
         self.popularity = PopularityIndex(self.model.popularity)
         self.pipeline = RecommendPipeline(self.model, items=items, settings=rec_settings, popularity=self.popularity)
+        self.ranker = BatchedRanker.from_settings(self.pipeline, settings)  # concurrent requests: one forward pass
         self.user_int_ids = np.issubdtype(np.asarray(self.model.users.external_ids).dtype, np.integer)
         self.metrics = ServiceMetrics(
             {
@@ -206,7 +208,7 @@ class Service:
             if not len(items):
                 warnings.append(POPULARITY_FALLBACK)
         has_beh = any(b is not None for b in behaviors)
-        ranked = self.pipeline.rank(
+        ranked = self.ranker.rank(  # the pipeline's rank, batched with concurrent requests
             np.array([user_int], np.int64),
             [HistoryEvents(items, behaviors if has_beh else None)],
             req,  # a RecommendOptions with the request's k, filters, rerank, blend and explain
