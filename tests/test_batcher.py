@@ -205,3 +205,16 @@ def test_the_service_answers_503_with_retry_after_when_overloaded(model, tmp_pat
         ranker.batcher.max_queue = 3
         assert c.post("/recommend", json=body).json()["items"] == ok.json()["items"]
         assert ranker.stats()["rejected_503"] == 2
+
+
+def test_the_batch_path_scores_by_history_length_and_answers_in_the_given_order(model):
+    from chronorec.cli.recommend import by_history_length
+
+    pipe = RecommendPipeline(model)
+    ids = list(model.users.external_ids[::-1]) + ["nobody"]  # longest and shortest histories interleaved
+    opts = RecommendOptions(k=4)
+    labels, lists = by_history_length(pipe, ids, options=opts)
+    ref_labels, ref_lists = pipe.recommend_lists(ids, options=opts)
+    assert labels == ref_labels == ids
+    for a, b in zip(lists, ref_lists, strict=True):
+        same_list(a, b)

@@ -155,9 +155,27 @@ def recommend(
         if not ids:
             raise ConfigError("no users: give --users, --users-file or --history")
         ids = typed_ids(ids, m.users)
-        labels, lists = pipe.recommend_lists(ids, options=opts, contexts=None if ctx is None else [ctx] * len(ids))
+        labels, lists = by_history_length(pipe, ids, options=opts, contexts=None if ctx is None else [ctx] * len(ids))
     _echo_warnings(lists)
     _write_recommendations(pipe.to_frame(labels, lists, score=score_kind), r.out)
+
+
+def by_history_length(pipe: Any, ids: list[Any], **kw: Any) -> tuple[list[Any], list[Any]]:
+    """``pipe.recommend_lists(ids, **kw)`` scored in order of history length, answered in the given order.
+
+    A forward pass pads its batch to the longest history, so batches of similar lengths spare most
+    of the padding (as the evaluation pass does); each user's list does not depend on its batch.
+    """
+    import numpy as np
+
+    lengths = pipe.model.store.lengths[pipe.model.users.to_internal(ids)]  # user 0 (unknown): length 0
+    order = np.argsort(lengths, kind="stable")
+    ctx = kw.pop("contexts", None)
+    labels, lists = pipe.recommend_lists(
+        [ids[i] for i in order], contexts=None if ctx is None else [ctx[i] for i in order], **kw
+    )
+    back = np.argsort(order, kind="stable")
+    return [labels[i] for i in back], [lists[i] for i in back]
 
 
 def _parse_context(values: list[str] | None) -> dict[str, Any] | None:
