@@ -336,12 +336,15 @@ def apply_rules(frame: pd.DataFrame, rules: list[Rule]) -> RuleResult:
 
 
 def _value_counts(frame: pd.DataFrame, rule: Rule, hit: np.ndarray, top: int = 20) -> dict[str, int]:
-    """The removed rows' values of the column a one-column rule tests (most frequent first)."""
+    """The removed rows' values of the column a one-column rule tests, most frequent first (empty
+    when there are more than ``top`` distinct ones)."""
     conds = _as_list(rule.drop if rule.drop is not None else rule.require)
     if len({c.column for c in conds}) != 1 or any(c.missing is not None for c in conds) or not hit.any():
         return {}
     vc = frame.loc[hit, conds[0].column].astype(str).str.strip().value_counts()
-    return {str(k): int(v) for k, v in vc.head(top).items()}
+    if len(vc) > top:  # many distinct values (times, prices): a list would say nothing
+        return {}
+    return {str(k): int(v) for k, v in vc.items()}
 
 
 def net_cancellations(df: pd.DataFrame, cancel: np.ndarray, name: str) -> tuple[pd.DataFrame, dict[str, int], float]:
