@@ -7,10 +7,12 @@ the SHA-256 of every file, and ``load`` refuses a directory whose files do not m
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import json
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from chronorec.errors import ConfigError, ModelLoadError
+from chronorec.errors import ConfigError, ModelFolderError, ModelLoadError
 
 MANIFEST = "manifest.json"
 ALLOWED_SUFFIXES = {".json", ".safetensors", ".parquet"}
@@ -68,22 +70,113 @@ def write_manifest(directory: Path, kind: str, extra: dict[str, Any] | None = No
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
 
+MODEL_FILES = ("model.safetensors", "config.json", "users.parquet", "items.parquet", "item_names.parquet")
+"""The files a model's save writes: one of them in a folder but not in its manifest is stale or planted."""
+
+FIX = "save the model again (chronorec train --out) or restore the folder from a backup"
+
+
+def _fail(message: str) -> ModelFolderError:
+    return ModelFolderError(f"{message}; {FIX}")
+
+
+def _own_entry(d: Path, name: Any, source: Path, what: str) -> Path:
+    """``d / name`` when ``name`` is a plain name of a file or folder inside ``d`` (no path, no link)."""
+    plain = isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
+    if not plain or Path(name).is_absolute() or Path(name).name != name:
+        raise ModelFolderError(
+            f"{source}: refusing {what} {name!r}: a model folder lists only its own files, "
+            f"never a path (no '/', '..' or absolute paths); {FIX}"
+        )
+    p = d / name
+    if p.is_symlink():
+        raise ModelFolderError(
+            f"{p}: refusing {what} {name!r}: it is a symbolic link (possibly out of the folder); {FIX}"
+        )
+    return p
+
+
+def read_json_object(path: Path, what: str) -> dict[str, Any]:
+    """The JSON object in ``path``, or a :class:`ModelFolderError` naming the file (empty, truncated, not an object)."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise _fail(f"{path}: {what} is not valid JSON (empty, truncated or corrupt: {e})") from None
+    if not isinstance(value, dict):
+        raise _fail(f"{path}: {what} must be a JSON object, not {type(value).__name__}")
+    return value
+
+
+def _check_readable(f: Path) -> None:
+    """Open ``f`` by its format, so a corrupt file whose checksum was faked is refused with its name."""
+    if f.suffix == ".json":
+        if f.name == "config.json":
+            read_json_object(f, "the model configuration")
+        else:
+            try:
+                json.loads(f.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise _fail(f"{f}: not valid JSON ({e})") from None
+    elif f.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(f), "numpy") as handle:
+                list(handle.keys())
+        except Exception as e:  # SafetensorError is not importable by name in every version
+            raise _fail(f"{f}: corrupt or truncated safetensors file ({e})") from None
+    elif f.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            pq.read_metadata(f)
+        except Exception as e:  # pyarrow's ArrowInvalid / OSError
+            raise _fail(f"{f}: corrupt or truncated Parquet file ({e})") from None
+
+
+def _check_files(d: Path, path: Path, files: Any) -> None:
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise _fail(f"{path}: 'files' must map file names to SHA-256 digests")
+    for name, digest in files.items():
+        f = _own_entry(d, name, path, "manifest entry")
+        if Path(name).suffix not in ALLOWED_SUFFIXES:
+            raise ModelLoadError(f"{path}: refusing to load {name!r} (only JSON, safetensors and Parquet are allowed)")
+        if not f.exists():
+            raise FileNotFoundError(f"{d}: {name} is listed in the manifest but missing")
+        if not f.is_file():
+            raise _fail(f"{f}: listed in the manifest as a file but is not one")
+        if _sha256(f) != digest:
+            raise ModelLoadError(f"{f}: checksum does not match the manifest (file changed or corrupt)")
+        _check_readable(f)
+    stale = [n for n in MODEL_FILES if n not in files and (d / n).exists()]
+    if stale:
+        raise _fail(f"{d}: {stale} are not in the manifest (left by another save, or planted)")
+
+
 def read_manifest(directory: str | Path) -> dict[str, Any]:
+    """The folder's manifest after checking it: every listed file inside the folder (no paths, no
+    links), present, matching its SHA-256 and readable in its format; ``members`` (an ensemble's
+    sub-folders) inside the folder too. A problem raises :class:`ModelFolderError` (or
+    ``FileNotFoundError`` for a missing folder or file) naming the folder, the file and the fix."""
     d = Path(directory)
     path = d / MANIFEST
     if not path.exists():
         raise FileNotFoundError(f"{d}: no {MANIFEST}; not a chronorec model directory")
-    manifest = json.loads(path.read_text())
+    if path.is_symlink() or not path.is_file():
+        raise _fail(f"{path}: the manifest must be a plain file in the folder")
+    manifest = read_json_object(path, "the manifest")
     if manifest.get("format") != "chronorec-model":
         raise ModelLoadError(f"{path}: not a chronorec model manifest")
-    for name, digest in manifest["files"].items():
-        if Path(name).suffix not in ALLOWED_SUFFIXES:
-            raise ModelLoadError(f"{path}: refusing to load {name!r} (only JSON, safetensors and Parquet are allowed)")
-        f = d / name
-        if not f.exists():
-            raise FileNotFoundError(f"{d}: {name} is listed in the manifest but missing")
-        if _sha256(f) != digest:
-            raise ModelLoadError(f"{f}: checksum does not match the manifest (file changed or corrupt)")
+    if not isinstance(manifest.get("kind"), str):
+        raise _fail(f"{path}: 'kind' must be a model kind name")
+    _check_files(d, path, manifest.get("files"))
+    members = manifest.get("members")
+    if members is not None:
+        if not isinstance(members, list):
+            raise _fail(f"{path}: 'members' must be a list of sub-folder names")
+        for name in members:
+            if not _own_entry(d, name, path, "ensemble member").is_dir():
+                raise FileNotFoundError(f"{d}: ensemble member {name} is listed in the manifest but missing")
     return manifest
 
 
@@ -116,37 +209,68 @@ def _check_target(final: Path, marker: str) -> None:
         )
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def _carry_over(old: Path, final: Path) -> None:
+    """Move the :data:`KEEP_ON_REPLACE` folders of a replaced version into ``final``, then drop it."""
+    for name in KEEP_ON_REPLACE:
+        if (old / name).is_dir() and final.is_dir() and not (final / name).exists():
+            (old / name).rename(final / name)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _recover(final: Path) -> None:
+    """Finish what a killed write left next to ``final``: put a replaced version back where the new
+    one never arrived, carry a replaced version's live state over, remove half-written folders."""
+    olds = sorted(final.parent.glob(f".{final.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if olds and not final.exists():
+        olds.pop().rename(final)  # killed between the two renames of the fallback path
+    for left in [*olds, *final.parent.glob(f".{final.name}.tmp-*")]:
+        _carry_over(left, final)  # a .tmp- folder holding live/ is a replaced version (swapped out)
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path, *, marker: str = MANIFEST) -> Iterator[Path]:
-    """Write a folder aside, then rename it into place.
+    """Write a folder aside, then swap it into place.
 
     Yields an empty temporary folder next to ``path``; when the block ends without an error, its
-    files are fsynced and it replaces ``path``. Readers see the old folder or the new one, never a
-    mix; a failed or killed write leaves the old folder as it was; nothing stale of the old folder
-    survives (except :data:`KEEP_ON_REPLACE`). An existing non-empty folder without ``marker`` (the
-    file a complete save writes) is refused rather than replaced.
+    files are fsynced and it replaces ``path`` in one step (an atomic exchange on Linux; elsewhere
+    two renames, undone by the next write if a kill falls between them). Readers see the old folder
+    or the new one, never a mix; a failed or killed write leaves the old folder as it was; nothing
+    stale of the old folder survives (except :data:`KEEP_ON_REPLACE`). An existing non-empty folder
+    without ``marker`` (the file a complete save writes) is refused rather than replaced.
     """
     final = Path(path)
-    _check_target(final, marker)
     final.parent.mkdir(parents=True, exist_ok=True)
-    for stale in final.parent.glob(f".{final.name}.tmp-*"):  # left by a killed write
-        shutil.rmtree(stale, ignore_errors=True)
+    _recover(final)
+    _check_target(final, marker)
     tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:12]}"
     tmp.mkdir()
+    old: Path | None = None
     try:
         yield tmp
         _fsync_tree(tmp)
-        old = None
-        if final.exists():
-            old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:12]}"
-            final.rename(old)
-        tmp.rename(final)
+        if final.exists() and _exchange(tmp, final):
+            old = tmp  # the replaced version, now in the temporary folder
+        else:
+            if final.exists():
+                old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:12]}"
+                final.rename(old)
+            tmp.rename(final)
         _fsync_dir(final.parent)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     if old is not None:
-        for name in KEEP_ON_REPLACE:
-            if (old / name).is_dir() and not (final / name).exists():
-                (old / name).rename(final / name)
-        shutil.rmtree(old, ignore_errors=True)
+        _carry_over(old, final)

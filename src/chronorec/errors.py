@@ -29,8 +29,26 @@ class ModelLoadError(ChronorecError, ValueError):
     """A model folder is missing, incomplete, tampered with, or of an unknown kind."""
 
 
+class ModelFolderError(ModelLoadError):
+    """A model folder's files are unsafe or unreadable: a manifest entry outside the folder, a
+    corrupt or truncated file, files that contradict each other. The message names folder, file and fix."""
+
+
+class CheckpointError(ChronorecError, ValueError):
+    """A training checkpoint cannot be resumed: absent, truncated, or written by another run."""
+
+
 class NotFittedError(ChronorecError, RuntimeError):
     """A model was asked to score or recommend before ``fit``."""
 
 
-__all__ = ["ChronorecError", "ConfigError", "DataError", "IngestError", "ModelLoadError", "NotFittedError"]
+__all__ = [
+    "CheckpointError",
+    "ChronorecError",
+    "ConfigError",
+    "DataError",
+    "IngestError",
+    "ModelFolderError",
+    "ModelLoadError",
+    "NotFittedError",
+]

@@ -6,10 +6,16 @@ moments), ``torch_rng.safetensors`` (torch's global generator) and ``trainer.jso
 generator, the optimizer's scalars and the trainer's progress). The files of one checkpoint are
 written aside and renamed into ``<checkpoint_dir>/state`` together, so a kill at any moment leaves
 the previous checkpoint whole, never a mix of two epochs. Never pickle.
+
+``trainer.json`` also carries the run's fingerprint (:func:`fingerprint`: what is learnt -- the
+model's configuration without its run settings, the shapes of its weights -- and the training
+data with its catalogue); :func:`load` refuses a checkpoint whose fingerprint differs from the
+resuming run's, and one whose files are truncated or corrupt, with a :class:`CheckpointError`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,18 +25,80 @@ import numpy as np
 import torch
 
 from chronorec.artifacts import atomic_dir, load_tensors, save_tensors
+from chronorec.errors import CheckpointError
+from chronorec.training.settings import RunSettings, StoppingParams
 
 STATE_FILE = "trainer.json"
 STATE_DIR = "state"
 
 
+RUN_ONLY = (
+    (set(RunSettings.model_fields) - {"seed"})
+    | set(StoppingParams.model_fields)
+    | {
+        "progress",
+        "label",
+        "device",
+        "amp",
+        "amp_dtype",
+        "compile",
+        "compile_mode",
+        "eval_users",
+    }
+)
+"""Settings that may change between a run and its resumption (where and how long it runs)."""
+
+
+def _digest(*arrays: Any) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.asarray(a)
+        if a.dtype == object:
+            h.update("\x1f".join(map(str, a.tolist())).encode())
+        else:
+            h.update(str((a.dtype.str, a.shape)).encode())
+            h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+def data_fingerprint(offsets: Any, items: Any, item_ids: Any) -> dict[str, Any]:
+    """The training data in a few fields: sizes, and hashes of the sequences and the catalogue's ids."""
+    return {
+        "n_sequences": int(len(offsets) - 1),
+        "n_events": int(len(items)),
+        "n_items": int(len(item_ids)),
+        "sequences": _digest(offsets, items),
+        "catalogue": _digest(item_ids),
+    }
+
+
+def fingerprint(params: dict[str, Any], module: torch.nn.Module) -> dict[str, Any]:
+    """What a resumed run must share with the run that wrote the checkpoint: the configuration of
+    what is learnt (``params`` without :data:`RUN_ONLY`; a ``data`` entry from
+    :func:`data_fingerprint`), and the names and shapes of the module's weights."""
+    config = {k: v for k, v in params.items() if k not in RUN_ONLY and k != "data"}
+    shapes = {k: list(v.shape) for k, v in module.state_dict().items()}
+    out = {"config": json.loads(json.dumps(config, default=str)), "weights": _digest(json.dumps(shapes))}
+    if "data" in params:
+        out["data"] = params["data"]
+    return out
+
+
+def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    out = []
+    for part in ("config", "data"):
+        a, b = saved.get(part) or {}, current.get(part) or {}
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                out.append(f"{part} {key}: {a.get(key)!r} in the checkpoint, {b.get(key)!r} now")
+    if not out and saved.get("weights") != current.get("weights"):
+        out.append("the shapes of the weights differ")
+    return out
+
+
 def module_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """A detached copy of the module's state (parameters and buffers)."""
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-
-def _torch_state(path: Path) -> dict[str, torch.Tensor]:
-    return {k: torch.from_numpy(v.copy()) for k, v in load_tensors(path).items()}
 
 
 def optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -89,13 +157,17 @@ def save(
     best_state: dict[str, torch.Tensor],
     opt: torch.optim.Optimizer,
     state: Checkpoint,
+    run: dict[str, Any] | None = None,
 ) -> None:
-    """Write a checkpoint of ``module`` (its current and best weights), ``opt`` and ``state``, atomically."""
+    """Write a checkpoint of ``module`` (its current and best weights), ``opt`` and ``state``, atomically;
+    ``run`` is the run's :func:`fingerprint`."""
     with atomic_dir(Path(directory) / STATE_DIR, marker=STATE_FILE) as d:
-        _write(d, module, best_state, opt, state)
+        _write(d, module, best_state, opt, state, run)
 
 
-def _write(d: Path, module: torch.nn.Module, best_state, opt: torch.optim.Optimizer, state: Checkpoint) -> None:
+def _write(
+    d: Path, module: torch.nn.Module, best_state, opt: torch.optim.Optimizer, state: Checkpoint, run=None
+) -> None:
     save_tensors(d / "last.safetensors", module_tensors(module))
     save_tensors(d / "best.safetensors", best_state)
     opt_tensors, opt_meta = optimizer_tensors(opt)
@@ -111,22 +183,74 @@ def _write(d: Path, module: torch.nn.Module, best_state, opt: torch.optim.Optimi
         "numpy_rng": state.numpy_rng,
         "optimizer": opt_meta,
         "finished": state.finished,
+        "fingerprint": run,
     }
     (d / STATE_FILE).write_text(json.dumps(meta))
 
 
+def _read(path: Path, what: str) -> Any:
+    """One file of a checkpoint, or a one-line :class:`CheckpointError` naming it."""
+    try:
+        if path.suffix == ".json":
+            value = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(value, dict):
+                raise ValueError("not a JSON object")
+            return value
+        return load_tensors(path)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: a checkpoint file ({what}) is missing; {_START_AGAIN}") from None
+    except Exception as e:  # JSON, safetensors or decoding errors of a truncated or corrupt file
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint file ({what}: {e}); {_START_AGAIN}") from None
+
+
+_START_AGAIN = "delete the checkpoint folder, or run without --resume, to start again"
+
+
 def load(
-    directory: str | Path, module: torch.nn.Module, opt: torch.optim.Optimizer
+    directory: str | Path,
+    module: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    expected: dict[str, Any] | None = None,
 ) -> tuple[Checkpoint, dict[str, torch.Tensor]]:
-    """Restore ``module`` (latest weights), ``opt`` and torch's generator; return the state and best weights."""
+    """Restore ``module`` (latest weights), ``opt`` and torch's generator; return the state and best weights.
+
+    ``expected`` (:func:`fingerprint` of the resuming run) must match the checkpoint's when both have
+    one; a mismatch or a damaged file raises :class:`CheckpointError` before anything is restored.
+    """
     d = _state_dir(directory)
-    meta = json.loads((d / STATE_FILE).read_text())
-    module.load_state_dict(_torch_state(d / "last.safetensors"))
-    best_state = _torch_state(d / "best.safetensors")
-    load_optimizer(opt, load_tensors(d / "optimizer.safetensors"), meta["optimizer"])
-    torch.set_rng_state(torch.from_numpy(load_tensors(d / "torch_rng.safetensors")["state"].copy()))
-    state = Checkpoint(**{k: meta[k] for k in Checkpoint.__dataclass_fields__})
+    meta = _read(d / STATE_FILE, "progress file")
+    saved = meta.get("fingerprint")
+    if expected is not None and saved is not None:
+        diff = _differences(saved, expected)
+        if diff:
+            raise CheckpointError(
+                f"{directory}: the checkpoint was written by another run ({'; '.join(diff[:3])}); "
+                "give another --checkpoint-dir, or run without --resume to start again"
+            )
+    last = _read(d / "last.safetensors", "weights")
+    best = _read(d / "best.safetensors", "best weights")
+    opt_state = _read(d / "optimizer.safetensors", "optimizer state")
+    rng = _read(d / "torch_rng.safetensors", "random generator state")
+    try:
+        state = Checkpoint(**{k: meta[k] for k in Checkpoint.__dataclass_fields__})
+        module.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in last.items()})
+        best_state = {k: torch.from_numpy(v.copy()) for k, v in best.items()}
+        load_optimizer(opt, opt_state, meta["optimizer"])
+        torch.set_rng_state(torch.from_numpy(rng["state"].copy()))
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        text = " ".join(str(e).split())[:300]
+        raise CheckpointError(f"{directory}: the checkpoint does not fit this run ({text}); {_START_AGAIN}") from None
     return state, best_state
 
 
-__all__ = ["Checkpoint", "exists", "load", "load_optimizer", "module_tensors", "optimizer_tensors", "save"]
+__all__ = [
+    "Checkpoint",
+    "data_fingerprint",
+    "exists",
+    "fingerprint",
+    "load",
+    "load_optimizer",
+    "module_tensors",
+    "optimizer_tensors",
+    "save",
+]

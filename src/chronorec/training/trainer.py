@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from chronorec.errors import CheckpointError
 from chronorec.training import checkpoint as ckpt
 from chronorec.training.runtime import (
     resolve_device,
@@ -127,9 +128,11 @@ class Trainer:
     def resume(self) -> bool:
         """Continue from the checkpoint folder if it holds one; True when that run had finished."""
         d = self.settings.checkpoint_dir
-        if not (d and self.settings.resume and ckpt.exists(d)):
+        if not (d and self.settings.resume):
             return False
-        state, self.best_state = ckpt.load(d, self.module, self.opt)
+        if not ckpt.exists(d):  # resuming nothing is a mistake (a wrong folder), not a fresh start
+            raise CheckpointError(f"--resume: no checkpoint in {d}; run without --resume to start a new run there")
+        state, self.best_state = ckpt.load(d, self.module, self.opt, ckpt.fingerprint(self.params, self.module))
         self.rng.bit_generator.state = state.numpy_rng
         r = self.result
         r.history, r.best_epoch, r.best_metric = state.history, state.best_epoch, state.best_metric
@@ -153,7 +156,8 @@ class Trainer:
             numpy_rng=self.rng.bit_generator.state,
             finished=finished,
         )
-        ckpt.save(self.settings.checkpoint_dir, self.module, self.best_state, self.opt, state)
+        run = ckpt.fingerprint(self.params, self.module)
+        ckpt.save(self.settings.checkpoint_dir, self.module, self.best_state, self.opt, state, run)
 
     # ------------------------------------------------------------------ one epoch
     def _step(self, batch: Any, loss_fn: LossFn) -> float:
