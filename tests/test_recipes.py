@@ -257,3 +257,19 @@ def test_online_retail_recipe_on_a_planted_log(tmp_path):
     assert int(log.events["timestamp"].iloc[0]) == int(pd.Timestamp("2011-06-03 08:30", tz="UTC").timestamp())
     assert rep.timezone == "Europe/London" and rep.naive_timestamps == 3  # the rows left after the rules
     assert rep.balanced and rep.rows_read == 7
+
+
+def test_unknown_timezone_and_missing_rule_column_are_one_line_errors(tmp_path):
+    from chronorec.data import read_events
+
+    p = tmp_path / "e.csv"
+    p.write_text("u,i,t\n1,a,1600000000\n")
+    with pytest.raises(ConfigError, match="unknown timezone 'Mars/Base'"):
+        read_events(p, user_col="u", item_col="i", time_col="t", timezone="Mars/Base")
+    rp = tmp_path / "r.yaml"
+    rp.write_text("timezone: Mars/Base\n")
+    with pytest.raises(ConfigError, match="r.yaml: timezone: .*unknown timezone"):
+        load_recipe(rp)
+    rp.write_text("columns: {user: u, item: i, time: t}\nrules:\n  - {name: r1, drop: {column: price, gt: 0}}\n")
+    with pytest.raises(ConfigError, match=r"r.yaml: rule 'r1': no column 'price'.*'u', 'i', 't'"):
+        read_events(p, recipe=rp)

@@ -38,7 +38,7 @@ import pandas as pd
 from chronorec.data import columns as C
 from chronorec.data.clean import kcore_filter, remove_duplicates
 from chronorec.data.readers import RawTable, detect_format, detect_separator, non_scalar, read_raw
-from chronorec.data.recipes import Recipe, apply_rules, net_cancellations
+from chronorec.data.recipes import Recipe, check_timezone, net_cancellations, prepare_rows
 from chronorec.data.report import IngestReport
 from chronorec.data.timestamps import TIME_REASON_FIX, TIME_UNITS, parse_timestamps, time_checks
 from chronorec.errors import IngestError
@@ -152,13 +152,15 @@ def clean_events(  # noqa: PLR0913 - one keyword per ingest option, as read_even
     if n_read == 0:
         what = f"file {raw.source}" if raw.is_file else f"input {raw.source}"
         raise IngestError(f"{what} has no data rows")
+    if timezone is not None:
+        check_timezone(timezone)
     raw, columns, net_lines = _apply_recipe(raw, columns, recipe, report)
     cols = _resolve_columns(raw, columns, header=header)
     report.columns = {k: v for k, v in vars(cols).items() if v not in (None, [])}
     checks, secs, values = _row_checks(raw, cols, time_unit, report, timezone, reject_time_outliers)
     if recipe is not None and recipe.behaviors and cols.behavior is not None:
-        known = [*recipe.behaviors.values(), *(r.behavior for r in recipe.rules if r.behavior), recipe.default_behavior]
-        checks.append(("unknown behavior", ~_missing(raw.frame[cols.behavior]) & ~raw.frame[cols.behavior].isin(known)))
+        known = ~raw.frame[cols.behavior].isin(recipe.behavior_names()).to_numpy()
+        checks.append(("unknown behavior", ~_missing(raw.frame[cols.behavior]) & known))
     bad = np.zeros(len(raw.frame), dtype=bool)
     for _, m in checks:
         bad |= m
@@ -184,30 +186,18 @@ def clean_events(  # noqa: PLR0913 - one keyword per ingest option, as read_even
 def _apply_recipe(
     raw: RawTable, columns: ColumnSpec, recipe: Recipe | None, report: IngestReport
 ) -> tuple[RawTable, ColumnSpec, tuple[np.ndarray, str] | None]:
-    """Drop the rows the recipe's rules remove (counted by rule name), map raw behaviour values
-    to names, and give rule-set behaviours a column of their own. Also returns the source lines
-    a ``net`` rule marks, with the rule's name."""
+    """The rows the recipe's rules keep (the others counted by rule name in ``report``), with
+    behaviours mapped or set by rules; and the source lines a ``net`` rule marks, with its name."""
     if recipe is None:
         return raw, columns, None
-    report.recipe = recipe.source
-    res = apply_rules(raw.frame, recipe.rules)
-    report.rules_removed = dict(res.removed)
-    report.rules_values = {k: v for k, v in res.values.items() if v}
-    frame, lines, keep = raw.frame.copy(), raw.lines, res.keep
-    if recipe.behaviors and columns.behavior_col is not None:
-        col = _resolve(raw, columns.behavior_col, "behaviour types", "behavior-col", header=True)
-        text = frame[col].astype(str).str.strip()
-        frame[col] = text.map(recipe.behaviors).where(text.isin(list(recipe.behaviors)), frame[col])
-    if res.behavior is not None or recipe.default_behavior is not None:
-        tagged = res.behavior if res.behavior is not None else np.full(len(frame), None, dtype=object)
-        base = frame[str(columns.behavior_col)] if columns.behavior_col is not None else recipe.default_behavior
-        frame["__behavior__"] = pd.Series(tagged, index=frame.index).fillna(pd.Series(base, index=frame.index))
-        for name in [r.behavior for r in recipe.rules if r.behavior]:
-            report.rules_tagged[name] = int(((tagged == name) & keep).sum())
-        columns = replace(columns, behavior_col="__behavior__")
-    net = (lines[res.net & keep], res.net_rule or "net") if res.net is not None else None
-    raw = replace(raw, frame=frame.loc[keep].reset_index(drop=True), lines=lines[keep])
-    return raw, columns, net
+    bcol = columns.behavior_col
+    bcol = _resolve(raw, bcol, "behaviour types", "behavior-col", header=True) if bcol is not None else None
+    p = prepare_rows(raw.frame, raw.lines, recipe, bcol)
+    report.recipe, report.rules_removed, report.rules_values = recipe.source, p.removed, p.values
+    report.rules_tagged = p.tagged
+    if p.behavior_col is not None:
+        columns = replace(columns, behavior_col=p.behavior_col)
+    return replace(raw, frame=p.frame, lines=p.lines), columns, p.net
 
 
 _ALIASES = {C.USER: ("user", "userid"), C.ITEM: ("item", "itemid"), C.TIME: ("time", "ts")}

@@ -47,6 +47,8 @@ __all__ = [
     "Rule",
     "apply_rules",
     "bundled_recipes",
+    "check_timezone",
+    "prepare_rows",
     "load_recipe",
     "net_cancellations",
     "recipe_rows",
@@ -97,7 +99,7 @@ class Condition(Strict):
         """Where the condition holds (False for missing values unless ``missing: true``)."""
         if self.column not in frame.columns:
             present = ", ".join(repr(str(c)) for c in frame.columns)
-            raise ConfigError(f"recipe rule: no column {self.column!r} in the data; columns present: {present}")
+            raise ConfigError(f"no column {self.column!r} in the data; columns present: {present}")
         s = frame[self.column]
         miss = s.isna().to_numpy()
         if s.dtype == object or pd.api.types.is_string_dtype(s):
@@ -203,6 +205,18 @@ class Recipe(Strict):
     rules: list[Rule] = Field(default_factory=list)
     source: str = Field("<recipe>", exclude=True)
 
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        if v is not None:
+            check_timezone(v, error=ValueError)
+        return v
+
+    def behavior_names(self) -> list[str]:
+        """Every behaviour this recipe can produce (mapped, set by a rule, or the default)."""
+        out = [*self.behaviors.values(), *(r.behavior for r in self.rules if r.behavior)]
+        return out + ([self.default_behavior] if self.default_behavior else [])
+
     @model_validator(mode="after")
     def _checks(self) -> "Recipe":
         names = [r.name for r in self.rules]
@@ -235,6 +249,16 @@ class Recipe(Strict):
             "fmt": self.format,
         }
         return {k: v for k, v in out.items() if v is not None and v != []}
+
+
+def check_timezone(zone: str, error: type[Exception] = ConfigError) -> None:
+    """Refuse a name that is not an IANA time zone (``Europe/London``, ``UTC``, ...)."""
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise error(f"unknown timezone {zone!r}; use an IANA name such as 'Europe/London' or 'UTC'") from None
 
 
 def with_recipe_defaults(recipe: Recipe, given: dict[str, Any], fn: Any) -> dict[str, Any]:
@@ -313,13 +337,16 @@ class RuleResult:
     values: dict[str, dict[str, int]] = field(default_factory=dict)  # rule -> the removed values it tests, counted
 
 
-def apply_rules(frame: pd.DataFrame, rules: list[Rule]) -> RuleResult:
+def apply_rules(frame: pd.DataFrame, rules: list[Rule], where: str = "recipe") -> RuleResult:
     """Run the row rules in order over a raw frame (a row is counted by the first rule that removes it)."""
     n = len(frame)
     keep = np.ones(n, dtype=bool)
     out = RuleResult(keep)
     for rule in rules:
-        hit = rule.matches(frame) & keep
+        try:
+            hit = rule.matches(frame) & keep
+        except ConfigError as e:
+            raise ConfigError(f"{where}: rule {rule.name!r}: {e}") from None
         if rule.action in ("drop", "require"):
             keep &= ~hit
             out.removed[rule.name] = int(hit.sum())
@@ -345,6 +372,40 @@ def _value_counts(frame: pd.DataFrame, rule: Rule, hit: np.ndarray, top: int = 2
     if len(vc) > top:  # many distinct values (times, prices): a list would say nothing
         return {}
     return {str(k): int(v) for k, v in vc.items()}
+
+
+@dataclass
+class PreparedRows:
+    """Raw rows after a recipe's rules: what :func:`prepare_rows` returns."""
+
+    frame: pd.DataFrame
+    lines: np.ndarray
+    behavior_col: str | None  # the column now holding behaviours, when the recipe made one
+    removed: dict[str, int]
+    values: dict[str, dict[str, int]]
+    tagged: dict[str, int]
+    net: tuple[np.ndarray, str] | None  # source lines a net rule marks, and its name
+
+
+def prepare_rows(frame: pd.DataFrame, lines: np.ndarray, recipe: Recipe, behavior_col: str | None) -> PreparedRows:
+    """Apply a recipe to raw rows: drop what its rules remove, map raw behaviour values to names
+    (``behavior_col`` is the source behaviour column, if any) and put rule-set behaviours in a
+    column of their own (``__behavior__``)."""
+    res = apply_rules(frame, recipe.rules, recipe.source)
+    frame, keep, tagged, new_col = frame.copy(), res.keep, {}, None
+    if recipe.behaviors and behavior_col is not None:
+        text = frame[behavior_col].astype(str).str.strip()
+        frame[behavior_col] = text.map(recipe.behaviors).where(text.isin(list(recipe.behaviors)), frame[behavior_col])
+    if res.behavior is not None or recipe.default_behavior is not None:
+        set_by_rule = res.behavior if res.behavior is not None else np.full(len(frame), None, dtype=object)
+        base = frame[behavior_col] if behavior_col is not None else recipe.default_behavior
+        new_col = "__behavior__"
+        frame[new_col] = pd.Series(set_by_rule, index=frame.index).fillna(pd.Series(base, index=frame.index))
+        for name in [r.behavior for r in recipe.rules if r.behavior]:
+            tagged[name] = int(((set_by_rule == name) & keep).sum())
+    net = (lines[res.net & keep], res.net_rule or "net") if res.net is not None else None
+    values = {k: v for k, v in res.values.items() if v}
+    return PreparedRows(frame.loc[keep].reset_index(drop=True), lines[keep], new_col, res.removed, values, tagged, net)
 
 
 def net_cancellations(df: pd.DataFrame, cancel: np.ndarray, name: str) -> tuple[pd.DataFrame, dict[str, int], float]:
