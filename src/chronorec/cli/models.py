@@ -172,6 +172,10 @@ def train(
         f"split {record['split']['protocol']}, data {record['fingerprint'][:12]}, catalogue {record['catalogue_hash'][:12]}"
     )
     typer.echo(f"Saved the model to {target}/")
+    from chronorec.training.curves import write_training_curve
+
+    if (curve := write_training_curve(model, target, title=f"{entry.label} on {data_label(cfg)}")) is not None:
+        typer.echo(f"Training curve (loss and validation per epoch): {curve}")
 
 
 # ---------------------------------------------------------------------- evaluate

@@ -40,7 +40,8 @@ logger = logging.getLogger(__name__)
 
 
 def check_model_dir(model_dir: str | Path, *, ignore: tuple[str, ...] = (STATE_DIR_NAME,)) -> dict[str, Any]:
-    """Refuse a directory holding anything but JSON, safetensors and Parquet; return its verified manifest.
+    """Refuse a directory holding anything but JSON, safetensors and Parquet (and PNG pictures at its
+    top, such as the training curve, which are never loaded); return its verified manifest.
 
     ``ignore`` names sub-folders that are not part of the model (the live-event state folder).
     """
@@ -52,6 +53,8 @@ def check_model_dir(model_dir: str | Path, *, ignore: tuple[str, ...] = (STATE_D
         rel = p.relative_to(d)
         if rel.parts[0] in ignore or p.is_dir():
             continue
+        if len(rel.parts) == 1 and p.is_file() and p.suffix.lower() == ".png":
+            continue  # pictures of the model (its training curve): never loaded
         if not p.is_file() or p.suffix.lower() not in ALLOWED_SUFFIXES:
             bad.append(str(rel))
     if bad:
