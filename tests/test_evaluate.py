@@ -58,6 +58,32 @@ def test_multi_target_recall_and_coverage():
     assert m["Coverage@2"] == pytest.approx(4 / 5)
 
 
+def test_multi_target_metrics_match_a_per_case_count_on_random_cases():
+    """The batched multi-target metrics against a plain per-case computation (MRR, NDCG with the
+    ideal DCG of min(K, n targets) hits, Recall over min(K, n targets))."""
+    rng = np.random.default_rng(0)
+    n_items, n = 40, 300
+    table = rng.normal(size=(n, n_items + 1)).astype(np.float32)
+    targets = [rng.choice(np.arange(1, n_items + 1), rng.integers(1, 15), replace=False) for _ in range(n)]
+    ev = EvalSet.build(np.arange(1, n + 1), [np.array([], dtype=np.int64)] * n, targets, "t")
+    m, per = evaluate_ranking(
+        _fixed_scores(table), ev, n_items=n_items, ks=(5, 10), return_per_user=True, batch_size=64
+    )
+    for k in (5, 10):
+        expect = {"HR": [], "Recall": [], "NDCG": [], "MRR": []}
+        for r, t in enumerate(targets):
+            order = np.argsort(-table[r, 1:], kind="stable")[:k] + 1
+            hit = np.isin(order, t)
+            expect["HR"].append(float(hit.any()))
+            expect["Recall"].append(hit.sum() / min(k, len(t)))
+            dcg = (hit / np.log2(np.arange(2, k + 2))).sum()
+            expect["NDCG"].append(dcg / (1 / np.log2(np.arange(2, min(k, len(t)) + 2))).sum())
+            expect["MRR"].append(1 / (np.argmax(hit) + 1) if hit.any() else 0.0)
+        for name, values in expect.items():
+            assert per[f"{name}@{k}"] == pytest.approx(np.array(values)), (name, k)
+            assert m[f"{name}@{k}"] == pytest.approx(np.mean(values))
+
+
 def test_paired_test_detects_a_real_difference_and_not_a_null_one():
     from chronorec.evaluation.stats import paired_test
 

@@ -90,8 +90,7 @@ def evaluate_ranking(
             if single:
                 ranks[rows] = _target_ranks(scores, tg)
             else:
-                for j, (row, targets) in enumerate(zip(rows, tg, strict=True)):
-                    _multi_target_row(per_k, row, top[j], targets, ks, discount)
+                _multi_target_rows(per_k, rows, top, tg, ks, discount.numpy())
     ordered = _summary(ranks if single else None, per_k, covered, ks, n)
     return (ordered, per_k) if return_per_user else ordered
 
@@ -129,19 +128,29 @@ def _target_ranks(scores: torch.Tensor, targets: list[np.ndarray]) -> np.ndarray
     return r
 
 
-def _multi_target_row(
-    per_k: dict[str, np.ndarray], row: int, top: np.ndarray, targets: np.ndarray, ks: Sequence[int], discount
+def _multi_target_rows(
+    per_k: dict[str, np.ndarray],
+    rows: np.ndarray,
+    top: np.ndarray,
+    targets: list[np.ndarray],
+    ks: Sequence[int],
+    discount,
 ) -> None:
-    """HR, Recall, NDCG (ideal DCG of the targets) and MRR at each K of one case with several targets."""
-    hits = np.isin(top, targets)
+    """HR, Recall, NDCG (ideal DCG of the targets) and MRR at each K of a batch of cases with several
+    targets (``top``: each case's ranked top ids)."""
+    width = int(max(top.max(initial=0), max((int(t.max(initial=0)) for t in targets), default=0))) + 1
+    n_t = np.array([len(t) for t in targets])
+    keys = np.repeat(np.arange(len(targets)), n_t) * width + (np.concatenate(targets) if len(targets) else [])
+    hits = np.isin(np.arange(len(targets))[:, None] * width + top, keys)
+    cum = np.concatenate([[0.0], np.cumsum(discount)])
     for k in ks:
-        h = hits[:k]
-        ideal = discount[: min(k, len(targets))].sum().item()
-        per_k[f"HR@{k}"][row] = float(h.any())
-        per_k[f"Recall@{k}"][row] = h.sum() / min(k, len(targets))
-        per_k[f"NDCG@{k}"][row] = float((discount[: len(h)].numpy() * h).sum() / ideal)
-        first = np.flatnonzero(h)
-        per_k[f"MRR@{k}"][row] = 1.0 / (first[0] + 1) if len(first) else 0.0
+        h = hits[:, :k]
+        n_hit = h.sum(1)
+        first = np.where(h.any(1), h.argmax(1) + 1, np.inf)
+        per_k[f"HR@{k}"][rows] = (n_hit > 0).astype(float)
+        per_k[f"Recall@{k}"][rows] = n_hit / np.maximum(np.minimum(k, n_t), 1)
+        per_k[f"NDCG@{k}"][rows] = (h * discount[: h.shape[1]]).sum(1) / np.maximum(cum[np.minimum(k, n_t)], 1e-12)
+        per_k[f"MRR@{k}"][rows] = 1.0 / first
 
 
 def _metric_order(name: str) -> tuple[int, int, str]:

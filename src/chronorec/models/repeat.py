@@ -52,24 +52,35 @@ def _share_fitted(src: Recommender, dst: Recommender) -> None:
     dst.training_data = copy.deepcopy(src.training_data)
 
 
-def mixture_scores(model_scores: torch.Tensor, counts: torch.Tensor, weight: float, temperature: float) -> torch.Tensor:
-    """``log((1 - w) softmax(z / T) + w * counts / counts.sum())`` per row; column 0 stays -inf."""
-    s = model_scores.float().clone()
-    body = s[:, 1:]
-    z = (body - body.mean(1, keepdim=True)) / body.std(1, keepdim=True).clamp_min(1e-12)
-    log_model = torch.log_softmax(z / temperature, dim=1)
+def _standardise(model_scores: torch.Tensor) -> torch.Tensor:
+    """Each row of the scores (without the padding column) as z-scores."""
+    body = model_scores.float()[:, 1:]
+    return (body - body.mean(1, keepdim=True)) / body.std(1, keepdim=True).clamp_min(1e-12)
+
+
+def _log_repeat(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """log of each row's counts normalised to sum 1 (-inf outside the history), and which rows have any."""
     total = counts[:, 1:].sum(1, keepdim=True)
-    log_rep = torch.log(counts[:, 1:] / total.clamp_min(1e-12))  # -inf outside the history
+    return torch.log(counts[:, 1:] / total.clamp_min(1e-12)), total > 0
+
+
+def _mix(log_model: torch.Tensor, log_rep: torch.Tensor, has: torch.Tensor, weight: float) -> torch.Tensor:
     if weight <= 0:
         mixed = log_model
     elif weight >= 1:
         mixed = log_rep
     else:
         mixed = torch.logaddexp(np.log1p(-weight) + log_model, np.log(weight) + log_rep)
-    mixed = torch.where(total > 0, mixed, log_model)  # no history: the model alone
-    out = torch.full_like(s, -torch.inf)
+    mixed = torch.where(has, mixed, log_model)  # no history: the model alone
+    out = torch.full((mixed.shape[0], mixed.shape[1] + 1), -torch.inf)
     out[:, 1:] = mixed
     return out
+
+
+def mixture_scores(model_scores: torch.Tensor, counts: torch.Tensor, weight: float, temperature: float) -> torch.Tensor:
+    """``log((1 - w) softmax(z / T) + w * counts / counts.sum())`` per row; column 0 stays -inf."""
+    log_rep, has = _log_repeat(counts)
+    return _mix(torch.log_softmax(_standardise(model_scores) / temperature, dim=1), log_rep, has, weight)
 
 
 class RepeatBlend(Recommender):
@@ -131,20 +142,22 @@ class RepeatBlend(Recommender):
         hist, targets = validation.inputs(rows), validation.targets(rows)
         cases = EvalSet.build(np.arange(len(rows)), hist, targets, "blend-validation")  # users = row numbers
         with torch.inference_mode():
-            base = torch.cat(
+            z = torch.cat(
                 [
                     self.base.score(validation.users[rows[s : s + 512]], hist[s : s + 512])
                     for s in range(0, len(rows), 512)
                 ]
             )
-        counts = repeat_counts(hist, self.n_items, float(self.decay), 500)
+            z = _standardise(z)
+        log_rep, has = _log_repeat(repeat_counts(hist, self.n_items, float(self.decay), 500))
         table = []
         for T in TEMPERATURE_GRID if self.temperature is None else (self.temperature,):
+            log_model = torch.log_softmax(z / T, dim=1)
             for w in WEIGHT_GRID if self.weight is None else (self.weight,):
 
-                def score_fn(idx, _hist, w=w, T=T):
+                def score_fn(idx, _hist, w=w, log_model=log_model):
                     idx = torch.from_numpy(np.asarray(idx, dtype=np.int64))
-                    return mixture_scores(base[idx], counts[idx], w, T)
+                    return _mix(log_model[idx], log_rep[idx], has[idx], w)
 
                 m = evaluate_ranking(score_fn, cases, n_items=self.n_items, ks=(10,), exclude_history=False)
                 table.append({"weight": w, "temperature": T, "NDCG@10": m["NDCG@10"], "HR@10": m["HR@10"]})
