@@ -1,20 +1,30 @@
 """Load test of ``chronorec serve`` (127.0.0.1 only, bounded in requests and time) and batch timing.
 
-Starts the service as a subprocess on a free local port, then:
+For each server variant (``--variants name:max_batch``, e.g. ``unbatched:1 batched:64``, plus
+``--baseline-commit REV``: the service as it was at a git revision, run from ``git archive``), one
+after the other on a free local port:
 
-1. **fixed rate** -- open loop at ``--rate`` requests/s for ``--duration`` s (``POST /recommend`` by
-   user id, k=10, with explanations; one request in ten sends an explicit history instead);
-   reports p50/p95/p99/max latency (from the actual send and from the scheduled send time, so
-   a falling-behind client cannot hide queueing) and errors;
-2. **saturation** -- closed loop with ``--concurrency`` levels for ``--saturation-duration`` s each;
-   reports the throughput (completed requests/s) and latency at each level, and the maximum;
-3. **batch** -- top-10 for every user of the model, in-process, through ``chronorec.recommend.pipeline``
-   (the path of ``chronorec recommend --users-file``) and through ``Recommender.recommend``.
+1. **closed loop** -- ``--clients`` concurrent clients (default 1 and 4), each sending its next
+   request when the last is answered, for ``--closed-duration`` s: throughput (answered
+   requests/s: the saturation throughput at 4 clients), p50/p99 latency;
+2. **open loop** -- ``--rate`` requests/s (default 200) on schedule for ``--duration`` s whatever
+   the answers: achieved rate, p50/p99 from the scheduled send time (a falling-behind service
+   cannot hide queueing). Requests still unanswered ``--grace`` s after the last one was due are
+   counted as ``unanswered``, never raised: the report says the service fell behind.
 
-Writes ``<out-dir>/serving.json`` and ``<out-dir>/serving.md`` with the command and the machine.
-The client runs on the same machine as the server, so it competes for the same cores.
+Every request is ``POST /recommend`` by user id with k=10 (explanations on, the service's
+default); one in ten sends an explicit history of 20 items instead. The client is a small
+keep-alive HTTP/1.1 client on asyncio streams (cheaper than httpx, so it takes less of the
+cores it shares with the server). 503 answers (overload) are counted apart from errors.
 
-    python benchmarks/load_test.py --model runs/models/sasrec-ml1m --rate 200 --duration 60
+3. **batch** -- top-10 for every user, in-process, through the ``chronorec recommend
+   --users-file`` path (``cli.recommend.by_history_length``) and through the evaluation pass
+   (``evaluate_ranking`` over the same users' full histories), timed in the same run.
+
+Writes ``<out-dir>/<name>.json`` and ``.md`` with the command and the machine. Ratios between
+variants of one run are the figures to compare (the machine may be shared).
+
+    python benchmarks/load_test.py --model runs/models/sasrec-ml1m --baseline-commit 4ee076c
 """
 
 from __future__ import annotations
@@ -30,12 +40,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 HOST = "127.0.0.1"  # never anything else
+REPO = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -44,164 +56,260 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def percentiles(lat_s: list[float]) -> dict[str, float]:
+def percentiles(lat_s: list[float]) -> dict[str, float | None]:
     if not lat_s:
-        return {"p50_ms": float("nan"), "p95_ms": float("nan"), "p99_ms": float("nan"), "max_ms": float("nan")}
+        return {"p50_ms": None, "p95_ms": None, "p99_ms": None, "max_ms": None, "mean_ms": None}
     a = np.asarray(lat_s) * 1000
-    return {
-        "p50_ms": float(np.percentile(a, 50)),
-        "p95_ms": float(np.percentile(a, 95)),
-        "p99_ms": float(np.percentile(a, 99)),
-        "max_ms": float(a.max()),
-        "mean_ms": float(a.mean()),
-    }
+    q = np.percentile(a, [50, 95, 99])
+    return {"p50_ms": q[0], "p95_ms": q[1], "p99_ms": q[2], "max_ms": a.max(), "mean_ms": a.mean()}
 
 
 class Bodies:
-    """Request bodies: known users by id, and every tenth an explicit history of 20 known items."""
+    """Request bodies (JSON bytes): known users by id, and every tenth an explicit history of 20 known items."""
 
     def __init__(self, users: list[Any], items: list[Any], k: int, seed: int = 0):
         self.users, self.items, self.k = users, items, k
         self.rng = random.Random(seed)
 
-    def next(self) -> dict[str, Any]:
+    def next(self) -> bytes:
         if self.rng.random() < 0.1:
-            return {"history": self.rng.sample(self.items, min(20, len(self.items))), "k": self.k}
-        return {"user_id": self.rng.choice(self.users), "k": self.k}
+            body = {"history": self.rng.sample(self.items, min(20, len(self.items))), "k": self.k}
+        else:
+            body = {"user_id": self.rng.choice(self.users), "k": self.k}
+        return json.dumps(body).encode()
 
 
-async def fixed_rate(client, bodies: Bodies, rate: float, duration: float, max_requests: int, timeout: float) -> dict:
-    n = int(min(max_requests, rate * duration))
-    lat_send: list[float] = []
-    lat_sched: list[float] = []
-    errors: dict[str, int] = {}
-    t0 = time.perf_counter() + 0.05
+class Client:
+    """Keep-alive HTTP/1.1 connections to one port; ``post`` returns the status (answers are read, not parsed)."""
 
-    async def one(i: int) -> None:
-        body = bodies.next()
-        sched = t0 + i / rate
-        now = time.perf_counter()
-        if sched > now:
-            await asyncio.sleep(sched - now)
-        start = time.perf_counter()
+    def __init__(self, port: int, timeout: float, max_connections: int = 1000):
+        self.port, self.timeout = port, timeout
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.opened = 0
+        self.slots = asyncio.Semaphore(max_connections)
+
+    async def post(self, path: str, body: bytes) -> int:
+        async with self.slots:  # a request waits for a connection once max_connections are busy
+            return await self._post(path, body)
+
+    async def _post(self, path: str, body: bytes) -> int:
+        conn = self.idle.pop() if self.idle else None
+        if conn is None:
+            conn = await asyncio.open_connection(HOST, self.port)
+            self.opened += 1
+        reader, writer = conn
+        head = f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
+        writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
         try:
-            r = await client.post("/recommend", json=body, timeout=timeout)
-            end = time.perf_counter()
-            if r.status_code != 200:
-                errors[str(r.status_code)] = errors.get(str(r.status_code), 0) + 1
-                return
-            lat_send.append(end - start)
-            lat_sched.append(end - sched)
-        except Exception as e:  # noqa: BLE001 - every failure is counted, none stops the run
-            errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
+            status, length = await asyncio.wait_for(self._head(reader), self.timeout)
+            await asyncio.wait_for(reader.readexactly(length), self.timeout)
+        except BaseException:
+            writer.close()  # a connection in an unknown state is never reused
+            raise
+        self.idle.append(conn)
+        return status
 
-    tasks = [asyncio.create_task(one(i)) for i in range(n)]
-    await asyncio.wait_for(asyncio.gather(*tasks), timeout=duration + 30 + timeout)
-    elapsed = time.perf_counter() - t0
-    return {
-        "target_rps": rate,
-        "duration_s": duration,
-        "requests": n,
-        "ok": len(lat_send),
-        "errors": errors,
-        "n_errors": int(sum(errors.values())),
-        "achieved_rps": len(lat_send) / elapsed if elapsed > 0 else 0.0,
-        "latency_from_send": percentiles(lat_send),
-        "latency_from_schedule": percentiles(lat_sched),
-    }
+    @staticmethod
+    async def _head(reader: asyncio.StreamReader) -> tuple[int, int]:
+        status = int((await reader.readline()).split()[1])
+        length = 0
+        while (line := await reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        return status, length
+
+    def close(self) -> None:
+        for _, w in self.idle:
+            w.close()
+        self.idle.clear()
 
 
-async def closed_loop(client, bodies: Bodies, concurrency: int, duration: float, max_requests: int, timeout: float):
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of a process so far (all its threads; 0 where /proc is missing)."""
+    try:
+        fields = Path(f"/proc/{pid or os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _with_cpu(res: dict[str, Any], server: int, before: tuple[float, float]) -> dict[str, Any]:
+    """CPU ms per answered request of the server and of this client: robust where wall time is shared."""
+    n = max(res["ok"], 1)
+    res["server_cpu_ms_per_request"] = (cpu_seconds(server) - before[0]) * 1000 / n
+    res["client_cpu_ms_per_request"] = (cpu_seconds(None) - before[1]) * 1000 / n
+    return res
+
+
+def _count(outcomes: dict[str, int], key: str) -> None:
+    outcomes[key] = outcomes.get(key, 0) + 1
+
+
+async def _send(client: Client, body: bytes, outcomes: dict[str, int]) -> bool:
+    """One request; its outcome counted (``200``, ``503``, another status, or the exception's name)."""
+    try:
+        status = await client.post("/recommend", body)
+    except Exception as e:  # noqa: BLE001 - every failure is counted, none stops the run
+        _count(outcomes, "timeout" if isinstance(e, asyncio.TimeoutError) else type(e).__name__)
+        return False
+    _count(outcomes, str(status))
+    return status == 200
+
+
+async def closed_loop(port: int, bodies: Bodies, clients: int, duration: float, timeout: float) -> dict[str, Any]:
+    """``clients`` concurrent clients, each sending its next request once the last is answered."""
     lat: list[float] = []
-    errors: dict[str, int] = {}
+    outcomes: dict[str, int] = {}
+    client = Client(port, timeout)
     deadline = time.perf_counter() + duration
-    budget = {"left": max_requests}
 
     async def worker() -> None:
-        while time.perf_counter() < deadline and budget["left"] > 0:
-            budget["left"] -= 1
-            start = time.perf_counter()
-            try:
-                r = await client.post("/recommend", json=bodies.next(), timeout=timeout)
-                if r.status_code == 200:
-                    lat.append(time.perf_counter() - start)
-                else:
-                    errors[str(r.status_code)] = errors.get(str(r.status_code), 0) + 1
-            except Exception as e:  # noqa: BLE001
-                errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
+        while time.perf_counter() < deadline:
+            t = time.perf_counter()
+            if await _send(client, bodies.next(), outcomes):
+                lat.append(time.perf_counter() - t)
 
     t0 = time.perf_counter()
-    await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(concurrency))), timeout=duration + 30 + timeout)
+    await asyncio.gather(*(worker() for _ in range(clients)))
     elapsed = time.perf_counter() - t0
+    client.close()
     return {
-        "concurrency": concurrency,
-        "duration_s": round(elapsed, 3),
+        "clients": clients,
+        "seconds": round(elapsed, 3),
         "ok": len(lat),
-        "n_errors": int(sum(errors.values())),
-        "errors": errors,
-        "throughput_rps": len(lat) / elapsed if elapsed > 0 else 0.0,
+        "outcomes": outcomes,
+        "throughput_rps": len(lat) / elapsed,
         "latency": percentiles(lat),
     }
 
 
-async def run_http(args, users: list[Any], items: list[Any], port: int) -> dict[str, Any]:
-    import httpx
+async def open_loop(
+    port: int, bodies: Bodies, rate: float, duration: float, timeout: float, grace: float
+) -> dict[str, Any]:
+    """``rate`` requests/s on schedule; unanswered ones are counted after ``grace`` s, not raised."""
+    n = int(rate * duration)
+    lat_sched: list[float] = []
+    last = [0.0]
+    outcomes: dict[str, int] = {}
+    client = Client(port, timeout)
+    t0 = time.perf_counter() + 0.05
 
-    bodies = Bodies(users, items, args.k, seed=args.seed)
-    limits = httpx.Limits(max_connections=max(64, max(args.concurrency)), max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}", limits=limits) as client:
-        for _ in range(args.warmup):  # warm-up, not measured
-            await client.post("/recommend", json=bodies.next(), timeout=args.timeout)
-        out: dict[str, Any] = {}
-        if args.duration > 0:
-            print(f"fixed rate: {args.rate} rps for {args.duration} s ...", flush=True)
-            out["fixed_rate"] = await fixed_rate(
-                client, bodies, args.rate, args.duration, args.max_requests, args.timeout
-            )
-            fr = out["fixed_rate"]
-            print(
-                f"  ok {fr['ok']}/{fr['requests']}, errors {fr['n_errors']}, "
-                f"p50 {fr['latency_from_send']['p50_ms']:.2f} ms, p99 {fr['latency_from_send']['p99_ms']:.2f} ms",
-                flush=True,
-            )
-        sat = []
-        for c in args.concurrency:
-            if args.saturation_duration <= 0:
-                break
-            print(f"saturation: {c} concurrent clients for {args.saturation_duration} s ...", flush=True)
-            res = await closed_loop(client, bodies, c, args.saturation_duration, args.max_requests, args.timeout)
-            print(f"  {res['throughput_rps']:.0f} rps, p99 {res['latency']['p99_ms']:.2f} ms", flush=True)
-            sat.append(res)
-        if sat:
-            out["saturation"] = sat
-            out["max_throughput_rps"] = max(s["throughput_rps"] for s in sat)
-        metrics = (await client.get("/metrics")).text
-        out["server_metrics_excerpt"] = [
-            line for line in metrics.splitlines() if line.startswith(("chronorec_model_info", "chronorec_requests"))
-        ]
-    return out
+    async def one(i: int) -> None:
+        sched = t0 + i / rate
+        await asyncio.sleep(max(0.0, sched - time.perf_counter()))
+        if await _send(client, bodies.next(), outcomes):
+            last[0] = time.perf_counter()
+            lat_sched.append(last[0] - sched)
+
+    tasks = [asyncio.create_task(one(i)) for i in range(n)]
+    _, pending = await asyncio.wait(tasks, timeout=duration + grace + 0.05)
+    for t in pending:
+        t.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    if pending:
+        outcomes["unanswered"] = len(pending)
+    client.close()
+    achieved = len(lat_sched) / max(last[0] - t0, 1e-9)  # answered per second, first send to last answer
+    return {
+        "target_rps": rate,
+        "duration_s": duration,
+        "requests": n,
+        "ok": len(lat_sched),
+        "outcomes": outcomes,
+        "achieved_rps": achieved,
+        "fell_behind": bool(pending) or len(lat_sched) < 0.99 * n or achieved < 0.95 * rate,
+        "connections": client.opened,
+        "latency_from_schedule": percentiles(lat_sched),
+    }
 
 
-def wait_healthy(port: int, proc: subprocess.Popen, timeout: float) -> dict[str, Any]:
-    import httpx
-
+def wait_healthy(port: int, proc: subprocess.Popen, log: Path, timeout: float) -> dict[str, Any]:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with code {proc.returncode}")
+            raise RuntimeError(f"the server exited with code {proc.returncode}: {log.read_text()[-2000:]}")
         try:
-            r = httpx.get(f"http://{HOST}:{port}/health", timeout=1.0)
-            if r.status_code == 200:
-                return r.json()
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise TimeoutError(f"the server did not answer /health within {timeout} s")
+            with urllib.request.urlopen(f"http://{HOST}:{port}/health", timeout=1.0) as r:
+                return json.loads(r.read())
+        except OSError:
+            time.sleep(0.25)
+    raise RuntimeError(f"the server did not answer /health within {timeout} s")
+
+
+def server_command(args, variant: dict[str, Any], port: int, state: str) -> list[str]:
+    cmd = [sys.executable, "-m", "chronorec", "serve", "--model", str(args.model), "--host", HOST]
+    cmd += ["--port", str(port), "--state-dir", state, "--threads", str(variant["threads"])]
+    if variant["max_batch"] is not None:
+        cmd += ["--max-batch", str(variant["max_batch"]), "--max-wait-ms", str(args.max_wait_ms)]
+    return cmd
+
+
+async def _phases(args, port: int, pid: int, users: list[Any], items: list[Any]) -> dict[str, Any]:
+    bodies = Bodies(users, items, args.k, seed=args.seed)
+    warm = Client(port, args.timeout)
+    for _ in range(args.warmup):
+        await _send(warm, bodies.next(), {})
+    warm.close()
+    out: dict[str, Any] = {"closed_loop": []}
+    for c in args.clients:
+        before = (cpu_seconds(pid), cpu_seconds(None))
+        res = _with_cpu(await closed_loop(port, bodies, c, args.closed_duration, args.timeout), pid, before)
+        print(
+            f"  closed loop, {c} client(s): {res['throughput_rps']:.0f} rps, p99 {_f(res['latency']['p99_ms'])} ms, "
+            f"server CPU {res['server_cpu_ms_per_request']:.2f} ms/request",
+            flush=True,
+        )
+        out["closed_loop"].append(res)
+    if args.duration > 0:
+        before = (cpu_seconds(pid), cpu_seconds(None))
+        res = await open_loop(port, bodies, args.rate, args.duration, args.timeout, args.grace)
+        res = _with_cpu(res, pid, before)
+        print(
+            f"  open loop {args.rate} rps: achieved {res['achieved_rps']:.1f}, p99 "
+            f"{_f(res['latency_from_schedule']['p99_ms'])} ms, outcomes {res['outcomes']}",
+            flush=True,
+        )
+        out["open_loop"] = res
+    return out
+
+
+def run_variant(args, variant: dict[str, Any], users: list[Any], items: list[Any]) -> dict[str, Any]:
+    """Start the server of one variant, run the phases, stop it; a failure is reported, not raised."""
+    port = free_port()
+    state = tempfile.mkdtemp(prefix="chronorec-load-")
+    cmd = server_command(args, variant, port, state)
+    env = dict(os.environ)
+    if variant.get("pythonpath"):
+        env["PYTHONPATH"] = variant["pythonpath"]
+    print(f"{variant['name']}: {' '.join(cmd[1:])}", flush=True)
+    log = open(Path(state) / "server.log", "wb")  # noqa: SIM115 - closed below; a pipe could fill and stall it
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, env=env)
+    out: dict[str, Any] = {**variant, "server_command": " ".join(cmd)}
+    try:
+        out["health"] = wait_healthy(port, proc, Path(state) / "server.log", timeout=180)
+        out.update(asyncio.run(_phases(args, port, proc.pid, users, items)))
+    except Exception as e:  # noqa: BLE001 - one variant failing still leaves a report
+        out["error"] = f"{type(e).__name__}: {e}"
+        print(f"  failed: {out['error']}", flush=True)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        shutil.rmtree(state, ignore_errors=True)
+    return out
 
 
 def batch_timing(model_dir: str, k: int, threads: int | None) -> dict[str, Any]:
+    """Top-k for every user: the ``recommend --users-file`` path and the evaluation pass, same process."""
     import torch
 
+    from chronorec.cli.recommend import by_history_length
+    from chronorec.evaluation.ranking import evaluate_ranking
+    from chronorec.evaluation.split import EvalSet
     from chronorec.models.registry import load
     from chronorec.recommend import RecommendOptions, RecommendPipeline
 
@@ -209,155 +317,180 @@ def batch_timing(model_dir: str, k: int, threads: int | None) -> dict[str, Any]:
         torch.set_num_threads(threads)
     model = load(model_dir)
     users = model.users.external_ids.tolist()
-    t0 = time.perf_counter()
+    internal = model.users.to_internal(users)
+    hist = [model.store.user_items(int(u)) for u in internal]
+    evalset = EvalSet.build(internal, hist, [h[-1:] for h in hist], "all users, full histories")
+    out: dict[str, Any] = {"n_users": len(users), "k": k, "torch_threads": torch.get_num_threads()}
     pipe = RecommendPipeline(model)
-    recs = pipe.recommend(users, options=RecommendOptions(k=k))
-    t_pipe = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    lib = model.recommend(users, k=k)
-    t_lib = time.perf_counter() - t1
-    return {
-        "n_users": len(users),
-        "k": k,
-        "torch_threads": torch.get_num_threads(),
-        "pipeline_seconds": t_pipe,
-        "library_seconds": t_lib,
-        "rows": len(recs),
-        "same_items_as_library": bool((recs["item_id"].to_numpy() == lib["item_id"].to_numpy()).mean() > 0.999),
-        "share_same_items_as_library": float((recs["item_id"].to_numpy() == lib["item_id"].to_numpy()).mean()),
-    }
+    for rep in range(2):  # interleaved, twice: the machine's load drifts
+        t = time.perf_counter()
+        evaluate_ranking(model.score, evalset, n_items=model.n_items, ks=(k,))
+        out.setdefault("evaluation_seconds", []).append(time.perf_counter() - t)
+        t = time.perf_counter()
+        labels, lists = by_history_length(pipe, users, options=RecommendOptions(k=k))
+        recs = pipe.to_frame(labels, lists, score="raw")
+        out.setdefault("users_file_path_seconds", []).append(time.perf_counter() - t)
+        if rep == 0:
+            t = time.perf_counter()
+            plain = pipe.to_frame(*pipe.recommend_lists(users, options=RecommendOptions(k=k)), score="raw")
+            out["unsorted_pipeline_seconds"] = time.perf_counter() - t
+            out["same_lists_as_unsorted"] = bool((plain["item_id"].to_numpy() == recs["item_id"].to_numpy()).all())
+    out["rows"] = len(recs)
+    for key in ("evaluation_seconds", "users_file_path_seconds"):
+        out[key + "_best"] = min(out[key])
+    out["users_file_over_evaluation"] = out["users_file_path_seconds_best"] / out["evaluation_seconds_best"]
+    return out
 
 
-def markdown(result: dict[str, Any]) -> str:
-    p = result["provenance"]
-    m = p["machine"]
-    lines = [
-        "# Serving benchmark",
-        "",
-        f"- command: `{p['command']}`",
-        f"- model: `{result['model_dir']}` ({result['health'].get('model_version')}, "
-        f"{result['health'].get('n_items')} items, {result['health'].get('n_users')} users)",
-        f"- machine: {m['platform']}, {m['cpu_count']} CPUs, python {m['python']}, torch {m['torch']}; "
-        f"server: 1 uvicorn worker, {result['server_threads']} torch thread(s); client on the same machine",
-        f"- git commit: {p.get('git_commit')}, started {p['started_at']}",
-        "",
-    ]
-    fr = result.get("fixed_rate")
-    if fr:
-        s, q = fr["latency_from_send"], fr["latency_from_schedule"]
-        lines += [
-            f"## Fixed rate: {fr['target_rps']} requests/s for {fr['duration_s']} s",
-            "",
-            "| measured from | p50 ms | p95 ms | p99 ms | max ms |",
-            "|---|---|---|---|---|",
-            f"| send | {s['p50_ms']:.2f} | {s['p95_ms']:.2f} | {s['p99_ms']:.2f} | {s['max_ms']:.2f} |",
-            f"| schedule | {q['p50_ms']:.2f} | {q['p95_ms']:.2f} | {q['p99_ms']:.2f} | {q['max_ms']:.2f} |",
-            "",
-            f"{fr['ok']} of {fr['requests']} requests answered 200, {fr['n_errors']} errors {fr['errors'] or ''}; "
-            f"achieved {fr['achieved_rps']:.1f} requests/s.",
-            "",
-        ]
-    if result.get("saturation"):
-        lines += [
-            "## Saturation (closed loop)",
-            "",
-            "| concurrency | throughput rps | p50 ms | p99 ms | errors |",
-            "|---|---|---|---|---|",
-        ]
-        for s in result["saturation"]:
-            lat = s["latency"]
-            lines.append(
-                f"| {s['concurrency']} | {s['throughput_rps']:.1f} | {lat['p50_ms']:.2f} | {lat['p99_ms']:.2f} | "
-                f"{s['n_errors']} |"
-            )
-        lines += ["", f"Maximum throughput: **{result['max_throughput_rps']:.1f} requests/s**.", ""]
-    b = result.get("batch")
-    if b:
-        lines += [
-            "## Batch top-10 for every user (in-process)",
-            "",
-            f"- {b['n_users']} users, k={b['k']}, {b['torch_threads']} torch threads",
-            f"- `chronorec.recommend.pipeline` pipeline (the `chronorec recommend --users-file` path): "
-            f"**{b['pipeline_seconds']:.2f} s**",
-            f"- `Recommender.recommend`: {b['library_seconds']:.2f} s; same items in "
-            f"{100 * b['share_same_items_as_library']:.2f}% of the rows",
-            "",
-        ]
-    return "\n".join(lines)
+def baseline_tree(rev: str) -> str:
+    """``src`` of the project at git revision ``rev``, exported to a temporary folder (its PYTHONPATH)."""
+    d = Path(tempfile.mkdtemp(prefix="chronorec-baseline-"))
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "src"], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(d)], input=archive, check=True)
+    return str(d / "src")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, help="Saved model folder (e.g. an ML-1M SASRec).")
+    ap.add_argument(
+        "--variants", nargs="+", default=["unbatched:1", "batched:64"], help="Servers as name:max_batch[:threads]."
+    )
+    ap.add_argument("--baseline-commit", default=None, help="Also serve the code of this git revision (PYTHONPATH).")
+    ap.add_argument("--max-wait-ms", type=float, default=2.0, help="Batching wait bound of the batched variants.")
+    ap.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16, 64], help="Closed-loop client counts.")
+    ap.add_argument("--closed-duration", type=float, default=15.0, help="Seconds per closed-loop level.")
+    ap.add_argument("--rate", type=float, default=200.0, help="Open-loop rate, requests/s.")
+    ap.add_argument("--duration", type=float, default=30.0, help="Open-loop duration, s (0 = skip).")
+    ap.add_argument("--grace", type=float, default=10.0, help="Open loop: s after the last send before giving up.")
+    ap.add_argument("--timeout", type=float, default=10.0, help="Per-request timeout, s.")
+    ap.add_argument("--warmup", type=int, default=50, help="Unmeasured requests first.")
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--server-threads", type=int, default=1, help="torch threads of each server (default 1).")
+    ap.add_argument("--batch-threads", type=int, default=None, help="torch threads of the batch timing.")
+    ap.add_argument("--skip-batch", action="store_true")
+    ap.add_argument("--skip-http", action="store_true")
+    ap.add_argument("--out-dir", default=str(REPO / "benchmarks" / "results"))
+    ap.add_argument("--name", default="serving", help="Output file stem.")
+    return ap.parse_args(argv)
+
+
+def variants(args) -> list[dict[str, Any]]:
+    out = []
+    if args.baseline_commit:
+        path = baseline_tree(args.baseline_commit)
+        out.append({"name": f"main@{args.baseline_commit}", "max_batch": None, "pythonpath": path})
+    for spec in args.variants:
+        name, _, rest = spec.partition(":")
+        mb, _, th = rest.partition(":")
+        out.append({"name": name, "max_batch": int(mb or 64), "threads": int(th) if th else None})
+    for v in out:
+        v["threads"] = v.get("threads") or args.server_threads
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True, help="Saved model folder (e.g. an ML-1M SASRec).")
-    ap.add_argument("--rate", type=float, default=200.0, help="Fixed rate, requests/s.")
-    ap.add_argument("--duration", type=float, default=60.0, help="Fixed-rate duration, s (0 = skip).")
-    ap.add_argument(
-        "--concurrency", type=int, nargs="+", default=[1, 4, 16], help="Saturation: closed-loop client counts."
-    )
-    ap.add_argument("--saturation-duration", type=float, default=15.0, help="Seconds per concurrency level (0 = skip).")
-    ap.add_argument("--max-requests", type=int, default=20_000, help="Hard cap on requests per phase.")
-    ap.add_argument("--warmup", type=int, default=50, help="Unmeasured requests first.")
-    ap.add_argument("--timeout", type=float, default=5.0, help="Per-request timeout, s.")
-    ap.add_argument("--k", type=int, default=10)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--server-threads", type=int, default=1, help="torch threads of the server.")
-    ap.add_argument("--batch-threads", type=int, default=None, help="torch threads of the batch run.")
-    ap.add_argument("--skip-batch", action="store_true")
-    ap.add_argument("--skip-http", action="store_true")
-    ap.add_argument("--out-dir", default=str(Path(__file__).resolve().parent / "results"))
-    ap.add_argument("--name", default="serving", help="Output file stem.")
-    args = ap.parse_args(argv)
-
+    args = parse_args(argv)
     from chronorec.models.registry import load
     from chronorec.workflows.experiment import provenance
 
     model = load(args.model)
     users = [u.item() if hasattr(u, "item") else u for u in model.users.external_ids.tolist()]
     items = [i.item() if hasattr(i, "item") else i for i in model.items.external_ids.tolist()]
-    del model
-    result: dict[str, Any] = {"model_dir": str(args.model), "server_threads": args.server_threads, "health": {}}
+    shape = {k: getattr(model.config, k, None) for k in ("max_len", "dim", "layers", "heads")}
+    result: dict[str, Any] = {"model_dir": str(args.model), "kind": model.kind, "shape": shape}
+    result["fit_info"] = {k: model.fit_info.get(k) for k in ("epochs_run", "train_seconds", "best_epoch")}
+    result["settings"] = {k: v for k, v in vars(args).items() if k not in ("out_dir",)}
     result["provenance"] = provenance()
+    del model
     if not args.skip_http:
-        port = free_port()
-        state = tempfile.mkdtemp(prefix="chronorec-load-")
-        cmd = [
-            sys.executable,
-            "-m",
-            "chronorec",
-            "serve",
-            "--model",
-            str(args.model),
-            "--host",
-            HOST,
-            "--port",
-            str(port),
-            "--state-dir",
-            state,
-            "--threads",
-            str(args.server_threads),
-        ]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ))
-        try:
-            result["health"] = wait_healthy(port, proc, timeout=120)
-            result["server_command"] = " ".join(cmd)
-            result.update(asyncio.run(run_http(args, users, items, port)))
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            shutil.rmtree(state, ignore_errors=True)
+        result["variants"] = [run_variant(args, v, users, items) for v in variants(args)]
+        result["ratios"] = ratios(result["variants"])
     if not args.skip_batch:
         print("batch: top-10 for every user ...", flush=True)
         result["batch"] = batch_timing(args.model, args.k, args.batch_threads)
-        print(f"  pipeline {result['batch']['pipeline_seconds']:.2f} s", flush=True)
+        b = result["batch"]
+        print(
+            f"  users-file path {b['users_file_path_seconds_best']:.2f} s, evaluation {b['evaluation_seconds_best']:.2f} s"
+        )
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.name}.json").write_text(json.dumps(result, indent=2, default=str))
+    (out / f"{args.name}.json").write_text(json.dumps(result, indent=2, default=_json))
     (out / f"{args.name}.md").write_text(markdown(result))
     print(f"wrote {out / (args.name + '.json')} and {out / (args.name + '.md')}")
     return 0
+
+
+def _json(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else str(v)
+
+
+def ratios(vs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each variant against the first: saturation throughput (most clients) and open-loop p99."""
+    ok = [v for v in vs if "closed_loop" in v]
+    if len(ok) < 2:
+        return {}
+    base = ok[0]
+    out = {}
+    for v in ok[1:]:
+        sat = v["closed_loop"][-1]["throughput_rps"] / max(base["closed_loop"][-1]["throughput_rps"], 1e-9)
+        one = v["closed_loop"][0]["throughput_rps"] / max(base["closed_loop"][0]["throughput_rps"], 1e-9)
+        out[f"{v['name']} / {base['name']}"] = {"saturation_throughput": sat, "one_client_throughput": one}
+    return out
+
+
+def _f(x: Any, fmt: str = ".1f") -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    p = result["provenance"]
+    m = p.get("machine", {})
+    lines = [
+        "# Serving benchmark",
+        "",
+        f"- command: `{p.get('command')}`",
+        f"- model: `{result['model_dir']}` ({result['kind']}, {result['shape']}, fit {result['fit_info']})",
+        f"- machine: {m.get('platform')}, {m.get('cpu_count')} CPUs, torch {m.get('torch')}; client on the same machine",
+        f"- git commit: {p.get('git_commit')}, started {p.get('started_at')}",
+        "",
+        "| server | clients / rate | answered rps | p50 ms | p99 ms | outcomes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for v in result.get("variants", []):
+        if "error" in v and "closed_loop" not in v:
+            lines.append(f"| {v['name']} | - | - | - | - | failed: {v['error']} |")
+            continue
+        for c in v.get("closed_loop", []):
+            lat = c["latency"]
+            lines.append(
+                f"| {v['name']} | {c['clients']} closed | {c['throughput_rps']:.1f} | {_f(lat['p50_ms'], '.2f')} | "
+                f"{_f(lat['p99_ms'], '.2f')} | {c['outcomes']} |"
+            )
+        o = v.get("open_loop")
+        if o:
+            lat = o["latency_from_schedule"]
+            behind = " (fell behind)" if o["fell_behind"] else ""
+            lines.append(
+                f"| {v['name']} | {o['target_rps']:.0f}/s open | {o['achieved_rps']:.1f}{behind} | "
+                f"{_f(lat['p50_ms'], '.2f')} | {_f(lat['p99_ms'], '.2f')} | {o['outcomes']} |"
+            )
+    for name, r in result.get("ratios", {}).items():
+        lines.append(
+            f"\n{name}: saturation throughput x{r['saturation_throughput']:.2f}, "
+            f"one client x{r['one_client_throughput']:.2f}"
+        )
+    b = result.get("batch")
+    if b:
+        lines += [
+            "",
+            f"Batch top-{b['k']} for {b['n_users']} users ({b['torch_threads']} torch threads), best of 2: "
+            f"`recommend --users-file` path **{b['users_file_path_seconds_best']:.2f} s**, evaluation pass "
+            f"{b['evaluation_seconds_best']:.2f} s (ratio {b['users_file_over_evaluation']:.2f}); the unsorted "
+            f"pipeline took {b['unsorted_pipeline_seconds']:.2f} s (same lists: {b['same_lists_as_unsorted']}).",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

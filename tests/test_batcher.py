@@ -15,7 +15,7 @@ import pytest
 from chronorec.datasets.synthetic import make_sequences
 from chronorec.models.sequential.sasrec import SASRec
 from chronorec.recommend import HistoryEvents, RecommendOptions, RecommendPipeline
-from chronorec.serving.batcher import BatchedRanker, MicroBatcher, Overloaded, width_bucket
+from chronorec.serving.batcher import BatchedRanker, MicroBatcher, Overloaded, width_groups
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -167,18 +167,25 @@ def test_a_batch_starts_when_full_or_when_its_oldest_request_has_waited_the_boun
     b2 = MicroBatcher(lambda items: items, max_batch=64, max_wait_s=0.01)
     assert b2("x") == "x"
     assert b2.stats.sizes == {1: 1} and b2.stats.started_by == {"wait": 1}
+    # told that nothing else is on its way, a batch does not wait at all (a minute's bound is not reached)
+    b3 = MicroBatcher(lambda items: items, max_batch=64, max_wait_s=60.0, coming=lambda: 0)
+    assert b3.submit("y").result(timeout=10) == "y"
+    assert b3.stats.started_by == {"none coming": 1}
+    b3.close()
     b.close()
     b2.close()
 
 
-def test_max_batch_one_is_the_pipeline_itself_and_widths_are_banded(model):
+def test_max_batch_one_is_the_pipeline_itself_and_widths_are_grouped(model):
     pipe = RecommendPipeline(model)
     ranker = BatchedRanker(pipe, max_batch=1)
     assert ranker.batcher is None
     h = model.store.user_items(1)
     same_list(ranker.rank(np.array([1]), [HistoryEvents(h)], None)[0], pipe.rank(np.array([1]), [h])[0])
-    assert width_bucket(3, 200) == width_bucket(4, 200) != width_bucket(5, 200)
-    assert width_bucket(300, 200) == width_bucket(200, 200)
+    # one pass pads every row to its widest: split where the padding costs more than another pass
+    assert width_groups([200, 10, 190, 12], call_cost=100) == [[1, 3], [2, 0]]
+    assert width_groups([200, 10, 190, 12], call_cost=10_000) == [[1, 3, 2, 0]]
+    assert sorted(sum(width_groups([7, 3, 200, 50, 60, 3]), [])) == [0, 1, 2, 3, 4, 5]  # every row once
 
 
 def test_the_service_answers_503_with_retry_after_when_overloaded(model, tmp_path):
