@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import typer
 
-from chronorec.cli import bench, data, forecast, models, recommend, serve, temporal
+from chronorec.cli import bench, data, forecast, models, recommend, scale, serve, temporal
 from chronorec.cli.common import LOG_LEVELS, configure_logging, report_errors
 
 app = typer.Typer(
@@ -59,3 +59,4 @@ COMMANDS = {
 
 for _name, _command in COMMANDS.items():
     app.command(_name)(report_errors(_command))
+app.add_typer(scale.datasets_app, name="datasets")

@@ -71,12 +71,18 @@ def reference(app: Any = None) -> str:
     if app is None:
         from chronorec.cli.main import app
     group = typer.main.get_command(app)
-    names = list(group.commands)
+    commands = {}  # a command group (``datasets``) lists its sub-commands as "datasets synth"
+    for n, c in group.commands.items():
+        subs = getattr(c, "commands", None)
+        commands |= {f"{n} {s}": sc for s, sc in subs.items()} if subs else {n: c}
     out = [HEADER, "| command | what it does |", "|---|---|"]
-    out += [f"| [`{n}`](#chronorec-{n}) | {_cell(group.commands[n].get_short_help_str(200))} |" for n in names]
+    out += [
+        f"| [`{n}`](#chronorec-{n.replace(' ', '-')}) | {_cell(c.get_short_help_str(200))} |"
+        for n, c in commands.items()
+    ]
     out.append("")
-    for n in names:
-        out += command_section(n, group.commands[n])
+    for n, c in commands.items():
+        out += command_section(n, c)
     return "\n".join(out).rstrip() + "\n"
 
 
