@@ -49,7 +49,7 @@ class ScheduleParams(Strict):
 class StoppingParams(Strict):
     """How long a run lasts and how often it is validated."""
 
-    epochs: int = Field(200, ge=0, description="the most epochs to train")
+    epochs: int = Field(200, ge=1, description="the most epochs to train")
     patience: int = Field(10, ge=0, description="stop after this many validations without a gain")
     eval_every: int = Field(1, ge=1, description="validate every this many epochs (and after the last)")
 

@@ -14,7 +14,9 @@ from chronorec.models.base import ModelConfig, Recommender
 
 class MostPopularConfig(ModelConfig):
     kind: Literal["popular"] = Field("popular", description="the model kind")
-    recent_share: float = Field(1.0, description="count only the most recent share of the training events (by time)")
+    recent_share: float = Field(
+        1.0, gt=0, le=1, description="count only the most recent share of the training events (by time)"
+    )
 
 
 class MostPopular(Recommender):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from chronorec.models.base import ModelConfig
 from chronorec.settings import Strict
@@ -103,6 +103,13 @@ class SequentialConfig(  # fields are listed from the last group to the first
     ArchitectureParams,
 ):
     """Every setting of a neural sequence model (a subclass adds its architecture's own)."""
+
+    @model_validator(mode="after")
+    def _heads_divide_dim(self) -> SequentialConfig:
+        heads = getattr(self, "heads", None)  # attention models only
+        if heads and self.dim % heads:
+            raise ValueError(f"dim {self.dim} must be divisible by heads {heads}")
+        return self
 
 
 __all__ = [

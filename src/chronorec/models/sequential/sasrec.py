@@ -15,9 +15,9 @@ from chronorec.models.sequential.recommender import SequentialConfig, Sequential
 
 class SASRecConfig(SequentialConfig):
     kind: Literal["sasrec"] = Field("sasrec", description="the model kind")
-    layers: int = Field(2, description="Transformer blocks")
-    heads: int = Field(1, description="attention heads per block")
-    ffn_mult: int = Field(4, description="feed-forward width as a multiple of dim")
+    layers: int = Field(2, ge=1, description="Transformer blocks")
+    heads: int = Field(1, ge=1, description="attention heads per block")
+    ffn_mult: int = Field(4, ge=1, description="feed-forward width as a multiple of dim")
 
 
 class SASRecModule(SequenceEncoder):
