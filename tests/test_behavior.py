@@ -319,3 +319,86 @@ def test_feature_models_search_aligned_training_cutoffs_on_validation():
     assert res["tasks"]["target"]["logistic"]["train_cutoffs"] in {
         r["train_cutoffs"] for r in search if r["validation"] == best["validation"]
     }
+
+
+# ----------------------------------------------------------------------------- saved model, served
+def _buyer_group(n_users: int = 60, n_days: int = 10, seed: int = 0) -> pd.DataFrame:
+    """Every user browses daily; the first third ("b0", "b1", ...) buy on 70% of days, the others on 3%."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        buyer = u < n_users // 3
+        name = f"b{u}" if buyer else f"u{u}"
+        for d in range(n_days):
+            base = T0 + d * DAY
+            for _ in range(1 + rng.poisson(2)):
+                rows.append((name, int(rng.integers(30)), base + int(rng.integers(0, DAY)), "pv"))
+            if rng.random() < (0.7 if buyer else 0.03):
+                rows.append((name, int(rng.integers(30)), base + int(rng.integers(0, DAY)), "buy"))
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "behavior"])
+
+
+@pytest.fixture(scope="module")
+def saved_behavior_model(tmp_path_factory):
+    from chronorec.temporal.behavior.model import fit_behavior_model
+
+    m = fit_behavior_model(_buyer_group(), model="logistic", horizon_s=DAY, step_s=DAY, windows=(1, 7), threads=1)
+    path = tmp_path_factory.mktemp("bm") / "model"
+    m.save(path)
+    return m, path
+
+
+def test_saved_behavior_model_round_trip_ranks_the_planted_buyers_higher(saved_behavior_model):
+    from chronorec.temporal.behavior.model import load_behavior_model
+
+    m, path = saved_behavior_model
+    assert {p.suffix for p in path.iterdir()} <= {".json", ".safetensors", ".parquet"}
+    before = m.predict()
+    after = load_behavior_model(path).predict()
+    pd.testing.assert_frame_equal(before, after)
+    assert len(after) == 60 and after["probability"].between(0, 1).all()
+    buyer = after["user_id"].str.startswith("b")
+    assert roc_auc(buyer.to_numpy().astype(int), after["probability"].to_numpy()) > 0.95
+    assert after.loc[buyer, "probability"].mean() > 4 * after.loc[~buyer, "probability"].mean()
+    assert after.loc[buyer, "probability"].mean() == pytest.approx(0.7, abs=0.2)  # calibrated, not just ranked
+    r = m.report
+    assert r["test"]["roc_auc"] > 0.9 and r["test"]["brier"] < 0.15 and r["reliability_test"][0]["count"] > 0
+    # a prediction time inside the data uses only the events before it
+    early = m.predict(at=T0 + 3 * DAY)
+    assert str(early["at"].iloc[0]) == "2023-11-18 00:00:00+00:00" and len(early) == 60
+
+
+def test_exported_gbm_and_logistic_score_as_scikit_learn_does():
+    from chronorec.temporal.behavior.feature_models import fit_feature_model
+    from chronorec.temporal.behavior.portable import export_gbm, export_logistic, gbm_scores, logistic_scores
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 5))
+    X[rng.random(X.shape) < 0.1] = np.nan
+    y = (np.nan_to_num(X[:, 0]) + rng.normal(size=400) > 0).astype(int)
+    gbm = fit_feature_model("gbm", X, y, params={"max_iter": 20})
+    np.testing.assert_allclose(gbm_scores(export_gbm(gbm), X), gbm.predict_proba(X)[:, 1], rtol=1e-12)
+    Xp = np.abs(X)
+    lr = fit_feature_model("logistic", Xp, y)
+    np.testing.assert_allclose(logistic_scores(export_logistic(lr), Xp), lr.predict_proba(Xp)[:, 1], rtol=1e-12)
+
+
+def test_behavior_endpoint_returns_probabilities_and_refuses_bad_input(saved_behavior_model):
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from chronorec.serving.behavior import behavior_router
+
+    m, path = saved_behavior_model
+    app = FastAPI()
+    app.include_router(behavior_router(path))
+    client = TestClient(app)
+    r = client.post("/predict-behavior", json={"user_ids": ["b0", "u30", "nobody"]})
+    assert r.status_code == 200
+    body = r.json()
+    probs = {p["user_id"]: p["probability"] for p in body["predictions"]}
+    expected = m.predict().set_index("user_id")["probability"]
+    assert probs == pytest.approx({"b0": expected["b0"], "u30": expected["u30"]}) and probs["b0"] > probs["u30"]
+    assert body["unknown_users"] == ["nobody"] and body["warnings"] and body["target"] == "buy"
+    for bad in ({"user_ids": []}, {"user_ids": [["b0"]]}, {"user_ids": ["b0"], "k": 3}, {}, {"user_ids": [""]}):
+        assert client.post("/predict-behavior", json=bad).status_code == 422, bad

@@ -91,3 +91,48 @@ def test_commands_have_help_for_every_option():
         assert r.exit_code == 0
         opts = [ln for ln in r.output.splitlines() if ln.strip().startswith("│ --")]
         assert opts and all(len(ln.split()) > 3 for ln in opts), cmd
+
+
+def test_predict_behavior_saves_a_model_and_writes_per_user_probabilities(tmp_path):
+    rng = np.random.default_rng(1)
+    rows = []
+    for u in range(30):
+        for d in range(10):
+            base = 1_700_006_400 + d * DAY
+            rows += [(f"c{u}", int(rng.integers(9)), base + int(rng.integers(DAY)), "pv") for _ in range(2)]
+            if rng.random() < (0.7 if u < 10 else 0.05):
+                rows.append((f"c{u}", int(rng.integers(9)), base + int(rng.integers(DAY)), "buy"))
+    path = tmp_path / "ev.csv"
+    pd.DataFrame(rows, columns=["uid", "sku", "ts", "event"]).to_csv(path, index=False)
+    data = [
+        "--data",
+        str(path),
+        "--user-col",
+        "uid",
+        "--item-col",
+        "sku",
+        "--time-col",
+        "ts",
+        "--behavior-col",
+        "event",
+    ]
+    out, model = tmp_path / "out", tmp_path / "model"
+    r = runner.invoke(
+        app,
+        ["predict-behavior", *data, "--models", "logistic", "--step-hours", "24", "--windows", "1,7"]
+        + ["--save", str(model), "--out", str(out), "--threads", "1"],
+    )
+    assert r.exit_code == 0, r.output
+    assert "Brier" in r.output and (model / "manifest.json").exists() and (out / "calibration_saved_model.png").exists()
+    p = pd.read_csv(out / "predictions.csv")
+    assert len(p) == 30 and p["probability"].between(0, 1).all()
+    assert p[p["user_id"].str.match(r"c\d$")]["probability"].mean() > p["probability"].mean()  # c0..c9 buy
+    r = runner.invoke(
+        app,
+        ["predict-behavior", "--model", str(model), "--at", "2023-11-20", "--predictions", str(tmp_path / "p.parquet")],
+    )
+    assert r.exit_code == 0, r.output
+    q = pd.read_parquet(tmp_path / "p.parquet")
+    assert len(q) == 30 and str(q["at"].iloc[0]).startswith("2023-11-20")
+    r = runner.invoke(app, ["predict-behavior", "--model", str(tmp_path / "nothing")])
+    assert r.exit_code == 1 and "no such behaviour model" in r.output

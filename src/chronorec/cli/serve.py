@@ -16,6 +16,7 @@ S = ServeConfig
 
 def serve(
     model: Annotated[Path | None, field_option(S, "model", "--model", "-m")] = None,
+    behavior_model: Annotated[Path | None, field_option(S, "behavior_model")] = None,
     host: Annotated[str | None, field_option(S, "host")] = None,
     port: Annotated[int | None, field_option(S, "port")] = None,
     api_key: Annotated[str | None, field_option(S, "api_key", envvar="CHRONOREC_API_KEY")] = None,
@@ -62,6 +63,10 @@ def serve(
         max_wait_ms=s.max_wait_ms,
         max_queue=s.max_queue,
     )
+    if s.behavior_model is not None:
+        from chronorec.serving.behavior import behavior_router
+
+        app.include_router(behavior_router(Path(s.behavior_model)))
     if s.host not in ("127.0.0.1", "localhost", "::1"):
         typer.secho(f"warning: binding {s.host}: the service is reachable from other machines", err=True)
     typer.echo(f"Serving {app.state.service.model_version} from {model_dir} on http://{s.host}:{s.port} (docs: /docs)")

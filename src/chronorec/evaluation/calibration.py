@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,12 @@ def calibration_curve(y: np.ndarray, p: np.ndarray, *, bins: int = 10) -> dict[s
     }
 
 
+def _label_counts(ax: Any, x: Any, y: Any, counts: Any, color: str) -> None:
+    """Write each bin's case count next to its point, so sparse bins are seen as such."""
+    for xi, yi, n in zip(x, y, counts, strict=True):
+        ax.annotate(f"n={int(n):,}", (xi, yi), textcoords="offset points", xytext=(4, -10), fontsize=6, color=color)
+
+
 def calibration_plot(
     curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, *, bins: int = 10, title: str = "Calibration"
 ) -> Path:
@@ -37,9 +44,10 @@ def calibration_plot(
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
     for name, (y, p) in curves.items():
         c = calibration_curve(y, p, bins=bins)
-        ax.plot(c["mean_predicted"], c["observed"], "o-", label=name)
+        line = ax.plot(c["mean_predicted"], c["observed"], "o-", label=name)[0]
+        _label_counts(ax, c["mean_predicted"], c["observed"], c["count"], line.get_color())
         axh.hist(np.asarray(p), bins=bins, range=(0, 1), histtype="step", label=name)
-    ax.set_ylabel("observed frequency")
+    ax.set_ylabel("observed frequency (n = cases in the bin)")
     ax.set_title(title)
     ax.legend(fontsize=8)
     axh.set_xlabel("predicted probability")
@@ -84,7 +92,8 @@ def plot_reliability(curves: Mapping[str, pd.DataFrame], path: str | Path, *, ti
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
     for label, c in curves.items():
         c = c[c["count"] > 0]
-        ax.plot(c["confidence"], c["accuracy"], "o-", label=f"{label} (ECE {expected_calibration_error(c):.3f})")
+        line = ax.plot(c["confidence"], c["accuracy"], "o-", label=f"{label} (ECE {expected_calibration_error(c):.3f})")
+        _label_counts(ax, c["confidence"], c["accuracy"], c["count"], line[0].get_color())
     ax.set_xlabel("top-1 confidence")
     ax.set_ylabel("top-1 accuracy")
     ax.set_xlim(0, 1)

@@ -88,6 +88,9 @@ class BehaviorConfig(_Lists):
     predictions: str | None = Field(
         None, description="Per-user probabilities file (.csv or .parquet; default <out>/predictions.csv)."
     )
+    calibration: Literal["platt", "isotonic", "none"] = Field(
+        "platt", description="Calibrator of a saved model, fitted on the validation cut-off."
+    )
 
 
 class ForecastConfig(_Lists):

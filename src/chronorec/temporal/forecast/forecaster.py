@@ -320,7 +320,7 @@ def interval_coverage(  # noqa: PLR0913 - the evaluation's keyword API mirrors f
     sm: SeriesMatrix,
     *,
     h: int,
-    n_test: int = 8,
+    n_test: int | None = None,
     n_calibration: int = 8,
     step: int | None = None,
     methods: Sequence[str] | None = None,
@@ -331,9 +331,17 @@ def interval_coverage(  # noqa: PLR0913 - the evaluation's keyword API mirrors f
     ending at the end of the data), a forecaster fitted on the data before the origin only (method
     choice and quantiles from its own ``n_calibration`` earlier origins) forecasts ``h`` periods;
     the share of actual values inside each interval, overall, per step and per origin, with the
-    mean interval width (scaled) and the point-forecast metrics."""
+    mean interval width (scaled) and the point-forecast metrics. ``n_test`` defaults to every origin
+    that leaves the first forecaster more than two seasons of training window."""
     step = step or h
     T = sm.Y.shape[1]
+    if n_test is None:  # the earliest origin t must leave training_window(t, ...) > 2 seasons
+        first = 2 * sm.season + 1 + h + step * (n_calibration - 1)
+        n_test = (T - h - first) // step + 1
+    if n_test < 1:
+        raise DataError(
+            short_window_message(sm, training_window(T - h, h, n_calibration, step), h, n_calibration, step)
+        )
     tests = _origins(T, h, n_test, step)
     cache: dict = {}
     inside = {lv: [] for lv in levels}
