@@ -1,6 +1,6 @@
 """Temporal-behaviour benchmark on the real data: features, behaviour prediction, forecasting.
 
-    python benchmarks/temporal.py [--data-dir DIR] [--out benchmarks/results] [--quick]
+    python benchmarks/temporal.py [--data-dir DIR] [--out benchmarks/results] [--quick] [--predictions]
 
 Writes ``temporal.json`` and ``temporal.md`` (every figure, wall time and peak memory per part,
 the command, the data and the machine) plus the plots into ``--out``.
@@ -11,6 +11,12 @@ Parts:
 3. forecasting by rolling origin: Online Retail daily net revenue per country and per product and
    daily net units per product (cancellations netted), Taobao hourly events per category, ML-100K
    daily ratings per item and in total.
+
+With ``--predictions`` only the prediction parts run (``temporal_predictions.json`` / ``.md``):
+held-out coverage of the 14-day forecast intervals on the Online Retail daily series (every
+origin a week apart that leaves 8 calibration origins and two seasons before it), the forecasts
+themselves, and the saved behaviour model on Taobao (fit, Platt / isotonic calibration on the day
+before each of the last three test days, Brier, ECE and the reliability table pooled over them).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 
 def _part(name: str, fn, results: dict[str, Any]) -> None:
@@ -128,7 +135,7 @@ def run(data_dir: str | None, out: Path, quick: bool, threads: int) -> dict[str,
     def forecast(name: str, s, h: int, n_origins: int, models=ladder):
         sm = to_matrix(s)
         ev = rolling_origin(sm, h=h, n_origins=n_origins, models=models, params=fparams, threads=threads, progress=True)
-        plot_forecasts(sm, ev, out / f"temporal_forecast_{name}.png", series=(0, 1, 2))
+        plot_forecasts(sm, ev, out / f"temporal_forecast_{name}.png", n_series=3)
         return {k: v for k, v in ev.items() if k not in ("forecasts", "actual")}
 
     top = 20 if quick else 100
@@ -274,14 +281,212 @@ def markdown(payload: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------- predictions (--predictions)
+CAL_KINDS = ("platt", "isotonic", "none")
+
+
+def forecast_intervals(ddir: Path, out: Path, quick: bool) -> dict[str, Any]:
+    """Held-out coverage of the 14-day intervals on the retail daily series, and the forecast itself."""
+    from chronorec.temporal.forecast.data import online_retail_series
+    from chronorec.temporal.forecast.forecaster import DEFAULT_METHODS, interval_coverage
+    from chronorec.temporal.forecast.pipeline import run_forecast, series_matrix
+
+    every = online_retail_series(data_dir=ddir, by="country", top=10_000)
+    sets = {
+        "retail_total_revenue_daily": every.groupby("period", as_index=False)["y"].sum().assign(series_id="total"),
+        "retail_country_revenue_daily": online_retail_series(data_dir=ddir, by="country", top=10),
+        "retail_product_units_daily": online_retail_series(
+            data_dir=ddir, by="product", measure="units", top=20 if quick else 50
+        ),
+    }
+    res: dict[str, Any] = {}
+    for name, s in sets.items():
+        t0 = time.perf_counter()
+        sm = series_matrix(s, freq="day", h=14, n_origins=8)
+        cov = interval_coverage(sm, h=14, step=7, n_calibration=8, levels=(80.0, 90.0, 95.0), select="series")
+        fc = run_forecast(
+            sm, out / f"temporal_forecast_{name}", h=14, models=DEFAULT_METHODS, n_origins=8, levels=(80.0, 95.0)
+        )
+        fc.pop("evaluation")
+        res[name] = {"coverage": cov, "forecast": fc, "seconds": time.perf_counter() - t0}
+        print(f"   {name}: coverage {cov['coverage']} ({len(cov['test_origins'])} origins)", flush=True)
+    return res
+
+
+def behavior_model(taobao: Any, tz: float, out: Path, quick: bool, threads: int) -> dict[str, Any]:
+    """Saved-model protocol on Taobao over the last test days: each day's model fitted on the cut-offs
+    before its validation day, calibrated on that day, scored on the test day; pooled reliability."""
+    from chronorec.evaluation.calibration import calibration_plot
+    from chronorec.temporal.behavior.model import fit_behavior_model
+    from chronorec.temporal.behavior.portable import calibrate, fit_calibrator
+
+    day = 86400
+    last = int(taobao["timestamp"].max()) + 1
+    off = int(tz * 3600)
+    t_last = (last - day + off) // day * day - off  # the last local midnight with a full day after it
+    tests = [t_last - k * day for k in range(1 if quick else 3)][::-1]
+    res: dict[str, Any] = {"test_cutoffs": [str(pd.Timestamp(t, unit="s")) + " UTC" for t in tests], "models": {}}
+    curves = {}
+    for kind in ("gbm", "logistic"):
+        ys, probs, days = [], {c: [] for c in CAL_KINDS}, []
+        for t in tests:
+            m = fit_behavior_model(taobao, model=kind, utc_offset_hours=tz, test_cutoff=t, threads=threads)
+            h = m.holdout
+            for c in CAL_KINDS:
+                probs[c].append(calibrate(fit_calibrator(c, h["score_val"], h["y_val"]), h["score"]))
+            ys.append(h["y"])
+            days.append(
+                {"test_cutoff": m.report["cutoffs"]["test"][0], "params": m.report["params"], "test": m.report["test"]}
+            )
+            print(f"   {kind} {days[-1]['test_cutoff']}: {m.report['test']}", flush=True)
+            if t == tests[-1]:
+                m.save(out / f"temporal_behavior_model_{kind}")
+                m.predict().to_csv(out / f"temporal_behavior_predictions_{kind}.csv", index=False)
+        y = np.concatenate(ys)
+        res["models"][kind] = {
+            "per_day": days,
+            "pooled": {c: _bin_report(y, np.concatenate(probs[c])) for c in CAL_KINDS},
+        }
+        curves[f"{kind} (Platt)"] = (y, np.concatenate(probs["platt"]))
+        curves[f"{kind} (uncalibrated)"] = (y, np.concatenate(probs["none"]))
+    calibration_plot(
+        curves, out / "temporal_behavior_model_calibration.png", title="Taobao: P(buy within 24 h), test days pooled"
+    )
+    return res
+
+
+def _bin_report(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
+    from chronorec.evaluation.calibration import expected_calibration_error, reliability_curve
+    from chronorec.evaluation.classification import binary_metrics
+
+    m = binary_metrics(y, p)
+    curve = reliability_curve(p, y, n_bins=10)
+    table = curve[curve["count"] > 0]
+    return {
+        "cases": len(y),
+        "positive_rate": float(y.mean()),
+        "mean_predicted": float(p.mean()),
+        "brier": float(m["brier"]),
+        "roc_auc": float(m["roc_auc"]),
+        "pr_auc": float(m["pr_auc"]),
+        "ece": expected_calibration_error(curve),
+        "reliability": [
+            {
+                "bin": f"{r.bin_low:.1f}-{r.bin_high:.1f}",
+                "mean_predicted": r.confidence,
+                "observed": r.accuracy,
+                "count": int(r.count),
+            }
+            for r in table.itertuples()
+        ],
+    }
+
+
+def run_predictions(data_dir: str | None, out: Path, quick: bool, threads: int) -> dict[str, Any]:
+    from chronorec.datasets.formats import data_dir as resolve
+    from chronorec.datasets.temporal import load_taobao, utc_offset_hours
+    from chronorec.workflows.experiment import provenance
+
+    ddir = resolve(data_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {}
+    payload = {
+        "provenance": provenance(
+            data_dir=str(ddir),
+            data={
+                "online_retail": "online-retail/online_retail.csv.xz (daily, net of cancellations; unit price > 0; "
+                "non-product stock codes dropped)",
+                "taobao": "taobao-userbehavior/UserBehavior_first814users.csv + UserBehavior_114users.csv (928 users)",
+            },
+            quick=quick,
+            threads=threads,
+        ),
+        "parts": results,
+    }
+
+    def save() -> None:
+        (out / "temporal_predictions.json").write_text(json.dumps(payload, indent=2, default=_json))
+        (out / "temporal_predictions.md").write_text(predictions_markdown(payload))
+
+    _part("forecast_intervals_retail", lambda: forecast_intervals(ddir, out, quick), results)
+    save()
+    taobao = load_taobao(ddir)
+    tz = utc_offset_hours("taobao")
+    _part("behavior_model_taobao", lambda: behavior_model(taobao, tz, out, quick, threads), results)
+    save()
+    return payload
+
+
+def predictions_markdown(payload: dict[str, Any]) -> str:
+    """The Markdown report of the prediction parts."""
+    p, prov = payload["parts"], payload["provenance"]
+    lines = [
+        "# Temporal predictions: forecast intervals and calibrated behaviour probabilities",
+        "",
+        f"Command: `{prov['command']}`  ",
+        f"Commit: {prov['git_commit']}, {prov['started_at']}; {prov['machine']['cpu_count']} cores",
+        "",
+    ]
+    if "forecast_intervals_retail" in p:
+        lines += [
+            "## Forecast intervals, held-out coverage (14 days ahead)",
+            "",
+            "| series | n | test origins | coverage 80% | 90% | 95% | scaled width 80% / 95% | MASE | methods chosen (last fit) |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, r in p["forecast_intervals_retail"]["result"].items():
+            c, w = r["coverage"], r["coverage"]["scaled_width"]
+            cv = c["coverage"]
+            lines.append(
+                f"| {name} | {c['n_series']} | {len(c['test_origins'])} | {cv['80']:.3f} | {cv['90']:.3f} | {cv['95']:.3f} | "
+                f"{w['80']:.2f} / {w['95']:.2f} | {c['point']['MASE']:.3f} | {r['forecast']['methods_chosen']} |"
+            )
+        lines.append("")
+    if "behavior_model_taobao" in p:
+        b = p["behavior_model_taobao"]["result"]
+        lines += [
+            "## Saved behaviour model: P(buy within 24 h), test days pooled",
+            "",
+            f"Test cut-offs: {', '.join(b['test_cutoffs'])}.",
+            "",
+            "| model | calibration | cases | Brier | ECE | ROC-AUC | PR-AUC | mean predicted | positive rate |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for kind, r in b["models"].items():
+            for cal, m in r["pooled"].items():
+                lines.append(
+                    f"| {kind} | {cal} | {m['cases']} | {m['brier']:.4f} | {m['ece']:.4f} | {m['roc_auc']:.4f} | "
+                    f"{m['pr_auc']:.4f} | {m['mean_predicted']:.3f} | {m['positive_rate']:.3f} |"
+                )
+        lines += [
+            "",
+            "Reliability (gbm, Platt):",
+            "",
+            "| bin | mean predicted | observed | count |",
+            "|---|---|---|---|",
+        ]
+        for row in b["models"]["gbm"]["pooled"]["platt"]["reliability"]:
+            lines.append(f"| {row['bin']} | {row['mean_predicted']:.3f} | {row['observed']:.3f} | {row['count']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=None, help="benchmark data folder (default $CHRONOREC_DATA / ../shared/data)")
     ap.add_argument("--out", default="benchmarks/results", help="output folder for temporal.json / temporal.md")
     ap.add_argument("--quick", action="store_true", help="fewer epochs and series (a few minutes)")
     ap.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch threads")
+    ap.add_argument(
+        "--predictions",
+        action="store_true",
+        help="only the prediction parts (retail forecast intervals, saved Taobao behaviour model): temporal_predictions.json",
+    )
     args = ap.parse_args(argv)
-    run(args.data_dir, Path(args.out), args.quick, args.threads)
+    if args.predictions:
+        run_predictions(args.data_dir, Path(args.out), args.quick, args.threads)
+    else:
+        run(args.data_dir, Path(args.out), args.quick, args.threads)
     return 0
 
 

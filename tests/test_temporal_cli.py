@@ -136,3 +136,31 @@ def test_predict_behavior_saves_a_model_and_writes_per_user_probabilities(tmp_pa
     assert len(q) == 30 and str(q["at"].iloc[0]).startswith("2023-11-20")
     r = runner.invoke(app, ["predict-behavior", "--model", str(tmp_path / "nothing")])
     assert r.exit_code == 1 and "no such behaviour model" in r.output
+
+
+def test_forecast_top_n_gives_n_series_and_their_total_apart(tmp_path, monkeypatch):
+    import chronorec.datasets.temporal as dt
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    ev = pd.DataFrame(
+        {
+            "user_id": rng.integers(0, 50, n),
+            "item_id": rng.choice(8, n, p=[0.3, 0.2, 0.15, 0.1, 0.1, 0.05, 0.05, 0.05]),
+            "timestamp": 1_700_006_400 + np.sort(rng.integers(0, 120 * DAY, n)),
+        }
+    )
+    monkeypatch.setattr(dt, "load_temporal_dataset", lambda key, data_dir=None, **kw: ev)
+    out = tmp_path / "fc"
+    r = runner.invoke(
+        app,
+        ["forecast", "--dataset", "ml-100k", "--top", "3", "--horizon", "7", "--origins", "3"]
+        + ["--models", "naive,seasonal_naive", "--out", str(out)],
+    )
+    assert r.exit_code == 0, r.output
+    assert "3 series" in r.output and "__total__" in r.output
+    payload = json.loads((out / "forecast.json").read_text())
+    assert payload["n_series"] == 3 and payload["total"]["n_series"] == 1
+    assert pd.read_csv(out / "forecast.csv")["series_id"].nunique() == 3
+    total = pd.read_csv(out / "total_forecast.csv")
+    assert set(total["series_id"]) == {"__total__"} and (out / "total_forecaster" / "manifest.json").exists()

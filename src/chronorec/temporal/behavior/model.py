@@ -211,11 +211,13 @@ def fit_behavior_model(  # noqa: PLR0913 - the public keyword API: one keyword p
     windows: Sequence[int] = (1, 7, 28),
     utc_offset_hours: float = 0.0,
     calibration: str = "platt",
+    test_cutoff: int | None = None,
     seed: int = 0,
     threads: int | None = None,
 ) -> BehaviorModel:
-    """Fit, calibrate on validation and score on the held-out test cut-off (see the module docstring).
-    ``threads`` caps the OpenMP threads of the gradient boosting (default: scikit-learn's own)."""
+    """Fit, calibrate on validation and score on the held-out test cut-off (see the module docstring;
+    ``test_cutoff``, UTC seconds, moves it back in time). ``threads`` caps the OpenMP threads of the
+    gradient boosting (default: scikit-learn's own)."""
     from chronorec.datasets.temporal import event_frame
     from chronorec.temporal.behavior.data import make_cutoffs
 
@@ -235,6 +237,7 @@ def fit_behavior_model(  # noqa: PLR0913 - the public keyword API: one keyword p
         horizon_s=horizon_s,
         step_s=step_s or max(horizon_s // 4, 1),
         n_train=n_train_cutoffs,
+        test_cutoff=test_cutoff,
         utc_offset_hours=utc_offset_hours,
     )
     data = _cases(ev, settings, cuts)
@@ -256,7 +259,8 @@ def fit_behavior_model(  # noqa: PLR0913 - the public keyword API: one keyword p
     bm.arrays.update(fit_calibrator(calibration, raw["validation"], y[rows["validation"]]))
     cal_test = bm.proba(X[rows["test"]])
     yt = y[rows["test"]]
-    bm.holdout = {"y": yt, "score": raw["test"], "probability": cal_test}
+    yv = y[rows["validation"]]
+    bm.holdout = {"y": yt, "score": raw["test"], "probability": cal_test, "y_val": yv, "score_val": raw["validation"]}
     bm.report = {
         "protocol": "fit on the training cut-offs, calibrated on the validation cut-off, scored on the test cut-off",
         "cutoffs": {p: [str(pd.Timestamp(t, unit="s")) + " UTC" for t in v] for p, v in cuts.items()},
