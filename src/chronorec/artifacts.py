@@ -146,7 +146,7 @@ def _check_files(d: Path, path: Path, files: Any) -> None:
         if not f.is_file():
             raise _fail(f"{f}: listed in the manifest as a file but is not one")
         if _sha256(f) != digest:
-            raise ModelLoadError(f"{f}: checksum does not match the manifest (file changed or corrupt)")
+            raise _fail(f"{f}: checksum does not match the manifest (file changed or corrupt)")
         _check_readable(f)
     stale = [n for n in MODEL_FILES if n not in files and (d / n).exists()]
     if stale:

@@ -286,9 +286,19 @@ def set_threads(threads: int | None) -> None:
 
 # ---------------------------------------------------------------------- small helpers
 def parse_value(text: str) -> Any:
+    """A ``key=value`` option's value, read as plain YAML (numbers, lists, ...): tags such as
+    ``!!python/object`` are refused, never constructed."""
     import yaml
 
-    return yaml.safe_load(text)
+    from chronorec.errors import ConfigError
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        first = " ".join(str(e).split())[:200]
+        raise ConfigError(
+            f"cannot read the value {text[:80]!r}: {first} (plain values only: numbers, text, lists)"
+        ) from None
 
 
 def split_ids(values: list[str] | None) -> list[str]:
@@ -306,9 +316,14 @@ def typed_ids(ids: list[Any], idmap: Any) -> list[Any]:
 
     if np.issubdtype(np.asarray(idmap.external_ids).dtype, np.integer):
         try:
-            return [int(x) for x in ids]
+            out = [int(x) for x in ids]
         except ValueError as e:
             raise ConfigError(f"this model's ids are integers: {e}") from None
+        info = np.iinfo(np.int64)
+        huge = [x for x in out if not info.min <= x <= info.max]
+        if huge:
+            raise ConfigError(f"id {huge[0]} is out of range: this model's ids are 64-bit integers")
+        return out
     return [str(x) for x in ids]
 
 

@@ -268,7 +268,12 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"{p}: config file not found")
-    text = p.read_text()
+    if not p.is_file():
+        raise ConfigError(f"{p}: is a folder, not a config file; give a .yaml, .toml or .json file")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: cannot read the config file ({e})") from None
     suffix = p.suffix.lower()
     try:
         if suffix == ".toml":
@@ -286,7 +291,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     except ConfigError:
         raise
     except Exception as e:  # parser errors carry line numbers
-        raise ConfigError(f"{p}: cannot parse: {e}") from None
+        raise ConfigError(f"{p}: cannot parse: {' '.join(str(e).split())[:300]}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
