@@ -190,9 +190,23 @@ def test_parquet_named_csv_says_parquet(tmp_path):
 def test_utf16_text_names_the_encoding(tmp_path):
     p = tmp_path / "events.csv"
     p.write_bytes(GOOD.encode("utf-16"))
-    with pytest.raises(IngestError, match="is UTF-16 text; pass --encoding utf-16"):
+    with pytest.raises(IngestError, match="is UTF-16 text: pass --encoding utf-16"):
         read_events(p)
     assert len(read_events(p, encoding="utf-16")) == 12
+
+
+def test_utf16_without_a_byte_order_mark_names_the_byte_order(tmp_path):
+    p = tmp_path / "events.csv"
+    p.write_bytes(GOOD.encode("utf-16-le"))
+    with pytest.raises(IngestError, match="UTF-16 text without a byte-order mark: pass --encoding utf-16-le"):
+        read_events(p)
+    assert len(read_events(p, encoding="utf-16-le")) == 12
+
+
+def test_a_stray_control_character_in_a_text_file_is_not_binary(tmp_path):
+    p = tmp_path / "events.csv"
+    p.write_text("user_id,item_id,timestamp\n1,2\x1a,1600000000\n2,3,1600000001\n")
+    assert read_events(p).to_external_frame()["item_id"].tolist() == ["2\x1a", "3"]
 
 
 # ----------------------------------------------------------------------------- ids and columns
@@ -212,6 +226,17 @@ def test_list_and_dict_ids_are_rejected_with_their_lines(tmp_path):
     frame = log.to_external_frame()
     assert "[1]" not in frame["user_id"].astype(str).tolist()
     assert frame["item_id"].tolist() == [3, 4, 3, 4] and accounted(log.report)
+
+
+def test_object_behaviours_are_rejected_with_their_lines(tmp_path):
+    rows = [{"user_id": 1, "item_id": i, "timestamp": 1_600_000_000 + i, "b": "buy"} for i in range(5)]
+    rows[1]["b"] = {"kind": "buy"}
+    p = tmp_path / "events.jsonl"
+    p.write_text("\n".join(json.dumps(r) for r in rows))
+    log = read_events(p, behavior_col="b")
+    assert log.report.rejects["line"].tolist() == [2]
+    assert log.report.rejects_by_reason == {"bad behavior": 1}
+    assert log.to_external_frame()["behavior"].tolist() == ["buy"] * 4 and accounted(log.report)
 
 
 def test_list_ids_in_parquet_are_rejected(tmp_path):

@@ -263,7 +263,10 @@ def _row_checks(
     else:
         secs, report.time_unit = raw.lines.copy(), "line number"
     if cols.behavior is not None:
-        checks.append(("missing behavior", _missing(frame[cols.behavior])))
+        checks += [
+            ("missing behavior", _missing(frame[cols.behavior])),
+            ("bad behavior", non_scalar(frame[cols.behavior])),
+        ]
     values = None
     if cols.value is not None:
         vs = frame[cols.value]

@@ -141,35 +141,51 @@ def _read_bytes(path: Path, compression: str | None) -> tuple[bytes, str | None]
 
 def _looks_like(data: bytes) -> str:
     """A few words on what some bytes are, for messages."""
+    head = data[:65536]
     for kind, magics in _MAGIC.items():
-        if data.startswith(magics):
+        if head.startswith(magics):
             return f"{kind}-compressed data: name it {_SUFFIX_OF[kind]}"
     for magic, what in _BINARY_KINDS:
-        if data.startswith(magic):
+        if head.startswith(magic):
             return what
-    if not data:
-        return "empty"
-    return "binary data" if _binary_share(data[:65536]) > 0.01 or b"\x00" in data[:65536] else "plain text"
-
-
-def _binary_share(head: bytes) -> float:
-    """Share of control bytes (other than tab, newlines and form feed) in ``head``."""
     if not head:
-        return 0.0
+        return "empty"
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "UTF-16 text: pass --encoding utf-16"
+    if len(head) >= 8 and b"\x00" in head:
+        for order, zeros in (("le", head[1::2]), ("be", head[0::2])):
+            if zeros.count(0) >= 0.9 * len(zeros):  # ASCII written as UTF-16 without a byte-order mark
+                return f"UTF-16 text without a byte-order mark: pass --encoding utf-16-{order}"
+    if b"\x00" in head or (_control_share(head) > 0.05 and not _decodes(head, "utf-8")):
+        return "binary data"
+    return "plain text"
+
+
+def _control_share(head: bytes) -> float:
+    """Share of control bytes (other than tab, newlines and form feed) in ``head``."""
     a = np.frombuffer(head, dtype=np.uint8)
     ctrl = ((a < 32) & ~np.isin(a, (9, 10, 12, 13))) | (a == 127)
-    return float(ctrl.mean())
+    return float(ctrl.mean()) if len(a) else 0.0
+
+
+def _decodes(head: bytes, encoding: str) -> bool:
+    try:
+        head.decode(encoding)
+    except UnicodeDecodeError as e:
+        return e.start >= len(head) - 4  # only a character cut at the end of the sample
+    return True
 
 
 def _check_text(path: Path, data: bytes, encoding: str) -> None:
-    """Refuse binary content before a text parser turns it into nonsense columns or no rows."""
-    head = data[:65536]
+    """Refuse binary content (a NUL byte, or many control bytes that do not decode) before a text
+    parser turns it into nonsense columns or no rows; a text file with a stray control character
+    passes."""
     if encoding.lower().replace("_", "").replace("-", "").startswith(("utf16", "utf32")):
         return
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise IngestError(f"{path} is UTF-16 text; pass --encoding utf-16 (encoding='utf-16')")
-    what = _looks_like(head)
-    if what != "plain text" and what != "empty":
+    what = _looks_like(data)
+    if what.startswith("UTF-16"):
+        raise IngestError(f"{path} is {what} (encoding='{what.rsplit(' ', 1)[-1]}')")
+    if what not in ("plain text", "empty"):
         raise IngestError(f"{path} is not a text/CSV file: it is {what}; pass a CSV, JSON Lines or Parquet file")
 
 
