@@ -7,6 +7,7 @@ Endpoints (OpenAPI at ``/docs``):
   take the cold-start path; unknown items are ignored and reported in ``warnings``.
 * ``POST /events`` -- append live events (committed to SQLite before the answer); the next
   ``/recommend`` of that user includes them. Needs ``X-API-Key`` when the service has a key.
+  With an ``Idempotency-Key`` header a retried request adds nothing and gets the first answer.
 * ``GET /events/export?format=parquet|csv|jsonl`` -- the live events as a file (key as above).
 * ``GET /health``, ``GET /metrics`` (Prometheus text format, :mod:`chronorec.serving.metrics`).
 
@@ -19,12 +20,15 @@ failure -> 500 with a generic message and a ``request_id`` (the traceback goes t
 that id; the process keeps serving).
 """
 
+import hashlib
 import io
+import json
 import logging
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, Query, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
@@ -41,10 +45,23 @@ from chronorec.serving.schemas import (
 )
 from chronorec.serving.service import Service, check_model_dir
 from chronorec.serving.settings import MAX_BODY_BYTES, STATE_DIR_NAME, ServiceSettings
+from chronorec.serving.store import Replayed
 
 logger = logging.getLogger(__name__)
 
 ApiKey = Annotated[str | None, Header(description="The service's API key (when it has one).")]
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias=IDEMPOTENCY_HEADER,
+        min_length=1,
+        max_length=255,
+        pattern=r"^[!-~]+$",
+        description="A client's unique id of this request (printable ASCII, at most 255 characters): a retry "
+        "with the same key and body adds nothing and gets the first answer; kept 24 hours.",
+    ),
+]
 
 
 def create_app(model_dir: str | Path | ServiceSettings, **options: Any) -> FastAPI:
@@ -85,9 +102,25 @@ def _add_events(app: FastAPI, svc: Service) -> None:
         return None if key_matches(svc.api_key, given) else JSONResponse(status_code=401, content={"error": DENIED})
 
     @app.post("/events", response_model=EventsResponse)
-    def events(req: EventsRequest, x_api_key: ApiKey = None):
-        """Append live events; they are committed before the answer and used by the next /recommend."""
-        return denied(x_api_key) or svc.add_events(req.events)
+    def events(req: EventsRequest, x_api_key: ApiKey = None, idempotency_key: IdempotencyKey = None):
+        """Append live events; they are committed before the answer and used by the next /recommend.
+
+        With an ``Idempotency-Key``, a retry of the same body adds nothing and gets the first answer
+        (header ``Idempotent-Replayed: true``); the same key with another body is a 422.
+        """
+        refused = denied(x_api_key)
+        if refused is not None:
+            return refused
+        if idempotency_key is None:
+            return svc.add_events(req.events)
+        digest = hashlib.sha256(json.dumps(req.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+        try:
+            answer = svc.add_events(req.events, idempotency=(idempotency_key, digest))
+        except Replayed as first:
+            return _replay(first, digest)
+        answer = jsonable_encoder(answer)
+        svc.store.record_response(idempotency_key, answer)
+        return answer
 
     @app.get("/events/export")
     def export(format: Annotated[str, Query(pattern="^(parquet|csv|jsonl)$")] = "parquet", x_api_key: ApiKey = None):
@@ -115,6 +148,21 @@ def _add_status(app: FastAPI, svc: Service) -> None:
     def metrics():
         """Prometheus text format: request counts, latency histograms, live events, model version."""
         return Response(svc.metrics.render(), media_type=svc.metrics.content_type)
+
+
+def _replay(first: Replayed, digest: str) -> JSONResponse:
+    """The answer to a retried ``Idempotency-Key``: the first answer, or a 422 for another body."""
+    if first.digest != digest:
+        return JSONResponse(
+            status_code=422,
+            content={
+                "error": f"{IDEMPOTENCY_HEADER}: this key was already used with another body; "
+                "use a new key for a new request",
+                "field": IDEMPOTENCY_HEADER,
+            },
+        )
+    content = first.response if first.response is not None else {"accepted": first.accepted, "warnings": []}
+    return JSONResponse(status_code=200, content=content, headers={"Idempotent-Replayed": "true"})
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -151,8 +151,10 @@ class Service:
             self.popularity.add(item, context_keys(ctx))
         return item
 
-    def add_events(self, events: list[Event]) -> dict[str, Any]:
-        """Commit events to the store, then let them count; events of unknown items are only stored."""
+    def add_events(self, events: list[Event], idempotency: tuple[str, str] | None = None) -> dict[str, Any]:
+        """Commit events to the store, then let them count; events of unknown items are only stored.
+
+        ``idempotency`` (key, body digest) is committed with them (see :meth:`EventStore.append`)."""
         now = int(time.time())
         rows = [
             {
@@ -164,7 +166,7 @@ class Service:
             }
             for e in events
         ]
-        self.store.append(rows)
+        self.store.append(rows, idempotency=idempotency)
         unknown = [row["item_id"] for row in rows if self._apply(row) == 0]
         self.metrics.add_live_events(len(rows))
         warnings = []

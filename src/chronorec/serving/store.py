@@ -4,6 +4,10 @@ the in-memory histories rebuilt from it.
 Every accepted event is committed (``synchronous=FULL``, WAL journal) before ``POST /events``
 returns, so a crash or restart loses none. Ids are stored as JSON text, so integer and string
 ids keep their type when the events are exported for the next training run.
+
+A request's ``Idempotency-Key`` is committed in the same transaction as its events (table
+``idempotency_keys``, kept :data:`KEY_TTL_S`): a retry with that key finds it and adds nothing
+(:class:`Replayed` carries the first answer); a crash can never keep the events but lose the key.
 """
 
 from __future__ import annotations
@@ -45,8 +49,30 @@ CREATE TABLE IF NOT EXISTS quarantined_events (
     received_at REAL,
     reason TEXT NOT NULL,
     quarantined_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key TEXT PRIMARY KEY,
+    digest TEXT NOT NULL,
+    accepted INTEGER NOT NULL,
+    response TEXT,
+    created_at REAL NOT NULL
 )
 """
+
+KEY_TTL_S = 24 * 3600
+"""How long an idempotency key is remembered (a retry after that is a new request)."""
+
+
+class Replayed(Exception):
+    """A request's idempotency key was already committed: nothing was added this time.
+
+    ``digest`` is the first request's body digest; ``response`` its answer (None when the service
+    stopped between committing the events and recording the answer); ``accepted`` its event count.
+    """
+
+    def __init__(self, key: str, digest: str, accepted: int, response: dict[str, Any] | None):
+        super().__init__(f"idempotency key {key!r} was already used")
+        self.key, self.digest, self.accepted, self.response = key, digest, accepted, response
 
 
 class EventStore:
@@ -62,8 +88,12 @@ class EventStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
 
-    def append(self, events: Iterable[dict[str, Any]]) -> int:
-        """Commit events (keys: user_id, item_id, behavior, timestamp, context) in one transaction."""
+    def append(self, events: Iterable[dict[str, Any]], idempotency: tuple[str, str] | None = None) -> int:
+        """Commit events (keys: user_id, item_id, behavior, timestamp, context) in one transaction.
+
+        ``idempotency`` (key, body digest) is committed with them; a key already there raises
+        :class:`Replayed` and commits nothing.
+        """
         now = time.time()
         rows = [
             (
@@ -79,6 +109,8 @@ class EventStore:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                if idempotency is not None:
+                    self._claim(idempotency, len(rows), now)
                 self._db.executemany(
                     "INSERT INTO events (user_id, item_id, behavior, timestamp, context, received_at) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
@@ -89,6 +121,25 @@ class EventStore:
                 self._db.execute("ROLLBACK")
                 raise
         return len(rows)
+
+    def _claim(self, idempotency: tuple[str, str], accepted: int, now: float) -> None:
+        """Record the key inside the open transaction, or raise :class:`Replayed` if it is known."""
+        key, digest = idempotency
+        self._db.execute("DELETE FROM idempotency_keys WHERE created_at < ?", (now - KEY_TTL_S,))
+        row = self._db.execute(
+            "SELECT digest, accepted, response FROM idempotency_keys WHERE key = ?", (key,)
+        ).fetchone()
+        if row is not None:
+            raise Replayed(key, row[0], int(row[1]), json.loads(row[2]) if row[2] else None)
+        self._db.execute(
+            "INSERT INTO idempotency_keys (key, digest, accepted, response, created_at) VALUES (?, ?, ?, NULL, ?)",
+            (key, digest, accepted, now),
+        )
+
+    def record_response(self, key: str, response: dict[str, Any]) -> None:
+        """Keep the answer of the request that used ``key``, for its retries."""
+        with self._lock:
+            self._db.execute("UPDATE idempotency_keys SET response = ? WHERE key = ?", (json.dumps(response), key))
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         """Every stored event in arrival order, with its ``seq``; a row whose JSON does not parse
@@ -202,4 +253,4 @@ class LiveHistories:
             return np.asarray(self._items.get(key, []), np.int64), list(self._behaviors.get(key, []))
 
 
-__all__ = ["DB_NAME", "EventStore", "LiveHistories"]
+__all__ = ["DB_NAME", "KEY_TTL_S", "EventStore", "LiveHistories", "Replayed"]
