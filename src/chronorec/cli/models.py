@@ -135,10 +135,24 @@ def train(
     min_events: MinEventsOpt = None,
     seed: SeedOpt = None,
     threads: ThreadsOpt = None,
+    nproc_per_node: Annotated[
+        int,
+        typer.Option(
+            "--nproc-per-node",
+            help="Train data-parallel in N processes on this machine (torchrun; gloo on CPU, NCCL on GPU); "
+            "rank 0 validates, checkpoints and saves. Multi-node: see docs/scale.md.",
+        ),
+    ] = 1,
     config: ConfigOpt = None,
 ) -> None:
     """Train one model on the training part of a split (validation for early stopping) and save it."""
     from chronorec.models import registry
+    from chronorec.training import distributed
+
+    if nproc_per_node > 1 and not distributed.in_worker():  # start the workers; each runs this command
+        distributed.launch(distributed.strip_option(distributed.command_args(), "--nproc-per-node"), nproc_per_node)
+        typer.echo(f"Trained in {nproc_per_node} processes; rank 0 saved the model.")
+        return
 
     run = dict(epochs=epochs, resume=resume, checkpoint_dir=checkpoint_dir, seed=seed, progress=progress)
     cfg = load_config(config, run_overrides(locals()))
@@ -155,6 +169,8 @@ def train(
         sp = make_split(log, cfg)
         model.fit(sp.train, validation=sp.validation).record_split(sp)
         protocol = f"{sp.protocol}: {len(sp.train)} training events, validation on {len(sp.validation)} users"
+    if not distributed.is_main():  # under torchrun: rank 0 saves and reports
+        return distributed.shutdown()
     target = out or Path(cfg.output_dir or "runs") / "models" / entry.label
     model.save(target)
     info = model.fit_info or {}
@@ -176,6 +192,7 @@ def train(
 
     if (curve := write_training_curve(model, target, title=f"{entry.label} on {data_label(cfg)}")) is not None:
         typer.echo(f"Training curve (loss and validation per epoch): {curve}")
+    distributed.shutdown()  # under torchrun: the other ranks wait for the save
 
 
 # ---------------------------------------------------------------------- evaluate

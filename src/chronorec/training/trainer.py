@@ -25,6 +25,7 @@ import torch
 
 from chronorec.errors import CheckpointError
 from chronorec.training import checkpoint as ckpt
+from chronorec.training import distributed as dist
 from chronorec.training.runtime import (
     resolve_device,
     seed_everything,
@@ -143,7 +144,7 @@ class Trainer:
 
     def checkpoint(self, epoch: int, finished: bool) -> None:
         """Write the checkpoint of ``epoch`` (when a checkpoint folder is set)."""
-        if not self.settings.checkpoint_dir:
+        if not self.settings.checkpoint_dir or not dist.is_main():  # rank 0 writes for every rank
             return
         r = self.result
         state = ckpt.Checkpoint(
@@ -164,6 +165,7 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         loss = loss_fn(self.module, batch)
         self.scaler.scale(loss).backward()
+        dist.all_reduce_gradients(self.module)  # no-op unless under torchrun
         if self.settings.grad_clip:
             self.scaler.unscale_(self.opt)
             torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.settings.grad_clip)
@@ -182,7 +184,7 @@ class Trainer:
             self.set_lr(lr)
         total, count = 0.0, 0
         bar = tqdm(
-            batches(epoch, self.rng),
+            dist.shard_batches(batches(epoch, self.rng)),  # this rank's rows of each global batch
             total=n_batches() if n_batches else None,
             desc=f"{self.settings.label} epoch {epoch}",
             disable=not self.show,
@@ -208,7 +210,7 @@ class Trainer:
             return None
         self.module.eval()
         t1 = time.perf_counter()
-        metric = float(validate())
+        metric = dist.on_main(validate)  # rank 0 validates; every rank gets the value
         entry[self.metric_key] = metric
         entry["val_seconds"] = time.perf_counter() - t1
         return metric
@@ -258,7 +260,11 @@ class Trainer:
             return self.result
         if self.schedule.kind == "plan":
             validate = None  # a planned run (a refit) has nothing to validate on
-        self.run = MlflowRun.start(self.settings.tracking_uri, self.settings.label, self._tracked_params())
+        self.run = (
+            MlflowRun.start(self.settings.tracking_uri, self.settings.label, self._tracked_params())
+            if dist.is_main()
+            else None
+        )
         try:
             self._epochs(batches, loss_fn, validate, n_batches)
         except BaseException:
@@ -292,7 +298,7 @@ class Trainer:
             if self.time_budget_s is not None:
                 epoch_seconds.append(entry["seconds"])
                 mean_epoch = sum(epoch_seconds) / len(epoch_seconds)
-                over_budget = r.train_seconds + mean_epoch > self.time_budget_s
+                over_budget = dist.agree(r.train_seconds + mean_epoch > self.time_budget_s)
             patience_out = validate is not None and self.stopping.exhausted
             self.checkpoint(epoch, finished=patience_out or over_budget)  # reaching `epochs` is not final
             if patience_out:
