@@ -445,3 +445,42 @@ def _csv(tmp_path: Path, text: str) -> Path:
     p = tmp_path / f"src-{abs(hash(text)) % 10**8}.csv"
     p.write_text(text)
     return p
+
+
+_SAVER = """
+import sys
+import pandas as pd
+from chronorec.data.eventlog import EventLog
+n = 20_000
+a = pd.DataFrame({"user_id": [i % 500 for i in range(n)], "item_id": [i % 700 for i in range(n)], "timestamp": range(n)})
+b = a.head(n // 2).assign(behavior=["view", "buy"] * (n // 4))
+logs = [EventLog.from_frame(a), EventLog.from_frame(b)]
+print("ready", flush=True)
+i = 0
+while True:
+    logs[i % 2].save(sys.argv[1])
+    i += 1
+"""
+
+
+def test_kill_9_during_ingest_saves_never_leaves_a_broken_folder(tmp_path):
+    """A few kills here; CHRONOREC_KILLS=20 (or more) in the slower crash job."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "log"
+    read_events(_csv(tmp_path, GOOD)).save(out)
+    rng = np.random.default_rng(0)
+    for _ in range(int(os.environ.get("CHRONOREC_KILLS", "3"))):
+        proc = subprocess.Popen([sys.executable, "-c", _SAVER, str(out)], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(float(rng.uniform(0.05, 0.8)))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        log = EventLog.load(out)  # the old folder or a new one, always whole
+        meta = json.loads((out / "eventlog.json").read_text())
+        assert set(meta["files"]) | {"eventlog.json"} == set(snapshot(out))
+        assert (len(log), log.behaviors is None) in {(12, True), (20_000, True), (10_000, False)}
+        assert len(log) == meta["n_events"]
