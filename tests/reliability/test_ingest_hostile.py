@@ -484,3 +484,21 @@ def test_kill_9_during_ingest_saves_never_leaves_a_broken_folder(tmp_path):
         assert set(meta["files"]) | {"eventlog.json"} == set(snapshot(out))
         assert (len(log), log.behaviors is None) in {(12, True), (20_000, True), (10_000, False)}
         assert len(log) == meta["n_events"]
+
+
+def test_rejects_naming_the_input_file_is_refused_and_the_input_kept(tmp_path, cli):
+    src = tmp_path / "events.csv"
+    src.write_text(GOOD + "u1,,1600000100\n")
+    before = src.read_bytes()
+    res = cli("ingest", src, "--out", tmp_path / "log", "--rejects", src)
+    assert res.exit_code == 1
+    assert "is the input file itself" in one_line_error(res.output)
+    assert src.read_bytes() == before and not (tmp_path / "log").exists()
+
+
+def test_saving_into_the_folder_that_holds_the_rejects_file_is_refused(tmp_path):
+    out = tmp_path / "log"
+    log = read_events(_csv(tmp_path, GOOD + "u1,,1600000100\n"), rejects_path=out / "bad.csv")
+    with pytest.raises(ConfigError, match=r"the rejects file .*bad.csv is inside .*log, which the save replaces"):
+        log.save(out)
+    assert snapshot(out).keys() == {"bad.csv"}

@@ -196,7 +196,7 @@ def test_outliers_are_kept_counted_and_named_with_examples(tmp_path, caplog, val
     assert len(log) == 6 and log.report.rows_rejected == 0
     assert log.report.time_outliers == {kind: 1}
     assert log.report.time_outlier_examples == [{"line": 3, "value": str(value), "reason": kind}]
-    assert f"kept 1 rows with a {kind}" in caplog.text and "--reject-time-outliers" in caplog.text
+    assert f"kept 1 row with a {kind}" in caplog.text and "--reject-time-outliers" in caplog.text
     assert f"time outliers (kept): 1 {kind} (e.g. line 3: {str(value)!r})" in log.report.summary()
 
 

@@ -24,7 +24,7 @@ from chronorec.data.idmap import IdMap
 from chronorec.data.ingest import CleanEvents, ColumnSpec, clean_events
 from chronorec.data.readers import read_raw
 from chronorec.data.sequences import SequenceStore
-from chronorec.errors import ConfigError, DataError
+from chronorec.errors import ConfigError, DataError, IngestError
 
 MARKER = "eventlog.json"
 """The file a complete EventLog save writes last; a folder without it is not an EventLog."""
@@ -220,6 +220,12 @@ class EventLog:
         an EventLog, is refused with a :class:`~chronorec.errors.ConfigError`.
         """
         final = Path(directory)
+        elsewhere = getattr(self.report, "rejects_path", None)
+        if elsewhere is not None and final.resolve() in Path(elsewhere).resolve().parents:
+            raise ConfigError(
+                f"the rejects file {elsewhere} is inside {final}, which the save replaces as a whole; read "
+                f"without rejects_path (the save writes {final / 'rejects.csv'} itself) or put it elsewhere"
+            )
         check_save_target(final)
         with atomic_dir(final, marker=MARKER) as d:
             rejects_here = self._write(d, final)
@@ -393,6 +399,12 @@ def read_events(  # noqa: PLR0913 - one keyword per ingest option, as on the com
 
         recipe = load_recipe(recipe)
         o = with_recipe_defaults(recipe, o, read_events)
+    if (
+        rejects_path is not None
+        and isinstance(source, (str, Path))
+        and Path(rejects_path).resolve() == Path(source).resolve()
+    ):
+        raise IngestError(f"rejects_path {rejects_path} is the input file itself; name another file for the rejects")
     raw = read_raw(source, fmt=o["fmt"], sep=o["sep"], header=o["header"], names=o["names"], encoding=o["encoding"])
     columns = ColumnSpec(*(o[k] for k in ("user_col", "item_col", "time_col", "behavior_col", "value_col")))
     columns = replace(columns, context_cols=tuple(o["context_cols"]), item_name_col=o["item_name_col"])

@@ -327,7 +327,7 @@ def time_checks(
         logger.warning(
             "%s: kept %s (e.g. %s); pass --reject-time-outliers / reject_time_outliers=True to reject them",
             source,
-            ", ".join(f"{int(m.sum()):,} rows with a {kind}" for kind, m in outliers),
+            ", ".join(f"{int(m.sum()):,} row{'s' * (int(m.sum()) != 1)} with a {kind}" for kind, m in outliers),
             "; ".join(f"line {e['line']}: {e['value']!r}" for e in examples[:3]),
         )
     if reject_outliers:
