@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from chronorec.errors import DataError
 from chronorec.evaluation.calibration import calibration_curve
 from chronorec.evaluation.classification import (
     average_precision,
@@ -366,6 +367,8 @@ def test_saved_behavior_model_round_trip_ranks_the_planted_buyers_higher(saved_b
     # a prediction time inside the data uses only the events before it
     early = m.predict(at=T0 + 3 * DAY)
     assert str(early["at"].iloc[0]) == "2023-11-18 00:00:00+00:00" and len(early) == 60
+    with pytest.raises(DataError, match="no events before"):
+        m.predict(at=T0 - DAY)
 
 
 def test_exported_gbm_and_logistic_score_as_scikit_learn_does():

@@ -228,3 +228,14 @@ def test_frequency_follows_the_span_and_a_short_one_names_a_finer_frequency():
         fit_forecaster(days, h=7, n_origins=8)
     long = pd.DataFrame({"series_id": "a", "period": pd.date_range("2020-01-01", periods=1500, freq="D"), "y": 1.0})
     assert series_matrix(long, h=4, n_origins=8).season == 52  # four years: weekly
+
+
+def test_net_counts_with_the_odd_negative_day_are_still_clipped_at_zero():
+    from chronorec.temporal.forecast.forecaster import fit_forecaster
+
+    sm = _weekly_counts(2)
+    sm.Y[0, 50] = -40.0  # a day of returns: 1 value in 392
+    fc = fit_forecaster(sm, h=7, methods=("seasonal_naive",), n_origins=4)
+    assert fc.nonnegative and (fc.forecast()[["mean", "lo-80", "lo-95"]] >= 0).all().all()
+    sm.Y[:, ::20] = -5.0  # 5% negative: not counts, left as they are
+    assert not fit_forecaster(sm, h=7, methods=("seasonal_naive",), n_origins=4).nonnegative

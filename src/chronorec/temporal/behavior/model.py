@@ -98,6 +98,8 @@ class BehaviorModel:
         at = self.as_of if at is None and events is None else at
         if at is None:
             at = int(pd.to_numeric(ev[C.TIME]).max()) + 1
+        if int(at) <= int(pd.to_numeric(ev[C.TIME]).min()):
+            raise DataError(f"no events before {pd.Timestamp(int(at), unit='s')} UTC: a later --at")
         data = _cases(ev, self.settings, {"test": [int(at)]})
         X = _align(data, self.features)
         raw = self.scores(X)

@@ -7,8 +7,8 @@ Intervals are split-conformal: the absolute errors, divided by each series' scal
 seasonal-naive MAE, else its mean absolute level), give one quantile per horizon step and level,
 pooled over series and origins (neighbouring steps are pooled in until 50 errors are there; the
 quantiles never shrink with the step). The forecast refits the chosen method on the whole history
-and puts ``mean -/+ quantile x scale`` around it; counts (a history without negative values) are
-clipped at zero.
+and puts ``mean -/+ quantile x scale`` around it; counts (at most 1% of the history negative, as
+net sales with the odd day of returns) are clipped at zero.
 
 :func:`interval_coverage` is the held-out check: at each of ``n_test`` later origins it fits a
 forecaster on the data before that origin only (its calibration origins end by it) and counts how
@@ -40,7 +40,7 @@ from chronorec.temporal.forecast.methods import (
     has_statsforecast,
 )
 from chronorec.temporal.forecast.metrics import forecast_metrics, mase_scale
-from chronorec.temporal.forecast.series import SeriesMatrix, short_window_message, training_window
+from chronorec.temporal.forecast.series import SeriesMatrix, is_count, short_window_message, training_window
 
 __all__ = [
     "DEFAULT_METHODS",
@@ -264,7 +264,7 @@ def fit_forecaster(  # noqa: PLR0913 - the public keyword API: one keyword per p
 ) -> IntervalForecaster:
     """Choose the method(s) and calibrate the intervals on ``n_origins`` rolling origins ``step``
     periods apart (default ``h``), the last ending at the end of the data; ``nonnegative`` (default:
-    no negative value in the history) clips forecasts and lower bounds at zero. The evaluation of
+    :func:`is_count` of the history) clips forecasts and lower bounds at zero. The evaluation of
     every candidate at those origins is in ``info``."""
     methods = list(methods or default_methods())
     for name in methods:
@@ -283,7 +283,7 @@ def fit_forecaster(  # noqa: PLR0913 - the public keyword API: one keyword per p
     scale = series_scale(sm.Y[:, :o0], sm.season)
     preds = _candidate_forecasts(sm, origins, h, methods, cache)
     chosen, sel = _choose(preds, actual, scale, select)
-    nonneg = bool((sm.Y >= 0).all()) if nonnegative is None else nonnegative
+    nonneg = is_count(sm.Y) if nonnegative is None else nonnegative
     rows = np.arange(len(chosen))
     best = np.stack([preds[m][i] for i, m in zip(rows, chosen, strict=True)])
     if nonneg:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from chronorec.temporal.forecast.series import SeriesMatrix
+from chronorec.temporal.forecast.series import SeriesMatrix, is_count
 
 __all__ = ["largest_first", "plot_forecasts", "plot_future"]
 
@@ -54,10 +54,12 @@ def plot_forecasts(
     h = ev["h"]
     lo = max(0, o - 4 * sm.season)
     x = sm.periods[lo : o + h]
+    counts = is_count(sm.Y)  # forecasts drawn clipped at zero, as the forecaster writes them
     for ax, s in zip(axes[:-1], series, strict=False):
         ax.plot(x, sm.Y[s, lo : o + h], "k-", lw=1.2, label="actual")
         for name in models:
-            ax.plot(sm.periods[o : o + h], ev["forecasts"][name][s, -1], lw=1, label=name)
+            f = ev["forecasts"][name][s, -1]
+            ax.plot(sm.periods[o : o + h], np.maximum(f, 0) if counts else f, lw=1, label=name)
         ax.axvspan(sm.periods[o], sm.periods[o + h - 1], color="grey", alpha=0.15, label="forecast horizon")
         ax.set_title(f"series {sm.ids[s]} (total {sm.Y[s].sum():,.0f})", fontsize=9)
         _dates(ax)

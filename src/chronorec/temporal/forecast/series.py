@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["SeriesMatrix", "calendar_features", "fit_scaler", "to_matrix"]
+__all__ = ["SeriesMatrix", "calendar_features", "fit_scaler", "is_count", "to_matrix"]
 
 
 @dataclass
@@ -117,3 +117,12 @@ def short_window_message(sm: SeriesMatrix, o0: int, h: int, n_origins: int, step
             + f": use a finer frequency, --freq {finer} ({n_finer} periods), or fewer --origins / a shorter --horizon"
         )
     return msg + ": use fewer --origins or a shorter --horizon"
+
+
+NEGATIVE_SHARE = 0.01
+
+
+def is_count(Y: np.ndarray) -> bool:
+    """Whether series are counts (forecasts and lower bounds clipped at zero): no more than
+    :data:`NEGATIVE_SHARE` of the values negative (net units or revenue with the odd day of returns)."""
+    return bool(np.mean(Y < 0) <= NEGATIVE_SHARE)
