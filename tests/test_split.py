@@ -58,3 +58,16 @@ def test_temporal_split_has_no_future_in_training():
     for r, u in enumerate(sp.validation.users):
         assert np.array_equal(sp.validation.inputs([r])[0], items[(users == u) & (ts < vcut)])
         assert set(sp.validation.targets([r])[0]) <= set(items[(users == u) & (ts >= vcut) & (ts < cut)])
+
+
+def test_splits_describe_their_protocol_and_settings_for_the_leak_check():
+    log = _log(2)
+    assert leave_one_out(log, min_events=4).describe() == {"protocol": "leave-one-out", "min_events": 4}
+    sp = temporal_split(log, test_cutoff=700, validation_cutoff=500)
+    assert sp.describe() == {
+        "protocol": "global-temporal",
+        "test_cutoff": 700,
+        "validation_cutoff": 500,
+        "first_only": False,
+    }
+    assert temporal_split(log, test_cutoff=700).describe()["validation_cutoff"] == 700

@@ -14,6 +14,7 @@ or wrap an already fitted model: ``RepeatBlend.from_model(sasrec, validation=spl
 from __future__ import annotations
 
 import copy
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -101,7 +102,9 @@ class RepeatBlend(Recommender):
         blend = cls(base=model.config.model_dump(), **params)
         _share_fitted(model, blend)
         blend.base = model
+        t0 = time.perf_counter()
         blend._fit_blend(validation)
+        blend.fit_info["train_seconds"] = model.fit_info.get("train_seconds", 0.0) + time.perf_counter() - t0
         return blend
 
     def _fit(self, log, validation) -> None:
@@ -127,8 +130,6 @@ class RepeatBlend(Recommender):
             self.weight = 0.5 if self.weight is None else self.weight
             self.temperature = 1.0 if self.temperature is None else self.temperature
         self.fit_info.update({"weight": self.weight, "temperature": self.temperature})
-        if "train_seconds" in self.base.fit_info:
-            self.fit_info["train_seconds"] = self.base.fit_info["train_seconds"]
 
     def _choose(self, validation: Any) -> tuple[float, float, list[dict[str, float]]]:
         """(w, T) maximising validation NDCG@10 (history included) over the grids."""
