@@ -247,3 +247,12 @@ def test_naive_text_is_read_in_the_given_timezone_and_offsets_are_kept():
 def test_an_unknown_timezone_is_an_ingest_error():
     with pytest.raises(IngestError, match="unknown timezone 'Mars/Olympus'"):
         parse_time_column(pd.Series(["2020-01-01 00:00"]), timezone="Mars/Olympus")
+
+
+def test_an_error_quotes_a_huge_field_cut_short(tmp_path):
+    huge = "9" * 1_000_000
+    with pytest.raises(IngestError) as e:
+        read_events(_csv(tmp_path, [huge, huge, T0]))
+    msg = str(e.value)
+    assert "2 of 3 rows (67%) are bad" in msg and "timestamp too long: 2" in msg
+    assert "... (1,000,000 characters)" in msg and len(msg) < 2_000

@@ -37,7 +37,7 @@ import pandas as pd
 
 from chronorec.data import columns as C
 from chronorec.data.clean import kcore_filter, remove_duplicates
-from chronorec.data.readers import RawTable, detect_format, detect_separator, non_scalar, read_raw
+from chronorec.data.readers import RawTable, detect_format, detect_separator, non_scalar, read_raw, shorten
 from chronorec.data.recipes import Recipe, check_timezone, net_cancellations, prepare_rows
 from chronorec.data.report import IngestReport
 from chronorec.data.timestamps import TIME_REASON_FIX, TIME_UNITS, parse_timestamps, time_checks
@@ -440,9 +440,9 @@ def _raw_text(frame: pd.DataFrame) -> pd.DataFrame:
 def _format_rows(rejects: pd.DataFrame, value_cols: list[str], limit: int = 5) -> str:
     parts = []
     for _, r in rejects.head(limit).iterrows():
-        vals = ", ".join(f"{c}={r[c]!r}" for c in value_cols if c in r.index and r[c] != "")
+        vals = ", ".join(f"{c}={shorten(r[c])}" for c in value_cols if c in r.index and r[c] != "")
         if "raw" in r.index and r["raw"]:
-            vals = (vals + ", " if vals else "") + f"raw={r['raw']!r}"
+            vals = (vals + ", " if vals else "") + f"raw={shorten(r['raw'])}"
         parts.append(f"  line {int(r['line'])}: {r['reason']}: {vals}")
     return "\n".join(parts)
 

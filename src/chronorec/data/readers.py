@@ -32,7 +32,7 @@ import pandas as pd
 
 from chronorec.errors import IngestError
 
-__all__ = ["RawTable", "detect_format", "detect_separator", "non_scalar", "read_csv_bytes", "read_raw"]
+__all__ = ["RawTable", "detect_format", "detect_separator", "non_scalar", "read_csv_bytes", "read_raw", "shorten"]
 
 _COMPRESSIONS = {".gz": "gzip", ".gzip": "gzip", ".xz": "xz", ".bz2": "bz2", ".zip": "zip"}
 _FORMATS = {
@@ -204,6 +204,13 @@ def _decode(path: Path, data: bytes, encoding: str) -> str:
         raise IngestError(
             f"{path}: cannot decode as {encoding} ({e}); pass --encoding (encoding=), e.g. latin-1"
         ) from e
+
+
+def shorten(value: Any, limit: int = 80) -> str:
+    """``repr`` of a raw value for a message, cut to about ``limit`` characters (a 20 MB field stays
+    in the rejects file, not on the terminal)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 20]}... ({len(str(value)):,} characters)"
 
 
 def non_scalar(s: pd.Series) -> np.ndarray:
