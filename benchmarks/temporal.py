@@ -24,6 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -304,9 +306,9 @@ def forecast_intervals(ddir: Path, out: Path, quick: bool) -> dict[str, Any]:
         t0 = time.perf_counter()
         sm = series_matrix(s, freq="day", h=14, n_origins=8)
         cov = interval_coverage(sm, h=14, step=7, n_calibration=8, levels=(80.0, 90.0, 95.0), select="series")
-        fc = run_forecast(
-            sm, out / f"temporal_forecast_{name}", h=14, models=DEFAULT_METHODS, n_origins=8, levels=(80.0, 95.0)
-        )
+        with tempfile.TemporaryDirectory() as tmp:  # the table and the forecaster hold the data: not kept
+            fc = run_forecast(sm, tmp, h=14, models=DEFAULT_METHODS, n_origins=8, levels=(80.0, 95.0))
+            shutil.copy(Path(tmp) / "forecast.png", out / f"temporal_forecast_{name}_future.png")
         fc.pop("evaluation")
         res[name] = {"coverage": cov, "forecast": fc, "seconds": time.perf_counter() - t0}
         print(f"   {name}: coverage {cov['coverage']} ({len(cov['test_origins'])} origins)", flush=True)
@@ -339,9 +341,10 @@ def behavior_model(taobao: Any, tz: float, out: Path, quick: bool, threads: int)
                 {"test_cutoff": m.report["cutoffs"]["test"][0], "params": m.report["params"], "test": m.report["test"]}
             )
             print(f"   {kind} {days[-1]['test_cutoff']}: {m.report['test']}", flush=True)
-            if t == tests[-1]:
-                m.save(out / f"temporal_behavior_model_{kind}")
-                m.predict().to_csv(out / f"temporal_behavior_predictions_{kind}.csv", index=False)
+            if t == tests[-1]:  # the per-user table of the last model, summarised (it is the users' data)
+                p = m.predict()["probability"]
+                day_res = {"users": len(p), "mean": float(p.mean()), "quantiles": p.quantile([0.1, 0.5, 0.9]).tolist()}
+                res.setdefault("predictions_at_end", {})[kind] = day_res
         y = np.concatenate(ys)
         res["models"][kind] = {
             "per_day": days,
@@ -367,6 +370,7 @@ def _bin_report(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
         "positive_rate": float(y.mean()),
         "mean_predicted": float(p.mean()),
         "brier": float(m["brier"]),
+        "brier_constant_at_positive_rate": float(y.mean() * (1 - y.mean())),
         "roc_auc": float(m["roc_auc"]),
         "pr_auc": float(m["pr_auc"]),
         "ece": expected_calibration_error(curve),
@@ -382,7 +386,9 @@ def _bin_report(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
     }
 
 
-def run_predictions(data_dir: str | None, out: Path, quick: bool, threads: int) -> dict[str, Any]:
+def run_predictions(
+    data_dir: str | None, out: Path, quick: bool, threads: int, only: str | None = None
+) -> dict[str, Any]:
     from chronorec.datasets.formats import data_dir as resolve
     from chronorec.datasets.temporal import load_taobao, utc_offset_hours
     from chronorec.workflows.experiment import provenance
@@ -390,6 +396,9 @@ def run_predictions(data_dir: str | None, out: Path, quick: bool, threads: int) 
     ddir = resolve(data_dir)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
+    previous = out / "temporal_predictions.json"
+    if only and previous.exists():  # rerun one part, keep the other's figures
+        results = json.loads(previous.read_text())["parts"]
     payload = {
         "provenance": provenance(
             data_dir=str(ddir),
@@ -408,12 +417,14 @@ def run_predictions(data_dir: str | None, out: Path, quick: bool, threads: int) 
         (out / "temporal_predictions.json").write_text(json.dumps(payload, indent=2, default=_json))
         (out / "temporal_predictions.md").write_text(predictions_markdown(payload))
 
-    _part("forecast_intervals_retail", lambda: forecast_intervals(ddir, out, quick), results)
-    save()
-    taobao = load_taobao(ddir)
-    tz = utc_offset_hours("taobao")
-    _part("behavior_model_taobao", lambda: behavior_model(taobao, tz, out, quick, threads), results)
-    save()
+    if only in (None, "forecast"):
+        _part("forecast_intervals_retail", lambda: forecast_intervals(ddir, out, quick), results)
+        save()
+    if only in (None, "behavior"):
+        taobao = load_taobao(ddir)
+        tz = utc_offset_hours("taobao")
+        _part("behavior_model_taobao", lambda: behavior_model(taobao, tz, out, quick, threads), results)
+        save()
     return payload
 
 
@@ -449,13 +460,15 @@ def predictions_markdown(payload: dict[str, Any]) -> str:
             "",
             f"Test cut-offs: {', '.join(b['test_cutoffs'])}.",
             "",
-            "| model | calibration | cases | Brier | ECE | ROC-AUC | PR-AUC | mean predicted | positive rate |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| model | calibration | cases | Brier | Brier of a constant at the positive rate | ECE | ROC-AUC | PR-AUC | "
+            "mean predicted | positive rate |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for kind, r in b["models"].items():
             for cal, m in r["pooled"].items():
                 lines.append(
-                    f"| {kind} | {cal} | {m['cases']} | {m['brier']:.4f} | {m['ece']:.4f} | {m['roc_auc']:.4f} | "
+                    f"| {kind} | {cal} | {m['cases']} | {m['brier']:.4f} | {m['positive_rate'] * (1 - m['positive_rate']):.4f} | "
+                    f"{m['ece']:.4f} | {m['roc_auc']:.4f} | "
                     f"{m['pr_auc']:.4f} | {m['mean_predicted']:.3f} | {m['positive_rate']:.3f} |"
                 )
         lines += [
@@ -482,9 +495,10 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only the prediction parts (retail forecast intervals, saved Taobao behaviour model): temporal_predictions.json",
     )
+    ap.add_argument("--only", choices=("forecast", "behavior"), help="with --predictions: rerun this part only")
     args = ap.parse_args(argv)
     if args.predictions:
-        run_predictions(args.data_dir, Path(args.out), args.quick, args.threads)
+        run_predictions(args.data_dir, Path(args.out), args.quick, args.threads, args.only)
     else:
         run(args.data_dir, Path(args.out), args.quick, args.threads)
     return 0

@@ -405,3 +405,22 @@ def test_behavior_endpoint_returns_probabilities_and_refuses_bad_input(saved_beh
     assert body["unknown_users"] == ["nobody"] and body["warnings"] and body["target"] == "buy"
     for bad in ({"user_ids": []}, {"user_ids": [["b0"]]}, {"user_ids": ["b0"], "k": 3}, {}, {"user_ids": [""]}):
         assert client.post("/predict-behavior", json=bad).status_code == 422, bad
+
+
+def test_calibration_plot_writes_the_case_count_of_each_bin(tmp_path, monkeypatch):
+    import chronorec.plots as plots
+    from chronorec.evaluation.calibration import calibration_plot
+
+    seen = {}
+    real = plots.save_figure
+
+    def keep(fig, path, **kw):
+        seen["texts"] = [t.get_text() for ax in fig.axes for t in ax.texts]
+        return real(fig, path, **kw)
+
+    monkeypatch.setattr(plots, "save_figure", keep)
+    y = np.array([0, 0, 1, 1, 1, 0, 1])
+    p = np.array([0.05, 0.08, 0.55, 0.52, 0.95, 0.91, 0.93])
+    out = calibration_plot({"m": (y, p)}, tmp_path / "c.png")
+    assert out.stat().st_size > 1000
+    assert sorted(seen["texts"]) == ["n=2", "n=2", "n=3"]  # bins 0.0-0.1, 0.5-0.6, 0.9-1.0

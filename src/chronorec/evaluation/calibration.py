@@ -28,10 +28,13 @@ def calibration_curve(y: np.ndarray, p: np.ndarray, *, bins: int = 10) -> dict[s
     }
 
 
-def _label_counts(ax: Any, x: Any, y: Any, counts: Any, color: str) -> None:
-    """Write each bin's case count next to its point, so sparse bins are seen as such."""
+def _label_counts(ax: Any, x: Any, y: Any, counts: Any, color: str, row: int = 0) -> None:
+    """Write each bin's case count next to its point (curve ``row`` a line lower than the one
+    before, so the labels of several curves do not overprint), so sparse bins are seen as such."""
     for xi, yi, n in zip(x, y, counts, strict=True):
-        ax.annotate(f"n={int(n):,}", (xi, yi), textcoords="offset points", xytext=(4, -10), fontsize=6, color=color)
+        ax.annotate(
+            f"n={int(n):,}", (xi, yi), textcoords="offset points", xytext=(5, -9 - 7 * row), fontsize=6, color=color
+        )
 
 
 def calibration_plot(
@@ -42,10 +45,10 @@ def calibration_plot(
 
     fig, (ax, axh) = pyplot().subplots(2, 1, figsize=(6, 7), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
-    for name, (y, p) in curves.items():
+    for row, (name, (y, p)) in enumerate(curves.items()):
         c = calibration_curve(y, p, bins=bins)
         line = ax.plot(c["mean_predicted"], c["observed"], "o-", label=name)[0]
-        _label_counts(ax, c["mean_predicted"], c["observed"], c["count"], line.get_color())
+        _label_counts(ax, c["mean_predicted"], c["observed"], c["count"], line.get_color(), row)
         axh.hist(np.asarray(p), bins=bins, range=(0, 1), histtype="step", label=name)
     ax.set_ylabel("observed frequency (n = cases in the bin)")
     ax.set_title(title)
@@ -90,10 +93,10 @@ def plot_reliability(curves: Mapping[str, pd.DataFrame], path: str | Path, *, ti
 
     fig, ax = pyplot().subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect")
-    for label, c in curves.items():
+    for row, (label, c) in enumerate(curves.items()):
         c = c[c["count"] > 0]
         line = ax.plot(c["confidence"], c["accuracy"], "o-", label=f"{label} (ECE {expected_calibration_error(c):.3f})")
-        _label_counts(ax, c["confidence"], c["accuracy"], c["count"], line[0].get_color())
+        _label_counts(ax, c["confidence"], c["accuracy"], c["count"], line[0].get_color(), row)
     ax.set_xlabel("top-1 confidence")
     ax.set_ylabel("top-1 accuracy")
     ax.set_xlim(0, 1)
