@@ -114,11 +114,13 @@ def _normalise(p: np.ndarray, ok: np.ndarray) -> np.ndarray:
 
 def _model_probabilities(raw: np.ndarray, ok: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray]:
     """Every row at once: ranking keys (raw scores, -inf where not ``ok``) and ``softmax(raw / T)`` over ``ok``."""
-    keys = np.where(ok, raw.astype(np.float64), -np.inf)
-    z = keys / temperature
-    top = z.max(1, keepdims=True)
+    keys = raw.astype(np.float64)
+    keys[~ok] = -np.inf
+    probs = keys / temperature  # the same steps as exp(keys / T - max) in place: no full-size temporaries
+    top = probs.max(1, keepdims=True)
     top[~np.isfinite(top)] = 0.0
-    probs = np.exp(z - top)
+    probs -= top
+    np.exp(probs, out=probs)
     total = probs.sum(1, keepdims=True)
     probs /= np.where(total > 0, total, 1.0)
     return probs, keys
