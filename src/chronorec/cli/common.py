@@ -242,7 +242,7 @@ def load_events(cfg: Any) -> Any:
     if d.path is None:
         raise ConfigError("no data: give --data PATH or --dataset NAME (or data.path / data.dataset in --config)")
     p = Path(d.path)
-    if p.is_dir() and (p / "eventlog.json").exists():
+    if p.is_dir() and ((p / "eventlog.json").exists() or (p / "store.json").exists()):  # ingest / store build
         return EventLog.load(p)
     from chronorec.data import read_events
 

@@ -60,3 +60,4 @@ COMMANDS = {
 for _name, _command in COMMANDS.items():
     app.command(_name)(report_errors(_command))
 app.add_typer(scale.datasets_app, name="datasets")
+app.add_typer(scale.store_app, name="store")

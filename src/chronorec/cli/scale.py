@@ -46,3 +46,49 @@ def synth(
     meta = write_taobao(shape, out, chunk_events=parse_count(chunk_events))
     typer.echo(f"wrote {meta['n_events']:,} events in {len(meta['files'])} files to {out / 'events'}")
     typer.echo(json.dumps(meta["behaviors"]))
+
+
+store_app = typer.Typer(
+    help="The out-of-core event store (DuckDB ingest, memory-mapped sequences).", no_args_is_help=True
+)
+
+
+@store_app.command("build")
+@report_errors
+def store_build(
+    source: Annotated[
+        Path, typer.Argument(help="Events: a CSV, Parquet or JSON Lines file, or a folder of Parquet files.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Store folder to write (replaced atomically).")],
+    user_col: Annotated[str, typer.Option("--user-col", help="User id column.")] = "user_id",
+    item_col: Annotated[str, typer.Option("--item-col", help="Item id column.")] = "item_id",
+    time_col: Annotated[
+        str, typer.Option("--time-col", help="Timestamp column (epoch numbers or date-time text).")
+    ] = "timestamp",
+    behavior_col: Annotated[
+        str | None, typer.Option("--behavior-col", help="Behaviour column ('' for none).")
+    ] = "behavior",
+    fmt: Annotated[str | None, typer.Option("--format", help="csv, parquet or jsonl (default: from the name).")] = None,
+    time_unit: Annotated[str, typer.Option("--time-unit", help="auto, s, ms, us or ns.")] = "auto",
+    dedupe: Annotated[bool, typer.Option("--dedupe/--no-dedupe", help="Drop exact duplicate events.")] = True,
+    memory_limit: Annotated[
+        str, typer.Option("--memory-limit", help="DuckDB's memory limit; beyond it sorts spill to disk.")
+    ] = "2GB",
+    threads: Annotated[int | None, typer.Option("--threads", help="DuckDB threads (default: all cores).")] = None,
+) -> None:
+    """Ingest a log larger than memory into a Parquet event store plus memory-mapped CSR sequences (DuckDB);
+    every command's --data accepts the store folder."""
+    from chronorec.data.store import build_store
+
+    report = build_store(
+        source, out, user_col=user_col, item_col=item_col, time_col=time_col, behavior_col=behavior_col or None,
+        fmt=fmt, time_unit=time_unit, dedupe=dedupe, memory_limit=memory_limit, threads=threads,
+    )  # fmt: skip
+    typer.echo(
+        f"read {report.rows_read:,} rows: kept {report.kept:,}, rejected {report.rejected:,}, "
+        f"duplicates {report.duplicates:,}; {report.n_users:,} users, {report.n_items:,} items; "
+        f"{report.seconds:.1f} s ({report.rows_read / max(report.seconds, 1e-9):,.0f} rows/s)"
+    )
+    if report.rejects_path:
+        typer.echo(f"rejected rows (line, reason, values): {report.rejects_path}")
+    typer.echo(f"Saved the event store to {out}/")

@@ -265,8 +265,11 @@ class EventLog:
 
     @classmethod
     def load(cls, directory: str | Path) -> "EventLog":
-        """Read a folder written by :meth:`save`; only the files its ``eventlog.json`` lists are read."""
+        """Read a folder written by :meth:`save`; only the files its ``eventlog.json`` lists are read.
+        A folder written by :func:`chronorec.data.store.build_store` opens memory-mapped instead."""
         d = Path(directory)
+        if not (d / MARKER).exists() and (d / "store.json").exists():  # an out-of-core event store
+            return StoredEventLog.open(d)
         try:
             meta = json.loads((d / MARKER).read_text())
         except FileNotFoundError:
@@ -294,6 +297,34 @@ class EventLog:
             )
         except (OSError, ValueError, KeyError) as e:  # pyarrow's errors derive from these
             raise DataError(f"{d}: a file of the EventLog is missing or corrupt ({e}); ingest the events again") from e
+
+
+class StoredEventLog(EventLog):
+    """The EventLog API over an out-of-core event store (:mod:`chronorec.data.store`): ``sequences()`` is
+    memory-mapped; ``events`` is read from the store's Parquet parts on first use (small stores only)."""
+
+    @classmethod
+    def open(cls, directory: str | Path) -> "StoredEventLog":
+        from chronorec.data.store import open_store
+
+        store = open_store(directory)
+        log = cls(events=None, users=store.id_map("users"), items=store.id_map("items"),
+                  behaviors=store.id_map("behaviors"), source=str(directory), _store=store.sequences())  # fmt: skip
+        log.event_store = store
+        return log
+
+    @property
+    def events(self) -> pd.DataFrame:
+        if self._events is None and getattr(self, "event_store", None) is not None:
+            self._events = self.event_store.read_events()
+        return self._events
+
+    @events.setter
+    def events(self, value: pd.DataFrame | None) -> None:
+        self._events = value
+
+    def __len__(self) -> int:
+        return self.event_store.n_events if self._events is None else len(self._events)
 
 
 def check_save_target(directory: str | Path) -> None:
