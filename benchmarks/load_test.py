@@ -93,25 +93,36 @@ class Client:
             return await self._post(path, body)
 
     async def _post(self, path: str, body: bytes) -> int:
-        conn = self.idle.pop() if self.idle else None
-        if conn is None:
-            conn = await asyncio.open_connection(HOST, self.port)
-            self.opened += 1
-        reader, writer = conn
         head = f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
-        writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
-        try:
-            status, length = await asyncio.wait_for(self._head(reader), self.timeout)
-            await asyncio.wait_for(reader.readexactly(length), self.timeout)
-        except BaseException:
-            writer.close()  # a connection in an unknown state is never reused
-            raise
-        self.idle.append(conn)
-        return status
+        request = f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+        while True:
+            reused = bool(self.idle)
+            if reused:
+                reader, writer = self.idle.pop()
+            else:
+                reader, writer = await asyncio.open_connection(HOST, self.port)
+                self.opened += 1
+            writer.write(request)
+            try:
+                status, length = await asyncio.wait_for(self._head(reader), self.timeout)
+                await asyncio.wait_for(reader.readexactly(length), self.timeout)
+            except ConnectionError:
+                writer.close()
+                if reused:
+                    continue  # the server closed an idle keep-alive connection: send again on a new one
+                raise
+            except BaseException:
+                writer.close()  # a connection in an unknown state is never reused
+                raise
+            self.idle.append((reader, writer))
+            return status
 
     @staticmethod
     async def _head(reader: asyncio.StreamReader) -> tuple[int, int]:
-        status = int((await reader.readline()).split()[1])
+        line = await reader.readline()
+        if not line:
+            raise ConnectionResetError("the server closed the connection")
+        status = int(line.split()[1])
         length = 0
         while (line := await reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.partition(b":")
@@ -322,23 +333,31 @@ def batch_timing(model_dir: str, k: int, threads: int | None) -> dict[str, Any]:
     evalset = EvalSet.build(internal, hist, [h[-1:] for h in hist], "all users, full histories")
     out: dict[str, Any] = {"n_users": len(users), "k": k, "torch_threads": torch.get_num_threads()}
     pipe = RecommendPipeline(model)
+
+    def timed(key: str, fn: Any) -> Any:
+        t, c = time.perf_counter(), time.process_time()
+        res = fn()
+        out.setdefault(f"{key}_seconds", []).append(time.perf_counter() - t)
+        out.setdefault(f"{key}_cpu_seconds", []).append(time.process_time() - c)  # all threads of this process
+        return res
+
+    def users_file() -> Any:
+        return pipe.to_frame(*by_history_length(pipe, users, options=RecommendOptions(k=k)), score="raw")
+
     for rep in range(2):  # interleaved, twice: the machine's load drifts
-        t = time.perf_counter()
-        evaluate_ranking(model.score, evalset, n_items=model.n_items, ks=(k,))
-        out.setdefault("evaluation_seconds", []).append(time.perf_counter() - t)
-        t = time.perf_counter()
-        labels, lists = by_history_length(pipe, users, options=RecommendOptions(k=k))
-        recs = pipe.to_frame(labels, lists, score="raw")
-        out.setdefault("users_file_path_seconds", []).append(time.perf_counter() - t)
+        timed("evaluation", lambda: evaluate_ranking(model.score, evalset, n_items=model.n_items, ks=(k,)))
+        recs = timed("users_file_path", users_file)
         if rep == 0:
             t = time.perf_counter()
             plain = pipe.to_frame(*pipe.recommend_lists(users, options=RecommendOptions(k=k)), score="raw")
             out["unsorted_pipeline_seconds"] = time.perf_counter() - t
             out["same_lists_as_unsorted"] = bool((plain["item_id"].to_numpy() == recs["item_id"].to_numpy()).all())
     out["rows"] = len(recs)
-    for key in ("evaluation_seconds", "users_file_path_seconds"):
-        out[key + "_best"] = min(out[key])
+    for key in ("evaluation", "users_file_path"):
+        for unit in ("seconds", "cpu_seconds"):
+            out[f"{key}_{unit}_best"] = min(out[f"{key}_{unit}"])
     out["users_file_over_evaluation"] = out["users_file_path_seconds_best"] / out["evaluation_seconds_best"]
+    out["users_file_over_evaluation_cpu"] = out["users_file_path_cpu_seconds_best"] / out["evaluation_cpu_seconds_best"]
     return out
 
 
@@ -357,6 +376,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--variants", nargs="+", default=["unbatched:1", "batched:64"], help="Servers as name:max_batch[:threads]."
     )
     ap.add_argument("--baseline-commit", default=None, help="Also serve the code of this git revision (PYTHONPATH).")
+    ap.add_argument("--rounds", type=int, default=1, help="Run every variant this many times, interleaved.")
     ap.add_argument("--max-wait-ms", type=float, default=2.0, help="Batching wait bound of the batched variants.")
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16, 64], help="Closed-loop client counts.")
     ap.add_argument("--closed-duration", type=float, default=15.0, help="Seconds per closed-loop level.")
@@ -405,8 +425,12 @@ def main(argv: list[str] | None = None) -> int:
     result["provenance"] = provenance()
     del model
     if not args.skip_http:
-        result["variants"] = [run_variant(args, v, users, items) for v in variants(args)]
-        result["ratios"] = ratios(result["variants"])
+        vs = variants(args)
+        result["variants"] = [
+            {**run_variant(args, v, users, items), "round": r} for r in range(args.rounds) for v in vs
+        ]  # interleaved rounds: the machine's load drifts
+        result["summary"] = summary(result["variants"])
+        result["ratios"] = ratios(result["summary"])
     if not args.skip_batch:
         print("batch: top-10 for every user ...", flush=True)
         result["batch"] = batch_timing(args.model, args.k, args.batch_threads)
@@ -426,22 +450,63 @@ def _json(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else str(v)
 
 
-def ratios(vs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each variant against the first: saturation throughput (most clients) and open-loop p99."""
-    ok = [v for v in vs if "closed_loop" in v]
-    if len(ok) < 2:
-        return {}
-    base = ok[0]
-    out = {}
-    for v in ok[1:]:
-        sat = v["closed_loop"][-1]["throughput_rps"] / max(base["closed_loop"][-1]["throughput_rps"], 1e-9)
-        one = v["closed_loop"][0]["throughput_rps"] / max(base["closed_loop"][0]["throughput_rps"], 1e-9)
-        out[f"{v['name']} / {base['name']}"] = {"saturation_throughput": sat, "one_client_throughput": one}
+def summary(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per variant over its rounds: saturation throughput (best closed loop of any round: the least
+    disturbed), one-client throughput (best), server CPU ms per request at the most clients (median)."""
+    out: dict[str, dict[str, Any]] = {}
+    for v in runs:
+        if "closed_loop" not in v:
+            continue
+        s = out.setdefault(v["name"], {"saturation_rps": 0.0, "one_client_rps": 0.0, "cpu": []})
+        s["saturation_rps"] = max(s["saturation_rps"], *(c["throughput_rps"] for c in v["closed_loop"]))
+        s["one_client_rps"] = max(s["one_client_rps"], v["closed_loop"][0]["throughput_rps"])
+        s["cpu"].append(v["closed_loop"][-1]["server_cpu_ms_per_request"])
+    for s in out.values():
+        s["server_cpu_ms_per_request"] = float(np.median(s.pop("cpu")))
     return out
+
+
+def ratios(summ: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Each variant against the first (the baseline): throughputs and server CPU per request."""
+    names = list(summ)
+    if len(names) < 2:
+        return {}
+    b = summ[names[0]]
+    return {
+        f"{n} / {names[0]}": {
+            "saturation_throughput": summ[n]["saturation_rps"] / max(b["saturation_rps"], 1e-9),
+            "one_client_throughput": summ[n]["one_client_rps"] / max(b["one_client_rps"], 1e-9),
+            "server_cpu_per_request": summ[n]["server_cpu_ms_per_request"] / b["server_cpu_ms_per_request"],
+        }
+        for n in names[1:]
+    }
 
 
 def _f(x: Any, fmt: str = ".1f") -> str:
     return "-" if x is None else format(x, fmt)
+
+
+def _variant_rows(v: dict[str, Any]) -> list[str]:
+    """Table rows of one server run: its closed loops and its open loop."""
+    head = f"| {v['name']} | {v.get('round', 0)} "
+    if "closed_loop" not in v:
+        return [head + f"| - | - | - | - | - | failed: {v.get('error')} |"]
+    rows = []
+    for c in v["closed_loop"]:
+        lat = c["latency"]
+        rows.append(
+            head + f"| {c['clients']} closed | {c['throughput_rps']:.1f} | {_f(lat['p50_ms'], '.2f')} | "
+            f"{_f(lat['p99_ms'], '.2f')} | {c['server_cpu_ms_per_request']:.2f} | {c['outcomes']} |"
+        )
+    o = v.get("open_loop")
+    if o:
+        lat = o["latency_from_schedule"]
+        behind = " (fell behind)" if o["fell_behind"] else ""
+        rows.append(
+            head + f"| {o['target_rps']:.0f}/s open | {o['achieved_rps']:.1f}{behind} | {_f(lat['p50_ms'], '.2f')} | "
+            f"{_f(lat['p99_ms'], '.2f')} | {o['server_cpu_ms_per_request']:.2f} | {o['outcomes']} |"
+        )
+    return rows
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -455,31 +520,15 @@ def markdown(result: dict[str, Any]) -> str:
         f"- machine: {m.get('platform')}, {m.get('cpu_count')} CPUs, torch {m.get('torch')}; client on the same machine",
         f"- git commit: {p.get('git_commit')}, started {p.get('started_at')}",
         "",
-        "| server | clients / rate | answered rps | p50 ms | p99 ms | outcomes |",
-        "|---|---|---|---|---|---|",
+        "| server | round | clients / rate | answered rps | p50 ms | p99 ms | server CPU ms/request | outcomes |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for v in result.get("variants", []):
-        if "error" in v and "closed_loop" not in v:
-            lines.append(f"| {v['name']} | - | - | - | - | failed: {v['error']} |")
-            continue
-        for c in v.get("closed_loop", []):
-            lat = c["latency"]
-            lines.append(
-                f"| {v['name']} | {c['clients']} closed | {c['throughput_rps']:.1f} | {_f(lat['p50_ms'], '.2f')} | "
-                f"{_f(lat['p99_ms'], '.2f')} | {c['outcomes']} |"
-            )
-        o = v.get("open_loop")
-        if o:
-            lat = o["latency_from_schedule"]
-            behind = " (fell behind)" if o["fell_behind"] else ""
-            lines.append(
-                f"| {v['name']} | {o['target_rps']:.0f}/s open | {o['achieved_rps']:.1f}{behind} | "
-                f"{_f(lat['p50_ms'], '.2f')} | {_f(lat['p99_ms'], '.2f')} | {o['outcomes']} |"
-            )
+        lines += _variant_rows(v)
     for name, r in result.get("ratios", {}).items():
         lines.append(
-            f"\n{name}: saturation throughput x{r['saturation_throughput']:.2f}, "
-            f"one client x{r['one_client_throughput']:.2f}"
+            f"\n{name}: saturation throughput x{r['saturation_throughput']:.2f}, one client "
+            f"x{r['one_client_throughput']:.2f}, server CPU per request x{r['server_cpu_per_request']:.2f}"
         )
     b = result.get("batch")
     if b:
@@ -487,7 +536,8 @@ def markdown(result: dict[str, Any]) -> str:
             "",
             f"Batch top-{b['k']} for {b['n_users']} users ({b['torch_threads']} torch threads), best of 2: "
             f"`recommend --users-file` path **{b['users_file_path_seconds_best']:.2f} s**, evaluation pass "
-            f"{b['evaluation_seconds_best']:.2f} s (ratio {b['users_file_over_evaluation']:.2f}); the unsorted "
+            f"{b['evaluation_seconds_best']:.2f} s (ratio {b['users_file_over_evaluation']:.2f}; in CPU seconds "
+            f"{b['users_file_path_cpu_seconds_best']:.1f} vs {b['evaluation_cpu_seconds_best']:.1f}); the unsorted "
             f"pipeline took {b['unsorted_pipeline_seconds']:.2f} s (same lists: {b['same_lists_as_unsorted']}).",
         ]
     return "\n".join(lines) + "\n"
