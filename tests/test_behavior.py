@@ -424,3 +424,28 @@ def test_calibration_plot_writes_the_case_count_of_each_bin(tmp_path, monkeypatc
     out = calibration_plot({"m": (y, p)}, tmp_path / "c.png")
     assert out.stat().st_size > 1000
     assert sorted(seen["texts"]) == ["n=2", "n=2", "n=3"]  # bins 0.0-0.1, 0.5-0.6, 0.9-1.0
+
+
+def test_serve_mounts_the_behavior_model_next_to_the_recommender(saved_behavior_model, tmp_path, monkeypatch):
+    import uvicorn
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from chronorec.cli import app as cli_app
+    from chronorec.data.eventlog import EventLog
+    from chronorec.models.baselines.popular import MostPopular
+
+    rec = tmp_path / "popular"
+    MostPopular().fit(EventLog.from_sequences({"u1": list("abc"), "u2": list("ab")})).save(rec)
+    _, bm_dir = saved_behavior_model
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.setdefault("app", app))
+    args = ["serve", "--model", str(rec), "--state-dir", str(tmp_path / "s"), "--behavior-model", str(bm_dir)]
+    res = CliRunner().invoke(cli_app, args)
+    assert res.exit_code == 0, res.output
+    with TestClient(served["app"]) as c:
+        r = c.post("/predict-behavior", json={"user_ids": ["b1"]})
+        assert r.status_code == 200 and 0 <= r.json()["predictions"][0]["probability"] <= 1
+        bad = c.post("/predict-behavior", json={"user_ids": "b1"})
+        assert bad.status_code == 422 and "user_ids" in bad.text
+        assert c.post("/recommend", json={"history": ["a"], "k": 2}).status_code == 200
