@@ -25,7 +25,7 @@ from pydantic import Field
 from chronorec.models.base import ModelConfig, Recommender
 from chronorec.models.baselines.buyagain import BuyAgain, repeat_counts
 
-WEIGHT_GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.95)
+WEIGHT_GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.95, 0.98, 0.99)
 TEMPERATURE_GRID = (0.25, 0.5, 1.0, 2.0)
 _CELLS = 20_000_000  # validation scores cached for the grid search: at most this many floats per matrix
 

@@ -19,6 +19,7 @@ from chronorec.models.base import ModelConfig, Recommender
 
 DECAY_GRID = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 DEFAULT_DECAY = 0.1
+TIE_DECAY = 0.5  # the recency that orders equal counts
 
 
 class BuyAgainConfig(ModelConfig):
@@ -80,9 +81,12 @@ class BuyAgain(Recommender):
 
     def _score(self, users: np.ndarray, histories: list[np.ndarray]) -> torch.Tensor:
         counts = self.repeat_scores(histories)
+        # equal counts (frequent with decay 0) ordered by recency, so the top K does not depend on how
+        # top-k breaks ties; at most 1e-3 * 2.55, below any difference of whole counts
+        recency = repeat_counts(histories, self.n_items, TIE_DECAY, self.config.max_history)
         pop = torch.from_numpy(np.asarray(self.popularity, dtype=np.float32))
         fallback = (pop / (pop.max() + 1.0)).expand_as(counts)
-        return torch.where(counts > 0, 1.0 + counts, fallback)
+        return torch.where(counts > 0, 1.0 + counts + 1e-3 * recency, fallback)
 
     def _state(self):
         return {"decay": np.asarray([self.decay], dtype=np.float64)}
