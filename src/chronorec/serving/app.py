@@ -31,12 +31,14 @@ from fastapi import FastAPI, Header, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chronorec.recommend.options import MAX_HISTORY
 from chronorec.serving.auth import DENIED, key_matches
 from chronorec.serving.metrics import LATENCY_BUCKETS
 from chronorec.serving.middleware import ROUTES, Guard
 from chronorec.serving.schemas import (
+    ERROR_RESPONSES,
     MAX_EVENTS_PER_REQUEST,
     EventsRequest,
     EventsResponse,
@@ -80,9 +82,11 @@ def create_app(model_dir: str | Path | ServiceSettings, **options: Any) -> FastA
         title="chronorec",
         version=svc.model_version,
         description="Next-item recommendations with live events. See docs/ for the serving guide.",
+        responses=ERROR_RESPONSES,
     )
     app.state.service = svc
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     _add_recommend(app, svc)
     _add_events(app, svc)
     _add_status(app, svc)
@@ -122,7 +126,7 @@ def _add_events(app: FastAPI, svc: Service) -> None:
         svc.store.record_response(idempotency_key, answer)
         return answer
 
-    @app.get("/events/export")
+    @app.get("/events/export", response_class=Response, responses=EXPORT_RESPONSES)
     def export(format: Annotated[str, Query(pattern="^(parquet|csv|jsonl)$")] = "parquet", x_api_key: ApiKey = None):
         """All live events as a file for the next training run (columns user_id, item_id, timestamp, behavior, ...)."""
         refused = denied(x_api_key)
@@ -144,10 +148,32 @@ def _add_status(app: FastAPI, svc: Service) -> None:
         """Liveness and what is served."""
         return svc.health()
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=Response, responses=METRICS_RESPONSES)
     def metrics():
         """Prometheus text format: request counts, latency histograms, live events, model version."""
         return Response(svc.metrics.render(), media_type=svc.metrics.content_type)
+
+
+_FILE = {"schema": {"type": "string", "format": "binary"}}
+EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The live events as a Parquet, CSV or JSON Lines file.",
+        "content": {"application/vnd.apache.parquet": _FILE, "text/csv": _FILE, "application/x-ndjson": _FILE},
+    }
+}
+METRICS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Prometheus text format.", "content": {"text/plain": {"schema": {"type": "string"}}}}
+}
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Errors raised by the framework (a body that cannot be decoded, an unknown path or method) in
+    the service's own shape: ``{"error": ...}``."""
+    field = "body" if exc.status_code == 400 else None
+    text = f"body: {exc.detail}" if field else str(exc.detail)
+    return JSONResponse(
+        status_code=exc.status_code, content={"error": text, "field": field}, headers=getattr(exc, "headers", None)
+    )
 
 
 def _replay(first: Replayed, digest: str) -> JSONResponse:
