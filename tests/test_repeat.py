@@ -154,3 +154,35 @@ def test_calibration_leaves_unrankable_targets_out_of_the_nll_instead_of_a_fixed
     assert res["nll_before"] < 10  # a fixed 50 per repeat would put it above 16
     included = calibrate_temperature(Fake(), es, exclude_history=False)
     assert included["n_skipped"] == 0 and np.isfinite(included["nll_after"])
+
+
+def test_cli_trains_buyagain_and_a_blend_and_evaluate_reports_repeats(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from chronorec.cli.main import app
+
+    data = _repeat_log().save(tmp_path / "log")
+
+    def invoke(*args):
+        return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "250", "NO_COLOR": "1"})
+
+    res = invoke("train", "--kind", "buyagain", "--data", data, "--out", tmp_path / "buy")
+    assert res.exit_code == 0, res.output
+    assert "chosen on validation: decay" in res.output
+    res = invoke(
+        "train", "--kind", "repeat-blend", "-p", 'base={"kind": "popular"}', "--data", data, "--out", tmp_path / "blend"
+    )
+    assert res.exit_code == 0, res.output
+    assert "weight" in res.output and load(tmp_path / "blend").base.kind == "popular"
+    out = tmp_path / "eval.json"
+    res = invoke("evaluate", tmp_path / "buy", tmp_path / "blend", "--data", data, "--ks", "3", "--out", out)
+    assert res.exit_code == 0, res.output
+    assert "history included (auto:" in res.output and "Repeats: " in res.output
+    payload = json.loads(out.read_text())
+    assert payload["history_protocol"]["used"] == "included" and payload["repeat"]["repeat_share"] > 0.3
+    res = invoke("evaluate", tmp_path / "buy", "--data", data, "--history", "exclude", "--out", out)
+    assert res.exit_code == 0 and "history excluded (exclude:" in res.output
+    assert "they can never be hit" in res.output
+    assert invoke("evaluate", tmp_path / "buy", "--data", data, "--history", "sometimes").exit_code == 1

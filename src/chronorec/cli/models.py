@@ -181,6 +181,9 @@ def train(
         line += f", best epoch {info['best_epoch']}"
     if info.get("best_val_ndcg10") is not None:
         line += f", validation NDCG@10 {info['best_val_ndcg10']:.4f}"
+    chosen = {k: info[k] for k in ("decay", "weight", "temperature") if info.get(k) is not None}
+    if chosen:  # buy-again's decay, a repeat blend's weight and temperature
+        line += ", chosen on validation: " + ", ".join(f"{k} {v:g}" for k, v in chosen.items())
     typer.echo(line)
     record = model.training_data
     typer.echo(
