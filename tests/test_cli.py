@@ -166,7 +166,8 @@ def test_train_recommend_evaluate_popular(shop, tmp_path):
     assert res.exit_code == 0, res.output
     assert "Wrote 15 recommendations for 3 users" in res.output
     recs = pd.read_csv(out_csv)
-    assert list(recs.columns) == ["user_id", "item_id", "score", "rank"]
+    assert list(recs.columns) == ["user_id", "item_id", "score", "rank", "source"]
+    assert set(recs["source"]) == {"model"}
     assert recs["user_id"].tolist() == ["u0001"] * 5 + ["u0002"] * 5 + ["u0003"] * 5
     assert recs["rank"].tolist() == [1, 2, 3, 4, 5] * 3
     counts = df.sort_values(["user_id", "timestamp"], kind="stable")
@@ -184,7 +185,7 @@ def test_train_recommend_evaluate_popular(shop, tmp_path):
     )
     res = invoke("recommend", "-m", model_dir, "-u", "u0001", "-k", 2)
     assert res.exit_code == 0
-    assert res.output.splitlines()[0] == "user_id,item_id,score,rank"
+    assert res.output.splitlines()[0] == "user_id,item_id,score,rank,source"
     assert len(res.output.strip().splitlines()) == 3
 
     # evaluate: the JSON holds the same numbers as evaluating in-process

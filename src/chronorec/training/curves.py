@@ -57,7 +57,7 @@ def plot_training_curve(
             right.set_ylabel(_LABELS.get(key, key), color="tab:orange")
     if best_epoch:
         handles.append(ax.axvline(best_epoch, color="grey", ls="--", lw=1, label=f"best epoch ({best_epoch}): kept"))
-    ax.legend(handles=handles, loc="best", fontsize=8)
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=8, frameon=False)
     if max(epochs) <= 20:
         ax.set_xticks(epochs)
     ax.set_title(title or "Training curve")
