@@ -286,7 +286,7 @@ class BatchedRanker:
         self._count_lock = threading.Lock()
         self.rejected = 0
         self._limiter: Any = None
-        # sequence models pad a forward pass to its longest history: band the batch by width
+        # sequence models pad a forward pass to its longest history: group the batch by width
         self._width_cap: int | None = getattr(getattr(pipeline.model, "config", None), "max_len", None)
         self.batcher: MicroBatcher | None = None
         if max_batch > 1:
