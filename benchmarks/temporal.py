@@ -309,7 +309,8 @@ def forecast_intervals(ddir: Path, out: Path, quick: bool) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:  # the table and the forecaster hold the data: not kept
             fc = run_forecast(sm, tmp, h=14, models=DEFAULT_METHODS, n_origins=8, levels=(80.0, 95.0))
             shutil.copy(Path(tmp) / "forecast.png", out / f"temporal_forecast_{name}_future.png")
-        fc.pop("evaluation")
+        ev = fc.pop("evaluation")
+        fc["ladder"] = {m: {k: r[k] for k in ("MASE", "MASE_median", "MAE", "sMAPE")} for m, r in ev["results"].items()}
         res[name] = {"coverage": cov, "forecast": fc, "seconds": time.perf_counter() - t0}
         print(f"   {name}: coverage {cov['coverage']} ({len(cov['test_origins'])} origins)", flush=True)
     return res
@@ -435,14 +436,16 @@ def predictions_markdown(payload: dict[str, Any]) -> str:
         "# Temporal predictions: forecast intervals and calibrated behaviour probabilities",
         "",
         f"Command: `{prov['command']}`  ",
-        f"Commit: {prov['git_commit']}, {prov['started_at']}; {prov['machine']['cpu_count']} cores",
+        f"Commit: {prov['git_commit']}, {prov['started_at']}; {prov['machine']['cpu_count']} cores  ",
+        "(the header is the last run's: a part may come from an earlier run with `--only forecast` or `--only behavior`)",
         "",
     ]
     if "forecast_intervals_retail" in p:
         lines += [
             "## Forecast intervals, held-out coverage (14 days ahead)",
             "",
-            "| series | n | test origins | coverage 80% | 90% | 95% | scaled width 80% / 95% | MASE | methods chosen (last fit) |",
+            "| series | n | test origins | coverage 80% | 90% | 95% | scaled width 80% / 95% | median MASE | "
+            "methods chosen (last fit) |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for name, r in p["forecast_intervals_retail"]["result"].items():
@@ -450,8 +453,21 @@ def predictions_markdown(payload: dict[str, Any]) -> str:
             cv = c["coverage"]
             lines.append(
                 f"| {name} | {c['n_series']} | {len(c['test_origins'])} | {cv['80']:.3f} | {cv['90']:.3f} | {cv['95']:.3f} | "
-                f"{w['80']:.2f} / {w['95']:.2f} | {c['point']['MASE']:.3f} | {r['forecast']['methods_chosen']} |"
+                f"{w['80']:.2f} / {w['95']:.2f} | {c['point']['MASE_median']:.3f} | {r['forecast']['methods_chosen']} |"
             )
+        lines += [
+            "",
+            "The statistical ladder on the same series (8 origins 14 days apart, the last ending at the end of the "
+            "data; MASE, median MASE in brackets):",
+            "",
+        ]
+        res = p["forecast_intervals_retail"]["result"]
+        names = list(next(iter(res.values()))["forecast"].get("ladder", {}))
+        lines += ["| series | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        for name, r in res.items():
+            lad = r["forecast"].get("ladder", {})
+            cells = [f"{lad[m]['MASE']:.3f} ({lad[m]['MASE_median']:.3f})" if m in lad else "" for m in names]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     if "behavior_model_taobao" in p:
         b = p["behavior_model_taobao"]["result"]
@@ -471,15 +487,16 @@ def predictions_markdown(payload: dict[str, Any]) -> str:
                     f"{m['ece']:.4f} | {m['roc_auc']:.4f} | "
                     f"{m['pr_auc']:.4f} | {m['mean_predicted']:.3f} | {m['positive_rate']:.3f} |"
                 )
-        lines += [
-            "",
-            "Reliability (gbm, Platt):",
-            "",
-            "| bin | mean predicted | observed | count |",
-            "|---|---|---|---|",
-        ]
-        for row in b["models"]["gbm"]["pooled"]["platt"]["reliability"]:
-            lines.append(f"| {row['bin']} | {row['mean_predicted']:.3f} | {row['observed']:.3f} | {row['count']} |")
+        for kind in b["models"]:
+            lines += [
+                "",
+                f"Reliability ({kind}, Platt):",
+                "",
+                "| bin | mean predicted | observed | count |",
+                "|---|---|---|---|",
+            ]
+            for row in b["models"][kind]["pooled"]["platt"]["reliability"]:
+                lines.append(f"| {row['bin']} | {row['mean_predicted']:.3f} | {row['observed']:.3f} | {row['count']} |")
         lines.append("")
     return "\n".join(lines)
 
