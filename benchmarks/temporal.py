@@ -44,7 +44,8 @@ def _part(name: str, fn, results: dict[str, Any]) -> None:
     print(f"   {name}: {results[name]['wall_seconds']:.1f}s, peak RSS {results[name]['peak_rss_mb_so_far']:.0f} MB")
 
 
-def run(data_dir: str | None, out: Path, quick: bool, threads: int) -> dict[str, Any]:
+def run(data_dir: str | None, out: Path, quick: bool, threads: int, only: str | None = None) -> dict[str, Any]:  # noqa: C901, PLR0915
+    """Every part (or ``only`` one of features / behavior / forecast, keeping the other parts' figures)."""
     import torch
 
     from chronorec.datasets.formats import data_dir as resolve
@@ -59,6 +60,8 @@ def run(data_dir: str | None, out: Path, quick: bool, threads: int) -> dict[str,
     ddir = resolve(data_dir)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
+    if only and (out / "temporal.json").exists():
+        results = json.loads((out / "temporal.json").read_text())["parts"]
     payload = {
         "provenance": provenance(
             data_dir=str(ddir),
@@ -107,8 +110,9 @@ def run(data_dir: str | None, out: Path, quick: bool, threads: int) -> dict[str,
             "total_seconds": time.perf_counter() - t0,
         }
 
-    _part("features_taobao", features, results)
-    save()
+    if only in (None, "features"):
+        _part("features_taobao", features, results)
+        save()
 
     def behaviour():
         cfg = SequenceClassifierConfig(epochs=8 if quick else 30)
@@ -127,10 +131,14 @@ def run(data_dir: str | None, out: Path, quick: bool, threads: int) -> dict[str,
         )
         return res
 
-    _part("behavior_taobao", behaviour, results)
-    save()
+    if only in (None, "behavior"):
+        _part("behavior_taobao", behaviour, results)
+        save()
+    if only not in (None, "forecast"):
+        return payload
 
-    ladder = ("naive", "seasonal_naive", "moving_average", "ets", "gbm", "lstm", "gru", "transformer")
+    ladder = ("naive", "seasonal_naive", "moving_average", "ets", "theta", "croston_sba", "tsb", "adida")
+    ladder += ("gbm", "lstm", "gru", "transformer")
     rnn = {"epochs": 10 if quick else 40}
     fparams = {"lstm": rnn, "gru": rnn, "transformer": rnn}
 
@@ -512,12 +520,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only the prediction parts (retail forecast intervals, saved Taobao behaviour model): temporal_predictions.json",
     )
-    ap.add_argument("--only", choices=("forecast", "behavior"), help="with --predictions: rerun this part only")
+    ap.add_argument(
+        "--only",
+        choices=("features", "forecast", "behavior"),
+        help="rerun this part only, keeping the others' figures (--predictions: forecast or behavior)",
+    )
     args = ap.parse_args(argv)
     if args.predictions:
         run_predictions(args.data_dir, Path(args.out), args.quick, args.threads, args.only)
     else:
-        run(args.data_dir, Path(args.out), args.quick, args.threads)
+        run(args.data_dir, Path(args.out), args.quick, args.threads, args.only)
     return 0
 
 

@@ -239,3 +239,17 @@ def test_net_counts_with_the_odd_negative_day_are_still_clipped_at_zero():
     assert fc.nonnegative and (fc.forecast()[["mean", "lo-80", "lo-95"]] >= 0).all().all()
     sm.Y[:, ::20] = -5.0  # 5% negative: not counts, left as they are
     assert not fit_forecaster(sm, h=7, methods=("seasonal_naive",), n_origins=4).nonnegative
+
+
+def test_without_statsforecast_the_numpy_rungs_still_forecast_and_the_rest_name_the_extra(monkeypatch):
+    import chronorec.temporal.forecast.forecaster as fmod
+    import chronorec.temporal.forecast.methods as mmod
+    from chronorec.errors import ConfigError
+
+    monkeypatch.setattr(mmod, "has_statsforecast", lambda: False)
+    monkeypatch.setattr(fmod, "has_statsforecast", lambda: False)
+    sm = _weekly_counts(2, T=84)
+    fc = fmod.fit_forecaster(sm, h=7, n_origins=4)
+    assert set(fc.methods) <= {"naive", "seasonal_naive"} and len(fc.forecast()) == 14
+    with pytest.raises(ConfigError, match=r"chronorec\[forecast\]"):
+        mmod.forecast_matrix("ets", sm.Y, 7, 7)
