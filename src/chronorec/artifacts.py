@@ -162,6 +162,7 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     path = d / MANIFEST
     if not path.exists():
         raise FileNotFoundError(f"{d}: no {MANIFEST}; not a chronorec model directory")
+    recover_kept(d)
     if path.is_symlink() or not path.is_file():
         raise _fail(f"{path}: the manifest must be a plain file in the folder")
     manifest = read_json_object(path, "the manifest")
@@ -221,12 +222,23 @@ def _exchange(a: Path, b: Path) -> bool:
     return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
 
 
-def _carry_over(old: Path, final: Path) -> None:
+def _carry_over(old: Path, final: Path, *, drop: bool = True) -> None:
     """Move the :data:`KEEP_ON_REPLACE` folders of a replaced version into ``final``, then drop it."""
     for name in KEEP_ON_REPLACE:
         if (old / name).is_dir() and final.is_dir() and not (final / name).exists():
             (old / name).rename(final / name)
-    shutil.rmtree(old, ignore_errors=True)
+    if drop:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def recover_kept(final: Path) -> None:
+    """A reader's share of :func:`_recover`: bring back the live state a write killed after its swap
+    left in the replaced version (moves only; removes nothing, so a write in progress is safe)."""
+    final = Path(final)
+    if not final.is_dir() or all((final / name).exists() for name in KEEP_ON_REPLACE):
+        return
+    for left in [*final.parent.glob(f".{final.name}.old-*"), *final.parent.glob(f".{final.name}.tmp-*")]:
+        _carry_over(left, final, drop=False)
 
 
 def _recover(final: Path) -> None:
