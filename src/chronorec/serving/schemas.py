@@ -159,6 +159,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorResponse, "description": "The body is over the service's size limit."},
     422: {"model": ErrorResponse, "description": "A field of the wrong type or out of range, named in 'error'."},
     500: {"model": ErrorResponse, "description": "An unexpected failure, logged under 'request_id'."},
+    503: {"model": ErrorResponse, "description": "Too many recommendations in flight; retry after Retry-After."},
 }
 """The documented error answers of every endpoint (in the OpenAPI schema)."""
 
