@@ -180,7 +180,10 @@ def make_behavior_data(
     history allows unless ``n_train_cutoffs`` caps them."""
     df = event_frame(events)
     if C.BEHAVIOR not in df.columns:
-        raise DataError("behaviour prediction needs a 'behavior' column")
+        raise DataError(
+            "behaviour prediction needs a 'behavior' column: --behavior-col, or for a log of one kind of "
+            "event (a shop's purchases) an ingest recipe with 'default_behavior: buy' (docs/guide/ingest.md)"
+        )
     classes = sorted(pd.unique(df[C.BEHAVIOR]).tolist())
     if target not in classes:
         raise ConfigError(f"target behaviour {target!r} not in the data (types: {classes})")
