@@ -155,3 +155,17 @@ def test_api_check_on_a_temporal_split():
         check_evaluation("pop", model, log, earlier, earlier.test)
     allowed = check_evaluation("pop", model, log, earlier, earlier.test, allow_leak=True)
     assert allowed["leaks"] and allowed["checked"]
+
+
+def test_an_ensemble_is_checked_through_its_members():
+    from chronorec.models.baselines.itemknn import ItemKNN
+    from chronorec.models.ensemble import Ensemble
+
+    log = EventLog.from_frame(_log_frame())
+    loo = leave_one_out(log)
+    members = [MostPopular().fit(loo.train).record_split(loo), ItemKNN().fit(loo.train).record_split(loo)]
+    ens = Ensemble.from_models(members)
+    assert check_evaluation("ens", ens, log, loo, loo.test)["leaks"] == []
+    temporal = temporal_split(log, test_cutoff=START + 6 * DAY)
+    with pytest.raises(EvaluationRefused, match="ens: refusing a leaked evaluation"):
+        check_evaluation("ens", ens, log, temporal, temporal.test)
