@@ -155,8 +155,9 @@ def test_the_tutorial_script_runs_end_to_end(tmp_path: Path):
     assert fc["series_id"].eq("__total__").all()
     assert (work / "runs/forecast/forecast.png").stat().st_size > 1000
 
-    timings = dict(line.split("\t") for line in (work / "timings.tsv").read_text().splitlines())
+    timings = {r[0]: r[1:] for r in (line.split("\t") for line in (work / "timings.tsv").read_text().splitlines())}
     assert "total" in timings and "8. forecast 14 days of units sold, with intervals" in timings
+    assert all(len(v) == 2 and float(v[0]) >= 0 and float(v[1]) >= 0 for v in timings.values())
 
 
 def test_a_log_without_behaviours_is_told_how_to_get_one():

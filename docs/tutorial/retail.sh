@@ -33,6 +33,7 @@ SASREC_EPOCHS="${SASREC_EPOCHS:-3}"
 SASREC_DIM="${SASREC_DIM:-64}"
 HORIZON_HOURS="${HORIZON_HOURS:-168}"   # predict-behavior: P(buy within 7 days)
 BEHAVIOR_CUTOFFS="${BEHAVIOR_CUTOFFS:-8}"
+BEHAVIOR_MODEL="${BEHAVIOR_MODEL:-logistic}" # or gbm: 0.01 better ROC-AUC here, 15x the CPU
 FORECAST_TOP="${FORECAST_TOP:-10}"
 FORECAST_HORIZON="${FORECAST_HORIZON:-14}"
 FORECAST_ORIGINS="${FORECAST_ORIGINS:-8}"
@@ -103,7 +104,7 @@ step "6. predict-behavior: fit, save, per-user probabilities"
 echo "default_behavior: buy" >>retail-buy.yaml
 run ingest "$DATA" --recipe retail-buy.yaml --out data/retail-buy >results/ingest-buy.txt
 tail -n 1 results/ingest-buy.txt
-run predict-behavior --data data/retail-buy --tasks target --models gbm --horizon-hours "$HORIZON_HOURS" \
+run predict-behavior --data data/retail-buy --tasks target --models "$BEHAVIOR_MODEL" --horizon-hours "$HORIZON_HOURS" \
   --train-cutoffs "$BEHAVIOR_CUTOFFS" --step-hours "$HORIZON_HOURS" --threads "$THREADS" \
   --save models/buy7d --out runs/behavior
 head -n 4 runs/behavior/predictions.csv
