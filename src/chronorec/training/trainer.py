@@ -267,6 +267,7 @@ class Trainer:
         )
         try:
             self._epochs(batches, loss_fn, validate, n_batches)
+            dist.barrier()  # rank 0 has written its last checkpoint before any rank goes on (e.g. to resume it)
         except BaseException:
             if self.run is not None:
                 self.run.end("FAILED")
