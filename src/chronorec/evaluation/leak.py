@@ -51,11 +51,16 @@ def catalogue_hash(items: Any) -> str:
 
 
 def data_fingerprint(log: Any) -> str:
-    """SHA-256 of a log's events: external user and item ids, timestamps, in the log's (stable) order."""
+    """SHA-256 of a log's events (internal user and item ids, timestamps, in the log's stable order)
+    and of its two id maps (the external ids behind the internal ones)."""
     ev = log.events
-    users = log.users.to_external(ev["user_idx"].to_numpy())
-    items = log.items.to_external(ev["item_idx"].to_numpy())
-    return _digest(_ids_hash(users), _ids_hash(items), ev["timestamp"].to_numpy().astype(np.int64))
+    return _digest(
+        _ids_hash(log.users.external_ids),
+        _ids_hash(log.items.external_ids),
+        ev["user_idx"].to_numpy().astype(np.int64),
+        ev["item_idx"].to_numpy().astype(np.int64),
+        ev["timestamp"].to_numpy().astype(np.int64),
+    )
 
 
 def iso(seconds: int | float | None) -> str:
