@@ -54,6 +54,7 @@ class StoreReport:
     reasons: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     engine: str = "duckdb"
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase of the build
 
     @property
     def balanced(self) -> bool:
@@ -156,8 +157,11 @@ def build_store(  # noqa: PLR0913 - one keyword per ingest option
                 _run(con, f"SET threads={int(threads)}")
             _stage_clean(con, source, fmt, (user_col, item_col, time_col, behavior_col), time_unit, dedupe, report)
             _write_rejects(con, out, report)
+            report.phases["read_validate_dedupe"] = time.perf_counter() - t0
             _write_maps(con, out, has_b, report)
+            report.phases["id_maps"] = time.perf_counter() - t0 - sum(report.phases.values())
             _write_sorted(con, out, has_b, report)
+            report.phases["sort_sequences_parts"] = time.perf_counter() - t0 - sum(report.phases.values())
         finally:
             con.close()
             shutil.rmtree(work, ignore_errors=True)
@@ -240,18 +244,24 @@ def _write_sorted(con, out: Path, behaviors: bool, report: StoreReport) -> None:
 
 
 class CsrWriter:
-    """Writes sorted batches into the CSR .npy arrays (memory maps of known length) and Parquet parts."""
+    """Writes sorted batches into the CSR .npy arrays and the Parquet parts.
+
+    The arrays are appended with plain writes after a .npy header of the known length (not through a
+    memory map, whose dirty pages would count in this process's memory as the log grows)."""
 
     def __init__(self, out: Path, n_events: int, n_users: int):
-        from numpy.lib.format import open_memmap
+        from numpy.lib import format as npy
 
         seq = out / "sequences"
         seq.mkdir(parents=True, exist_ok=True)
         (out / "events").mkdir(exist_ok=True)
         self.out, self.pos, self.part, self.part_rows, self.writer = out, 0, 0, 0, None
-        n = max(n_events, 1)
-        self.arrays = {k: open_memmap(seq / f"{k}.npy", mode="w+", dtype=DTYPES[k], shape=(n,))
-                       for k in ("items", "timestamps", "behaviors")}  # fmt: skip
+        self.files = {}
+        for k in ("items", "timestamps", "behaviors"):
+            f = open(seq / f"{k}.npy", "wb")  # noqa: SIM115 - closed in close()
+            header = {"descr": npy.dtype_to_descr(np.dtype(DTYPES[k])), "fortran_order": False, "shape": (n_events,)}
+            npy.write_array_header_1_0(f, header)
+            self.files[k] = f
         self.counts = np.zeros(n_users + 2, dtype=np.int64)
         self.last_user = 0
 
@@ -261,7 +271,7 @@ class CsrWriter:
         cols = {name: batch.column(name).to_numpy(zero_copy_only=False) for name in batch.schema.names}
         n = len(cols["user_idx"])
         for src, dst in (("item_idx", "items"), ("timestamp", "timestamps"), ("behavior_idx", "behaviors")):
-            self.arrays[dst][self.pos : self.pos + n] = cols[src]
+            self.files[dst].write(np.ascontiguousarray(cols[src], dtype=DTYPES[dst]).tobytes())
         self.counts += np.bincount(cols["user_idx"], minlength=len(self.counts))[: len(self.counts)]
         self.pos += n
         # a new part once the current one is full, at a user boundary (each part: a contiguous user range)
@@ -278,8 +288,10 @@ class CsrWriter:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-        for a in self.arrays.values():
-            a.flush()
+        for f in self.files.values():
+            f.close()
+        if self.pos != sum(self.counts):  # pragma: no cover - internal consistency guard
+            raise AssertionError(f"wrote {self.pos} events, counted {sum(self.counts)}")
         offsets = np.zeros(len(self.counts), dtype=np.int64)
         np.cumsum(self.counts[:-1], out=offsets[1:])
         np.save(self.out / "sequences" / "offsets.npy", offsets)
