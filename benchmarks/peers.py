@@ -215,6 +215,20 @@ def table(result: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------- the runs
+def source_state() -> dict[str, Any]:
+    """The commit chronorec ran from and its uncommitted source files (a preset or model being
+    changed in the working tree runs as it stands)."""
+
+    def git(*a: str) -> str:
+        r = subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True, check=False)
+        return r.stdout.strip() if r.returncode == 0 else ""
+
+    return {
+        "git_commit": git("rev-parse", "HEAD"),
+        "uncommitted": git("status", "--porcelain", "--", "src").splitlines(),
+    }
+
+
 def machine() -> dict[str, Any]:
     return {"platform": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count()}
 
@@ -333,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     if sorted(order) != ["chronorec", "replay"]:
         raise SystemExit("--order names chronorec and replay once each")
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    source = source_state()
     work = Path(tempfile.mkdtemp(prefix="chronorec-peers-"))
     data_dir = data_folder(args, work)
     runners = {"chronorec": run_chronorec, "replay": run_replay}
@@ -355,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
         "order": order,
         "machine": machine(),
+        "chronorec_source": source,
         "sides": sides,
         "comparison": compare(sides["chronorec"], sides["replay"]),
     }
