@@ -22,10 +22,10 @@ from chronorec.models.sequential.recommender import SequentialConfig, Sequential
 
 class HSTUConfig(SequentialConfig):
     kind: Literal["hstu"] = Field("hstu", description="the model kind")
-    layers: int = Field(2, description="HSTU layers")
-    heads: int = Field(1, description="attention heads per layer")
+    layers: int = Field(2, ge=1, description="HSTU layers")
+    heads: int = Field(1, ge=1, description="attention heads per layer")
     time_bias: bool = Field(True, description="relative time bias from the events' timestamps")
-    time_buckets: int = Field(64, description="log-scale buckets of the relative time bias")
+    time_buckets: int = Field(64, ge=1, description="log-scale buckets of the relative time bias")
 
 
 class HSTUModule(SequenceEncoder):

@@ -28,6 +28,7 @@ from chronorec.models.sequential import context as ctxf
 from chronorec.models.sequential.batching import WindowBatcher, gather, token_batches, training_spans
 from chronorec.models.sequential.config import SequentialConfig
 from chronorec.models.sequential.losses import full_softmax_ce, gbce, sampled_softmax_ce
+from chronorec.training.checkpoint import data_fingerprint
 from chronorec.training.runtime import resolve_device, set_threads, to_device
 from chronorec.training.settings import TrainSettings
 from chronorec.training.trainer import train
@@ -244,7 +245,11 @@ class SequentialRecommender(Recommender):
             settings=TrainSettings.of(cfg, label=self.kind, grad_scaler=cfg.amp and cfg.amp_dtype == "float16"),
             n_batches=lambda: batcher.n_batches,
             monitor=MONITOR,
-            params={"kind": self.kind, **cfg.model_dump(exclude={"progress"})},
+            params={
+                "kind": self.kind,
+                **cfg.model_dump(exclude={"progress"}),
+                "data": data_fingerprint(self.store.offsets, self.store.items, self.items.external_ids),
+            },
         )
         lens = batcher.lengths
         self.fit_info = {
