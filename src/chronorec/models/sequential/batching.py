@@ -34,13 +34,22 @@ def token_batches(lengths: np.ndarray, budget: float, rng: np.random.Generator) 
     return [out[i] for i in rng.permutation(len(out))]
 
 
-def gather(flat: np.ndarray, spans: list[Span], width: int, tail: int = 0) -> torch.Tensor:
-    """Left-padded (len(spans), width + tail) rows of ``flat[a:b]``, each ending at column ``width``."""
+def gather(flat: np.ndarray, spans: list[Span], width: int, tail: int = 0, *, right: bool = False) -> torch.Tensor:
+    """Left-padded (len(spans), width + tail) rows of ``flat[a:b]``, each ending at column ``width``;
+    with ``right`` padded on the right instead, each starting at column 0."""
     out = np.zeros((len(spans), width + tail), dtype=np.int64)
     for r, (a, b) in enumerate(spans):
         if b > a:
-            out[r, width - (b - a) : width] = flat[a:b]
+            start = 0 if right else width - (b - a)
+            out[r, start : start + b - a] = flat[a:b]
     return torch.from_numpy(out)
+
+
+def pad_right(rows: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Left-padded rows (B, W) whose last ``lengths`` columns are real, moved to the left edge."""
+    width = rows.shape[1]
+    idx = (np.arange(width)[None, :] + (width - lengths)[:, None]) % width
+    return np.take_along_axis(rows, idx, axis=1)
 
 
 def training_spans(store: SequenceStore) -> list[Span]:
@@ -82,4 +91,4 @@ class WindowBatcher:
             yield [self.window(*self.spans[i], rng) for i in idx]
 
 
-__all__ = ["WindowBatcher", "gather", "token_batches", "training_spans"]
+__all__ = ["WindowBatcher", "gather", "pad_right", "token_batches", "training_spans"]

@@ -8,6 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+DEFAULT_ATTENTION = "sdpa"
+ATTENTION = DEFAULT_ATTENTION  # "sdpa" or "manual" (matmul + masked softmax), a module setting for benchmarks
+
 
 class FastDropout(nn.Module):
     """Inverted dropout whose mask comes from random bytes, eight per 64-bit draw.
@@ -32,6 +35,11 @@ class FastDropout(nn.Module):
         return x * keep * (256.0 / (256 - self.threshold))
 
 
+def last_index(keep: torch.Tensor) -> torch.Tensor:
+    """Column of each row's last real token (the last column when a row has none)."""
+    return keep.shape[1] - 1 - keep.flip(1).int().argmax(1)
+
+
 def causal_padding_mask(items: torch.Tensor) -> torch.Tensor:
     """Boolean attention mask (B, 1, L, L): causal, padding keys hidden, the diagonal always open.
 
@@ -44,6 +52,33 @@ def causal_padding_mask(items: torch.Tensor) -> torch.Tensor:
     return (causal & keys) | eye
 
 
+def additive_mask(mask: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """A boolean attention mask (True = may attend) as the additive bias ``scaled_dot_product_attention``
+    takes directly (0 or -inf), built once per forward instead of once per layer."""
+    bias = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
+    return bias.masked_fill_(~mask, -torch.inf)
+
+
+def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Softmax attention written out (matmul, mask, softmax, matmul): the reference of the tests and
+    the ``ATTENTION = "manual"`` benchmark variant. ``mask`` is boolean (True = may attend),
+    additive, or None for causal attention."""
+    scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+    if mask is None:
+        mask = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()
+    scores = scores.masked_fill(~mask, -torch.inf) if mask.dtype == torch.bool else scores + mask
+    return torch.softmax(scores.float(), dim=-1).to(v.dtype) @ v
+
+
+def _sdpa(q, k, v, mask: torch.Tensor | None) -> torch.Tensor:
+    """``scaled_dot_product_attention`` with ``mask`` (additive or boolean), or causal when it is None."""
+    if ATTENTION == "manual":
+        return reference_attention(q, k, v, mask)
+    if mask is not None and mask.is_floating_point():
+        mask = mask.to(q.dtype)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None)
+
+
 class SelfAttention(nn.Module):
     def __init__(self, dim: int, heads: int):
         super().__init__()
@@ -53,16 +88,26 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, query: torch.Tensor | None = None) -> torch.Tensor:
+        """Attention over ``x`` (B, L, D). ``mask``: additive or boolean (B, 1, L, L), or None for plain
+        causal attention (rows padded on the right need no mask). With ``query`` (B,) only that position
+        of each row asks (B, 1, D), under ``mask`` (B, 1, 1, L)."""
         B, L, D = x.shape
-        q, k, v = self.qkv(x).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)
+        h, dh = self.heads, D // self.heads
+        if query is not None:  # keys and values of every position, one query per row
+            w, b = self.qkv.weight, self.qkv.bias
+            k, v = F.linear(x, w[D:], b[D:]).view(B, L, 2, h, dh).permute(2, 0, 3, 1, 4)
+            xq = x[torch.arange(B, device=x.device), query][:, None]
+            q = F.linear(xq, w[:D], b[:D]).view(B, 1, h, dh).transpose(1, 2)
+        else:
+            q, k, v = self.qkv(x).view(B, L, 3, h, dh).permute(2, 0, 3, 1, 4)
         if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
             # the CPU attention kernels are slower in bfloat16 than in float32 (fwd + bwd, L=200)
             with torch.autocast("cpu", enabled=False):
-                y = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask)
+                y = _sdpa(q.float(), k.float(), v.float(), mask)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.out(y.transpose(1, 2).reshape(B, L, D))
+            y = _sdpa(q, k, v, mask)
+        return self.out(y.transpose(1, 2).reshape(B, q.shape[2], D))
 
 
 class TransformerBlock(nn.Module):
@@ -78,8 +123,12 @@ class TransformerBlock(nn.Module):
         )
         self.drop = FastDropout(dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.ln1(x), mask))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, query: torch.Tensor | None = None) -> torch.Tensor:
+        """The block over ``x`` (B, L, D); with ``query`` (B,) its output at that position only (B, 1, D)."""
+        a = self.drop(self.attn(self.ln1(x), mask, query))
+        if query is not None:
+            x = x[torch.arange(len(x), device=x.device), query][:, None]
+        x = x + a
         return x + self.drop(self.ffn(self.ln2(x)))
 
 
@@ -209,18 +258,47 @@ class SequenceEncoder(nn.Module):
         nn.init.normal_(self.item_emb.weight, std=dim**-0.5)
         nn.init.normal_(self.pos_emb.weight, std=0.02)
 
-    def run_block(self, block: nn.Module, x: torch.Tensor, mask: torch.Tensor, feats) -> torch.Tensor:
-        return block(x, mask)
+    supports_last_only = True  # forward(..., last_only=True) computes the last position's output only
+    causal_kernel = True  # causal softmax attention: rows padded on the right need no mask
 
-    def forward(self, items: torch.Tensor, feats: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        L = items.shape[1]
-        pos = torch.arange(L - 1, -1, -1, device=items.device)
-        x = self.item_emb(items) * self.scale + self.pos_emb(pos)[None]
+    def run_block(self, block: nn.Module, x: torch.Tensor, mask, feats, query: torch.Tensor | None = None):
+        return block(x, mask) if query is None else block(x, mask, query)
+
+    def block_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        """The mask the blocks take: the additive bias of softmax attention (HSTU keeps the boolean)."""
+        return additive_mask(mask)
+
+    def masks(self, keep: torch.Tensor) -> torch.Tensor | None:
+        """The blocks' mask for real tokens ``keep`` (B, L): None (causal, no mask) when the model is
+        causal and every row's padding is on its right, else causal / bidirectional with padding."""
+        if self.causal and self.causal_kernel and not bool((keep[:, 1:] > keep[:, :-1]).any()):
+            return None
+        return self.block_mask(causal_padding_mask(keep) if self.causal else padding_mask(keep))
+
+    def forward(
+        self, items: torch.Tensor, feats: dict[str, torch.Tensor] | None = None, last_only: bool = False
+    ) -> torch.Tensor:
+        """Hidden states (B, L, D), or with ``last_only`` those of each row's last real token (B, 1, D):
+        the last block then computes one query per row (what scoring needs). Rows may be padded on
+        either side; positions are counted back from each row's last real token."""
+        keep = items > 0
+        # positions from the end: real tokens at or after each position, minus one
+        pos = keep.flip(1).cumsum(1).flip(1).sub_(1).clamp_(min=0)
+        x = self.item_emb(items) * self.scale + self.pos_emb(pos)
         if self.context is not None:
             x = x + self.context(feats, x)
-        keep = (items > 0).unsqueeze(-1)
-        x = self.drop(x) * keep
-        mask = causal_padding_mask(items) if self.causal else padding_mask(items)
-        for block in self.blocks:
-            x = self.run_block(block, x, mask, feats) * keep
-        return self.ln(x)
+        keep3 = keep.unsqueeze(-1)
+        x = self.drop(x) * keep3
+        mask = self.masks(keep)
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            if last_only and i == last and self.supports_last_only:
+                return self.ln(self.run_block(block, x, self.query_mask(keep, mask), feats, last_index(keep)))
+            x = self.run_block(block, x, mask, feats) * keep3
+        return self.ln(x[torch.arange(len(x), device=x.device), last_index(keep)][:, None] if last_only else x)
+
+    def query_mask(self, keep: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """The mask row (B, 1, 1, L) of each row's last real token."""
+        if mask is not None:
+            return mask[torch.arange(len(keep), device=keep.device), :, last_index(keep)][:, :, None]
+        return additive_mask(keep[:, None, None, :])  # causal, right-padded: the last token sees every real one

@@ -38,7 +38,13 @@ class HSTUModule(SequenceEncoder):
                 b.bias.time = None
         super().__init__(n_items + 1, cfg.dim, cfg.max_len, cfg.dropout, blocks, context_sizes)
 
-    def run_block(self, block: nn.Module, x: torch.Tensor, mask: torch.Tensor, feats) -> torch.Tensor:
+    supports_last_only = False
+    causal_kernel = False  # pointwise attention: the mask is always built
+
+    def block_mask(self, mask: torch.Tensor) -> torch.Tensor:
+        return mask  # HSTU's pointwise attention multiplies by the boolean mask
+
+    def run_block(self, block: nn.Module, x: torch.Tensor, mask: torch.Tensor, feats, query=None):
         return block(x, mask, feats.get("timestamp") if feats else None)
 
 

@@ -18,51 +18,104 @@ import math
 import torch
 import torch.nn.functional as F
 
+DEFAULT_CHUNK_ROWS = 512
+CHUNK_ROWS = DEFAULT_CHUNK_ROWS  # rows of logits per chunk of the full softmax (a module setting, for benchmarks)
+# the full softmax keeps the batch's probabilities (in the matmul dtype) for backward up to this size
+PROBS_BUDGET_BYTES = 512 * 2**20
+
 
 class _ChunkedSoftmaxCE(torch.autograd.Function):
-    """Mean softmax cross-entropy over the whole catalogue without materialising all logits.
+    """Mean softmax cross-entropy over the whole catalogue, fused with the output layer and chunked.
 
     Logits are computed ``chunk`` rows at a time in ``dtype`` (bfloat16 halves the cost of the
-    dominant matmul on CPUs that support it); forward keeps only the log-sum-exp per row and
-    backward recomputes each chunk's softmax. Peak memory is ``chunk x n_items`` instead of
-    ``N x n_items`` (several GB for ML-1M batches), and the result is the exact loss.
+    dominant matmul on CPUs that support it) into a buffer allocated once per call, so the batch's
+    logits are never held in float32. When the batch's probabilities fit
+    :data:`PROBS_BUDGET_BYTES` in ``dtype``, forward keeps them (one softmax kernel per chunk) and
+    backward is two matmuls over the whole batch, with no second exponential; the loss is then read
+    from the target's probability. Otherwise forward keeps only each row's log-sum-exp (computed in
+    float32 in place) and backward recomputes each chunk's softmax. Either way the loss is exact up
+    to the rounding of the logits (and, on the first path, of the probabilities) to ``dtype``.
     """
 
     @staticmethod
     def forward(ctx, hidden, weight, targets, chunk: int, dtype: torch.dtype):
         with torch.autocast(hidden.device.type, enabled=False):
-            h, w = hidden.to(dtype), weight.to(dtype)
-            n = h.shape[0]
+            h, w = hidden.detach().to(dtype).contiguous(), weight.detach().to(dtype)
+            n, n_cols = h.shape[0], w.shape[0]
+            ctx.chunk, ctx.dtype, ctx.dtypes = chunk, dtype, (hidden.dtype, weight.dtype)
+            if n * n_cols * h.element_size() <= PROBS_BUDGET_BYTES:
+                probs = torch.empty(n, n_cols, dtype=dtype, device=h.device)
+                for s, low, _ in _chunks(n, n_cols, chunk, dtype, h.device, high=False):
+                    torch.mm(h[s : s + len(low)], w.t(), out=low)
+                    low[:, 0] = -torch.inf  # padding is never a candidate
+                    probs[s : s + len(low)] = torch.softmax(low, dim=1)
+                ctx.save_for_backward(h, w, targets)
+                ctx.probs = probs
+                p_target = probs.gather(1, targets[:, None]).squeeze(1).float()
+                return -p_target.clamp_min(torch.finfo(torch.float32).tiny).log().mean()
             lse = torch.empty(n, dtype=torch.float32, device=h.device)
             tgt = torch.empty(n, dtype=torch.float32, device=h.device)
-            for s in range(0, n, chunk):
-                logits = (h[s : s + chunk] @ w.t()).float()
-                logits[:, 0] = -torch.inf  # padding is never a candidate
-                lse[s : s + chunk] = torch.logsumexp(logits, dim=1)
-                tgt[s : s + chunk] = logits.gather(1, targets[s : s + chunk, None]).squeeze(1)
-        ctx.save_for_backward(hidden, weight, targets, lse)
-        ctx.chunk, ctx.dtype = chunk, dtype
+            for s, low, logits in _chunks(n, n_cols, chunk, dtype, h.device):
+                e = s + len(logits)
+                torch.mm(h[s:e], w.t(), out=low)
+                if logits is not low:
+                    logits.copy_(low)
+                logits[:, 0] = -torch.inf
+                tgt[s:e] = logits.gather(1, targets[s:e, None]).squeeze(1)
+                top = logits.amax(dim=1, keepdim=True)
+                lse[s:e] = logits.sub_(top).exp_().sum(dim=1).log_().add_(top.squeeze(1))
+        ctx.save_for_backward(h, w, targets, lse)
+        ctx.probs = None
         return (lse - tgt).mean()
 
     @staticmethod
     def backward(ctx, grad_out):
-        hidden, weight, targets, lse = ctx.saved_tensors
-        chunk, dtype = ctx.chunk, ctx.dtype
-        n = hidden.shape[0]
-        scale = grad_out.float() / n
-        with torch.autocast(hidden.device.type, enabled=False):
-            h, w = hidden.to(dtype), weight.to(dtype)
-            grad_h = torch.empty(hidden.shape, dtype=torch.float32, device=hidden.device)
-            grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
-            for s in range(0, n, chunk):
-                hc = h[s : s + chunk]
-                p = (hc @ w.t()).float().sub_(lse[s : s + chunk, None]).exp_()  # softmax, in place
-                p[:, 0] = 0.0
-                p[torch.arange(len(hc), device=p.device), targets[s : s + chunk]] -= 1.0
-                p = p.to(dtype)
-                grad_h[s : s + chunk] = (p @ w).float().mul_(scale)
-                grad_w.add_((p.t() @ hc).float(), alpha=float(scale))
-        return grad_h.to(hidden.dtype), grad_w.to(weight.dtype), None, None, None
+        h, w, targets, *lse = ctx.saved_tensors
+        n = h.shape[0]
+        scale = float(grad_out) / max(n, 1)
+        with torch.autocast(h.device.type, enabled=False):
+            if ctx.probs is not None:  # softmax - one-hot, then two matmuls over the whole batch
+                p, rows = ctx.probs, torch.arange(n, device=h.device)
+                p[rows, targets] -= 1.0
+                grad_h, grad_w = (p @ w).float(), (p.t() @ h).float()
+                p[rows, targets] += 1.0  # as it was, should backward run again
+            else:
+                grad_h, grad_w = _recomputed_grads(h, w, targets, lse[0], ctx.chunk, ctx.dtype)
+        return grad_h.mul_(scale).to(ctx.dtypes[0]), grad_w.mul_(scale).to(ctx.dtypes[1]), None, None, None
+
+
+def _recomputed_grads(h, w, targets, lse, chunk: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unscaled gradients of the summed cross-entropy, each chunk's softmax recomputed from ``lse``."""
+    n = h.shape[0]
+    grad_h = torch.empty(h.shape, dtype=torch.float32, device=h.device)
+    grad_w = torch.zeros(w.shape, dtype=torch.float32, device=w.device)
+    rows = torch.arange(min(chunk, n), device=h.device)
+    for s, low, p in _chunks(n, w.shape[0], chunk, dtype, h.device):
+        e = s + len(p)
+        torch.mm(h[s:e], w.t(), out=low)
+        if p is not low:
+            p.copy_(low)
+        p.sub_(lse[s:e, None]).exp_()  # the softmax, in place
+        p[:, 0] = 0.0
+        p[rows[: e - s], targets[s:e]] -= 1.0
+        if p is not low:
+            low.copy_(p)
+        grad_h[s:e] = low @ w
+        grad_w += low.t() @ h[s:e]
+    return grad_h, grad_w
+
+
+def _chunks(n: int, n_cols: int, chunk: int, dtype: torch.dtype, device, high: bool = True):
+    """(start, ``dtype`` buffer, float32 buffer or None) per chunk of ``n`` rows; the buffers are
+    views of tensors allocated once (a single one when ``dtype`` is float32)."""
+    rows = max(1, min(chunk, n))
+    low = torch.empty(rows, n_cols, dtype=dtype, device=device)
+    top = None
+    if high:
+        top = low if dtype == torch.float32 else torch.empty(rows, n_cols, dtype=torch.float32, device=device)
+    for s in range(0, n, rows):
+        k = min(rows, n - s)
+        yield s, low[:k], (top[:k] if top is not None else None)
 
 
 def full_softmax_ce(
@@ -70,11 +123,11 @@ def full_softmax_ce(
     targets: torch.Tensor,
     item_weight: torch.Tensor,
     *,
-    chunk: int = 4096,
+    chunk: int | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Cross-entropy over the whole catalogue. ``hidden`` (N, d), ``targets`` (N,), weight (n_items+1, d)."""
-    return _ChunkedSoftmaxCE.apply(hidden, item_weight, targets, chunk, dtype)
+    return _ChunkedSoftmaxCE.apply(hidden, item_weight, targets, chunk or CHUNK_ROWS, dtype)
 
 
 def full_softmax_ce_reference(hidden: torch.Tensor, targets: torch.Tensor, item_weight: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ from chronorec.errors import ConfigError
 from chronorec.evaluation.ranking import evaluate_ranking
 from chronorec.models.base import Recommender
 from chronorec.models.sequential import context as ctxf
-from chronorec.models.sequential.batching import WindowBatcher, gather, token_batches, training_spans
+from chronorec.models.sequential.batching import WindowBatcher, gather, pad_right, token_batches, training_spans
 from chronorec.models.sequential.config import SequentialConfig
 from chronorec.models.sequential.losses import full_softmax_ce, gbce, sampled_softmax_ce
 from chronorec.training.checkpoint import data_fingerprint
@@ -45,6 +45,9 @@ class SequentialRecommender(Recommender):
     window_extra: ClassVar[int] = 1  # events per training window beyond max_len (1: inputs + shifted targets)
     query_token: ClassVar[bool] = False  # scoring appends a query (mask) token after the history
     needs_timestamps: ClassVar[bool] = False  # the module reads raw timestamps (feats["timestamp"])
+    # rows padded on the right in training and scoring (a causal softmax model then needs no mask:
+    # ``scaled_dot_product_attention(is_causal=True)``); the others are padded on the left
+    right_padding: ClassVar[bool] = False
 
     def __init__(self, **params: Any):
         super().__init__(**params)
@@ -120,17 +123,22 @@ class SequentialRecommender(Recommender):
         targets = [(a + 1, b) for a, b in spans]
         width = self._batch_width(max(b - a for a, b in inputs))
         codes = self._flat_codes()
+        right = self.right_padding
         batch: Batch = {
-            "items": gather(self.store.items, inputs, width),
-            "targets": gather(self.store.items, targets, width),
-            "feats": {f: gather(c, inputs, width) for f, c in codes.items()} or None,
+            "items": gather(self.store.items, inputs, width, right=right),
+            "targets": gather(self.store.items, targets, width, right=right),
+            "feats": {f: gather(c, inputs, width, right=right) for f, c in codes.items()} or None,
         }
         if self.config.use_context and self.config.request_context:
-            batch["next"] = {f: gather(codes[f], targets, width) for f in self.context_features}
+            batch["next"] = {f: gather(codes[f], targets, width, right=right) for f in self.context_features}
         return batch
 
-    def _hidden(self, module, items: torch.Tensor, feats, nxt=None) -> torch.Tensor:
-        h = module(items, feats) if feats else module(items)
+    def _hidden(self, module, items: torch.Tensor, feats, nxt=None, last_only: bool = False) -> torch.Tensor:
+        if last_only and getattr(module, "supports_last_only", False):
+            h = module(items, feats or None, last_only=True)
+        else:
+            h = module(items, feats) if feats else module(items)
+            h = h[:, -1:] if last_only else h
         if nxt and getattr(module, "next_context", None) is not None:
             h = h + module.next_context(nxt, h)
         return h
@@ -220,7 +228,9 @@ class SequentialRecommender(Recommender):
 
         return validate
 
-    def _fit(self, log, validation) -> None:
+    def _training_setup(self) -> tuple[WindowBatcher, Any]:
+        """A fresh module on the device, the epoch's window batcher and the trainer's ``loss_fn``
+        (what ``_fit`` trains with; ``benchmarks/profile_epoch.py`` times the same parts)."""
         cfg = self.config
         set_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
@@ -236,7 +246,11 @@ class SequentialRecommender(Recommender):
             batching=cfg.batching,
         )
         self._sampling()
-        loss_fn = self._loss_fn(device)
+        return batcher, self._loss_fn(device)
+
+    def _fit(self, log, validation) -> None:
+        cfg = self.config
+        batcher, loss_fn = self._training_setup()
         result = train(
             self.module,
             batches=lambda epoch, rng: (self._make_batch(spans, rng) for spans in batcher.epoch(rng)),
@@ -317,6 +331,9 @@ class SequentialRecommender(Recommender):
         self, users: np.ndarray, histories: list[np.ndarray], context: list[dict[str, Any] | None] | None = None
     ) -> torch.Tensor:
         x, feats_np, nxt_np = self._score_inputs(users, histories, context)
+        if self.right_padding:
+            lengths = np.minimum([len(h) for h in histories], x.shape[1])
+            x, feats_np = pad_right(x, lengths), {f: pad_right(v, lengths) for f, v in feats_np.items()}
         dev = self.device
         feats = {f: torch.from_numpy(v).to(dev) for f, v in feats_np.items()} or None
         nxt_t = None
@@ -325,7 +342,8 @@ class SequentialRecommender(Recommender):
         if self.module.training:  # eval() walks every submodule: skip it when already in eval mode
             self.module.eval()
         with torch.inference_mode():
-            h = self._hidden(self.module, torch.from_numpy(x).to(dev), feats)[:, -1:]
+            with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.config.amp):
+                h = self._hidden(self.module, torch.from_numpy(x).to(dev), feats, last_only=True).float()
             if nxt_t is not None and getattr(self.module, "next_context", None) is not None:
                 h = h + self.module.next_context(nxt_t, h)
             q, w = self._logit_space(h[:, 0], self._output_weight(self.module))

@@ -31,6 +31,7 @@ class SASRecModule(SequenceEncoder):
 class SASRec(SequentialRecommender):
     kind = "sasrec"
     Config = SASRecConfig
+    right_padding = True  # causal attention without a mask
 
     def _build_module(self) -> nn.Module:
         return SASRecModule(self.n_items, self.config, self.context_sizes)
