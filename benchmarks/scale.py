@@ -146,7 +146,7 @@ def cmd_train(a: argparse.Namespace) -> None:
     opt = torch.optim.AdamW(module.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)
     t_setup = time.perf_counter() - t_open
-    positions, losses, t0 = 0, [], time.perf_counter()
+    positions, losses, t0, c0 = 0, [], time.perf_counter(), time.process_time()
     module.train()
     for spans in islice(batcher.epoch(rng), a.steps):
         batch = model._make_batch(spans, rng)
@@ -156,14 +156,15 @@ def cmd_train(a: argparse.Namespace) -> None:
         loss.backward()
         opt.step()
         losses.append(float(loss.detach()))
-    secs = time.perf_counter() - t0
+    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
     mem = psutil.Process().memory_full_info()
     params = sum(p.numel() for p in module.parameters())
     save("train", a.label or Path(a.store).name, {
         "store": str(a.store), "events": len(log), "users": log.n_users, "store_items": log.n_items,
         "model_items": n_items, "params": params, "dim": a.dim, "max_len": a.max_len, "batch_size": a.batch_size,
         "negatives": a.negatives, "steps": a.steps, "positions": positions, "seconds": secs,
-        "seconds_per_million_positions": secs / positions * 1e6, "setup_seconds": t_setup,
+        "seconds_per_million_positions": secs / positions * 1e6, "setup_seconds": t_setup, "cpu_seconds": cpu,
+        "cpu_seconds_per_million_positions": cpu / positions * 1e6,
         "loss_first": losses[0], "loss_last": losses[-1], "peak_rss_mb": peak_rss_mb(), "rss_after_open_mb": rss_open,
         "rss_end_mb": mem.rss / 2**20, "uss_end_mb": mem.uss / 2**20, "threads": torch.get_num_threads(),
         "protocol": "fixed steps of SASRec, sampled softmax, uniform negatives, AdamW; no validation",
@@ -226,15 +227,17 @@ def cmd_topk(a: argparse.Namespace) -> None:
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
     with TreeRss() as rss:
+        users = batch.model_users(a.model)[: a.users] if a.users else None
         if a.engine == "local":
-            recs = batch.topk_local(a.model, k=a.k, batch=a.batch)
+            recs = batch.topk_local(a.model, users, k=a.k, batch=a.batch)
             out.mkdir(parents=True)
             recs.to_parquet(out / "part-0.parquet", index=False)
             n_users = recs["user_id"].nunique()
         else:
             spark = batch.spark_session(f"local[{a.cores}]", "chronorec-topk", **{"spark.driver.memory": "2g"})
             t_start = time.perf_counter() - t0
-            batch.topk_spark(spark, a.model, k=a.k, batch=a.batch, partitions=a.partitions).write.parquet(str(out))
+            recs = batch.topk_spark(spark, a.model, users, k=a.k, batch=a.batch, partitions=a.partitions)
+            recs.write.parquet(str(out))
             n_users = spark.read.parquet(str(out)).select("user_id").distinct().count()
             spark.stop()
     secs = time.perf_counter() - t0
@@ -329,6 +332,7 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--cores", type=int, default=2)
     s.add_argument("--partitions", type=int, default=8)
     s.add_argument("--compare", type=Path, default=None, help="another run's output folder to compare with")
+    s.add_argument("--users", type=int, default=0, help="the model's first N users (0: all)")
     s.add_argument("--label", default="run")
     s.set_defaults(fn=cmd_topk)
     s = sub.add_parser("report", help="growth table and plot from the saved results")
