@@ -21,7 +21,7 @@ SCRIPT = ROOT / "docs" / "tutorial" / "retail.sh"
 CUSTOMER = "12001"
 
 
-def retail_log(n_customers: int = 24, n_products: int = 20, days: int = 200, seed: int = 0) -> pd.DataFrame:
+def retail_log(n_customers: int = 16, n_products: int = 20, days: int = 200, seed: int = 0) -> pd.DataFrame:
     """Invoice lines like online_retail.csv: every customer re-orders a few favourite products about
     every ten days (planted repeat purchases) plus a random one; some invoices carry a POST (postage)
     line, some lines are cancelled by a C invoice with a negative quantity, some sales have no
@@ -44,14 +44,16 @@ def retail_log(n_customers: int = 24, n_products: int = 20, days: int = 200, see
         while day < days:
             when = start + pd.Timedelta(days=day, minutes=int(rng.integers(0, 480)))
             invoice += 1
-            basket = [*rng.choice(favourites, size=2, replace=False), rng.choice(codes)]
+            basket = [*rng.choice(favourites, size=2, replace=False)]
+            if rng.random() < 0.4:
+                basket.append(rng.choice(codes))
             for code in dict.fromkeys(basket):
                 line(str(invoice), code, int(rng.integers(1, 13)), when, customer)
             if rng.random() < 0.3:
                 line(str(invoice), "POST", 1, when, customer)
             if rng.random() < 0.15:  # part of the first line cancelled an hour later
                 line(f"C{invoice}", basket[0], -1, when + pd.Timedelta(hours=1), customer)
-            day += int(rng.integers(5, 16))
+            day += int(rng.integers(7, 20))
     for d in range(0, days, 3):  # guest checkouts: no CustomerID
         line(str(900000 + d), codes[d % n_products], 2, start + pd.Timedelta(days=d), np.nan)
     cols = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"]
@@ -60,7 +62,7 @@ def retail_log(n_customers: int = 24, n_products: int = 20, days: int = 200, see
 
 def test_the_generated_log_has_what_the_recipe_handles():
     df = retail_log()
-    assert 400 <= len(df) <= 2000
+    assert 300 <= len(df) <= 1000
     assert (df["StockCode"] == "POST").sum() > 10
     assert df["InvoiceNo"].str.startswith("C").sum() > 5
     assert (df["Quantity"] < 0).sum() == df["InvoiceNo"].str.startswith("C").sum()
@@ -111,7 +113,7 @@ def test_the_tutorial_script_runs_end_to_end(tmp_path: Path):
     # 1. ingest: postage is not a product, cancellations and guests are accounted for by name
     report = json.loads((work / "data/retail/ingest_report.json").read_text())
     items = set(pd.read_parquet(work / "data/retail/items.parquet")["external_id"].astype(str))
-    assert "POST" not in items and len(items) == 20
+    assert "POST" not in items and len(items) >= 15 and items <= {f"2{i:04d}" for i in range(20)}
     assert report["rules_removed"]["non-product code"] > 10
     assert report["rules_removed"]["cancellation"] > 5 and report["rules_removed"]["no customer"] > 10
     assert "Check: " in out and ": OK" in out
@@ -134,7 +136,7 @@ def test_the_tutorial_script_runs_end_to_end(tmp_path: Path):
     # 6. predict-behavior: a saved model and per-user probabilities
     assert (work / "models/buy7d").is_dir()
     pred = pd.read_csv(work / "runs/behavior/predictions.csv")
-    assert len(pred) == 24 and pred["probability"].between(0, 1).all()
+    assert len(pred) == 16 and pred["probability"].between(0, 1).all()
 
     # 7. the service answered /health, /recommend and /predict-behavior
     assert json.loads((work / "results/health.json").read_text())["status"] == "ok"

@@ -103,7 +103,7 @@ step "6. predict-behavior: fit, save, per-user probabilities"
 "$PYTHON" -c "from importlib.resources import files; print(files('chronorec.data').joinpath('recipes/online-retail.yaml').read_text(), end='')" >retail-buy.yaml
 echo "default_behavior: buy" >>retail-buy.yaml
 run ingest "$DATA" --recipe retail-buy.yaml --out data/retail-buy >results/ingest-buy.txt
-tail -n 1 results/ingest-buy.txt
+head -n 1 results/ingest-buy.txt && echo ... && tail -n 2 results/ingest-buy.txt
 run predict-behavior --data data/retail-buy --tasks target --models "$BEHAVIOR_MODEL" --horizon-hours "$HORIZON_HOURS" \
   --train-cutoffs "$BEHAVIOR_CUTOFFS" --step-hours "$HORIZON_HOURS" --threads "$THREADS" \
   --save models/buy7d --out runs/behavior
@@ -152,7 +152,11 @@ else
 fi
 run forecast --dataset online-retail --data-dir "$DATA_DIR" --by product --measure units --top "$FORECAST_TOP" \
   --freq day --horizon "$FORECAST_HORIZON" --origins "$FORECAST_ORIGINS" --levels 80,95 --threads "$THREADS" \
-  --out runs/forecast 2>results/forecast-progress.txt || { cat results/forecast-progress.txt; exit 1; }
+  --out runs/forecast 2>results/forecast-log.txt >results/forecast.txt || { cat results/forecast-log.txt; exit 1; }
+head -n 1 results/forecast.txt
+# the ladder's rolling-origin scores, without the progress bar drawn on the same stream
+tr '\r' '\n' <results/forecast-log.txt | grep -o '[a-z_]*: MASE .*' || true
+tail -n +2 results/forecast.txt
 head -n 4 runs/forecast/total_forecast.csv
 
 step "done"
