@@ -273,3 +273,12 @@ def test_unknown_timezone_and_missing_rule_column_are_one_line_errors(tmp_path):
     rp.write_text("columns: {user: u, item: i, time: t}\nrules:\n  - {name: r1, drop: {column: price, gt: 0}}\n")
     with pytest.raises(ConfigError, match=r"r.yaml: rule 'r1': no column 'price'.*'u', 'i', 't'"):
         read_events(p, recipe=rp)
+
+
+def test_bundled_name_wins_over_a_folder_of_that_name(tmp_path, monkeypatch):
+    # A work folder called "taobao" in the current directory made `--recipe taobao` fail.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "taobao").mkdir()
+    assert load_recipe("taobao").source == "taobao (bundled)"
+    with pytest.raises(ConfigError, match="recipe file .*missing.yaml not found"):
+        load_recipe("missing.yaml")

@@ -312,11 +312,11 @@ def load_recipe(recipe: str | Path | Recipe) -> Recipe:
 
 def _recipe_text(arg: str) -> tuple[str, str]:
     p = Path(arg)
-    if p.suffix.lower() in (".yaml", ".yml") or p.exists():
-        if not p.is_file():
-            raise ConfigError(f"recipe file {p} not found; bundled recipes: {', '.join(bundled_recipes())}")
+    if p.is_file():
         return p.read_text(), str(p)
     bundled = resources.files("chronorec.data") / "recipes" / f"{arg}.yaml"
+    if p.suffix.lower() in (".yaml", ".yml") or (p.exists() and not bundled.is_file()):
+        raise ConfigError(f"recipe file {p} not found; bundled recipes: {', '.join(bundled_recipes())}")
     if not bundled.is_file():
         raise ConfigError(
             f"unknown recipe {arg!r}: not a file, and the bundled recipes are {', '.join(bundled_recipes())}"
