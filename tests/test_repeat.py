@@ -186,3 +186,74 @@ def test_cli_trains_buyagain_and_a_blend_and_evaluate_reports_repeats(tmp_path):
     assert res.exit_code == 0 and "history excluded (exclude:" in res.output
     assert "they can never be hit" in res.output
     assert invoke("evaluate", tmp_path / "buy", "--data", data, "--history", "sometimes").exit_code == 1
+
+
+def _tiny_buyagain(tmp_path):
+    # customer c bought x three times and y once; p is the best-seller, q the runner-up
+    seqs = {"c": ["x", "y", "x", "x"]} | {f"u{i}": ["p"] for i in range(5)} | {f"v{i}": ["q"] for i in range(3)}
+    model = BuyAgain(decay=0.0).fit(EventLog.from_sequences(seqs))
+    model.save(tmp_path / "buy")
+    return tmp_path / "buy"
+
+
+def _cli_recommend(*args):
+    from typer.testing import CliRunner
+
+    from chronorec.cli.main import app
+
+    res = CliRunner().invoke(app, ["recommend", *map(str, args)], env={"COLUMNS": "250", "NO_COLOR": "1"})
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.strip().splitlines()
+    return [line.split(",")[1] for line in lines[1:]], res.stderr
+
+
+def test_cli_recommend_keeps_a_buyagain_models_own_items_by_default(tmp_path):
+    d = _tiny_buyagain(tmp_path)
+    items, note = _cli_recommend("--model", d, "--users", "c", "-k", "3")
+    assert items == ["x", "y", "p"]  # the customer's own items first, then the best-seller
+    assert "already has are included (buyagain models rank the user's own items" in note
+    items, note = _cli_recommend("--model", d, "--users", "c", "-k", "2", "--exclude-seen")
+    assert items == ["p", "q"] and "included" not in note
+    items, _ = _cli_recommend("--model", d, "--users", "c", "-k", "2", "--history", "y")
+    assert items[0] == "y"  # a live history: the same default
+
+
+def test_seen_default_follows_the_model_kind_and_a_recorded_history_decision():
+    from chronorec.recommend.filters import default_exclude_seen
+
+    log = _repeat_log(n_users=8)
+    pop = BuyAgain(decay=0.0).fit(log)
+    assert default_exclude_seen(pop)[0] is False
+    blend = RepeatBlend(base={"kind": "popular"}, weight=0.5, temperature=1.0).fit(log)
+    assert default_exclude_seen(blend)[0] is False
+    from chronorec.models.baselines.popular import MostPopular
+
+    plain = MostPopular().fit(log)
+    assert default_exclude_seen(plain)[0] is True
+    plain.training_data["history"] = {"mode": "auto", "exclude": False}
+    assert default_exclude_seen(plain) == (False, "the model's validation targets repeat history items")
+
+
+def test_buyagain_and_blend_explanations_name_the_history_items_and_counts():
+    from chronorec.recommend import RecommendOptions, RecommendPipeline
+
+    seqs = {"c": ["x", "y", "x", "x"]} | {f"u{i}": ["p"] for i in range(5)}
+    log = EventLog.from_sequences(seqs)
+    hist = log.items.to_internal(np.array(["x", "y", "x", "x"]))
+    opts = RecommendOptions(k=3, explain=True)
+    pipe = RecommendPipeline(BuyAgain(decay=0.0).fit(log))
+    ranked = pipe.rank(np.zeros(1, np.int64), [hist], opts)[0]
+    assert [pipe.item_name(i) for i in ranked.items] == ["x", "y", "p"]
+    assert ranked.reasons[0].startswith("bought 3 times, last 0 events ago") and "x (+3)" in ranked.reasons[0]
+    assert ranked.reasons[1].startswith("bought once, last 2 events ago")
+    assert ranked.reasons[2].startswith("popular: 5 events")
+    assert ranked.explanations[0] == [(int(hist[0]), 3.0)]
+
+    blend = RepeatBlend(base={"kind": "popular"}, weight=0.8, temperature=1.0).fit(log)
+    pipe = RecommendPipeline(blend)
+    ranked = pipe.rank(np.zeros(1, np.int64), [hist], opts)[0]
+    assert all(r for r in ranked.reasons)
+    reasons = dict(zip([pipe.item_name(i) for i in ranked.items], ranked.reasons, strict=True))
+    assert "buy-again 100% / popular 0%" not in reasons["x"] and reasons["x"].startswith("buy-again ")
+    assert reasons["p"].startswith("buy-again 0% / popular 100%")
+    assert "(repeat share w = 0.8)" in reasons["x"]

@@ -534,3 +534,30 @@ def test_serve_reads_the_key_from_a_file_and_refuses_an_empty_one(sasrec_dir, tm
         cli_app, ["serve", "--model", str(d), "--state-dir", state, "--api-key-file", str(keyfile)]
     )
     assert res.exit_code == 1 and "first line is empty" in res.output
+
+
+@pytest.fixture(scope="module")
+def buyagain_dir(tmp_path_factory):
+    from chronorec.models.baselines.buyagain import BuyAgain
+
+    # integer user ids; user 13047 bought item 7 three times and item 8 once, item 1 is the best-seller
+    rows = [(13047, 7, 1), (13047, 8, 2), (13047, 7, 3), (13047, 7, 4)]
+    rows += [(u, 1, 10 + u) for u in range(1, 6)] + [(u, 2, 20 + u) for u in range(1, 4)]
+    log = EventLog.from_frame(pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]))
+    d = tmp_path_factory.mktemp("models") / "buyagain"
+    BuyAgain(decay=0.0).fit(log).save(d)
+    return d
+
+
+def test_recommend_echoes_the_user_id_as_given_and_buyagain_keeps_seen_items(buyagain_dir, tmp_path):
+    with TestClient(create_app(buyagain_dir, state_dir=tmp_path / "state")) as c:
+        as_text = post(c, "/recommend", {"user_id": "13047", "k": 3, "explain": True})
+        as_number = post(c, "/recommend", {"user_id": 13047, "k": 3})
+        assert as_text.status_code == as_number.status_code == 200
+        assert as_text.json()["user_id"] == "13047" and as_number.json()["user_id"] == 13047
+        # no filters in the request: a buy-again model ranks the customer's own items first
+        assert items_of(as_text)[:2] == [7, 8] and items_of(as_number) == items_of(as_text)
+        assert "bought 3 times, last 0 events ago" in as_text.json()["items"][0]["reason"]
+        # saying so still drops them
+        excluded = post(c, "/recommend", {"user_id": "13047", "k": 3, "filters": {"exclude_seen": True}})
+        assert not {7, 8} & set(items_of(excluded)) and items_of(excluded)[0] == 1

@@ -79,7 +79,9 @@ def recommend(
     include_seen: Annotated[
         bool | None,
         typer.Option(
-            "--include-seen/--exclude-seen", help="Allow items the user already interacted with (default: excluded)."
+            "--include-seen/--exclude-seen",
+            help="Allow items the user already interacted with (default: the model's: included for buyagain, "
+            "repeat-blend and models trained on repeating targets, excluded otherwise).",
         ),
     ] = None,
     items_table: Annotated[
@@ -138,9 +140,9 @@ def recommend(
     m = require_fitted(load(r.model))
     rec = RecommendSettings.load(rec_settings) if rec_settings else RecommendSettings()
     pipe = RecommendPipeline(m, items=ItemTable.read(items_table, m.items) if items_table else None, settings=rec)
-    opts = RecommendOptions(
-        k=r.k, filters=rec.filters.model_copy(update={"exclude_seen": r.exclude_seen}), explain=explain
-    )
+    filters = rec.filters if r.exclude_seen is None else rec.filters.model_copy(update={"exclude_seen": r.exclude_seen})
+    opts = RecommendOptions(k=r.k, filters=filters, explain=explain)
+    _echo_seen(pipe, filters.exclude_seen)
     score_kind = "probability" if calibrated else "raw"
     ctx = _parse_context(context)
     if history:
@@ -176,6 +178,16 @@ def by_history_length(pipe: Any, ids: list[Any], **kw: Any) -> tuple[list[Any], 
     )
     back = np.argsort(order, kind="stable")
     return [labels[i] for i in back], [lists[i] for i in back]
+
+
+def _echo_seen(pipe: Any, asked: bool | None) -> None:
+    """Say on stderr when the lists keep items the user already has without being asked to (a
+    repeat model's default), and why; the usual default (excluded) and explicit flags go unsaid."""
+    if asked is not None:
+        return
+    exclude, why = pipe.default_exclude_seen
+    if not exclude:
+        typer.secho(f"note: items the user already has are included ({why}; --exclude-seen to drop them)", err=True)
 
 
 def _parse_context(values: list[str] | None) -> dict[str, Any] | None:

@@ -5,6 +5,8 @@
   the reasons add up to the score;
 * a model that scores by counts says what the item is popular in (``model.describe_items``:
   the most-popular baseline, overall or in its recent window);
+* a model that ranks the user's own items says how (``model.history_reasons``: buy-again's
+  "bought 3 times, last 2 events ago", repeat-blend's buy-again vs learned-model shares);
 * a neural model names the history items whose embeddings are most similar to the item;
 * otherwise, with an item table, history items of the same category;
 * a popularity answer (an empty history) says what the item is popular in: overall, or in the
@@ -113,6 +115,13 @@ def fill_explanations(
     pairs, basis = explain_items(pipe.model, history, items, n, pipe.embeddings, pipe.item_table)
     ranked.explanations, ranked.basis = pairs, basis
     ranked.reasons = [reason_text(x, basis, pipe.item_name) for x in pairs]
+    history_reasons = getattr(pipe.model, "history_reasons", None)
+    if callable(history_reasons):  # repeat models: how the user's own items and the rest are ranked
+        told = history_reasons(np.asarray(history, np.int64), np.asarray(items, np.int64))
+        if getattr(pipe.model, "kind", "") == "buyagain":  # its other items follow by popularity
+            pop = popularity_reasons(pipe.popularity.global_counts, items, "events")
+            told = [t or p for t, p in zip(told, pop, strict=True)]
+        ranked.reasons = ["; ".join(t for t in (d, r) if t) for d, r in zip(told, ranked.reasons, strict=True)]
     describe = getattr(pipe.model, "describe_items", None)
     if callable(describe):  # a model that ranks by counts says what the item is popular in
         ranked.reasons = [

@@ -72,7 +72,7 @@ def _attribute_mask(table: ItemTable, filters: FilterOptions, banned: np.ndarray
 
 def seen_items(items: np.ndarray, behaviors: Sequence[str | None] | None, filters: FilterOptions) -> np.ndarray:
     """The history items (oldest first, with their behaviour types if known) that ``filters`` removes."""
-    if not filters.exclude_seen or not len(items):
+    if filters.exclude_seen is False or not len(items):  # None (not resolved): the old default, excluded
         return np.zeros(0, np.int64)
     if filters.exclude_behaviors is None or behaviors is None:
         if filters.exclude_behaviors is not None:
@@ -83,4 +83,25 @@ def seen_items(items: np.ndarray, behaviors: Sequence[str | None] | None, filter
     return items[sel]
 
 
-__all__ = ["banned_items", "seen_items"]
+REPEAT_KINDS = ("buyagain", "repeat-blend")
+"""Model kinds that rank the user's own items: their lists keep seen items unless told otherwise."""
+
+
+def default_exclude_seen(model: Any) -> tuple[bool, str]:
+    """Whether a request that does not say drops seen items for ``model``, and why (one phrase).
+
+    Kept for :data:`REPEAT_KINDS`, and for a model whose saved training records that its
+    validation targets repeat history items (a ``history`` decision with ``exclude: false``, as
+    ``history="auto"`` makes it); dropped otherwise, the published protocol of most datasets.
+    """
+    kind = str(getattr(model, "kind", ""))
+    if kind in REPEAT_KINDS:
+        return False, f"{kind} models rank the user's own items"
+    for record in (getattr(model, "training_data", None) or {}, getattr(model, "fit_info", None) or {}):
+        decision = record.get("history") if isinstance(record, dict) else None
+        if isinstance(decision, dict) and decision.get("exclude") is False:
+            return False, "the model's validation targets repeat history items"
+    return True, "the model ranks items new to the user"
+
+
+__all__ = ["REPEAT_KINDS", "banned_items", "default_exclude_seen", "seen_items"]

@@ -33,7 +33,14 @@ _Category = Annotated[str, StringConstraints(max_length=256)]
 class FilterOptions(Strict):
     """Which items may be recommended."""
 
-    exclude_seen: bool = Field(True, description="Drop items of the user's history.")
+    exclude_seen: bool | None = Field(
+        None,
+        description=(
+            "Drop items of the user's history. null = the model's default: kept for models that rank "
+            "repeat purchases (buyagain, repeat-blend, or a model whose training found repeating "
+            "validation targets), dropped otherwise."
+        ),
+    )
     exclude_behaviors: list[_Behavior] | None = Field(
         None,
         max_length=64,

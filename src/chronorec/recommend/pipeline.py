@@ -10,7 +10,8 @@ One pipeline serves the library, ``chronorec recommend`` and ``chronorec serve``
    request's context);
 3. **blend** -- sparse histories mix model, popularity and content-similarity distributions
    with weights tuned on validation data (:func:`chronorec.recommend.calibrate.tune_blend`);
-4. **filter** -- seen items (all, or only those seen with given behaviour types), allow and deny
+4. **filter** -- seen items (all, or only those seen with given behaviour types; by default
+   kept for models that rank repeat purchases, such as buyagain), allow and deny
    lists, item attributes from an :class:`~chronorec.recommend.items.ItemTable` (category,
    availability, price range);
 5. **re-rank** -- interest (the user's category affinity mixed with the relevance by a weight)
@@ -40,7 +41,7 @@ from chronorec.models.topk import top_k
 from chronorec.recommend import frames
 from chronorec.recommend.context import context_notes, request_contexts
 from chronorec.recommend.explain import explain_items, fill_explanations
-from chronorec.recommend.filters import banned_items, seen_items
+from chronorec.recommend.filters import banned_items, default_exclude_seen, seen_items
 from chronorec.recommend.items import ItemTable, PopularityIndex, context_keys, item_embeddings
 from chronorec.recommend.options import (
     BlendOptions,
@@ -64,6 +65,7 @@ class RankedList:
     keys: np.ndarray | None = None  # the ranking keys before re-ranking (raw model scores where not blended)
     reasons: list[str] | None = None  # with explanations: one sentence per item, with item names
     basis: str = "none"  # what an explanation's weight is: contribution, similarity, category (explain.BASES)
+    exclude_seen: bool = True  # whether the user's seen items were dropped (the request's, or the model's default)
 
 
 @dataclass
@@ -214,7 +216,16 @@ class RecommendPipeline:
         if k > self.n_items:
             warnings.append(f"k={k} is above the catalogue size {self.n_items}; clamped to {self.n_items}")
             k = self.n_items
-        return _Plan(k, o.filters or s.filters, o.rerank or s.rerank, o.blend or s.blend, o.explain, o.n_explain)
+        filters = o.filters or s.filters
+        if filters.exclude_seen is None:
+            filters = filters.model_copy(update={"exclude_seen": self.default_exclude_seen[0]})
+        return _Plan(k, filters, o.rerank or s.rerank, o.blend or s.blend, o.explain, o.n_explain)
+
+    @property
+    def default_exclude_seen(self) -> tuple[bool, str]:
+        """Whether seen items are dropped when a request does not say, and why (see
+        :func:`~chronorec.recommend.filters.default_exclude_seen`)."""
+        return default_exclude_seen(self.model)
 
     def banned(self, filters: FilterOptions, warnings: list[str]) -> np.ndarray:
         """Items removed by allow / deny lists and attribute filters (True = removed); padding always."""
@@ -351,7 +362,9 @@ class RecommendPipeline:
                 pool = order[r][: min(int(n_valid[r]), plan.pool_size)]
                 warnings = base_warnings + context_notes(ctx_warnings[r], strategies[r], plan.blend.popularity_source)
                 row_ctx = ctx[r] if ctx is not None else None
-                out.append(self._finish(h.items, pool, (probs[r], keys[r], strategies[r]), plan, warnings, row_ctx))
+                ranked = self._finish(h.items, pool, (probs[r], keys[r], strategies[r]), plan, warnings, row_ctx)
+                ranked.exclude_seen = bool(plan.filters.exclude_seen)
+                out.append(ranked)
         return out
 
     def _finish(

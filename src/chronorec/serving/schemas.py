@@ -99,7 +99,7 @@ class RecItem(BaseModel):
 class RecommendResponse(BaseModel):
     """The answer of ``POST /recommend``."""
 
-    user_id: Any = Field(None, description="The user id, in the model's id type.")
+    user_id: Any = Field(None, description="The user id exactly as the request gave it (a string stays a string).")
     items: list[RecItem] = Field(description="The list, best first.")
     strategy: str = Field(description="model, blend (sparse history) or popularity (empty history).")
     history_length: int = Field(description="Events used: training history + live events + explicit history.")

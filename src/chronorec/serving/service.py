@@ -203,10 +203,10 @@ class Service:
     def recommend(self, req: RecommendRequest) -> dict[str, Any]:
         """The answer of ``POST /recommend`` (see :class:`~chronorec.serving.schemas.RecommendResponse`)."""
         warnings: list[str] = []
-        user_out, user_int = None, 0
+        user_int = 0
         items, behaviors = np.zeros(0, np.int64), []
         if req.user_id is not None:
-            user_out, user_int, items, behaviors = self._user_events(req.user_id, warnings)
+            _, user_int, items, behaviors = self._user_events(req.user_id, warnings)
         if req.history:
             more, more_beh = self._explicit_events(req.history, warnings)
             items, behaviors = np.concatenate([items, more]), behaviors + more_beh
@@ -220,7 +220,7 @@ class Service:
             contexts=[req.context],
         )[0]
         return {
-            "user_id": _py(user_out),
+            "user_id": _py(req.user_id) if req.user_id is not None else None,  # as the request gave it
             "items": self._items_out(ranked),
             "strategy": ranked.strategy,
             "history_length": int(len(items)),

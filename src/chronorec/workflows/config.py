@@ -147,7 +147,7 @@ class RecommendConfig(_Strict):
     users_file: str | None = None
     k: int = Field(10, ge=1)
     out: str | None = None
-    exclude_seen: bool = True
+    exclude_seen: bool | None = None  # None: the model's default (kept for buyagain / repeat-blend)
 
 
 class _EntryMixin:

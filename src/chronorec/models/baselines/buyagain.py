@@ -88,6 +88,27 @@ class BuyAgain(Recommender):
         fallback = (pop / (pop.max() + 1.0)).expand_as(counts)
         return torch.where(counts > 0, 1.0 + counts + 1e-3 * recency, fallback)
 
+    def explain_items(self, history: np.ndarray, items: np.ndarray, n: int) -> list[list[tuple[int, float]]]:
+        """For each item of the history: itself with its decayed count (the part of the score that
+        ranks it); nothing for the items that follow by popularity."""
+        counts = self.repeat_scores([np.asarray(history, np.int64)])[0].numpy()
+        return [[(int(it), float(counts[it]))] if counts[it] > 0 and n > 0 else [] for it in items]
+
+    def history_reasons(self, history: np.ndarray, items: np.ndarray) -> list[str]:
+        """``"bought 3 times, last 2 events ago"`` for the items of the history ("" for the others).
+
+        Counted over the last ``max_history`` events, as the score is; "0 events ago" is the last event."""
+        h = np.asarray(history, dtype=np.int64)[-self.config.max_history :]
+        out = []
+        for it in np.asarray(items, dtype=np.int64):
+            where = np.flatnonzero(h == it)
+            if not len(where):
+                out.append("")
+                continue
+            times = "once" if len(where) == 1 else f"{len(where)} times"
+            out.append(f"bought {times}, last {len(h) - 1 - int(where[-1])} events ago (decay {self.decay:g})")
+        return out
+
     def _state(self):
         return {"decay": np.asarray([self.decay], dtype=np.float64)}
 
