@@ -98,13 +98,7 @@ run recommend --model models/blend-ease --users "$CUSTOMER" -k 5 --explain --inc
 cat results/recs.csv
 
 step "6. predict-behavior: fit, save, per-user probabilities"
-# The bundled recipe gives events no behaviour column; every kept line is a purchase, so a copy of it
-# with 'default_behavior: buy' gives predict-behavior its target.
-"$PYTHON" -c "from importlib.resources import files; print(files('chronorec.data').joinpath('recipes/online-retail.yaml').read_text(), end='')" >retail-buy.yaml
-echo "default_behavior: buy" >>retail-buy.yaml
-run ingest "$DATA" --recipe retail-buy.yaml --out data/retail-buy >results/ingest-buy.txt
-head -n 1 results/ingest-buy.txt && echo ... && tail -n 2 results/ingest-buy.txt
-run predict-behavior --data data/retail-buy --tasks target --models "$BEHAVIOR_MODEL" --horizon-hours "$HORIZON_HOURS" \
+run predict-behavior --data data/retail --tasks target --models "$BEHAVIOR_MODEL" --horizon-hours "$HORIZON_HOURS" \
   --train-cutoffs "$BEHAVIOR_CUTOFFS" --step-hours "$HORIZON_HOURS" --threads "$THREADS" \
   --save models/buy7d --out runs/behavior
 head -n 4 runs/behavior/predictions.csv

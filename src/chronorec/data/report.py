@@ -108,7 +108,8 @@ class IngestReport:
         if self.recipe:
             lines.append(f"  recipe: {self.recipe}")
         if self.columns:
-            lines.append("  columns: " + ", ".join(f"{k}={v!r}" for k, v in self.columns.items()))
+            shown = {k: ("(from the recipe)" if v == "__behavior__" else repr(v)) for k, v in self.columns.items()}
+            lines.append("  columns: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
         if (t := self._time_line()) is not None:
             lines.append(t)
         lines += self._outlier_lines()
