@@ -12,38 +12,43 @@ from typing import Annotated
 
 import typer
 
-from chronorec.cli.common import report_errors
+from chronorec.cli.common import ConfigOpt, field_option, load_config, report_errors, section_overrides
+from chronorec.workflows.sections import StoreConfig, SynthConfig
 
 datasets_app = typer.Typer(help="Generate data sets (Taobao-scale synthetic logs).", no_args_is_help=True)
+Y = SynthConfig
+B = StoreConfig
 
 
 @datasets_app.command("synth")
 @report_errors
 def synth(
-    out: Annotated[
-        Path, typer.Option("--out", "-o", help="Folder to write: events/part-*.parquet, items.parquet, synth.json.")
-    ],
-    events: Annotated[str, typer.Option("--events", help="Number of events, e.g. 100M, 10M, 250K.")] = "1M",
-    users: Annotated[str, typer.Option("--users", help="Number of users, e.g. 1M.")] = "10K",
-    items: Annotated[str, typer.Option("--items", help="Number of items, e.g. 4M.")] = "40K",
-    categories: Annotated[int, typer.Option("--categories", help="Item categories (0: one per 400 items).")] = 0,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed; the output depends only on it and the sizes.")] = 0,
-    chunk_events: Annotated[
-        str, typer.Option("--chunk-events", help="Events held in memory at once (one Parquet file each).")
-    ] = "2M",
+    out: Annotated[Path | None, field_option(Y, "out", "--out", "-o")] = None,
+    events: Annotated[str | None, field_option(Y, "events")] = None,
+    users: Annotated[str | None, field_option(Y, "users")] = None,
+    items: Annotated[str | None, field_option(Y, "items")] = None,
+    categories: Annotated[int | None, field_option(Y, "categories")] = None,
+    seed: Annotated[int | None, field_option(Y, "seed")] = None,
+    chunk_events: Annotated[str | None, field_option(Y, "chunk_events")] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Write a synthetic log of the Taobao UserBehavior shape (pv/cart/fav/buy over 9 days) with planted
     structure (category clusters, item successors, funnels), chunk by chunk straight to Parquet."""
     from chronorec.datasets.large import TaobaoShape, parse_count, write_taobao
+    from chronorec.errors import ConfigError
 
+    s = load_config(config, {"synth": section_overrides(Y, locals())}).synth
+    if s.out is None:
+        raise ConfigError("no output folder: give --out DIR")
+    out = Path(s.out)
     shape = TaobaoShape(
-        n_events=parse_count(events),
-        n_users=parse_count(users),
-        n_items=parse_count(items),
-        n_categories=categories,
-        seed=seed,
+        n_events=parse_count(s.events),
+        n_users=parse_count(s.users),
+        n_items=parse_count(s.items),
+        n_categories=s.categories,
+        seed=s.seed,
     )
-    meta = write_taobao(shape, out, chunk_events=parse_count(chunk_events))
+    meta = write_taobao(shape, out, chunk_events=parse_count(s.chunk_events))
     typer.echo(f"wrote {meta['n_events']:,} events in {len(meta['files'])} files to {out / 'events'}")
     typer.echo(json.dumps(meta["behaviors"]))
 
@@ -57,32 +62,33 @@ store_app = typer.Typer(
 @report_errors
 def store_build(
     source: Annotated[
-        Path, typer.Argument(help="Events: a CSV, Parquet or JSON Lines file, or a folder of Parquet files.")
-    ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Store folder to write (replaced atomically).")],
-    user_col: Annotated[str, typer.Option("--user-col", help="User id column.")] = "user_id",
-    item_col: Annotated[str, typer.Option("--item-col", help="Item id column.")] = "item_id",
-    time_col: Annotated[
-        str, typer.Option("--time-col", help="Timestamp column (epoch numbers or date-time text).")
-    ] = "timestamp",
-    behavior_col: Annotated[
-        str | None, typer.Option("--behavior-col", help="Behaviour column ('' for none).")
-    ] = "behavior",
-    fmt: Annotated[str | None, typer.Option("--format", help="csv, parquet or jsonl (default: from the name).")] = None,
-    time_unit: Annotated[str, typer.Option("--time-unit", help="auto, s, ms, us or ns.")] = "auto",
-    dedupe: Annotated[bool, typer.Option("--dedupe/--no-dedupe", help="Drop exact duplicate events.")] = True,
-    memory_limit: Annotated[
-        str, typer.Option("--memory-limit", help="DuckDB's memory limit; beyond it sorts spill to disk.")
-    ] = "2GB",
-    threads: Annotated[int | None, typer.Option("--threads", help="DuckDB threads (default: all cores).")] = None,
+        Path | None, typer.Argument(help="Events: a CSV, Parquet or JSON Lines file, or a folder of Parquet files.")
+    ] = None,
+    out: Annotated[Path | None, field_option(B, "out", "--out", "-o")] = None,
+    user_col: Annotated[str | None, field_option(B, "user_col")] = None,
+    item_col: Annotated[str | None, field_option(B, "item_col")] = None,
+    time_col: Annotated[str | None, field_option(B, "time_col")] = None,
+    behavior_col: Annotated[str | None, field_option(B, "behavior_col")] = None,
+    format: Annotated[str | None, field_option(B, "format")] = None,  # noqa: A002 - the option's name
+    time_unit: Annotated[str | None, field_option(B, "time_unit")] = None,
+    dedupe: Annotated[bool | None, field_option(B, "dedupe", "--dedupe/--no-dedupe")] = None,
+    memory_limit: Annotated[str | None, field_option(B, "memory_limit")] = None,
+    threads: Annotated[int | None, field_option(B, "threads")] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Ingest a log larger than memory into a Parquet event store plus memory-mapped CSR sequences (DuckDB);
     every command's --data accepts the store folder."""
     from chronorec.data.store import build_store
+    from chronorec.errors import ConfigError
 
+    s = load_config(config, {"store": section_overrides(B, locals())}).store
+    if s.source is None or s.out is None:
+        raise ConfigError("give the events to read (SOURCE, or store.source) and --out DIR")
+    out = Path(s.out)
     report = build_store(
-        source, out, user_col=user_col, item_col=item_col, time_col=time_col, behavior_col=behavior_col or None,
-        fmt=fmt, time_unit=time_unit, dedupe=dedupe, memory_limit=memory_limit, threads=threads,
+        Path(s.source), out, user_col=s.user_col, item_col=s.item_col, time_col=s.time_col,
+        behavior_col=s.behavior_col or None, fmt=s.format, time_unit=s.time_unit, dedupe=s.dedupe,
+        memory_limit=s.memory_limit, threads=s.threads,
     )  # fmt: skip
     typer.echo(
         f"read {report.rows_read:,} rows: kept {report.kept:,}, rejected {report.rejected:,}, "

@@ -36,6 +36,8 @@ from chronorec.workflows.sections import (
     FeaturesConfig,
     ForecastConfig,
     ServeConfig,
+    StoreConfig,
+    SynthConfig,
 )
 
 
@@ -178,6 +180,8 @@ class _RootBase(_Strict):
     serve: ServeConfig = Field(default_factory=ServeConfig, description="chronorec serve")
     ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig, description="chronorec ensemble")
     benchmark: BenchmarkConfig = Field(default_factory=BenchmarkConfig, description="chronorec benchmark")
+    synth: SynthConfig = Field(default_factory=SynthConfig, description="chronorec datasets synth")
+    store: StoreConfig = Field(default_factory=StoreConfig, description="chronorec store build")
     output_dir: str | None = None
     seed: int = 0
     threads: int | None = Field(None, ge=1)

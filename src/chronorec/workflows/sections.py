@@ -141,7 +141,7 @@ class ServeConfig(Strict):
         None, description="Saved behaviour model (predict-behavior --save): adds POST /predict-behavior."
     )
     host: str = Field("127.0.0.1", description="Interface to bind (local only by default).")
-    port: int = Field(8000, ge=0, le=65535, description="TCP port.")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port (1-65535).")
     api_key: str | None = Field(
         None, description="Require this X-API-Key for POST /events and export (visible to ps: prefer --api-key-file)."
     )
@@ -216,3 +216,31 @@ __all__ = [
     "ServeConfig",
     "split_list",
 ]
+
+
+class SynthConfig(Strict):
+    """``chronorec datasets synth``: a Taobao-shaped synthetic log written chunk by chunk to Parquet."""
+
+    out: str | None = Field(None, description="Folder to write: events/part-*.parquet, items.parquet, synth.json.")
+    events: str = Field("1M", description="Number of events, e.g. 100M, 10M, 250K.")
+    users: str = Field("10K", description="Number of users, e.g. 1M.")
+    items: str = Field("40K", description="Number of items, e.g. 4M.")
+    categories: int = Field(0, ge=0, description="Item categories (0: one per 400 items).")
+    seed: int = Field(0, ge=0, description="Random seed; the output depends only on it and the sizes.")
+    chunk_events: str = Field("2M", description="Events held in memory at once (one Parquet file each).")
+
+
+class StoreConfig(Strict):
+    """``chronorec store build``: the out-of-core event store (DuckDB ingest, memory-mapped sequences)."""
+
+    source: str | None = Field(None, description="Events: a CSV, Parquet or JSON Lines file, or a Parquet folder.")
+    out: str | None = Field(None, description="Store folder to write (replaced atomically).")
+    user_col: str = Field("user_id", description="User id column.")
+    item_col: str = Field("item_id", description="Item id column.")
+    time_col: str = Field("timestamp", description="Timestamp column (epoch numbers or date-time text).")
+    behavior_col: str | None = Field("behavior", description="Behaviour column ('' for none).")
+    format: Literal["csv", "parquet", "jsonl"] | None = Field(None, description="File format (default: from the name).")
+    time_unit: Literal["auto", "s", "ms", "us", "ns"] = Field("auto", description="Unit of epoch numbers.")
+    dedupe: bool = Field(True, description="Drop exact duplicate events.")
+    memory_limit: str = Field("2GB", description="DuckDB's memory limit; beyond it sorts spill to disk.")
+    threads: int | None = Field(None, ge=1, description="DuckDB threads (default: all cores).")
