@@ -358,7 +358,7 @@ def _naive_count(s: pd.Series, ok: np.ndarray) -> int:
         return int(ok.sum()) if getattr(s.dt, "tz", None) is None else 0
     if not _is_text(s):
         return 0
-    text = s.astype(str).str.strip()
+    text = s.astype(str).str.strip().where(np.asarray(ok), "")  # only parsed rows: no over-long text
     numeric = pd.to_numeric(text, errors="coerce").notna().to_numpy()
     aware = text.str.contains(_OFFSET, regex=True).to_numpy(dtype=bool)
     return int((np.asarray(ok) & ~numeric & ~aware).sum())

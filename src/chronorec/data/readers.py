@@ -367,7 +367,7 @@ def _read_jsonl(path: Path, data: bytes, *, encoding: str) -> RawTable:
         frame = pd.read_json(io.StringIO(body), lines=True, dtype=False)
         if len(frame) == len(keep):
             return RawTable(frame, np.asarray(keep, dtype=np.int64) + 1, str(path), True, blank_lines=blank)
-    except (ValueError, TypeError):  # lines that are arrays or numbers raise TypeError
+    except (ValueError, TypeError, AttributeError):  # lines that are arrays or numbers (AttributeError: pandas 2)
         pass
     # exact path: parse line by line so malformed lines are rejected with their line number
     records, lines, rejects = [], [], []

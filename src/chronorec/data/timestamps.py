@@ -162,12 +162,15 @@ def _localize(dt: pd.Series, naive: np.ndarray, timezone: str | None) -> pd.Seri
 def _text_datetimes(values: pd.Series, timezone: str | None) -> pd.Series:
     """Date-time text / objects to UTC; failures are NaT. ISO-8601 first, then the format inferred
     from the first remaining value, then any form, each pass only on what the last one missed."""
-    out = _to_utc(values, "ISO8601")
+    out = _to_utc(values, "ISO8601").copy()  # a copy: pandas 2 discards writes into the .dt view
     for fmt in (None, "mixed"):
         retry = out.isna().to_numpy()
         if not retry.any():
             break
         out[retry] = _to_utc(values[retry], fmt)
+    retry = out.isna().to_numpy() & values.notna().to_numpy()
+    if retry.any():  # pandas 2 parses in nanoseconds and coerces dates past 2262 to NaT: one at a time
+        out[retry] = pd.Series([_one(x) for x in values[retry]], index=values.index[retry], dtype=out.dtype)
     if timezone is None:
         return out
     naive = np.array([not _is_aware(x) for x in values], dtype=bool)
