@@ -201,6 +201,11 @@ def _fsync_dir(d: Path) -> None:
         os.close(fd)
 
 
+def check_target(path: str | Path, marker: str = MANIFEST) -> None:
+    """Refuse, before any work, a save target that :func:`atomic_dir` would refuse after it."""
+    _check_target(Path(path), marker)
+
+
 def _check_target(final: Path, marker: str) -> None:
     if final.exists() and not final.is_dir():
         raise ConfigError(f"{final} exists and is not a folder; choose another output folder")

@@ -127,7 +127,9 @@ def test_a_history_of_only_unknown_items_warns(cli, data):
 def test_out_naming_an_existing_file_is_refused_and_the_file_kept(cli, data, tmp_path):
     f = tmp_path / "notes.txt"
     f.write_text("keep me")
-    fails(train(cli, data, f, "--kind", "popular"), "exists and is not a folder")
+    res = train(cli, data, f, "--kind", "popular")
+    fails(res, "exists and is not a folder")
+    assert "Training" not in res.output  # refused before any training, not after it
     assert f.read_text() == "keep me"
 
 

@@ -158,6 +158,10 @@ def train(
     cfg = load_config(config, run_overrides(locals()))
     entry = _model_params(cfg, kind, name, param, run)
     set_threads(cfg.threads)
+    target = out or Path(cfg.output_dir or "runs") / "models" / entry.label
+    from chronorec.artifacts import check_target
+
+    check_target(target)  # a file or a foreign folder is refused before training, not after it
 
     log = load_events(cfg)
     model = registry.get(entry.kind)(**entry.params())
@@ -171,7 +175,6 @@ def train(
         protocol = f"{sp.protocol}: {len(sp.train)} training events, validation on {len(sp.validation)} users"
     if not distributed.is_main():  # under torchrun: rank 0 saves and reports
         return distributed.shutdown()
-    target = out or Path(cfg.output_dir or "runs") / "models" / entry.label
     model.save(target)
     info = model.fit_info or {}
     line = f"Trained {entry.label} ({protocol})"
