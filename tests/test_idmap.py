@@ -76,3 +76,17 @@ def test_generator_input_and_empty_map():
     empty = IdMap([])
     assert empty.size == 0
     assert empty.to_internal(["a"]).tolist() == [0]
+
+
+def test_one_id_lookup_agrees_with_the_batch_path():
+    """The per-request path (one id, a hash lookup) answers as the batch path does, for every kind of input."""
+    from chronorec.recommend.items import to_internal
+
+    ints, texts = IdMap([10, 20, 30]), IdMap(["a", "b", "7"])
+    for idmap, values in ((ints, [20, "30", "x", True, 2.0, 10**30, None]), (texts, ["b", 7, "zz", None])):
+        one = [int(to_internal(idmap, [v])[0]) for v in values]
+        many = to_internal(idmap, values).tolist()
+        assert one == many
+    assert to_internal(ints, [20, "30", "x", True, 10**30, -(10**30)]).tolist() == [2, 3, 0, 0, 0, 0]
+    assert to_internal(texts, ["b", 7]).tolist() == [2, 3]
+    assert ints.lookup(30) == 3 and ints.lookup(99) == 0 and ints.lookup([1, 2]) == 0

@@ -51,6 +51,14 @@ class IdMap:
             raise KeyError(f"unknown ids (first {len(bad)}): {bad}")
         return (pos + 1).astype(np.int64)
 
+    def lookup(self, value: Any) -> int:
+        """The internal id of one external id (0 when unknown): one hash lookup, the per-request path."""
+        try:
+            pos = self._index.get_loc(value)
+        except (KeyError, TypeError, ValueError, pd.errors.InvalidIndexError):
+            return 0
+        return int(pos) + 1 if isinstance(pos, (int, np.integer)) else 0
+
     def to_external(self, internal: Any) -> np.ndarray:
         """Map internal ids (1..n) back to external ids."""
         idx = np.asarray(internal, dtype=np.int64)

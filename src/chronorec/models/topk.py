@@ -31,7 +31,8 @@ def top_k(scores: torch.Tensor | np.ndarray, k: int) -> tuple[np.ndarray, np.nda
         s = s[None]
     if s.dtype not in (torch.float32, torch.float64):
         s = s.float()
-    s = torch.nan_to_num(s, nan=-torch.inf, posinf=torch.inf, neginf=-torch.inf)
+    if bool(s.isnan().any()):  # a copy only when needed: most score rows have no NaN
+        s = torch.nan_to_num(s, nan=-torch.inf, posinf=torch.inf, neginf=-torch.inf)
     n_rows, n_cols = s.shape
     k = min(int(k), n_cols)
     if k <= 0 or n_rows == 0:

@@ -55,11 +55,13 @@ def explain_items(
     uniq = distinct_recent(history)
     if embeddings is not None:
         sims = embeddings[items] @ embeddings[uniq].T  # (k, h)
-        out = []
-        for r in range(len(items)):
-            order = np.lexsort((np.arange(len(uniq)), -sims[r]))[:n]
-            out.append([(int(uniq[j]), float(sims[r, j])) for j in order if sims[r, j] > 0])
-        return out, "similarity"
+        order = np.argsort(-sims, axis=1, kind="stable")[:, :n]  # most similar first, ties most recent
+        best = np.take_along_axis(sims, order, axis=1)
+        ids = uniq[order]
+        return [
+            [(int(j), float(w)) for j, w in zip(ids[r].tolist(), best[r].tolist(), strict=True) if w > 0]
+            for r in range(len(items))
+        ], "similarity"
     if table is None or not table.has_categories:
         return empty, "none"
     pairs = [

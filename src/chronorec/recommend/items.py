@@ -32,15 +32,20 @@ def to_internal(idmap: Any, values: Sequence[Any]) -> np.ndarray:
     vals = list(values)
     if not vals:
         return np.zeros(0, np.int64)
+    dtype: Any = object
     if np.issubdtype(np.asarray(idmap.external_ids).dtype, np.integer):
-        conv = []
+        conv, dtype = [], np.int64
         for v in vals:
             try:
-                conv.append(int(v) if not isinstance(v, bool) else _NEVER_AN_ID)
+                x = int(v) if not isinstance(v, bool) else _NEVER_AN_ID
+                conv.append(x if -(2**63) <= x < 2**63 else _NEVER_AN_ID)  # beyond int64: never an id
             except (TypeError, ValueError):
                 conv.append(_NEVER_AN_ID)
-        return idmap.to_internal(np.asarray(conv, dtype=np.int64))
-    return idmap.to_internal(np.asarray([str(v) for v in vals], dtype=object))
+    else:
+        conv = [str(v) for v in vals]
+    if len(conv) == 1 and hasattr(idmap, "lookup"):  # one id (a request's user): no index to build
+        return np.array([idmap.lookup(conv[0])], dtype=np.int64)
+    return idmap.to_internal(np.asarray(conv, dtype=dtype))
 
 
 # ============================================================================ item table

@@ -143,6 +143,8 @@ class Service:
     def _apply(self, e: dict[str, Any]) -> int:
         """Add a stored event to the live histories and popularity; its internal item (0 = unknown)."""
         _, key = self.user_key(e["user_id"])
+        if isinstance(e["item_id"], int) and not -(2**63) <= e["item_id"] < 2**63:  # POST /events refuses these
+            raise OverflowError(f"item_id {e['item_id']} is beyond 64-bit integers")
         item = int(to_internal(self.model.items, [e["item_id"]])[0])
         if item > 0:
             self.live.add(key, item, e.get("behavior"))
@@ -212,7 +214,7 @@ class Service:
             items, behaviors = np.concatenate([items, more]), behaviors + more_beh
             if not len(items):
                 warnings.append(POPULARITY_FALLBACK)
-        has_beh = any(b is not None for b in behaviors)
+        has_beh = behaviors.count(None) != len(behaviors)  # C speed: histories run to thousands
         ranked = self.ranker.rank(  # the pipeline's rank, batched with concurrent requests
             np.array([user_int], np.int64),
             [HistoryEvents(items, behaviors if has_beh else None)],
@@ -231,22 +233,24 @@ class Service:
     def _items_out(self, ranked: RankedList) -> list[dict[str, Any]]:
         """A ranked list as response items with external ids, names and explanations."""
         pipe = self.pipeline
-        ext = pipe.external(ranked.items) if len(ranked.items) else []
-        out = []
-        for r, (i, e, s) in enumerate(zip(ranked.items, ext, ranked.scores, strict=True)):
-            because = []
-            if ranked.explanations is not None and ranked.explanations[r]:
-                reasons = ranked.explanations[r]
-                ext_r = pipe.external([j for j, _ in reasons])
-                because = [
-                    {"item_id": _py(x), "name": pipe.item_name(j), "similarity": round(sim, 6), "basis": ranked.basis}
-                    for x, (j, sim) in zip(ext_r, reasons, strict=True)
-                ]
+        items = np.asarray(ranked.items, np.int64)
+        reasons = ranked.explanations or [[] for _ in items]
+        because_ids = np.array([j for row in reasons for j, _ in row], np.int64)
+        # every external id of the answer in one lookup, as Python scalars for JSON
+        ext = pipe.external(np.concatenate([items, because_ids])).tolist() if len(items) else []
+        scores = np.asarray(ranked.scores, np.float64).tolist()
+        out, at = [], len(items)
+        for r, i in enumerate(items.tolist()):
+            because = [
+                {"item_id": x, "name": pipe.item_name(j), "similarity": round(sim, 6), "basis": ranked.basis}
+                for x, (j, sim) in zip(ext[at : at + len(reasons[r])], reasons[r], strict=True)
+            ]
+            at += len(reasons[r])
             out.append(
                 {
-                    "item_id": _py(e),
-                    "name": pipe.item_name(int(i)),
-                    "score": float(s),
+                    "item_id": ext[r],
+                    "name": pipe.item_name(i),
+                    "score": scores[r],
                     "rank": r + 1,
                     "because": because,
                     "reason": ranked.reasons[r] if ranked.reasons else "",

@@ -101,8 +101,9 @@ class SelfAttention(nn.Module):
             q = F.linear(xq, w[:D], b[:D]).view(B, 1, h, dh).transpose(1, 2)
         else:
             q, k, v = self.qkv(x).view(B, L, 3, h, dh).permute(2, 0, 3, 1, 4)
-        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-            # the CPU attention kernels are slower in bfloat16 than in float32 (fwd + bwd, L=200)
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu") and torch.is_grad_enabled():
+            # the CPU attention kernels are slower in bfloat16 than in float32 when training (fwd + bwd,
+            # L=200); scoring (no gradient) is faster in bfloat16: 0.68 against 0.85 ms a row at 32 x 200
             with torch.autocast("cpu", enabled=False):
                 y = _sdpa(q.float(), k.float(), v.float(), mask)
         else:
