@@ -28,6 +28,7 @@ def serve(
     max_batch: Annotated[int | None, field_option(S, "max_batch")] = None,
     max_wait_ms: Annotated[float | None, field_option(S, "max_wait_ms")] = None,
     max_queue: Annotated[int | None, field_option(S, "max_queue")] = None,
+    query_cache: Annotated[int | None, field_option(S, "query_cache")] = None,
     export_events: Annotated[Path | None, field_option(S, "export_events")] = None,
     log_level: Annotated[str | None, field_option(S, "log_level")] = None,
     config: ConfigOpt = None,
@@ -62,6 +63,7 @@ def serve(
         max_batch=s.max_batch,
         max_wait_ms=s.max_wait_ms,
         max_queue=s.max_queue,
+        query_cache=s.query_cache,
     )
     if s.behavior_model is not None:
         from chronorec.serving.behavior import behavior_router

@@ -7,7 +7,9 @@ Exposed at ``GET /metrics`` in the Prometheus text format:
 * ``chronorec_request_duration_seconds{route}`` -- a latency histogram;
 * ``chronorec_live_events_total`` -- live events accepted since start;
 * ``chronorec_live_events_quarantined_total`` -- stored live events set aside because they could
-  not be applied (see ``Service._replay``).
+  not be applied (see ``Service._replay``);
+* ``chronorec_query_cache_hits`` / ``_misses`` -- histories whose query vector was cached / computed
+  (sequence models with the query cache on).
 
 Each application gets its own :class:`~prometheus_client.CollectorRegistry`, so several apps in
 one process (tests, restarts) never share or double-register series.
@@ -15,7 +17,7 @@ one process (tests, restarts) never share or double-register series.
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, Info, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 """Upper edges (seconds) of the latency histogram's buckets."""
@@ -55,6 +57,12 @@ class ServiceMetrics:
     def set_quarantined(self, n: int) -> None:
         """Record how many stored events sit in quarantine (called once, at start-up)."""
         self._quarantined.inc(n)
+
+    def watch_query_cache(self, cache) -> None:
+        """Expose a :class:`~chronorec.models.sequential.query_cache.QueryCache`'s hits and misses."""
+        for what in ("hits", "misses"):
+            gauge = Gauge(f"chronorec_query_cache_{what}", f"Query-cache {what} since start.", registry=self.registry)
+            gauge.set_function(lambda w=what: getattr(cache, w))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one finished request and its latency."""

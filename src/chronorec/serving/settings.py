@@ -38,6 +38,11 @@ class ServiceSettings(Strict):
     max_batch: int = Field(64, ge=1, description="Most /recommend requests in one forward pass (1 = no batching).")
     max_wait_ms: float = Field(2.0, ge=0, description="Longest wait of a request for its batch to fill, ms.")
     max_queue: int = Field(256, ge=1, description="Most /recommend requests in flight; more get 503 with Retry-After.")
+    query_cache: int = Field(
+        100_000,
+        ge=0,
+        description="Query vectors of up to this many histories kept, so a user asked again with an unchanged history skips the forward pass (sequence models without context; 0 = off).",
+    )
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = Field(
         "warning", description="uvicorn log level."
     )

@@ -28,6 +28,7 @@ from chronorec.models.sequential import context as ctxf
 from chronorec.models.sequential.batching import WindowBatcher, gather, pad_right, token_batches, training_spans
 from chronorec.models.sequential.config import SequentialConfig
 from chronorec.models.sequential.losses import full_softmax_ce, gbce, sampled_softmax_ce
+from chronorec.models.sequential.query_cache import QueryCache
 from chronorec.training.checkpoint import data_fingerprint
 from chronorec.training.runtime import resolve_device, set_threads, to_device
 from chronorec.training.settings import TrainSettings
@@ -54,6 +55,7 @@ class SequentialRecommender(Recommender):
         self.module: torch.nn.Module | None = None
         self._codes: dict[str, np.ndarray] | None = None
         self._device: torch.device | None = None
+        self.query_cache: QueryCache | None = None
 
     @property
     def device(self) -> torch.device:
@@ -250,6 +252,7 @@ class SequentialRecommender(Recommender):
 
     def _fit(self, log, validation) -> None:
         cfg = self.config
+        self.query_cache = None  # new weights: cached queries are stale
         batcher, loss_fn = self._training_setup()
         result = train(
             self.module,
@@ -327,9 +330,36 @@ class SequentialRecommender(Recommender):
                 t_next = (row_ctx or {}).get("next", {}).get("timestamp")
                 feats["timestamp"][r, width] = int(t_next) if t_next is not None else ts[-1]
 
+    def enable_query_cache(self, size: int) -> bool:
+        """Keep the query vectors of up to ``size`` histories, so a history scored again skips the
+        forward pass (see :mod:`~chronorec.models.sequential.query_cache`); 0 turns it off. Models that
+        score from more than the items (context features, timestamps) are never cached: returns
+        whether the cache is on."""
+        cacheable = not self.context_features and not self.needs_timestamps and not self.config.request_context
+        self.query_cache = QueryCache(size) if size > 0 and cacheable else None
+        return self.query_cache is not None
+
     def _score(
         self, users: np.ndarray, histories: list[np.ndarray], context: list[dict[str, Any] | None] | None = None
     ) -> torch.Tensor:
+        with torch.inference_mode():
+            if self.query_cache is not None:
+                window = self.config.max_len - int(self.query_token)
+                none = np.zeros(0, np.int64)  # no context: the queries depend on the items alone
+                h = self.query_cache.rows(
+                    [np.asarray(x)[-window:] for x in histories],
+                    lambda rows: self._queries(none, [histories[i] for i in rows], None),
+                )
+            else:
+                h = self._queries(users, histories, context)
+        with torch.no_grad():  # outside inference mode: callers may write into the scores (exclusions)
+            q, w = self._logit_space(h, self._output_weight(self.module))
+            return (q @ w.t()).float().cpu()
+
+    def _queries(
+        self, users: np.ndarray, histories: list[np.ndarray], context: list[dict[str, Any] | None] | None
+    ) -> torch.Tensor:
+        """The query vector (B, d) of each history: the last position's output, float32."""
         x, feats_np, nxt_np = self._score_inputs(users, histories, context)
         if self.right_padding:
             lengths = np.minimum([len(h) for h in histories], x.shape[1])
@@ -341,13 +371,11 @@ class SequentialRecommender(Recommender):
             nxt_t = {f: torch.from_numpy(v)[:, None].to(dev) for f, v in nxt_np.items()}
         if self.module.training:  # eval() walks every submodule: skip it when already in eval mode
             self.module.eval()
-        with torch.inference_mode():
-            with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.config.amp):
-                h = self._hidden(self.module, torch.from_numpy(x).to(dev), feats, last_only=True).float()
-            if nxt_t is not None and getattr(self.module, "next_context", None) is not None:
-                h = h + self.module.next_context(nxt_t, h)
-            q, w = self._logit_space(h[:, 0], self._output_weight(self.module))
-            return (q @ w.t()).float().cpu()
+        with torch.autocast(dev.type, dtype=self.amp_dtype, enabled=self.config.amp):
+            h = self._hidden(self.module, torch.from_numpy(x).to(dev), feats, last_only=True).float()
+        if nxt_t is not None and getattr(self.module, "next_context", None) is not None:
+            h = h + self.module.next_context(nxt_t, h)
+        return h[:, 0]
 
     # ------------------------------------------------------------------ persistence
     def _state(self) -> dict[str, Any]:
@@ -355,6 +383,7 @@ class SequentialRecommender(Recommender):
 
     def _set_state(self, state: dict[str, np.ndarray]) -> None:
         self._codes = None
+        self.query_cache = None
         self.module = self._init_module()
         self.module.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()})
         self.module.to(self.device).eval()
