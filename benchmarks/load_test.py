@@ -1,6 +1,7 @@
 """Load test of ``chronorec serve`` (127.0.0.1 only, bounded in requests and time) and batch timing.
 
-For each server variant (``--variants name:max_batch``, e.g. ``unbatched:1 batched:64``, plus
+For each server variant (``--variants name:max_batch[:threads[:query_cache]]``, e.g. ``unbatched:1
+batched:64 nocache:64:1:0``, plus
 ``--baseline-commit REV``: the service as it was at a git revision, run from ``git archive``), one
 after the other on a free local port:
 
@@ -253,6 +254,8 @@ def server_command(args, variant: dict[str, Any], port: int, state: str) -> list
     cmd += ["--port", str(port), "--state-dir", state, "--threads", str(variant["threads"])]
     if variant["max_batch"] is not None:
         cmd += ["--max-batch", str(variant["max_batch"]), "--max-wait-ms", str(args.max_wait_ms)]
+    if variant.get("query_cache") is not None:
+        cmd += ["--query-cache", str(variant["query_cache"])]
     return cmd
 
 
@@ -300,6 +303,7 @@ def run_variant(args, variant: dict[str, Any], users: list[Any], items: list[Any
     try:
         out["health"] = wait_healthy(port, proc, Path(state) / "server.log", timeout=180)
         out.update(asyncio.run(_phases(args, port, proc.pid, users, items)))
+        out["query_cache"] = wait_healthy(port, proc, Path(state) / "server.log", timeout=30).get("query_cache")
     except Exception as e:  # noqa: BLE001 - one variant failing still leaves a report
         out["error"] = f"{type(e).__name__}: {e}"
         print(f"  failed: {out['error']}", flush=True)
@@ -373,7 +377,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="Saved model folder (e.g. an ML-1M SASRec).")
     ap.add_argument(
-        "--variants", nargs="+", default=["unbatched:1", "batched:64"], help="Servers as name:max_batch[:threads]."
+        "--variants",
+        nargs="+",
+        default=["unbatched:1", "batched:64"],
+        help="Servers as name:max_batch[:threads[:query_cache]] (query_cache: entries, 0 = off).",
     )
     ap.add_argument("--baseline-commit", default=None, help="Also serve the code of this git revision (PYTHONPATH).")
     ap.add_argument("--rounds", type=int, default=1, help="Run every variant this many times, interleaved.")
@@ -403,8 +410,16 @@ def variants(args) -> list[dict[str, Any]]:
         out.append({"name": f"main@{args.baseline_commit}", "max_batch": None, "pythonpath": path})
     for spec in args.variants:
         name, _, rest = spec.partition(":")
-        mb, _, th = rest.partition(":")
-        out.append({"name": name, "max_batch": int(mb or 64), "threads": int(th) if th else None})
+        mb, _, rest = rest.partition(":")
+        th, _, cache = rest.partition(":")
+        out.append(
+            {
+                "name": name,
+                "max_batch": int(mb or 64),
+                "threads": int(th) if th else None,
+                "query_cache": int(cache) if cache else None,
+            }
+        )
     for v in out:
         v["threads"] = v.get("threads") or args.server_threads
     return out
@@ -492,6 +507,9 @@ def _variant_rows(v: dict[str, Any]) -> list[str]:
     if "closed_loop" not in v:
         return [head + f"| - | - | - | - | - | failed: {v.get('error')} |"]
     rows = []
+    cache = v.get("query_cache")
+    if isinstance(cache, dict):  # the service's query cache at the end of the run
+        head = f"| {v['name']} (cache hits {cache['hits']:,} / misses {cache['misses']:,}) | {v.get('round', 0)} "
     for c in v["closed_loop"]:
         lat = c["latency"]
         rows.append(

@@ -87,3 +87,20 @@ def test_the_service_reports_cache_hits(model, tmp_path):
         assert "chronorec_query_cache_hits" in c.get("/metrics").text
     with TestClient(create_app(tmp_path / "m", state_dir=tmp_path / "state", query_cache=0)) as c:
         assert c.get("/health").json()["query_cache"] is None
+
+
+def test_the_load_test_sets_the_cache_of_each_server_variant():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "load_test.py"
+    spec = importlib.util.spec_from_file_location("load_test", path)
+    lt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lt)
+    args = lt.parse_args(["--model", "m", "--variants", "cached:64", "nocache:64:1:0", "two:32:2"])
+    vs = {v["name"]: v for v in lt.variants(args)}
+    assert vs["nocache"]["query_cache"] == 0 and vs["cached"]["query_cache"] is None and vs["two"]["threads"] == 2
+    cmd = lt.server_command(args, vs["nocache"], 8000, "/tmp/state")
+    assert cmd[cmd.index("--query-cache") + 1] == "0" and "--query-cache" not in lt.server_command(
+        args, vs["cached"], 1, "s"
+    )
