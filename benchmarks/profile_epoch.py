@@ -20,10 +20,12 @@ Three parts, all on the leave-one-out training split of one dataset (default: ML
   of ``scaled_dot_product_attention``), ``_padding=left`` (SASRec's rows padded on the left, so
   attention needs a mask, instead of on the right with ``is_causal``) and ``_mask=bool`` (a boolean
   mask that every layer converts, instead of an additive one built once per forward) and
-  ``_adamw=plain`` (AdamW's per-parameter loop instead of its fused kernel);
+  ``_adamw=plain`` (AdamW's per-parameter loop instead of its fused kernel) and
+  ``_score_attention=fp32`` (scoring's attention in float32 under bf16 autocast, as training's);
 * ``--quality-epochs E``: each variant (or the preset) trained for E epochs through the real
   training loop, then validation NDCG@10 (full catalogue, history filtered), so a faster variant is
-  only kept when it learns as well; ``--eval`` times the full-catalogue evaluation of every user.
+  only kept when it learns as well; ``--eval`` times the full-catalogue evaluation of every user
+  (with ``--compare``: of each variant, interleaved over ``--rounds``).
 
 Writes JSON (figures, command, data, machine) to ``--out`` and a Markdown table beside it::
 
@@ -228,6 +230,7 @@ def apply_patches(patches: dict[str, Any]) -> None:
     losses._ChunkedSoftmaxCE = LegacySoftmaxCE if legacy else _CURRENT_CE[0]
     losses.CHUNK_ROWS = int(patches.get("_ce_chunk", 4096 if legacy else losses.DEFAULT_CHUNK_ROWS))
     blocks.ATTENTION = str(patches.get("_attention", blocks.DEFAULT_ATTENTION))
+    blocks.SCORING_ATTENTION_FP32 = patches.get("_score_attention") == "fp32"
 
 
 class Run:
@@ -408,9 +411,37 @@ def time_eval(run: Run, split, repeats: int = 3) -> dict[str, Any]:
     secs = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        evaluate_ranking(m.score, split.validation, n_items=m.n_items, ks=(10,))
+        res = evaluate_ranking(m.score, split.validation, n_items=m.n_items, ks=(10,))
         secs.append(time.perf_counter() - t0)
-    return {"users": len(split.validation), "seconds": secs, "median_seconds": statistics.median(secs)}
+    return {
+        "users": len(split.validation),
+        "seconds": secs,
+        "median_seconds": statistics.median(secs),
+        "ndcg10": float(res["NDCG@10"]),
+    }
+
+
+def compare_eval(runs: dict[str, Run], split, rounds: int) -> dict[str, Any]:
+    """``time_eval`` of each variant, interleaved over ``rounds`` (each variant's code levers applied)."""
+    secs: dict[str, list[float]] = {k: [] for k in runs}
+    ndcg: dict[str, float] = {}
+    for _ in range(max(rounds, 1)):
+        for name, run in runs.items():
+            apply_patches(run.patches)
+            res = time_eval(run, split, repeats=1)
+            secs[name].append(res["seconds"][0])
+            ndcg[name] = res["ndcg10"]
+    apply_patches({})
+    first = statistics.median(secs[next(iter(runs))])
+    return {
+        k: {
+            "seconds": v,
+            "median_seconds": statistics.median(v),
+            "speed-up vs first": first / statistics.median(v),
+            "ndcg10": ndcg[k],
+        }
+        for k, v in secs.items()
+    }
 
 
 def parse_variant(text: str) -> tuple[str, dict[str, Any]]:
@@ -520,6 +551,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result["compare"] = compare(runs, args.rounds, args.steps_per_round, args.warmup)
         for k, v in variants.items():
             result["compare"][k]["overrides"] = v
+        if args.eval:
+            result["evaluation_compare"] = compare_eval(runs, split, args.rounds)
         del runs
     if args.quality_epochs:
         result["quality"] = quality(

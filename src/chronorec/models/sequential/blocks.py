@@ -10,6 +10,7 @@ from torch import nn
 
 DEFAULT_ATTENTION = "sdpa"
 ATTENTION = DEFAULT_ATTENTION  # "sdpa" or "manual" (matmul + masked softmax), a module setting for benchmarks
+SCORING_ATTENTION_FP32 = False  # True: scoring's CPU attention in float32 as training's (benchmarks' "before")
 
 
 class FastDropout(nn.Module):
@@ -101,7 +102,11 @@ class SelfAttention(nn.Module):
             q = F.linear(xq, w[:D], b[:D]).view(B, 1, h, dh).transpose(1, 2)
         else:
             q, k, v = self.qkv(x).view(B, L, 3, h, dh).permute(2, 0, 3, 1, 4)
-        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu") and torch.is_grad_enabled():
+        if (
+            x.device.type == "cpu"
+            and torch.is_autocast_enabled("cpu")
+            and (torch.is_grad_enabled() or SCORING_ATTENTION_FP32)
+        ):
             # the CPU attention kernels are slower in bfloat16 than in float32 when training (fwd + bwd,
             # L=200); scoring (no gradient) is faster in bfloat16: 0.68 against 0.85 ms a row at 32 x 200
             with torch.autocast("cpu", enabled=False):
