@@ -181,6 +181,22 @@ def read_manifest(directory: str | Path) -> dict[str, Any]:
     return manifest
 
 
+def open_saved(path: str | Path, kind: str, what: str, hint: str = "") -> Path:
+    """A saved folder of ``kind`` after :func:`read_manifest`'s checks; anything else is a
+    :class:`ModelLoadError` naming the folder (``what``: "behaviour model", "forecaster"...; ``hint``:
+    how such a folder is made)."""
+    d = Path(path)
+    if not d.is_dir():
+        raise ModelLoadError(f"{d}: no such {what} folder")
+    try:
+        manifest = read_manifest(d)
+    except FileNotFoundError as e:
+        raise ModelLoadError(str(e)) from None
+    if manifest.get("kind") != kind:
+        raise ModelLoadError(f"{d} holds a {manifest.get('kind')!r}, not a {what}{f' ({hint})' if hint else ''}")
+    return d
+
+
 KEEP_ON_REPLACE = ("live",)
 """Sub-folders of an existing model folder carried into its replacement (a service's live events)."""
 

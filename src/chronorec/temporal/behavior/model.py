@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from chronorec.data import columns as C
-from chronorec.errors import ConfigError, DataError, ModelLoadError
+from chronorec.errors import ConfigError, DataError
 from chronorec.evaluation.calibration import expected_calibration_error, reliability_curve
 from chronorec.evaluation.classification import binary_metrics
 from chronorec.temporal.behavior.data import make_behavior_data
@@ -127,17 +127,9 @@ class BehaviorModel:
 
 def load_behavior_model(path: str | Path) -> BehaviorModel:
     """A model saved by :meth:`BehaviorModel.save` (manifest and checksums verified)."""
-    from chronorec.artifacts import load_tensors, read_manifest
+    from chronorec.artifacts import load_tensors, open_saved
 
-    d = Path(path)
-    if not d.is_dir():
-        raise ModelLoadError(f"{d}: no such behaviour model folder")
-    try:
-        manifest = read_manifest(d)
-    except FileNotFoundError as e:
-        raise ModelLoadError(str(e)) from None
-    if manifest.get("kind") != KIND:
-        raise ModelLoadError(f"{d} holds a {manifest.get('kind')!r}, not a behaviour model (predict-behavior --save)")
+    d = open_saved(path, KIND, "behaviour model", "predict-behavior --save")
     meta = json.loads((d / "behavior.json").read_text())
     return BehaviorModel(
         kind=meta["kind"],

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from chronorec.errors import ConfigError, DataError, ModelLoadError
+from chronorec.errors import ConfigError, DataError
 from chronorec.temporal.forecast.methods import (
     INTERMITTENT,
     METHODS,
@@ -182,17 +182,9 @@ class IntervalForecaster:
 
 def load_forecaster(path: str | Path) -> IntervalForecaster:
     """A forecaster saved by :meth:`IntervalForecaster.save` (manifest and checksums verified)."""
-    from chronorec.artifacts import load_tensors, read_manifest
+    from chronorec.artifacts import load_tensors, open_saved
 
-    d = Path(path)
-    if not d.is_dir():
-        raise ModelLoadError(f"{d}: no such forecaster folder")
-    try:
-        manifest = read_manifest(d)
-    except FileNotFoundError as e:
-        raise ModelLoadError(str(e)) from None
-    if manifest.get("kind") != KIND:
-        raise ModelLoadError(f"{d} holds a {manifest.get('kind')!r}, not a forecaster")
+    d = open_saved(path, KIND, "forecaster")
     meta = json.loads((d / "forecaster.json").read_text())
     t = load_tensors(d / "forecaster.safetensors")
     periods = pd.date_range(meta["start"], periods=meta["n_periods"], freq=pd.Timedelta(seconds=meta["step_seconds"]))
