@@ -21,11 +21,13 @@ Three parts, all on the leave-one-out training split of one dataset (default: ML
   attention needs a mask, instead of on the right with ``is_causal``) and ``_mask=bool`` (a boolean
   mask that every layer converts, instead of an additive one built once per forward) and
   ``_adamw=plain`` (AdamW's per-parameter loop instead of its fused kernel) and
-  ``_score_attention=fp32`` (scoring's attention in float32 under bf16 autocast, as training's);
+  ``_score_attention=fp32`` (scoring's attention in float32 under bf16 autocast, as training's) and
+  ``_score_batch=N`` (rows per evaluation batch);
 * ``--quality-epochs E``: each variant (or the preset) trained for E epochs through the real
   training loop, then validation NDCG@10 (full catalogue, history filtered), so a faster variant is
   only kept when it learns as well; ``--eval`` times the full-catalogue evaluation of every user
-  (with ``--compare``: of each variant, interleaved over ``--rounds``).
+  (with ``--compare``: of each variant, interleaved over ``--rounds``; ``--eval-model DIR`` scores a
+  saved model instead of each variant's few-step one).
 
 Writes JSON (figures, command, data, machine) to ``--out`` and a Markdown table beside it::
 
@@ -402,33 +404,36 @@ def quality(split, model_name, dataset, variants, epochs: int, threads: int, see
     return out
 
 
-def time_eval(run: Run, split, repeats: int = 3) -> dict[str, Any]:
+def time_eval(model, split, repeats: int = 3, batch_size: int | None = None) -> dict[str, Any]:
     """Seconds to score and rank the whole catalogue for every validation user (history filtered)."""
-    from chronorec.evaluation.ranking import evaluate_ranking
+    from chronorec.evaluation.ranking import SCORE_BATCH, evaluate_ranking
 
-    m = run.model
-    m.module.eval()
+    model.module.eval()
+    rows = batch_size or SCORE_BATCH
     secs = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        res = evaluate_ranking(m.score, split.validation, n_items=m.n_items, ks=(10,))
+        res = evaluate_ranking(model.score, split.validation, n_items=model.n_items, ks=(10,), batch_size=rows)
         secs.append(time.perf_counter() - t0)
     return {
         "users": len(split.validation),
+        "batch_rows": rows,
         "seconds": secs,
         "median_seconds": statistics.median(secs),
         "ndcg10": float(res["NDCG@10"]),
     }
 
 
-def compare_eval(runs: dict[str, Run], split, rounds: int) -> dict[str, Any]:
-    """``time_eval`` of each variant, interleaved over ``rounds`` (each variant's code levers applied)."""
+def compare_eval(runs: dict[str, Run], split, rounds: int, model=None) -> dict[str, Any]:
+    """``time_eval`` of each variant, interleaved over ``rounds``, with its code levers applied
+    (``_score_batch``: rows per scoring batch); ``model``: a saved model scored by every variant
+    instead of each variant's own."""
     secs: dict[str, list[float]] = {k: [] for k in runs}
     ndcg: dict[str, float] = {}
     for _ in range(max(rounds, 1)):
         for name, run in runs.items():
             apply_patches(run.patches)
-            res = time_eval(run, split, repeats=1)
+            res = time_eval(model or run.model, split, repeats=1, batch_size=run.patches.get("_score_batch"))
             secs[name].append(res["seconds"][0])
             ndcg[name] = res["ndcg10"]
     apply_patches({})
@@ -509,6 +514,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--steps-per-round", type=int, default=3)
     p.add_argument("--quality-epochs", type=int, default=0)
     p.add_argument("--eval", action="store_true", help="time the full-catalogue evaluation of every user")
+    p.add_argument("--eval-model", default=None, help="with --eval and --compare: a saved model to evaluate")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument(
         "--clock",
@@ -543,7 +549,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result["config"] = run.model.config.model_dump(exclude={"progress"})
         result["profile"] = profile(run, args.steps, args.warmup)
         if args.eval:
-            result["evaluation"] = time_eval(run, split)
+            result["evaluation"] = time_eval(run.model, split)
     variants = dict(parse_variant(v) for v in args.compare)
     variants = {k: {**base, **v} for k, v in variants.items()}
     if variants and args.rounds > 0:
@@ -552,7 +558,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for k, v in variants.items():
             result["compare"][k]["overrides"] = v
         if args.eval:
-            result["evaluation_compare"] = compare_eval(runs, split, args.rounds)
+            saved = None
+            if args.eval_model:
+                from chronorec.models.registry import load
+
+                saved = load(args.eval_model, device="cpu")
+                result["evaluation_model"] = args.eval_model
+            result["evaluation_compare"] = compare_eval(runs, split, args.rounds, saved)
         del runs
     if args.quality_epochs:
         result["quality"] = quality(

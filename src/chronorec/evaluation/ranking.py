@@ -17,6 +17,10 @@ from chronorec.evaluation.split import EvalSet
 
 ScoreFn = Callable[[np.ndarray, list[np.ndarray]], torch.Tensor]
 DEFAULT_KS = (5, 10, 20)
+SCORE_BATCH = 128
+"""Rows scored at once by evaluation, top-k and the recommendation pipeline. Small batches keep a
+sequence model's activations in cache: the ML-1M SASRec preset evaluates all 6,040 users in 1.18 s
+at 128 rows against 1.84 s at 512 (2 threads; docs/benchmarks/speed.md)."""
 
 
 def exclude_items(scores: torch.Tensor, histories: list[np.ndarray]) -> torch.Tensor:
@@ -48,7 +52,7 @@ def evaluate_ranking(
     n_items: int,
     ks: Sequence[int] = DEFAULT_KS,
     exclude_history: bool = True,
-    batch_size: int = 512,
+    batch_size: int = SCORE_BATCH,
     return_per_user: bool = False,
 ) -> dict[str, float] | tuple[dict[str, float], dict[str, np.ndarray]]:
     """Evaluate ``score_fn`` over the full catalogue.

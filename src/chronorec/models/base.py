@@ -25,7 +25,7 @@ from chronorec.data import columns as C
 from chronorec.data.eventlog import EventLog
 from chronorec.data.idmap import IdMap
 from chronorec.data.sequences import SequenceStore
-from chronorec.models.topk import recommend_top_k
+from chronorec.models.topk import SCORE_BATCH, recommend_top_k
 from chronorec.settings import Strict
 from chronorec.training.tracking import log_model_folder
 
@@ -128,7 +128,7 @@ class Recommender:
         histories: list[np.ndarray],
         k: int,
         exclude_seen: bool,
-        batch_size: int = 1024,
+        batch_size: int = SCORE_BATCH,
         context: list[dict[str, Any] | None] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k internal ids and scores (see :func:`chronorec.models.topk.recommend_top_k`)."""

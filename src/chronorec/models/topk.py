@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from chronorec.evaluation.ranking import exclude_items
+from chronorec.evaluation.ranking import SCORE_BATCH, exclude_items
 
 ScoreFn = Callable[..., torch.Tensor]
 
@@ -59,7 +59,7 @@ def recommend_top_k(
     *,
     n_items: int,
     exclude_seen: bool = True,
-    batch_size: int = 1024,
+    batch_size: int = SCORE_BATCH,
     context: Sequence[dict[str, Any] | None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` internal item ids and scores per user, scored in batches by ``score``.

@@ -19,13 +19,14 @@ import pandas as pd
 
 from chronorec.errors import DataError
 from chronorec.evaluation.calibration import expected_calibration_error, reliability_curve
+from chronorec.evaluation.ranking import SCORE_BATCH
 from chronorec.recommend.options import BlendOptions, RecommendOptions
 from chronorec.recommend.pipeline import RankedList, RecommendPipeline
 
 
 # ============================================================================ calibration
 def _collect_logits(
-    model: Any, evalset: Any, batch_size: int = 512, *, exclude_history: bool = True
+    model: Any, evalset: Any, batch_size: int = SCORE_BATCH, *, exclude_history: bool = True
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Per batch: raw scores with padding (and, with ``exclude_history``, the history) at -inf; and
     the target ids (single-target cases)."""

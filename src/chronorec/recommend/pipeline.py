@@ -37,7 +37,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from chronorec.models.topk import top_k
+from chronorec.models.topk import SCORE_BATCH, top_k
 from chronorec.recommend import frames
 from chronorec.recommend.context import context_notes, request_contexts
 from chronorec.recommend.explain import explain_items, fill_explanations
@@ -332,7 +332,7 @@ class RecommendPipeline:
         options: RecommendOptions | None = None,
         *,
         contexts: Sequence[Mapping[str, Any] | None] | None = None,
-        batch_size: int = 512,
+        batch_size: int = SCORE_BATCH,
     ) -> list[RankedList]:
         """Recommendation lists for internal users and their internal histories (oldest first)."""
         base_warnings: list[str] = []

@@ -73,6 +73,13 @@ def topk_local(model_dir: str | Path, users: Any = None, *, k: int = 10, exclude
     return _recommend(model, users.tolist(), k, exclude_seen, batch)
 
 
+def _numpy_text(df: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as Python objects: pandas 3 keeps text in Arrow arrays, which Spark's Arrow
+    transfer refuses ("Cannot convert pyarrow.lib.ChunkedArray to pyarrow.lib.Array")."""
+    text = [c for c in df.columns if pd.api.types.is_string_dtype(df[c].dtype) and df[c].dtype != object]
+    return df.astype(dict.fromkeys(text, object)) if text else df
+
+
 def _spark_type(values: np.ndarray) -> str:
     return "long" if np.issubdtype(np.asarray(values).dtype, np.integer) else "string"
 
@@ -96,7 +103,8 @@ def topk_spark(spark, model_dir: str | Path, users: Any = None, *, k: int = 10, 
         for pdf in frames:
             if len(pdf):
                 out = _recommend(model, pdf["user_id"].tolist(), k, exclude_seen, batch)
-                yield out[["user_id", "item_id", "score", "rank"]].astype({"score": "float64", "rank": "int32"})
+                out = out[["user_id", "item_id", "score", "rank"]].astype({"score": "float64", "rank": "int32"})
+                yield _numpy_text(out)
 
     return users.select("user_id").repartition(n).mapInPandas(score, schema)
 
