@@ -225,3 +225,24 @@ def test_the_batch_path_scores_by_history_length_and_answers_in_the_given_order(
     assert labels == ref_labels == ids
     for a, b in zip(lists, ref_lists, strict=True):
         same_list(a, b)
+
+
+def test_a_lone_admitted_request_is_ranked_in_its_own_thread(model, tmp_path):
+    """With nothing else in flight and the batcher idle, a request skips the hand-over to the batch
+    worker (and back); its list is the batched one's."""
+    import asyncio
+
+    ranker = BatchedRanker(RecommendPipeline(model), max_batch=8, max_wait_s=0.001)
+    user = 1
+    hist = HistoryEvents(model.store.user_items(user))
+    opts = RecommendOptions(k=5)
+
+    def one():
+        return ranker.rank(np.array([user]), [hist], opts)[0]
+
+    batched = one()  # not admitted (in_flight 0): through the batcher
+    assert ranker.stats()["ranked_alone"] == 0 and ranker.batcher.stats.batches == 1
+    alone = asyncio.run(ranker.admit(one))  # the only request admitted: ranked in its own thread
+    assert ranker.stats()["ranked_alone"] == 1 and ranker.batcher.stats.batches == 1
+    same_list(alone, batched)
+    ranker.close()

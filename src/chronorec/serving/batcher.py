@@ -109,12 +109,17 @@ class MicroBatcher(Generic[T, R]):
         self._queue: deque[_Job[T]] = deque()
         self._cond = threading.Condition()
         self._closed = False
+        self._busy = False  # the worker is ranking a batch
         self._seconds_per_batch = 0.0  # running mean, for Retry-After
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def __len__(self) -> int:
         return len(self._queue)
+
+    def idle(self) -> bool:
+        """Nothing queued and no batch being ranked."""
+        return not self._queue and not self._busy
 
     def submit(self, item: T) -> Future:
         """Queue ``item``; the future holds its result. Raises :class:`Overloaded` when the queue is full."""
@@ -169,6 +174,7 @@ class MicroBatcher(Generic[T, R]):
                 self._cond.wait(left)
             n = min(self.max_batch, len(self._queue))
             jobs = [self._queue.popleft() for _ in range(n)]
+            self._busy = True
         return jobs, "full" if n == self.max_batch else reason
 
     def _run(self) -> None:
@@ -184,6 +190,7 @@ class MicroBatcher(Generic[T, R]):
             s.batches, s.items = s.batches + 1, s.items + len(jobs)
             s.sizes[len(jobs)] += 1
             s.started_by[reason] += 1
+            self._busy = False
             for job, res in zip(jobs, results, strict=True):
                 if isinstance(res, BaseException):
                     job.future.set_exception(res)
@@ -285,6 +292,7 @@ class BatchedRanker:
         self.submitted = 0  # of those, in the batcher (queued, being ranked, or just ranked)
         self._count_lock = threading.Lock()
         self.rejected = 0
+        self.alone = 0  # requests ranked in their own thread (the only one in flight, the batcher idle)
         self._limiter: Any = None
         # sequence models pad a forward pass to its longest history: group the batch by width
         self._width_cap: int | None = getattr(getattr(pipeline.model, "config", None), "max_len", None)
@@ -317,8 +325,13 @@ class BatchedRanker:
         *,
         contexts: Sequence[Mapping[str, Any] | None] | None = None,
     ) -> list[Any]:
-        """As :meth:`RecommendPipeline.rank`; a single request goes through the batcher."""
+        """As :meth:`RecommendPipeline.rank`; a single request goes through the batcher, unless it is
+        the only request admitted and the batcher is idle: then it is ranked in its own thread, which
+        spares a lone request the hand-over to the batch worker and back."""
         if self.batcher is None or len(histories) != 1:
+            return self.pipeline.rank(users, histories, options, contexts=contexts)
+        if self.in_flight == 1 and self.batcher.idle() and self.batcher.max_queue > 0:
+            self.alone += 1
             return self.pipeline.rank(users, histories, options, contexts=contexts)
         ctx = contexts[0] if contexts is not None else None
         row = RankRow(int(np.asarray(users)[0]), histories[0], options, ctx, _options_key(options))
@@ -383,7 +396,13 @@ class BatchedRanker:
     def stats(self) -> dict[str, Any]:
         """Batches, their sizes, what started them, and the requests refused with 503."""
         base = self.batcher.stats.as_dict() if self.batcher is not None else {"batches": 0}
-        return {**base, "max_batch": self.max_batch, "in_flight": self.in_flight, "rejected_503": self.rejected}
+        return {
+            **base,
+            "max_batch": self.max_batch,
+            "in_flight": self.in_flight,
+            "rejected_503": self.rejected,
+            "ranked_alone": self.alone,
+        }
 
     def close(self) -> None:
         if self.batcher is not None:
