@@ -27,7 +27,9 @@ from chronorec.errors import CheckpointError
 from chronorec.training import checkpoint as ckpt
 from chronorec.training import distributed as dist
 from chronorec.training.runtime import (
+    release_allocator,
     resolve_device,
+    roomy_allocator,
     seed_everything,
     set_threads,
     steady_allocator,
@@ -220,7 +222,8 @@ class Trainer:
             return None
         self.module.eval()
         t1 = time.perf_counter()
-        metric = dist.on_main(validate)  # rank 0 validates; every rank gets the value
+        with roomy_allocator():  # scoring's large blocks from the heap, not a fresh mapping each
+            metric = dist.on_main(validate)  # rank 0 validates; every rank gets the value
         entry[self.metric_key] = metric
         entry["val_seconds"] = time.perf_counter() - t1
         return metric
@@ -287,6 +290,7 @@ class Trainer:
             self.result.tracking = self.run.info
         self.module.load_state_dict(self.best_state)
         self.module.eval()
+        release_allocator()  # what comes next (evaluation, scoring) allocates without a fault per block
         return self.result
 
     def _tracked_params(self) -> dict[str, Any]:
