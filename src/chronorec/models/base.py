@@ -25,7 +25,8 @@ from chronorec.data import columns as C
 from chronorec.data.eventlog import EventLog
 from chronorec.data.idmap import IdMap
 from chronorec.data.sequences import SequenceStore
-from chronorec.models.topk import SCORE_BATCH, recommend_top_k
+from chronorec.evaluation.ranking import SCORE_BATCH
+from chronorec.models.topk import recommend_top_k
 from chronorec.settings import Strict
 from chronorec.training.tracking import log_model_folder
 

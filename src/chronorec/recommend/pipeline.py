@@ -37,7 +37,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from chronorec.models.topk import SCORE_BATCH, top_k
+from chronorec.models.topk import SCORE_BATCH, top_k  # SCORE_BATCH: the rows scored at once, shared with evaluation
 from chronorec.recommend import frames
 from chronorec.recommend.context import context_notes, request_contexts
 from chronorec.recommend.explain import explain_items, fill_explanations

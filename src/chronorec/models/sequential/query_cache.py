@@ -43,7 +43,9 @@ class QueryCache:
                 if row is not None:
                     self._rows.move_to_end(k)
                 found.append(row)
-        missing = [i for i, row in enumerate(found) if row is None]
+            missing = [i for i, row in enumerate(found) if row is None]
+            self.hits += len(keys) - len(missing)
+            self.misses += len(missing)
         if missing:
             fresh = compute(missing)
             with self._lock:
@@ -52,9 +54,6 @@ class QueryCache:
                     self._rows.move_to_end(keys[i])
                 while len(self._rows) > self.size:
                     self._rows.popitem(last=False)
-        with self._lock:
-            self.hits += len(keys) - len(missing)
-            self.misses += len(missing)
         return torch.stack(found)  # type: ignore[arg-type]
 
     def stats(self) -> dict[str, int]:
