@@ -322,6 +322,48 @@ def test_one_top_k_order_for_planted_ties(tmp_path):
     np.testing.assert_array_equal(ours["score"].to_numpy(), lib["score"].to_numpy().astype(np.float64))
 
 
+def test_lean_and_full_paths_give_the_same_lists_and_probabilities():
+    """Rows ranked by the model alone take the lean path (top-k and one logsumexp, as evaluation does);
+    a batch holding a cold-start row takes the full one (float64 distributions over the catalogue).
+    Both give the same items, raw keys and probabilities, the latter equal to softmax(score / T)
+    over the unseen items, banned items counted in the denominator."""
+    seqs = {f"u{j}": [f"i{(3 * j + t) % 40:02d}" for t in range(1 + j % 5)] for j in range(30)}
+    model = MostPopular().fit(EventLog.from_sequences(seqs))
+    table = torch.from_numpy(np.random.default_rng(0).normal(size=(50, model.n_items + 1)).astype(np.float32))
+    table[7, 3] = table[7, 4] = table[7, 5] = table[7].max() + 1  # ties inside the top-k of one row
+    model.score = lambda users, hist, *ctx: table[[int(h.sum()) % 50 for h in hist]].clone()
+    pipe = RecommendPipeline(model, settings=RecommendSettings(temperature=0.7))
+    deny = [str(x) for x in model.items.external_ids[[2, 9]]]
+    opts = RecommendOptions(k=6, filters=FilterOptions(deny=deny))
+    hist = [model.store.user_items(u) for u in range(1, 31)] + [np.array([7], np.int64)]
+    users = np.arange(1, 32)
+    lean = pipe.rank(users, hist, opts)
+    full = pipe.rank(np.r_[users, 0], [*hist, np.zeros(0, np.int64)], opts)[:-1]  # the cold row: full path
+    raw_only = pipe.rank(users, hist, opts, probabilities=False)
+    banned = set(to_internal(model.items, deny).tolist())
+    for r, h in enumerate(hist):
+        a, b, c = lean[r], full[r], raw_only[r]
+        np.testing.assert_array_equal(a.items, b.items)
+        np.testing.assert_array_equal(a.items, c.items)
+        np.testing.assert_array_equal(a.keys, b.keys)
+        np.testing.assert_array_equal(a.keys, c.keys)
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-12)
+        assert c.scores is None and a.strategy == b.strategy == c.strategy == "model"
+        row = table[int(h.sum()) % 50].double().numpy()
+        ok = np.ones(len(row), bool)
+        ok[0] = False
+        ok[h] = False
+        z = np.exp(row[ok] / 0.7 - (row[ok] / 0.7).max())
+        p = np.zeros(len(row))
+        p[ok] = z / z.sum()
+        want = [i for i in np.lexsort((np.arange(len(row)), -row)) if ok[i] and i not in banned][:6]
+        assert a.items.tolist() == want, r
+        np.testing.assert_allclose(a.scores, p[want], rtol=1e-12)
+    with pytest.raises(ValueError, match="without probabilities"):
+        pipe.to_frame(list(users), raw_only, score="probability")
+    assert pipe.to_frame(list(users), raw_only, score="raw")["score"].tolist() == [x for r in lean for x in r.keys]
+
+
 def test_every_option_and_setting_is_described():
     for cls in (FilterOptions, RerankOptions, BlendOptions, RecommendOptions, RecommendSettings):
         assert all(f.description for f in cls.model_fields.values()), cls.__name__

@@ -148,7 +148,11 @@ def recommend(
     if history:
         items = typed_ids(split_ids(history), m.items)
         labels, lists = pipe.recommend_lists(
-            histories=[items], options=opts, user_ids=["<history>"], contexts=None if ctx is None else [ctx]
+            histories=[items],
+            options=opts,
+            user_ids=["<history>"],
+            contexts=None if ctx is None else [ctx],
+            probabilities=calibrated,
         )
     else:
         ids: list[Any] = list(r.users)
@@ -157,7 +161,8 @@ def recommend(
         if not ids:
             raise ConfigError("no users: give --users, --users-file or --history")
         ids = typed_ids(ids, m.users)
-        labels, lists = by_history_length(pipe, ids, options=opts, contexts=None if ctx is None else [ctx] * len(ids))
+        contexts = None if ctx is None else [ctx] * len(ids)
+        labels, lists = by_history_length(pipe, ids, options=opts, contexts=contexts, probabilities=calibrated)
     _echo_warnings(lists)
     _write_recommendations(pipe.to_frame(labels, lists, score=score_kind), r.out)
 

@@ -31,20 +31,24 @@ def top_k(scores: torch.Tensor | np.ndarray, k: int) -> tuple[np.ndarray, np.nda
         s = s[None]
     if s.dtype not in (torch.float32, torch.float64):
         s = s.float()
-    if bool(s.isnan().any()):  # a copy only when needed: most score rows have no NaN
-        s = torch.nan_to_num(s, nan=-torch.inf, posinf=torch.inf, neginf=-torch.inf)
     n_rows, n_cols = s.shape
     k = min(int(k), n_cols)
     if k <= 0 or n_rows == 0:
         idx, val = np.zeros((n_rows, max(k, 0)), np.int64), s.new_zeros((n_rows, max(k, 0))).numpy()
         return (idx[0], val[0]) if one_row else (idx, val)
-    val, idx = torch.topk(s, k, dim=1)
-    idx, val = idx.numpy().astype(np.int64), val.numpy().copy()
-    kth = val[:, -1:]
+    # one more than asked: the (k+1)-th value tells whether a tie crosses the cut, without a pass over the row
+    val, idx = torch.topk(s, min(k + 1, n_cols), dim=1)
+    if bool(val.isnan().any()):  # topk ranks NaN above everything, so a row with NaN shows one here
+        s = torch.nan_to_num(s, nan=-torch.inf, posinf=torch.inf, neginf=-torch.inf)
+        val, idx = torch.topk(s, min(k + 1, n_cols), dim=1)
+    val, idx = val.numpy(), idx.numpy().astype(np.int64)
+    tied = (val[:, 1:k] == val[:, : k - 1]).any(1)
+    if val.shape[1] > k:
+        tied |= val[:, k] == val[:, k - 1]
+    idx, val = idx[:, :k].copy(), val[:, :k].copy()
     s_np = s.numpy()
-    tied = ((s_np >= kth).sum(1) > k) | (val[:, 1:] == val[:, :-1]).any(1)
     for r in np.flatnonzero(tied):
-        cols = np.flatnonzero(s_np[r] >= kth[r, 0])
+        cols = np.flatnonzero(s_np[r] >= val[r, -1])
         order = np.lexsort((cols, -s_np[r, cols]))[:k]
         idx[r] = cols[order]
         val[r] = s_np[r, idx[r]]

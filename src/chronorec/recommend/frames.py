@@ -46,6 +46,7 @@ def recommend_lists(
     options: Any,
     user_ids: Sequence[Any] | None,
     contexts: Sequence[Mapping[str, Any] | None] | None,
+    probabilities: bool = True,
 ) -> tuple[list[Any], list[Any]]:
     """``(labels, ranked lists)`` for external users (their training histories) or external histories."""
     if (users is None) == (histories is None):
@@ -54,10 +55,10 @@ def recommend_lists(
     if users is not None:
         labels = list(users)
         internal = to_internal(pipe.model.users, labels)
-        hist: list[np.ndarray] = [pipe.user_history(int(u)) for u in internal]
+        hist: list[np.ndarray] = [pipe.user_history(u) for u in internal.tolist()]
         notes = [
             [] if u > 0 else [f"user_id {label!r} is unknown to the model; cold-start path (popularity)"]
-            for u, label in zip(internal, labels, strict=True)
+            for u, label in zip(internal.tolist(), labels, strict=True)
         ]
     else:
         labels = list(user_ids) if user_ids is not None else list(range(len(histories)))
@@ -70,7 +71,7 @@ def recommend_lists(
                 notes[-1].append(POPULARITY_FALLBACK)
     if contexts is not None and len(contexts) != len(hist):
         raise ValueError(f"{len(contexts)} contexts for {len(hist)} lists")
-    lists = pipe.rank(internal, hist, options, contexts=contexts)
+    lists = pipe.rank(internal, hist, options, contexts=contexts, probabilities=probabilities)
     for x, n in zip(lists, notes, strict=True):
         x.warnings[:0] = n
     return labels, lists
@@ -85,6 +86,12 @@ def summarise_warnings(lists: Sequence[Any], limit: int = 10) -> list[str]:
     return out
 
 
+def _ranks(lens: np.ndarray) -> np.ndarray:
+    """1..n for each list of length n, concatenated."""
+    starts = np.cumsum(lens) - lens
+    return np.arange(int(lens.sum()), dtype=np.int64) - np.repeat(starts, lens) + 1
+
+
 def to_frame(
     pipe: Any,
     labels: Sequence[Any],
@@ -97,20 +104,22 @@ def to_frame(
     (+ ``item_name`` where the model or item table has names, ``explanation`` when explained)."""
     if score not in ("probability", "raw"):
         raise ValueError("score must be 'probability' or 'raw'")
+    if score == "probability" and any(x.scores is None for x in lists):
+        raise ValueError("score='probability' for lists ranked without probabilities (rank with probabilities=True)")
     lens = [len(x.items) for x in lists]
     flat = np.concatenate([x.items for x in lists]) if lists else np.zeros(0, np.int64)
     values = [x.scores if score == "probability" else x.keys for x in lists]
+    user_col = pd.Series(list(labels))  # numeric labels keep their dtype, any other is object
+    users = user_col.to_numpy() if pd.api.types.is_numeric_dtype(user_col) else np.asarray(list(labels), dtype=object)
     df = pd.DataFrame(
         {
-            C.USER: np.repeat(np.asarray(list(labels), dtype=object), lens),
+            C.USER: np.repeat(users, lens),
             C.ITEM: pipe.external(flat) if len(flat) else np.zeros(0, dtype=object),
             C.SCORE: np.concatenate(values).astype(np.float64) if lists else np.zeros(0),
-            C.RANK: np.concatenate([np.arange(1, n + 1) for n in lens]).astype(np.int64) if lists else [],
+            C.RANK: _ranks(np.asarray(lens, np.int64)),
             SOURCE: np.repeat(np.asarray([x.strategy for x in lists], dtype=object), lens),
         }
     )
-    if len(df) and pd.api.types.is_numeric_dtype(pd.Series(list(labels))):
-        df[C.USER] = pd.to_numeric(df[C.USER])
     has_names = pipe.model.item_names is not None or (pipe.item_table is not None and pipe.item_table.names is not None)
     if with_names if with_names is not None else has_names:
         df["item_name"] = pipe._names[flat] if len(flat) else []

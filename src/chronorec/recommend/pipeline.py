@@ -50,6 +50,8 @@ from chronorec.recommend.options import (
     RecommendSettings,
     RerankOptions,
 )
+from chronorec.recommend.rerank import mmr_order, rerank_order, similarity
+from chronorec.recommend.scoring import allowed, lean_top, model_probabilities, normalise, softmax_masked
 
 
 # ============================================================================ results
@@ -58,7 +60,7 @@ class RankedList:
     """One recommendation list, in internal ids."""
 
     items: np.ndarray
-    scores: np.ndarray  # calibrated probabilities (or blended)
+    scores: np.ndarray | None  # calibrated probabilities (or blended); None when ranked without them
     strategy: str  # "model", "blend", "popularity"
     explanations: list[list[tuple[int, float]]] | None = None
     warnings: list[str] = field(default_factory=list)
@@ -94,53 +96,6 @@ class _Plan:
     def pool_size(self) -> int:
         """How many candidates the ranking keeps before re-ranking (k without re-ranking)."""
         return max(self.k, self.rerank.candidates) if self.rerank.active else self.k
-
-
-# ============================================================================ distributions
-def _softmax_masked(x: np.ndarray, ok: np.ndarray, temperature: float) -> np.ndarray:
-    z = np.where(ok, x.astype(np.float64) / temperature, -np.inf)
-    m = z[ok].max() if ok.any() else 0.0
-    e = np.where(ok, np.exp(z - m), 0.0)
-    s = e.sum()
-    return e / s if s > 0 else e
-
-
-def _normalise(p: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    q = np.where(ok, p, 0.0)
-    s = q.sum()
-    if s > 0:
-        return q / s
-    n = ok.sum()
-    return ok / n if n else q
-
-
-def _model_probabilities(raw: np.ndarray, ok: np.ndarray, temperature: float) -> tuple[np.ndarray, np.ndarray]:
-    """Every row at once: ranking keys (raw scores, -inf where not ``ok``) and ``softmax(raw / T)`` over ``ok``."""
-    keys = raw.astype(np.float64)
-    keys[~ok] = -np.inf
-    probs = keys / temperature  # the same steps as exp(keys / T - max) in place: no full-size temporaries
-    top = probs.max(1, keepdims=True)
-    top[~np.isfinite(top)] = 0.0
-    probs -= top
-    np.exp(probs, out=probs)
-    total = probs.sum(1, keepdims=True)
-    probs /= np.where(total > 0, total, 1.0)
-    return probs, keys
-
-
-# ============================================================================ re-ranking
-def mmr_order(rel: np.ndarray, sim: np.ndarray, lam: float) -> np.ndarray:
-    """Maximal marginal relevance: the order picking ``(1 - lam) * rel - lam * max similarity to the picked``."""
-    chosen: list[int] = []
-    left = np.ones(len(rel), bool)
-    max_sim = np.zeros(len(rel))
-    for _ in range(len(rel)):
-        mmr = np.where(left, (1 - lam) * rel - lam * max_sim, -np.inf)
-        j = int(np.argmax(mmr))  # first maximum: ties keep the current order
-        chosen.append(j)
-        left[j] = False
-        max_sim = np.maximum(max_sim, sim[j])
-    return np.asarray(chosen)
 
 
 # ============================================================================ pipeline
@@ -250,24 +205,15 @@ class RecommendPipeline:
         the requests' contexts; ``model_contexts`` their coding for the model
         (:func:`~chronorec.recommend.context.request_contexts`, done here when not given).
         """
-        import torch
-
         blend = blend or self.settings.blend
         hist = [np.asarray(h, dtype=np.int64) for h in histories]
         excl = list(exclude) if exclude is not None else hist
         if model_contexts is None and contexts is not None:
             model_contexts = request_contexts(self.model, contexts, len(hist))[0]
-        with torch.inference_mode():
-            u = np.asarray(users, dtype=np.int64)
-            scores = self.model.score(u, hist, list(model_contexts)) if model_contexts else self.model.score(u, hist)
-            raw = scores.float().numpy()
+        raw = self._scores(users, hist, model_contexts).numpy()
         B = len(hist)
-        ok = np.ones((B, self.n_items + 1), bool)
-        ok[:, 0] = False
-        lens = [len(e) for e in excl]
-        if sum(lens):
-            ok[np.repeat(np.arange(B), lens), np.concatenate([np.asarray(e, np.int64) for e in excl])] = False
-        probs, keys = _model_probabilities(raw, ok, self.settings.temperature)
+        ok = allowed(B, self.n_items + 1, excl)
+        probs, keys = model_probabilities(raw, ok, self.settings.temperature)
         strategies = ["model"] * B
         for r, h in enumerate(hist):
             cold = len(h) == 0
@@ -276,7 +222,7 @@ class RecommendPipeline:
             ctx = context_keys(contexts[r]) if contexts is not None else []
             pop_keys = ctx if blend.popularity_source == "context" else []
             if cold:
-                p = _normalise(self.popularity.distribution(pop_keys), ok[r])
+                p = normalise(self.popularity.distribution(pop_keys), ok[r])
                 key = raw[r].astype(np.float64) if not pop_keys else p.copy()
                 strategies[r] = "popularity"
             else:
@@ -288,6 +234,29 @@ class RecommendPipeline:
             keys[r] = np.where(ok[r], key, -np.inf)
         return probs, keys, strategies
 
+    def _scores(
+        self, users: np.ndarray, histories: list[np.ndarray], model_contexts: Sequence[dict[str, Any] | None] | None
+    ) -> Any:
+        """The model's raw scores (B, n_items + 1) as a float32 tensor."""
+        import torch
+
+        with torch.inference_mode():
+            u = np.asarray(users, dtype=np.int64)
+            scores = (
+                self.model.score(u, histories, list(model_contexts))
+                if model_contexts
+                else self.model.score(u, histories)
+            )
+            return scores.float()
+
+    @staticmethod
+    def _plain(chunk: Sequence[HistoryEvents], plan: _Plan) -> bool:
+        """Whether every row is ranked by the model alone: a history, not blended, not re-ranked."""
+        shortest = min((len(h.items) for h in chunk), default=0)
+        return (
+            shortest > 0 and not plan.rerank.active and not (plan.blend.active and shortest < plan.blend.sparse_below)
+        )
+
     def _blend_row(
         self, history: np.ndarray, p: np.ndarray, ok: np.ndarray, blend: BlendOptions, pop_keys: list[str]
     ) -> np.ndarray | None:
@@ -295,7 +264,7 @@ class RecommendPipeline:
         mix = blend.model * p
         weight = blend.model
         if blend.popularity > 0:
-            mix = mix + blend.popularity * _normalise(self.popularity.distribution(pop_keys), ok)
+            mix = mix + blend.popularity * normalise(self.popularity.distribution(pop_keys), ok)
             weight += blend.popularity
         content = self.content_distribution(history, ok) if blend.content > 0 else None
         if content is not None:
@@ -316,13 +285,13 @@ class RecommendPipeline:
                 size = np.bincount(t.category[1:], minlength=len(aff)).astype(np.float64)
                 per_item = aff[t.category] / np.maximum(size[t.category], 1)
                 per_item[t.category == 0] = 0
-                return _normalise(per_item, ok)
+                return normalise(per_item, ok)
         emb = self.embeddings
         if emb is None:
             return None
         profile = emb[history[-200:]].mean(0)
         sim = emb @ profile / max(float(np.linalg.norm(profile)), 1e-12)
-        return _softmax_masked(sim, ok, 0.1)
+        return softmax_masked(sim, ok, 0.1)
 
     # ---------------------------------------------------------------- rank
     def rank(
@@ -333,8 +302,13 @@ class RecommendPipeline:
         *,
         contexts: Sequence[Mapping[str, Any] | None] | None = None,
         batch_size: int = SCORE_BATCH,
+        probabilities: bool = True,
     ) -> list[RankedList]:
-        """Recommendation lists for internal users and their internal histories (oldest first)."""
+        """Recommendation lists for internal users and their internal histories (oldest first).
+
+        ``probabilities=False`` spares the normalisation over the catalogue where the caller reports
+        raw scores only: lists ranked by the model alone then have ``scores`` None (blended and
+        popularity lists keep theirs)."""
         base_warnings: list[str] = []
         plan = self._plan(options, base_warnings)
         hist = [h if isinstance(h, HistoryEvents) else HistoryEvents(np.asarray(h, np.int64)) for h in histories]
@@ -347,48 +321,85 @@ class RecommendPipeline:
             chunk = hist[s : s + batch_size]
             ctx = None if contexts is None else list(contexts[s : s + batch_size])
             model_ctx, ctx_warnings = request_contexts(self.model, ctx, len(chunk))
-            probs, keys, strategies = self.probabilities(
-                users[s : s + batch_size],
-                [h.items for h in chunk],
-                blend=plan.blend,
-                contexts=ctx,
-                exclude=[seen_items(h.items, h.behaviors, plan.filters) for h in chunk],
-                model_contexts=model_ctx,
-            )
-            keys[:, banned] = -np.inf
-            order, _ = top_k(keys, plan.pool_size)  # the one top-k path: key desc, then internal id asc
-            n_valid = np.isfinite(keys).sum(1)
-            for r, h in enumerate(chunk):
-                pool = order[r][: min(int(n_valid[r]), plan.pool_size)]
-                warnings = base_warnings + context_notes(ctx_warnings[r], strategies[r], plan.blend.popularity_source)
-                row_ctx = ctx[r] if ctx is not None else None
-                ranked = self._finish(h.items, pool, (probs[r], keys[r], strategies[r]), plan, warnings, row_ctx)
-                ranked.exclude_seen = bool(plan.filters.exclude_seen)
+            exclude = [seen_items(h.items, h.behaviors, plan.filters) for h in chunk]
+            if self._plain(chunk, plan):  # the evaluation pass's steps: no full-size float64
+                scores = self._scores(users[s : s + batch_size], [h.items for h in chunk], model_ctx)
+                top = lean_top(scores, exclude, banned, plan.k, self.settings.temperature, probabilities)
+                rows = self._lean_rows(top, plan)
+            else:
+                rows = self._full_rows(users[s : s + batch_size], chunk, exclude, banned, plan, ctx, model_ctx)
+            exclude_seen = bool(plan.filters.exclude_seen)
+            for r, (h, row) in enumerate(zip(chunk, rows, strict=True)):
+                notes = ctx_warnings[r]
+                strategy = row.strategy if isinstance(row, RankedList) else row[3]
+                warnings = base_warnings + context_notes(notes, strategy, plan.blend.popularity_source)
+                if isinstance(row, RankedList):  # a plain list, complete as it is
+                    row.warnings = warnings
+                    ranked = row
+                else:
+                    ranked = self._finish(h.items, row, plan, warnings, ctx[r] if ctx is not None else None)
+                ranked.exclude_seen = exclude_seen
                 out.append(ranked)
         return out
+
+    @staticmethod
+    def _lean_rows(top: tuple[np.ndarray, np.ndarray, np.ndarray | None], plan: _Plan) -> list[Any]:
+        """:func:`lean_top`'s rows: a finished :class:`RankedList` where the row has k items and needs no
+        explanation (views of the batch's arrays), else the row's pool for :meth:`_finish`."""
+        items, keys, probs = top
+        short = np.isneginf(keys[:, -1]).tolist() if keys.shape[1] else [True] * len(keys)  # -inf come last
+        rows: list[Any] = []
+        for r, cut in enumerate(short):
+            p = None if probs is None else probs[r]
+            if cut or plan.explain:
+                v = np.isfinite(keys[r])
+                rows.append((items[r][v], None if p is None else p[v], keys[r][v], "model"))
+            else:
+                rows.append(RankedList(items[r], p, "model", None, [], keys[r]))
+        return rows
+
+    def _full_rows(
+        self,
+        users: np.ndarray,
+        chunk: list[HistoryEvents],
+        exclude: list[np.ndarray],
+        banned: np.ndarray,
+        plan: _Plan,
+        ctx: list[Mapping[str, Any] | None] | None,
+        model_ctx: list[dict[str, Any] | None] | None,
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, str]]:
+        """Each row's candidate pool with its probabilities, keys and strategy, from the full distributions."""
+        probs, keys, strategies = self.probabilities(
+            users, [h.items for h in chunk], blend=plan.blend, contexts=ctx, exclude=exclude, model_contexts=model_ctx
+        )
+        keys[:, banned] = -np.inf
+        order, _ = top_k(keys, plan.pool_size)  # the one top-k path: key desc, then internal id asc
+        n_valid = np.isfinite(keys).sum(1)
+        pools = [order[r][: min(int(n_valid[r]), plan.pool_size)] for r in range(len(chunk))]
+        return [(pool, probs[r][pool], keys[r][pool], strategies[r]) for r, pool in enumerate(pools)]
 
     def _finish(
         self,
         history: np.ndarray,
-        pool: np.ndarray,
-        scored: tuple[np.ndarray, np.ndarray, str],
+        row: tuple[np.ndarray, np.ndarray | None, np.ndarray, str],
         plan: _Plan,
         warnings: list[str],
         context: Mapping[str, Any] | None = None,
     ) -> RankedList:
-        """Re-rank a row's candidate pool, cut it to k, explain it."""
-        p, key, strategy = scored
+        """Re-rank a row's candidate pool (items, probabilities, keys, strategy), cut it to k, explain it."""
+        pool, p, key, strategy = row
         if not len(pool):
             warnings.append("no item passes the filters")
             empty = np.zeros(0, np.int64)
             none = [] if plan.explain else None
             return RankedList(empty, np.zeros(0), strategy, none, warnings, np.zeros(0), none)
         if plan.rerank.active:
-            pool = self.rerank(history, pool, p, plan.rerank, warnings)
-        final = pool[: plan.k].astype(np.int64)
+            order = self.rerank(history, pool, p, plan.rerank, warnings)  # a re-ranked row has probabilities
+            pool, p, key = pool[order], p[order], key[order]
+        final = np.asarray(pool[: plan.k], np.int64)
         if len(final) < plan.k:
             warnings.append(f"only {len(final)} items pass the filters (k={plan.k})")
-        out = RankedList(final, p[final], strategy, None, warnings, key[final])
+        out = RankedList(final, None if p is None else p[: plan.k], strategy, None, warnings, key[: plan.k])
         if plan.explain:
             fill_explanations(self, out, history, plan.n_explain, plan.blend.popularity_source, context)
         return out
@@ -397,37 +408,13 @@ class RecommendPipeline:
     def rerank(
         self, history: np.ndarray, pool: np.ndarray, p: np.ndarray, rerank: RerankOptions, warnings: list[str]
     ) -> np.ndarray:
-        """Interest, then diversity (MMR) re-ranking of a candidate pool ordered by relevance."""
-        rel = p[pool].astype(np.float64)
-        rel = rel / rel.max() if rel.max() > 0 else rel
-        w = rerank.interest_weight
-        aff = self.item_table.affinity(history) if w > 0 and self.item_table is not None else None
-        if aff is not None:
-            rel = (1 - w) * rel + w * aff[self.item_table.category[pool]]
-            order = np.lexsort((np.arange(len(pool)), -rel))  # stable: ties keep relevance order
-            pool, rel = pool[order], rel[order]
-        lam = rerank.diversity_weight
-        if lam > 0:
-            sim = self.similarity(rerank.diversity_by, pool)
-            if sim is None:
-                warnings.append(
-                    f"rerank.diversity_weight ignored: no item embeddings or categories ({rerank.diversity_by})"
-                )
-            else:
-                pool = pool[mmr_order(rel, sim, lam)]
-        return pool
+        """Interest, then diversity (MMR) re-ranking of a candidate pool ordered by relevance; ``p`` the
+        pool's probabilities. The new order, as indices into ``pool`` (:func:`~chronorec.recommend.rerank.rerank_order`)."""
+        return rerank_order(self.item_table, self.similarity, history, pool, p, rerank, warnings)
 
     def similarity(self, by: str, pool: np.ndarray) -> np.ndarray | None:
         """Pairwise item similarity of ``pool``: embedding cosine, or same category (1/0); None if neither."""
-        emb = self.embeddings
-        t = self.item_table
-        if by in ("auto", "embedding") and emb is not None:
-            e = emb[pool]
-            return e @ e.T
-        if by in ("auto", "category") and t is not None and t.has_categories:
-            c = t.category[pool]
-            return ((c[:, None] == c[None, :]) & (c[:, None] > 0)).astype(np.float64)
-        return None
+        return similarity(self.item_table, self.embeddings, by, pool)
 
     # ---------------------------------------------------------------- explain
     def explain(self, history: np.ndarray, items: np.ndarray, n: int = 3) -> list[list[tuple[int, float]]]:
@@ -452,10 +439,12 @@ class RecommendPipeline:
         options: RecommendOptions | None = None,
         user_ids: Sequence[Any] | None = None,
         contexts: Sequence[Mapping[str, Any] | None] | None = None,
+        probabilities: bool = True,
     ) -> tuple[list[Any], list[RankedList]]:
         """``(labels, ranked lists)`` for external users or histories (see :meth:`recommend`); each
-        list's ``warnings`` name unknown users and items and the popularity fallback, as the service does."""
-        return frames.recommend_lists(self, users, histories, options, user_ids, contexts)
+        list's ``warnings`` name unknown users and items and the popularity fallback, as the service does.
+        ``probabilities=False``: raw scores only (see :meth:`rank`)."""
+        return frames.recommend_lists(self, users, histories, options, user_ids, contexts, probabilities)
 
     def recommend(
         self,
@@ -479,7 +468,12 @@ class RecommendPipeline:
         The lists' warnings are in ``frame.attrs["warnings"]`` (see :func:`~chronorec.recommend.frames.summarise_warnings`).
         """
         labels, lists = self.recommend_lists(
-            users, histories=histories, options=options, user_ids=user_ids, contexts=contexts
+            users,
+            histories=histories,
+            options=options,
+            user_ids=user_ids,
+            contexts=contexts,
+            probabilities=score == "probability",
         )
         df = self.to_frame(labels, lists, with_names=with_names, score=score)
         df.attrs["warnings"] = frames.summarise_warnings(lists)
