@@ -246,3 +246,42 @@ def test_a_lone_admitted_request_is_ranked_in_its_own_thread(model, tmp_path):
     assert ranker.stats()["ranked_alone"] == 1 and ranker.batcher.stats.batches == 1
     same_list(alone, batched)
     ranker.close()
+
+
+def test_concurrent_requests_through_the_app_are_ranked_together_and_a_lone_one_alone(model, tmp_path):
+    """The event loop prepares each request and awaits the batch worker: requests that arrive together
+    are ranked in shared batches (not one by one on the loop), a request alone is ranked where it is,
+    and every answer is the unbatched pipeline's list in the documented response schema."""
+    import asyncio
+
+    pytest.importorskip("fastapi")
+    import httpx
+
+    from chronorec.serving.app import create_app
+    from chronorec.serving.schemas import RecommendResponse
+
+    d = tmp_path / "m"
+    model.save(d)
+    app = create_app(d, state_dir=tmp_path / "state", max_batch=16, max_wait_ms=50)
+    ranker = app.state.service.ranker
+    users = [str(u) for u in model.users.external_ids[:24]]
+    pipe = RecommendPipeline(model)
+    want = {u: pipe.recommend([u], options=RecommendOptions(k=4))["item_id"].tolist() for u in users}
+
+    async def post_all(ids):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://x") as c:
+            return await asyncio.gather(*(c.post("/recommend", json={"user_id": u, "k": 4}) for u in ids))
+
+    answers = asyncio.run(post_all(users))
+    stats = ranker.stats()
+    assert stats["ranked_alone"] == 0 and stats["items"] == len(users)
+    assert stats["batches"] < len(users) and stats["max_batch_seen"] > 1  # ranked together
+    for u, r in zip(users, answers, strict=True):
+        assert r.status_code == 200
+        body = RecommendResponse.model_validate_json(r.content)
+        assert [x.item_id for x in body.items] == want[u] and body.user_id == u
+    (lone,) = asyncio.run(post_all(users[:1]))
+    assert ranker.stats()["ranked_alone"] == 1 and ranker.stats()["items"] == len(users)
+    assert [x["item_id"] for x in lone.json()["items"]] == want[users[0]]
+    ranker.close()

@@ -150,6 +150,10 @@ class RecommendPipeline:
     def item_name(self, internal: int) -> str:
         return str(self._names[internal])
 
+    def item_names(self, internal: np.ndarray) -> list[str]:
+        """Names of internal ids (the external id where the model and item table have none)."""
+        return [str(x) for x in self._names[np.asarray(internal, np.int64)].tolist()]
+
     def external(self, internal: np.ndarray) -> np.ndarray:
         """External item ids of internal ids (1..n_items)."""
         idx = np.asarray(internal, dtype=np.int64)

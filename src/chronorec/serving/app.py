@@ -27,6 +27,7 @@ import logging
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -98,7 +99,17 @@ def _add_recommend(app: FastAPI, svc: Service) -> None:
     @app.post("/recommend", response_model=RecommendResponse)
     async def recommend(req: RecommendRequest):
         """Top-k items for a user id and/or an explicit history (see the module docstring for the rules)."""
-        return await svc.ranker.admit(svc.recommend, req)  # in a thread; 503 + Retry-After past max_queue
+        if svc.ranker.batcher is None:  # unbatched: the pipeline in the request's thread
+            return _json(await svc.ranker.admit(svc.recommend, req))  # 503 + Retry-After past max_queue
+        return _json(await svc.ranker.admit_async(svc.recommend_async, req))  # ranked with concurrent requests
+
+
+def _json(answer: dict[str, Any] | Response) -> Response:
+    """An answer as JSON bytes, without FastAPI's validation and encoding of what the service built to
+    :class:`RecommendResponse` itself (``tests/test_serve.py`` validates real answers against it)."""
+    if isinstance(answer, Response):
+        return answer
+    return Response(orjson.dumps(answer), media_type="application/json")  # ids are 64-bit at most (schemas)
 
 
 def _add_events(app: FastAPI, svc: Service) -> None:

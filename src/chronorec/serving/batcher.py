@@ -4,8 +4,8 @@ As Triton's and TorchServe's dynamic batchers do, requests wait in a bounded que
 thread takes them in batches: a batch starts when it holds ``max_batch`` requests or when its
 oldest request has waited ``max_wait_s``, whichever comes first (requests that queued while the
 previous batch was scored have usually waited that long already, so under load batches form
-without any added wait). The rest of a request (ids, live events, the response) stays in its own
-thread.
+without any added wait). The rest of a request (ids, live events, the response) stays on the event
+loop, which awaits the batch (:meth:`BatchedRanker.rank_async`): no thread per request waits on it.
 
 * :class:`MicroBatcher` -- the generic queue and worker: ``batcher(item)`` blocks until the
   batch holding ``item`` is done and returns its result. A batch function that fails is run
@@ -330,7 +330,7 @@ class BatchedRanker:
         spares a lone request the hand-over to the batch worker and back."""
         if self.batcher is None or len(histories) != 1:
             return self.pipeline.rank(users, histories, options, contexts=contexts)
-        if self.in_flight == 1 and self.batcher.idle() and self.batcher.max_queue > 0:
+        if self._alone():
             self.alone += 1
             return self.pipeline.rank(users, histories, options, contexts=contexts)
         ctx = contexts[0] if contexts is not None else None
@@ -342,6 +342,32 @@ class BatchedRanker:
         finally:
             with self._count_lock:
                 self.submitted -= 1
+
+    async def rank_async(self, user: int, history: Any, options: Any, context: Mapping[str, Any] | None) -> Any:
+        """One request's list, from the event loop: through the batcher, whose worker ranks it with the
+        requests queued beside it, or right here when it is the only request admitted and the batcher is
+        idle. Needs a batcher (``max_batch`` > 1)."""
+        import asyncio
+
+        assert self.batcher is not None, "rank_async needs a batcher: max_batch > 1"
+        if self._alone():
+            await asyncio.sleep(0)  # requests already received run up to here first: are there any?
+        if self._alone():
+            self.alone += 1
+            return self.pipeline.rank(np.array([user], np.int64), [history], options, contexts=[context])[0]
+        row = RankRow(int(user), history, options, context, _options_key(options))
+        with self._count_lock:
+            self.submitted += 1
+        try:
+            return await asyncio.wrap_future(self.batcher.submit(row))
+        finally:
+            with self._count_lock:
+                self.submitted -= 1
+
+    def _alone(self) -> bool:
+        """The only request admitted, and the batcher idle (and able to take it): rank it where it is."""
+        assert self.batcher is not None
+        return self.in_flight == 1 and self.batcher.idle() and self.batcher.max_queue > 0
 
     def _rank_rows(self, rows: list[RankRow]) -> list[Any]:
         """Rank a batch: pipeline calls by options and, for sequence models, by history width; results in order."""
@@ -369,6 +395,19 @@ class BatchedRanker:
         return out
 
     # ---------------------------------------------------------------- admission
+    async def admit_async(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``await fn(*args)`` unless ``max_queue`` requests are already in flight (then, or when the
+        batcher's queue is full, a 503 with ``Retry-After``). Call from the event loop."""
+        if self.in_flight >= self.max_queue:
+            return self._overloaded()
+        self.in_flight += 1
+        try:
+            return await fn(*args)
+        except Overloaded:
+            return self._overloaded()
+        finally:
+            self.in_flight -= 1
+
     async def admit(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(*args)`` in a worker thread unless ``max_queue`` requests are already in flight:
         then (or when the batcher's queue is full) a 503 with ``Retry-After``. Call from the event loop."""

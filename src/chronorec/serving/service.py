@@ -207,8 +207,9 @@ class Service:
         self.pipeline.known_items([h.item_id for h in hist], warnings)
         return idx[idx > 0], [h.behavior for h, i in zip(hist, idx, strict=True) if i > 0]
 
-    def recommend(self, req: RecommendRequest) -> dict[str, Any]:
-        """The answer of ``POST /recommend`` (see :class:`~chronorec.serving.schemas.RecommendResponse`)."""
+    def prepare(self, req: RecommendRequest) -> tuple[list[str], int, HistoryEvents]:
+        """``(warnings, internal user, history)`` of a request: training history, live events and the
+        explicit history, before ranking."""
         warnings: list[str] = []
         user_int = 0
         items, behaviors = np.zeros(0, np.int64), []
@@ -220,45 +221,61 @@ class Service:
             if not len(items):
                 warnings.append(POPULARITY_FALLBACK)
         has_beh = behaviors.count(None) != len(behaviors)  # C speed: histories run to thousands
-        ranked = self.ranker.rank(  # the pipeline's rank, batched with concurrent requests
-            np.array([user_int], np.int64),
-            [HistoryEvents(items, behaviors if has_beh else None)],
-            req,  # a RecommendOptions with the request's k, filters, rerank, blend and explain
-            contexts=[req.context],
-        )[0]
+        return warnings, user_int, HistoryEvents(items, behaviors if has_beh else None)
+
+    def answer(self, req: RecommendRequest, warnings: list[str], history: HistoryEvents, ranked: RankedList) -> dict:
+        """The body of ``POST /recommend`` (see :class:`~chronorec.serving.schemas.RecommendResponse`)."""
         return {
             "user_id": _py(req.user_id) if req.user_id is not None else None,  # as the request gave it
             "items": self._items_out(ranked),
             "strategy": ranked.strategy,
-            "history_length": int(len(items)),
+            "history_length": int(len(history)),
             "warnings": warnings + ranked.warnings,
             "model_version": self.model_version,
         }
+
+    def recommend(self, req: RecommendRequest) -> dict[str, Any]:
+        """The answer of ``POST /recommend``, ranked in this thread (batched with concurrent calls)."""
+        warnings, user_int, history = self.prepare(req)
+        # the request is a RecommendOptions with its k, filters, rerank, blend and explain
+        ranked = self.ranker.rank(np.array([user_int], np.int64), [history], req, contexts=[req.context])[0]
+        return self.answer(req, warnings, history, ranked)
+
+    async def recommend_async(self, req: RecommendRequest) -> dict[str, Any]:
+        """:meth:`recommend` from the event loop: prepared and answered there, ranked by the batch worker."""
+        warnings, user_int, history = self.prepare(req)
+        ranked = await self.ranker.rank_async(user_int, history, req, req.context)
+        return self.answer(req, warnings, history, ranked)
 
     def _items_out(self, ranked: RankedList) -> list[dict[str, Any]]:
         """A ranked list as response items with external ids, names and explanations."""
         pipe = self.pipeline
         items = np.asarray(ranked.items, np.int64)
+        if not len(items):
+            return []
         reasons = ranked.explanations or [[] for _ in items]
         because_ids = np.array([j for row in reasons for j, _ in row], np.int64)
-        # every external id of the answer in one lookup, as Python scalars for JSON
-        ext = pipe.external(np.concatenate([items, because_ids])).tolist() if len(items) else []
+        # every external id and name of the answer in one lookup each, as Python scalars for JSON
+        ids = np.concatenate([items, because_ids])
+        ext, names = pipe.external(ids).tolist(), pipe.item_names(ids)
         scores = np.asarray(ranked.scores, np.float64).tolist()
+        texts = ranked.reasons or [""] * len(items)
         out, at = [], len(items)
-        for r, i in enumerate(items.tolist()):
+        for r in range(len(items)):
+            row = reasons[r]
             because = [
-                {"item_id": x, "name": pipe.item_name(j), "similarity": round(sim, 6), "basis": ranked.basis}
-                for x, (j, sim) in zip(ext[at : at + len(reasons[r])], reasons[r], strict=True)
+                {"item_id": ext[a], "name": names[a], "similarity": round(sim, 6), "basis": ranked.basis}
+                for a, (_, sim) in enumerate(row, start=at)
             ]
-            at += len(reasons[r])
+            at += len(row)
             out.append(
                 {
                     "item_id": ext[r],
-                    "name": pipe.item_name(i),
+                    "name": names[r],
                     "score": scores[r],
                     "rank": r + 1,
                     "because": because,
-                    "reason": ranked.reasons[r] if ranked.reasons else "",
+                    "reason": texts[r],
                 }
             )
         return out
