@@ -561,3 +561,86 @@ def test_recommend_echoes_the_user_id_as_given_and_buyagain_keeps_seen_items(buy
         # saying so still drops them
         excluded = post(c, "/recommend", {"user_id": "13047", "k": 3, "filters": {"exclude_seen": True}})
         assert not {7, 8} & set(items_of(excluded)) and items_of(excluded)[0] == 1
+
+
+# ---------------------------------------------------------------------- the route answered before routing
+def test_guard_answers_fast_routes_and_leaves_the_rest_to_the_application():
+    """A fast handler's bytes are the answer (the application never sees the request); None hands the
+    request, body replayed, to the application; a response of its own is sent as it is."""
+    import asyncio
+
+    from starlette.responses import JSONResponse
+
+    from chronorec.serving.metrics import ServiceMetrics
+    from chronorec.serving.middleware import Guard
+
+    seen = []
+
+    async def inner(scope, receive, send):
+        seen.append((await receive())["body"])
+        await JSONResponse({"from": "app"})(scope, receive, send)
+
+    async def handler(body, scope):
+        return {b"fast": b'{"from":"fast"}', b"busy": JSONResponse({"error": "x"}, status_code=503)}.get(body)
+
+    guard = Guard(inner, ServiceMetrics({"kind": "t", "version": "v", "chronorec_version": ""}), 1000, {"/r": handler})
+
+    def call(path, body):
+        sent = []
+        msgs = iter([{"type": "http.request", "body": body, "more_body": False}])
+
+        async def receive():
+            return next(msgs)
+
+        async def send(m):
+            sent.append(m)
+
+        scope = {"type": "http", "method": "POST", "path": path, "headers": []}
+        asyncio.run(guard(scope, receive, send))
+        return sent[0]["status"], json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+
+    assert call("/r", b"fast") == (200, {"from": "fast"}) and seen == []
+    assert call("/r", b"other") == (200, {"from": "app"}) and seen == [b"other"]
+    assert call("/r", b"busy") == (503, {"error": "x"}) and len(seen) == 1
+    assert call("/elsewhere", b"fast") == (200, {"from": "app"}) and seen[-1] == b"fast"
+
+
+def test_recommend_before_routing_answers_as_the_route(client):
+    """Valid requests are answered before FastAPI's routing with what the service builds; anything the
+    fast path does not take (another content type, malformed JSON, an invalid field) reaches the route
+    and gets its documented 400 / 422."""
+    from chronorec.serving.schemas import RecommendRequest
+
+    svc = client.app.state.service
+    post(client, "/recommend", {"user_id": "u0001"})  # the middleware stack is built on the first request
+    guard = client.app.middleware_stack
+    while type(guard).__name__ != "Guard":
+        guard = guard.app
+    fast, taken = guard.fast["/recommend"], []
+
+    async def spy(body, scope):
+        answer = await fast(body, scope)
+        taken.append(answer is not None)
+        return answer
+
+    guard.fast["/recommend"] = spy
+    bodies = [
+        {"user_id": "u0001", "k": 3},
+        {"history": ["i0003", "i0007"], "k": 4, "explain": False},
+        {"user_id": "nobody", "k": 2, "filters": {"exclude_seen": False}},
+    ]
+    for body in bodies:
+        r = post(client, "/recommend", body)
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+        want = svc.recommend(RecommendRequest.model_validate(body))
+        assert r.json() == json.loads(json.dumps(want))
+    assert taken == [True] * len(bodies)
+    as_text = client.post("/recommend", content=json.dumps(bodies[0]), headers={"content-type": "text/plain"})
+    assert as_text.status_code == 422 and as_text.json()["error"].startswith("body:")  # the route's answer
+    bad = client.post("/recommend", content=b'{"user_id": ', headers={"content-type": "application/json"})
+    assert bad.status_code == 400 and bad.json()["field"] == "body"
+    wrong = post(client, "/recommend", {"user_id": "u0001", "k": 0})
+    assert wrong.status_code == 422 and wrong.json()["error"].startswith("k:")
+    assert taken == [True] * len(bodies) + [False] * 3  # the handler declined all three
+    text = client.get("/metrics").text
+    assert 'chronorec_requests_total{method="POST",route="/recommend",status="200"}' in text

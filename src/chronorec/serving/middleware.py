@@ -4,7 +4,10 @@
 * every request is counted with its route, status and latency in :class:`ServiceMetrics`;
 * an unexpected exception is logged with its traceback (``logger.exception``) and answered with
   a 500 whose JSON names only a request id (from ``X-Request-ID`` when the client sent a sane
-  one), never the exception text; the process keeps serving.
+  one), never the exception text; the process keeps serving;
+* ``fast`` routes (``POST`` path -> handler) are answered here, before the framework's routing,
+  when their handler accepts the body; a handler that returns None (a body it does not take as
+  well-formed) leaves the request to the application, which answers it as usual (400, 422...).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from chronorec.serving.metrics import ServiceMetrics
@@ -34,7 +38,11 @@ def request_id(scope: dict[str, Any]) -> str:
 
 async def send_json(send: Any, status: int, payload: dict, headers: list[tuple[bytes, bytes]] = ()) -> None:
     """Answer with a JSON body."""
-    body = json.dumps(payload).encode()
+    await send_body(send, status, json.dumps(payload).encode(), headers)
+
+
+async def send_body(send: Any, status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
+    """Answer with JSON bytes."""
     await send(
         {
             "type": "http.response.start",
@@ -69,11 +77,16 @@ async def _read_body(receive: Any, declared: bytes | None, max_body: int) -> tup
     return body, False
 
 
+FastHandler = Callable[[bytes, dict[str, Any]], Awaitable[Any]]
+"""``handler(body, scope)``: JSON bytes (a 200), an ASGI response, or None to let the application answer."""
+
+
 class Guard:
     """Pure ASGI middleware around the application (see the module docstring)."""
 
-    def __init__(self, app: Any, metrics: ServiceMetrics, max_body: int):
+    def __init__(self, app: Any, metrics: ServiceMetrics, max_body: int, fast: Mapping[str, FastHandler] | None = None):
         self.app, self.metrics, self.max_body = app, metrics, max_body
+        self.fast = dict(fast or {})
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -109,6 +122,10 @@ class Guard:
             return await send_json(send, 413, {"error": f"body: request body over {self.max_body} bytes"})
         if body is None:
             return None  # the client left
+        handler = self.fast.get(scope.get("path", "")) if scope.get("method") == "POST" else None
+        answer = await handler(body, scope) if handler is not None else None
+        if isinstance(answer, bytes):
+            return await send_body(send, 200, answer)
         done = {"sent": False}
 
         async def replay():
@@ -117,7 +134,9 @@ class Guard:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
+        if answer is not None:  # a response of the handler's own (e.g. a 503)
+            return await answer(scope, replay, send)
         await self.app(scope, replay, send)
 
 
-__all__ = ["INTERNAL_ERROR", "ROUTES", "Guard", "request_id", "send_json"]
+__all__ = ["INTERNAL_ERROR", "ROUTES", "FastHandler", "Guard", "request_id", "send_body", "send_json"]
