@@ -285,3 +285,19 @@ def test_concurrent_requests_through_the_app_are_ranked_together_and_a_lone_one_
     assert ranker.stats()["ranked_alone"] == 1 and ranker.stats()["items"] == len(users)
     assert [x["item_id"] for x in lone.json()["items"]] == want[users[0]]
     ranker.close()
+
+
+def test_a_request_cancelled_while_queued_does_not_stop_the_worker():
+    """A client that goes away while its request waits (the event loop cancels the awaiting task,
+    which cancels the queued future) leaves the worker serving: the cancelled item is dropped."""
+    gate = threading.Event()
+    b = MicroBatcher(lambda items: (gate.wait(10), [x * 10 for x in items])[1], max_batch=1, max_wait_s=0.0)
+    first = b.submit(1)  # taken at once; the worker waits at the gate
+    wait_for(lambda: len(b) == 0)
+    gone = b.submit(2)
+    assert gone.cancel()  # still queued: cancellable
+    later = b.submit(3)
+    gate.set()
+    assert first.result(5) == 10 and later.result(5) == 30
+    assert b.stats.items == 2  # the cancelled item was never scored
+    b.close()

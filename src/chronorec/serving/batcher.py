@@ -173,8 +173,10 @@ class MicroBatcher(Generic[T, R]):
                     left = min(left, 0.0002)  # arrivals notify; the count of those coming does not
                 self._cond.wait(left)
             n = min(self.max_batch, len(self._queue))
-            jobs = [self._queue.popleft() for _ in range(n)]
-            self._busy = True
+            taken = [self._queue.popleft() for _ in range(n)]
+            # futures cancelled while queued (their client went away) are dropped; the rest can no longer be
+            jobs = [j for j in taken if j.future.set_running_or_notify_cancel()]
+            self._busy = bool(jobs)
         return jobs, "full" if n == self.max_batch else reason
 
     def _run(self) -> None:
@@ -183,6 +185,8 @@ class MicroBatcher(Generic[T, R]):
             if taken is None:
                 return
             jobs, reason = taken
+            if not jobs:
+                continue
             t0 = time.perf_counter()
             results = self._results([j.item for j in jobs])
             self._seconds_per_batch = 0.9 * self._seconds_per_batch + 0.1 * (time.perf_counter() - t0)
