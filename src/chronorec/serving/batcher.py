@@ -174,7 +174,8 @@ class MicroBatcher(Generic[T, R]):
                 self._cond.wait(left)
             n = min(self.max_batch, len(self._queue))
             taken = [self._queue.popleft() for _ in range(n)]
-            # futures cancelled while queued (their client went away) are dropped; the rest can no longer be
+            # futures cancelled while queued (their client went away) are dropped; the rest are marked running,
+            # so that they can no longer be cancelled
             jobs = [j for j in taken if j.future.set_running_or_notify_cancel()]
             self._busy = bool(jobs)
         return jobs, "full" if n == self.max_batch else reason
