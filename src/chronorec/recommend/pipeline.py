@@ -329,37 +329,26 @@ class RecommendPipeline:
             if self._plain(chunk, plan):  # the evaluation pass's steps: no full-size float64
                 scores = self._scores(users[s : s + batch_size], [h.items for h in chunk], model_ctx)
                 top = lean_top(scores, exclude, banned, plan.k, self.settings.temperature, probabilities)
-                rows = self._lean_rows(top, plan)
+                rows = self._lean_rows(top)
             else:
                 rows = self._full_rows(users[s : s + batch_size], chunk, exclude, banned, plan, ctx, model_ctx)
             exclude_seen = bool(plan.filters.exclude_seen)
             for r, (h, row) in enumerate(zip(chunk, rows, strict=True)):
-                notes = ctx_warnings[r]
-                strategy = row.strategy if isinstance(row, RankedList) else row[3]
-                warnings = base_warnings + context_notes(notes, strategy, plan.blend.popularity_source)
-                if isinstance(row, RankedList):  # a plain list, complete as it is
-                    row.warnings = warnings
-                    ranked = row
-                else:
-                    ranked = self._finish(h.items, row, plan, warnings, ctx[r] if ctx is not None else None)
+                warnings = base_warnings + context_notes(ctx_warnings[r], row[3], plan.blend.popularity_source)
+                ranked = self._finish(h.items, row, plan, warnings, ctx[r] if ctx is not None else None)
                 ranked.exclude_seen = exclude_seen
                 out.append(ranked)
         return out
 
     @staticmethod
-    def _lean_rows(top: tuple[np.ndarray, np.ndarray, np.ndarray | None], plan: _Plan) -> list[Any]:
-        """:func:`lean_top`'s rows: a finished :class:`RankedList` where the row has k items and needs no
-        explanation (views of the batch's arrays), else the row's pool for :meth:`_finish`."""
+    def _lean_rows(top: tuple[np.ndarray, np.ndarray, np.ndarray | None]) -> list[tuple]:
+        """:func:`lean_top`'s rows as pools for :meth:`_finish`: views of the batch's arrays, cut where a
+        row has fewer than k allowed items (its -inf keys come last)."""
         items, keys, probs = top
-        short = np.isneginf(keys[:, -1]).tolist() if keys.shape[1] else [True] * len(keys)  # -inf come last
-        rows: list[Any] = []
-        for r, cut in enumerate(short):
-            p = None if probs is None else probs[r]
-            if cut or plan.explain:
-                v = np.isfinite(keys[r])
-                rows.append((items[r][v], None if p is None else p[v], keys[r][v], "model"))
-            else:
-                rows.append(RankedList(items[r], p, "model", None, [], keys[r]))
+        rows: list[tuple] = []
+        for r, n in enumerate(np.isfinite(keys).sum(1).tolist()):
+            p = None if probs is None else probs[r][:n]
+            rows.append((items[r][:n], p, keys[r][:n], "model"))
         return rows
 
     def _full_rows(
