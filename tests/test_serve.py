@@ -637,6 +637,7 @@ def test_recommend_before_routing_answers_as_the_route(client):
     assert taken == [True] * len(bodies)
     as_text = client.post("/recommend", content=json.dumps(bodies[0]), headers={"content-type": "text/plain"})
     assert as_text.status_code == 422 and as_text.json()["error"].startswith("body:")  # the route's answer
+    assert "Content-Type: application/json, not text/plain" in as_text.json()["error"]  # says what to send
     bad = client.post("/recommend", content=b'{"user_id": ', headers={"content-type": "application/json"})
     assert bad.status_code == 400 and bad.json()["field"] == "body"
     wrong = post(client, "/recommend", {"user_id": "u0001", "k": 0})

@@ -244,6 +244,9 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
         fields.add(name)
         detail.append({"field": name, "message": e.get("msg", ""), "type": e.get("type", "")})
     first = detail[0] if detail else {"field": "body", "message": "invalid request"}
+    kind = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    if first["field"] == "body" and kind != "application/json":  # e.g. curl -d without -H: a form, not JSON
+        first = {**first, "message": f"{first['message']}; send JSON with Content-Type: application/json, not {kind}"}
     return JSONResponse(status_code=422, content={"error": f"{first['field']}: {first['message']}", "detail": detail})
 
 
