@@ -136,4 +136,4 @@ def test_cli_batch_recommend_prints_the_context_warning(saved, tmp_path):
         app, ["recommend", "--model", str(saved / "ctx"), "--history", "i3", "-k", "1", "--context", "device=desktop"]
     )
     assert res.exit_code == 0, res.output
-    assert f"i{_successors()['desktop'][3]}" in res.output.splitlines()[1]
+    assert f"i{_successors()['desktop'][3]}" in res.stdout.splitlines()[1]

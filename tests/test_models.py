@@ -52,7 +52,12 @@ def test_contract_recommend(fitted, name):
     sp, models = fitted
     model = models[name]
     users = sp.train.users.to_external(np.array([1, 2, 3]))
-    recs = model.recommend(users, k=5)
+    # the default follows the history protocol the model decided at fit (the one its validation used)
+    assert model.history_protocol is not None and model.exclude_history == model.history_protocol["exclude"]
+    pd.testing.assert_frame_equal(
+        model.recommend(users, k=5), model.recommend(users, k=5, exclude_seen=model.exclude_history)
+    )
+    recs = model.recommend(users, k=5, exclude_seen=True)
     assert list(recs.columns) == [C.USER, C.ITEM, C.SCORE, C.RANK]
     assert len(recs) == 15
     for u, g in recs.groupby(C.USER, sort=False):
@@ -60,10 +65,10 @@ def test_contract_recommend(fitted, name):
         assert np.all(np.diff(g[C.SCORE].to_numpy()) <= 1e-6)  # sorted by score
         internal = sp.train.users.to_internal([u])[0]
         seen = set(sp.train.items.to_external(model.store.user_items(internal)))
-        assert seen.isdisjoint(g[C.ITEM])  # seen items excluded by default
-    # recommend_from_history: unknown items ignored, known ones excluded
+        assert seen.isdisjoint(g[C.ITEM])  # seen items excluded when asked
+    # recommend_from_history: unknown items ignored, known ones excluded when asked
     hist = list(sp.train.items.to_external(np.array([1, 2]))) + ["no-such-item"]
-    live = model.recommend_from_history([hist], k=4)
+    live = model.recommend_from_history([hist], k=4, exclude_seen=True)
     assert len(live) == 4 and set(live[C.ITEM]).isdisjoint(hist)
     # users unknown to the model get the cold-start answer instead of an error
     cold = model.recommend(["nobody"], k=3)

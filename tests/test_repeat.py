@@ -211,27 +211,34 @@ def test_cli_recommend_keeps_a_buyagain_models_own_items_by_default(tmp_path):
     d = _tiny_buyagain(tmp_path)
     items, note = _cli_recommend("--model", d, "--users", "c", "-k", "3")
     assert items == ["x", "y", "p"]  # the customer's own items first, then the best-seller
-    assert "already has are included (buyagain models rank the user's own items" in note
+    assert "already has are included (the model's history protocol (auto): 100.0% of the users' last" in note
     items, note = _cli_recommend("--model", d, "--users", "c", "-k", "2", "--exclude-seen")
     assert items == ["p", "q"] and "included" not in note
     items, _ = _cli_recommend("--model", d, "--users", "c", "-k", "2", "--history", "y")
     assert items[0] == "y"  # a live history: the same default
 
 
-def test_seen_default_follows_the_model_kind_and_a_recorded_history_decision():
+def test_seen_default_follows_the_history_protocol_recorded_at_fit():
+    from chronorec.models.baselines.popular import MostPopular
     from chronorec.recommend.filters import default_exclude_seen
 
     log = _repeat_log(n_users=8)
-    pop = BuyAgain(decay=0.0).fit(log)
-    assert default_exclude_seen(pop)[0] is False
-    blend = RepeatBlend(base={"kind": "popular"}, weight=0.5, temperature=1.0).fit(log)
-    assert default_exclude_seen(blend)[0] is False
-    from chronorec.models.baselines.popular import MostPopular
-
-    plain = MostPopular().fit(log)
-    assert default_exclude_seen(plain)[0] is True
-    plain.training_data["history"] = {"mode": "auto", "exclude": False}
-    assert default_exclude_seen(plain) == (False, "the model's validation targets repeat history items")
+    for model in (
+        BuyAgain(decay=0.0).fit(log),
+        RepeatBlend(base={"kind": "popular"}, weight=0.5, temperature=1.0).fit(log),
+        MostPopular().fit(log),  # any kind: the data decides (auto), not the kind
+    ):
+        assert model.history_protocol["exclude"] is False and default_exclude_seen(model)[0] is False
+    assert MostPopular(history="exclude").fit(log).exclude_history is True
+    no_repeats = EventLog.from_sequences({f"u{i}": [f"i{i}", f"i{i + 1}", f"i{i + 2}"] for i in range(10)})
+    plain = MostPopular().fit(no_repeats)
+    assert plain.exclude_history is True and default_exclude_seen(plain)[0] is True
+    # folders saved before the protocol was recorded: the kind's old default
+    plain.history_protocol = None
+    assert default_exclude_seen(plain) == (True, "the model ranks items new to the user")
+    old_buy = BuyAgain(decay=0.0).fit(no_repeats)
+    old_buy.history_protocol = None
+    assert default_exclude_seen(old_buy)[0] is False
 
 
 def test_buyagain_and_blend_explanations_name_the_history_items_and_counts():

@@ -118,6 +118,14 @@ def train(
     full: Annotated[
         bool, typer.Option("--full", help="Train on all events (no held-out split, so no early stopping).")
     ] = False,
+    refit_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--refit-from",
+            help="Refit the model saved in this folder on all events (implies --full): its settings, the epochs "
+            "its validation chose and its history protocol; the model to serve after a split run.",
+        ),
+    ] = None,
     progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Show training progress.")] = None,
     data: DataOpt = None,
     dataset: DatasetOpt = None,
@@ -156,9 +164,17 @@ def train(
 
     run = dict(epochs=epochs, resume=resume, checkpoint_dir=checkpoint_dir, seed=seed, progress=progress)
     cfg = load_config(config, run_overrides(locals()))
+    if refit_from is not None:  # the saved model's settings first; --param and --epochs still override
+        from chronorec.workflows.experiment import refit_settings
+
+        kind, chosen = refit_settings(refit_from)
+        param = [f"{k}={json.dumps(v)}" for k, v in chosen.items()] + list(param or [])
+        full = True
     entry = _model_params(cfg, kind, name, param, run)
     set_threads(cfg.threads)
     target = out or Path(cfg.output_dir or "runs") / "models" / entry.label
+    if refit_from is not None and out is None:  # never over the model it refits
+        target = refit_from.with_name(refit_from.name + "-full")
     from chronorec.artifacts import check_target
 
     check_target(target)  # a file or a foreign folder is refused before training, not after it
@@ -183,11 +199,17 @@ def train(
     if info.get("best_epoch") is not None:
         line += f", best epoch {info['best_epoch']}"
     if info.get("best_val_ndcg10") is not None:
-        line += f", validation NDCG@10 {info['best_val_ndcg10']:.4f}"
+        line += f", validation NDCG@10 {info['best_val_ndcg10']:.4f} ({model.history_label})"
     chosen = {k: info[k] for k in ("decay", "weight", "temperature") if info.get(k) is not None}
     if chosen:  # buy-again's decay, a repeat blend's weight and temperature
         line += ", chosen on validation: " + ", ".join(f"{k} {v:g}" for k, v in chosen.items())
     typer.echo(line)
+    if model.history_protocol is not None:
+        p = model.history_protocol
+        typer.echo(
+            f"History protocol: {model.history_label} ({p['mode']}: {p['reason']}); recorded with the model, "
+            "evaluate, calibrate, recommend and serve use it"
+        )
     record = model.training_data
     typer.echo(
         f"Recorded for leak checks: {record['n_events']} training events up to {record['last_event']}, "
@@ -228,8 +250,9 @@ def evaluate(
         str | None,
         typer.Option(
             "--history",
-            help="Items of the input history: exclude, include, or auto (default: exclude when at most 1% of "
-            "validation targets repeat a history item, as on ML-1M and Beauty; include otherwise).",
+            help="Items of the input history: auto (default: the protocol the models recorded when trained, "
+            "the one their validation used: exclude when at most 1% of validation targets repeat a history "
+            "item, as on ML-1M and Beauty; include otherwise), or exclude / include to impose one.",
         ),
     ] = None,
     include_history: Annotated[

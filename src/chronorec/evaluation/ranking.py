@@ -8,6 +8,7 @@ its rank is 1 + the number of other candidates with a score >= its own.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -45,23 +46,47 @@ def ranking_metrics_from_ranks(ranks: np.ndarray, ks: Sequence[int] = DEFAULT_KS
     return out
 
 
+@runtime_checkable
+class ScoringModel(Protocol):
+    """What :func:`evaluate_ranking` reads of a fitted model passed in place of a score function."""
+
+    n_items: int
+    exclude_history: bool  # the history protocol recorded at fit
+
+    def score(self, users: np.ndarray, histories: list[np.ndarray]) -> torch.Tensor: ...
+
+
 def evaluate_ranking(
-    score_fn: ScoreFn,
+    score_fn: ScoreFn | ScoringModel,
     evalset: EvalSet,
     *,
-    n_items: int,
+    n_items: int | None = None,
     ks: Sequence[int] = DEFAULT_KS,
-    exclude_history: bool = True,
+    exclude_history: bool | None = None,
     batch_size: int = SCORE_BATCH,
     return_per_user: bool = False,
 ) -> dict[str, float] | tuple[dict[str, float], dict[str, np.ndarray]]:
     """Evaluate ``score_fn`` over the full catalogue.
+
+    ``score_fn`` is a fitted model or a score function. Given a model, ``n_items`` and
+    ``exclude_history`` default to the model's own: its catalogue and the history protocol it
+    decided at fit, so the figure is the one its training validation monitored and
+    ``chronorec evaluate`` reports. Given a function, ``n_items`` is required and the history is
+    excluded unless ``exclude_history=False`` (the published protocol of ML-1M and Beauty).
 
     With one target per case: HR@K (= Recall@K), NDCG@K, MRR@K from the pessimistic rank.
     With several targets: Recall@K = hits / min(K, n_targets) is reported as well, and
     NDCG uses the ideal DCG of the targets. Coverage@K = share of the catalogue that appears
     in at least one top-K list.
     """
+    if isinstance(score_fn, ScoringModel):
+        model = score_fn
+        score_fn = model.score
+        n_items = model.n_items if n_items is None else n_items
+        exclude_history = model.exclude_history if exclude_history is None else exclude_history
+    if n_items is None:
+        raise TypeError("evaluate_ranking: give n_items with a score function (or pass the fitted model)")
+    exclude_history = True if exclude_history is None else exclude_history
     kmax = max(ks)
     n = len(evalset)
     single = evalset.single_target

@@ -74,10 +74,39 @@ class HistoryDecision:
         return {**asdict(self), "used": self.label}
 
 
-def decide_history(mode: str | bool | None, validation: EvalSet | None = None) -> HistoryDecision:
+def last_event_repeat_share(offsets: np.ndarray, items: np.ndarray) -> tuple[float, int]:
+    """(share, n): of the users with two or more events in a CSR store (``offsets``, ``items``; see
+    :class:`chronorec.data.sequences.SequenceStore`), the share whose last event repeats an earlier
+    item of their own. It stands in for the validation rule when a model is fitted without
+    validation cases: leave-one-out validation is exactly these last events."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    lengths = np.diff(offsets)
+    users = np.flatnonzero(lengths >= 2)
+    if not len(users):
+        return 0.0, 0
+    last = items[offsets[users + 1] - 1]
+    rows = np.repeat(np.arange(len(users)), lengths[users] - 1)
+    starts = offsets[users]
+    pos = np.arange(len(rows)) - np.repeat(np.cumsum(lengths[users] - 1) - (lengths[users] - 1), lengths[users] - 1)
+    earlier = items[starts[rows] + pos]
+    hit = np.zeros(len(users), dtype=bool)
+    hit[rows[earlier == last[rows]]] = True
+    return float(hit.mean()), len(users)
+
+
+def decide_history(
+    mode: str | bool | None,
+    validation: EvalSet | None = None,
+    *,
+    training: tuple[np.ndarray, np.ndarray] | None = None,
+) -> HistoryDecision:
     """The history protocol for ``mode``: ``"exclude"``, ``"include"``, or ``"auto"`` (the default;
     exclude only when at most :data:`AUTO_MAX_REPEAT_SHARE` of ``validation``'s targets repeat a
-    history item). ``True`` / ``False`` are read as exclude / include (the old boolean option)."""
+    history item). ``True`` / ``False`` are read as exclude / include (the old boolean option).
+
+    Without validation cases, ``training`` (a CSR store's ``offsets, items``) is measured instead:
+    the share of users whose last training event repeats one of their earlier items
+    (:func:`last_event_repeat_share`)."""
     if mode is None:
         mode = "auto"
     if isinstance(mode, bool):
@@ -89,6 +118,14 @@ def decide_history(mode: str | bool | None, validation: EvalSet | None = None) -
     if mode == "include":
         return HistoryDecision(mode, False, "asked for: items of the input history may be recommended")
     if validation is None or len(validation) == 0:
+        if training is not None:
+            share, n = last_event_repeat_share(*training)
+            if n:
+                pct = f"{100 * share:.1f}% of the users' last training events repeat an earlier item"
+                cmp = "<=" if share <= AUTO_MAX_REPEAT_SHARE else ">"
+                return HistoryDecision(
+                    mode, share <= AUTO_MAX_REPEAT_SHARE, f"{pct} ({cmp} {100 * AUTO_MAX_REPEAT_SHARE:g}%)", share
+                )
         return HistoryDecision(mode, True, "no validation cases to measure repeats on; the published protocol")
     share = repeat_stats(validation)["repeat_share"]
     pct = f"{100 * share:.1f}% of validation targets repeat a history item"
@@ -102,6 +139,7 @@ __all__ = [
     "HISTORY_MODES",
     "HistoryDecision",
     "decide_history",
+    "last_event_repeat_share",
     "repeat_mask",
     "repeat_stats",
 ]

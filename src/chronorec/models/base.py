@@ -14,11 +14,12 @@ import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import Field
 
 from chronorec.artifacts import atomic_dir, load_tensors, read_manifest, save_tensors, write_manifest
 from chronorec.data import columns as C
@@ -33,6 +34,13 @@ from chronorec.training.tracking import log_model_folder
 
 class ModelConfig(Strict):
     """Base of every model's configuration: unknown keys are rejected."""
+
+    history: Literal["auto", "exclude", "include"] = Field(
+        "auto",
+        description="the history protocol, decided once at fit and recorded with the model: whether the user's "
+        "own items are excluded from (exclude) or kept in (include) validation, evaluation and recommendations; "
+        "auto: exclude when at most 1% of the validation targets repeat a history item, include otherwise",
+    )
 
 
 class Recommender:
@@ -49,6 +57,7 @@ class Recommender:
         self.context_vocab: dict[str, list[str]] = {}  # behaviour names and context-column values (code - 1)
         self.fit_info: dict[str, Any] = {}
         self.training_data: dict[str, Any] = {}  # chronorec.evaluation.leak.training_record (+ "split")
+        self.history_protocol: dict[str, Any] | None = None  # HistoryDecision.to_dict(), decided at fit
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.config.model_dump().items() if k != "kind")
@@ -66,9 +75,35 @@ class Recommender:
         t0 = time.perf_counter()
         self.fit_info = {}
         self._remember(log)
+        self._decide_history(validation)
         self._fit(log, validation)
         self.fit_info.setdefault("train_seconds", time.perf_counter() - t0)
+        self.fit_info["history_protocol"] = self.history_protocol
         return self
+
+    def _decide_history(self, validation: Any) -> None:
+        """Decide the history protocol once, before training, so the validation metric that chooses
+        epochs is the one evaluation and recommendations use (``config.history``; ``auto`` measures
+        the repeat share of the validation targets, or of the last training events without them)."""
+        from chronorec.evaluation.repeat import decide_history
+
+        store = self.store
+        decision = decide_history(self.config.history, validation, training=(store.offsets, store.items))
+        self.history_protocol = decision.to_dict()
+
+    @property
+    def exclude_history(self) -> bool:
+        """Whether this model's protocol drops the user's own items from its rankings: the decision
+        recorded at fit (``history_protocol``); for folders saved before it was recorded, kept for
+        buy-again and repeat blends and dropped otherwise."""
+        if self.history_protocol is not None:
+            return bool(self.history_protocol["exclude"])
+        return self.kind not in ("buyagain", "repeat-blend")
+
+    @property
+    def history_label(self) -> str:
+        """``"history included"`` or ``"history excluded"``: named beside every metric."""
+        return "history excluded" if self.exclude_history else "history included"
 
     def record_split(self, split: Any) -> "Recommender":
         """Record the split whose training part this model was fitted on (``None``: all events), so
@@ -160,13 +195,15 @@ class Recommender:
             df[C.USER] = pd.to_numeric(df[C.USER])
         return df
 
-    def recommend(self, users: Sequence[Any], k: int = 10, *, exclude_seen: bool = True) -> pd.DataFrame:
+    def recommend(self, users: Sequence[Any], k: int = 10, *, exclude_seen: bool | None = None) -> pd.DataFrame:
         """Top-k for known users (external ids), from their training histories.
 
-        Users unknown to the model are answered from an empty history (popularity).
+        Users unknown to the model are answered from an empty history (popularity). ``exclude_seen``
+        None: the model's history protocol (:attr:`exclude_history`).
         """
         internal = self.users.to_internal(np.asarray(list(users)))
         hist = [self.store.user_items(int(u)) if u > 0 else np.zeros(0, np.int64) for u in internal]
+        exclude_seen = self.exclude_history if exclude_seen is None else exclude_seen
         idx, val = self._topk(internal, hist, k, exclude_seen)
         return self._frame(users, idx, val)
 
@@ -175,7 +212,7 @@ class Recommender:
         histories: Sequence[Sequence[Any]],
         k: int = 10,
         *,
-        exclude_seen: bool = True,
+        exclude_seen: bool | None = None,
         user_ids: Sequence[Any] | None = None,
         context: Sequence[dict[str, Any] | None] | None = None,
     ) -> pd.DataFrame:
@@ -184,10 +221,11 @@ class Recommender:
         ``context`` (optional, one dict or None per history) gives the history's context with one
         value per item, e.g. ``{"behavior": ["view", "cart"], "timestamp": [t1, t2], "device": [...]}``,
         and under ``"next"`` the request's own context, e.g. ``{"behavior": "buy", "timestamp": t}``.
-        Models without context ignore it.
+        Models without context ignore it. ``exclude_seen`` None: the model's history protocol.
         """
         from chronorec.models.sequential.context import encode_external
 
+        exclude_seen = self.exclude_history if exclude_seen is None else exclude_seen
         if context is not None and len(context) != len(histories):
             raise ValueError(f"context has {len(context)} entries for {len(histories)} histories")
         internal_hist, encoded = [], []
@@ -275,6 +313,7 @@ class Recommender:
         model = cls(**params)
         model.fit_info = meta.get("fit_info", {})
         model.training_data = meta.get("training_data", {})  # absent in folders saved before it existed
+        model.history_protocol = model.fit_info.get("history_protocol")  # None in folders saved before it
         model.users = IdMap.load(d / "users.parquet")
         model.items = IdMap.load(d / "items.parquet")
         if (d / "item_names.parquet").exists():

@@ -29,6 +29,15 @@ def _fit_info(models: Sequence[Recommender]) -> dict[str, Any]:
     info: dict[str, Any] = {"members": [m.fit_info for m in models]}
     if all(s is not None for s in secs):
         info["train_seconds"] = float(sum(secs))
+    protocols = [m.history_protocol for m in models if m.history_protocol is not None]
+    if protocols:
+        if len({p["exclude"] for p in protocols}) > 1:
+            labels = ", ".join(f"{m.kind}: {m.history_label}" for m in models)
+            raise ValueError(
+                f"the members were trained with different history protocols ({labels}); retrain them with "
+                "the same history setting (-p history=include or exclude)"
+            )
+        info["history_protocol"] = protocols[0]
     return info
 
 
@@ -79,6 +88,7 @@ class Ensemble(Recommender):
         ens.users, ens.items, ens.store = first.users, first.items, first.store
         ens.popularity, ens.item_names, ens.context_vocab = first.popularity, first.item_names, first.context_vocab
         ens.fit_info = _fit_info(models)
+        ens.history_protocol = ens.fit_info.get("history_protocol")
         return ens
 
     def _fit(self, log: EventLog, validation: Any) -> None:
@@ -91,6 +101,7 @@ class Ensemble(Recommender):
             params = {k: v for k, v in spec.items() if k != "kind"}
             self.models.append(registry.get(spec["kind"])(**params).fit(log, validation=validation))
         self.fit_info = _fit_info(self.models)
+        self.history_protocol = self.fit_info.get("history_protocol", self.history_protocol)
 
     def _score(
         self, users: np.ndarray, histories: list[np.ndarray], context: list[dict[str, Any] | None] | None = None
@@ -131,4 +142,5 @@ class Ensemble(Recommender):
         cfg = meta["config"]
         ens = cls.from_models(models, weights=cfg.get("weights"), combine=cfg.get("combine", "log_softmax"))
         ens.fit_info = meta.get("fit_info", ens.fit_info)
+        ens.history_protocol = ens.fit_info.get("history_protocol", ens.history_protocol)
         return ens

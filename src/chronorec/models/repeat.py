@@ -51,6 +51,7 @@ def _share_fitted(src: Recommender, dst: Recommender) -> None:
     dst.popularity, dst.item_names = src.popularity, src.item_names
     dst.context_vocab = dict(src.context_vocab)
     dst.training_data = copy.deepcopy(src.training_data)
+    dst.history_protocol = copy.deepcopy(src.history_protocol)
 
 
 def _standardise(model_scores: torch.Tensor) -> torch.Tensor:
@@ -123,6 +124,7 @@ class RepeatBlend(Recommender):
         buy._fit(None, validation)
         self.decay = buy.decay
         self.fit_info.update({"decay": self.decay, "base": dict(self.base.fit_info)})
+        self.fit_info["history_protocol"] = self.history_protocol
         if self.weight is None or self.temperature is None:
             if validation is not None and len(validation):
                 self.weight, self.temperature, table = self._choose(validation)
@@ -132,7 +134,7 @@ class RepeatBlend(Recommender):
         self.fit_info.update({"weight": self.weight, "temperature": self.temperature})
 
     def _choose(self, validation: Any) -> tuple[float, float, list[dict[str, float]]]:
-        """(w, T) maximising validation NDCG@10 (history included) over the grids."""
+        """(w, T) maximising validation NDCG@10 (under the model's history protocol) over the grids."""
         from chronorec.evaluation.ranking import evaluate_ranking
         from chronorec.evaluation.split import EvalSet
 
@@ -160,7 +162,9 @@ class RepeatBlend(Recommender):
                     idx = torch.from_numpy(np.asarray(idx, dtype=np.int64))
                     return _mix(log_model[idx], log_rep[idx], has[idx], w)
 
-                m = evaluate_ranking(score_fn, cases, n_items=self.n_items, ks=(10,), exclude_history=False)
+                m = evaluate_ranking(
+                    score_fn, cases, n_items=self.n_items, ks=(10,), exclude_history=self.exclude_history
+                )
                 table.append({"weight": w, "temperature": T, "NDCG@10": m["NDCG@10"], "HR@10": m["HR@10"]})
         best = max(table, key=lambda r: r["NDCG@10"])
         return float(best["weight"]), float(best["temperature"]), table

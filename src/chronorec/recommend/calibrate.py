@@ -78,11 +78,12 @@ def calibrate_temperature(
     *,
     bounds: tuple[float, float] = (1e-2, 1e3),
     n_bins: int = 10,
-    exclude_history: bool = True,
+    exclude_history: bool | None = None,
 ) -> dict[str, Any]:
     """Fit ``T`` minimising the NLL of the true next item under ``softmax(score / T)``.
 
-    With ``exclude_history`` (the serving default) the history items get no probability, so a target
+    ``exclude_history`` None: the model's history protocol (the one its recommendations use).
+    With the history excluded the history items get no probability, so a target
     that repeats a history item cannot be ranked: it is left out of the NLL (``n_skipped`` counts
     them) rather than given an arbitrary loss; with ``exclude_history=False`` every target counts.
     Returns ``temperature``, ``nll_before`` (T = 1), ``nll_after``, ``ece_before``, ``ece_after``,
@@ -94,6 +95,8 @@ def calibrate_temperature(
 
     if not evalset.single_target:
         raise DataError("calibrate_temperature needs single-target cases (e.g. leave-one-out validation)")
+    if exclude_history is None:  # the model's history protocol, recorded at fit
+        exclude_history = model.exclude_history
     logits, targets = _collect_logits(model, evalset, exclude_history=exclude_history)
     if not len(targets):
         raise DataError("no validation case with a non-empty history to calibrate on")

@@ -90,17 +90,17 @@ REPEAT_KINDS = ("buyagain", "repeat-blend")
 def default_exclude_seen(model: Any) -> tuple[bool, str]:
     """Whether a request that does not say drops seen items for ``model``, and why (one phrase).
 
-    Kept for :data:`REPEAT_KINDS`, and for a model whose saved training records that its
-    validation targets repeat history items (a ``history`` decision with ``exclude: false``, as
-    ``history="auto"`` makes it); dropped otherwise, the published protocol of most datasets.
+    The model's history protocol, decided once when it was fitted and recorded with it
+    (:attr:`chronorec.models.base.Recommender.exclude_history`): the same rule chose its epochs and
+    scores it in ``chronorec evaluate``. Folders saved before the protocol was recorded keep seen
+    items for :data:`REPEAT_KINDS` and drop them otherwise.
     """
-    kind = str(getattr(model, "kind", ""))
-    if kind in REPEAT_KINDS:
-        return False, f"{kind} models rank the user's own items"
-    for record in (getattr(model, "training_data", None) or {}, getattr(model, "fit_info", None) or {}):
-        decision = record.get("history") if isinstance(record, dict) else None
-        if isinstance(decision, dict) and decision.get("exclude") is False:
-            return False, "the model's validation targets repeat history items"
+    protocol = model.history_protocol
+    if protocol is not None:
+        why = f"the model's history protocol ({protocol.get('mode', 'auto')}): {protocol.get('reason', '')}"
+        return bool(protocol["exclude"]), why
+    if model.kind in REPEAT_KINDS:
+        return False, f"{model.kind} models rank the user's own items"
     return True, "the model ranks items new to the user"
 
 

@@ -244,6 +244,7 @@ class Trainer:
         r = self.result
         val = (
             f", val {self.monitor} {metric:.4f} (best {r.best_metric:.4f} @ {r.best_epoch})"
+            + (f", {self.params['history_protocol']}" if self.params.get("history_protocol") else "")
             if metric is not None
             else ""
         )

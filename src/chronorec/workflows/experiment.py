@@ -102,22 +102,24 @@ def run_models(
     split: Split,
     *,
     ks: Sequence[int] = DEFAULT_KS,
-    exclude_history: bool | str = True,
+    exclude_history: bool | str | None = None,
     out_dir: str | Path | None = None,
     save_models: bool = False,
     progress: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """Fit each model on ``split.train`` (validation for early stopping) and evaluate on test.
 
-    ``exclude_history``: True / False, or ``"exclude"``, ``"include"``, ``"auto"`` (see
-    :func:`chronorec.evaluation.repeat.decide_history`); each record says which was used
-    (``history``) and the share of test targets already in the history (``repeat``)."""
+    ``exclude_history``: None (the default) scores each model under the history protocol it
+    decided at fit (the one its validation metric used); True / False, or ``"exclude"``,
+    ``"include"``, ``"auto"`` (see :func:`chronorec.evaluation.repeat.decide_history`) impose one.
+    Each record says which was used (``history_protocol``) and the share of test targets already in
+    the history (``repeat``)."""
     from chronorec.evaluation.repeat import decide_history, repeat_stats
 
     results: dict[str, dict[str, Any]] = {}
     n_items = split.train.n_items
-    decision = decide_history(exclude_history, split.validation)
-    exclude = decision.exclude
+    imposed = None if exclude_history is None else decide_history(exclude_history, split.validation)
+    decision = imposed
     repeat = {"test": repeat_stats(split.test), "validation": repeat_stats(split.validation)}
     for name, model in models.items():
         logger.info("-- %s: fitting %r", name, model)
@@ -125,6 +127,8 @@ def run_models(
         model.fit(split.train, validation=split.validation)
         model.record_split(split)
         fit_seconds = time.perf_counter() - t0
+        decision = imposed or model_history(model)
+        exclude = decision.exclude
         t1 = time.perf_counter()
         test = evaluate_ranking(model.score, split.test, n_items=n_items, ks=ks, exclude_history=exclude)
         eval_seconds = time.perf_counter() - t1
@@ -150,8 +154,8 @@ def run_models(
         out.mkdir(parents=True, exist_ok=True)
         payload = {
             "protocol": split.protocol,
-            "exclude_history": exclude,
-            "history_protocol": decision.to_dict(),
+            "exclude_history": decision.exclude if decision else None,
+            "history_protocol": decision.to_dict() if decision else None,
             "repeat": repeat,
             "ks": list(ks),
             "results": results,
@@ -210,6 +214,73 @@ def paired_tests(names: list[str], per_case: dict[str, dict[str, Any]], k: int) 
     return out
 
 
+def refit_settings(model_dir: str | Path) -> tuple[str, dict[str, Any]]:
+    """(kind, parameters) that refit the model saved in ``model_dir`` on every event, as serving
+    needs it: its configuration, the epochs its validation chose (``best_epoch``), the weights a
+    blend chose, and its recorded history protocol, so nothing is chosen again without validation."""
+    from chronorec.models.registry import load
+
+    model = load(model_dir, device="cpu")
+    if model.kind == "ensemble":
+        raise ConfigError(f"{model_dir}: refit each member of an ensemble, then combine them with chronorec ensemble")
+    params = model.config.model_dump(exclude={"kind", "checkpoint_dir", "resume"})
+    info = model.fit_info or {}
+    if "epochs" in params and info.get("best_epoch"):
+        params["epochs"] = int(info["best_epoch"])
+    if isinstance(params.get("base"), dict) and (info.get("base") or {}).get("best_epoch"):
+        params["base"] = {**params["base"], "epochs": int(info["base"]["best_epoch"])}
+    for key in ("decay", "weight", "temperature"):  # chosen on validation: kept, not chosen again
+        if key in params and params[key] is None and info.get(key) is not None:
+            params[key] = info[key]
+    if model.history_protocol is not None:
+        params["history"] = "exclude" if model.exclude_history else "include"
+    return model.kind, params
+
+
+def model_history(model: Recommender) -> Any:
+    """The :class:`~chronorec.evaluation.repeat.HistoryDecision` a fitted model recorded."""
+    from chronorec.evaluation.repeat import HistoryDecision
+
+    p = model.history_protocol
+    if p is None:
+        return HistoryDecision(
+            "model", model.exclude_history, "saved before the protocol was recorded: its kind's default"
+        )
+    reason = f"{p.get('reason')}; recorded with the model at fit"
+    return HistoryDecision(str(p.get("mode", "auto")), bool(p["exclude"]), reason, p.get("validation_repeat_share"))
+
+
+def evaluation_history(
+    mode: bool | str | None, models: dict[str, Recommender], validation: EvalSet | None
+) -> tuple[Any, list[str]]:
+    """(decision, warnings): the one history protocol under which ``models`` are compared.
+
+    ``None`` / ``"auto"``: the protocol the models recorded at fit (refused when they differ: the
+    comparison would mix protocols); models saved before it was recorded fall back to the ``auto``
+    rule on ``validation``. ``"exclude"`` / ``"include"`` / a bool: imposed, with a warning for every
+    model whose epochs were chosen under the other protocol."""
+    from chronorec.evaluation.repeat import decide_history
+
+    recorded = {label: m.history_protocol for label, m in models.items()}
+    if mode is None or mode == "auto":
+        if not all(p is not None for p in recorded.values()):
+            return decide_history("auto", validation), []
+        if len({bool(p["exclude"]) for p in recorded.values()}) > 1:
+            listed = ", ".join(f"{label}: {m.history_label}" for label, m in models.items())
+            raise ConfigError(
+                f"the models were trained under different history protocols ({listed}); compare them under one "
+                "with --history include or --history exclude, or retrain them with the same -p history=..."
+            )
+        return model_history(next(iter(models.values()))), []
+    decision = decide_history(mode, validation)
+    warnings = [
+        f"{label} chose its epochs with {m.history_label}, but is evaluated with history {decision.label}"
+        for label, m in models.items()
+        if recorded[label] is not None and bool(recorded[label]["exclude"]) != decision.exclude
+    ]
+    return decision, warnings
+
+
 def compare_models(  # noqa: PLR0913 - the evaluation's options, one keyword each
     model_dirs: Sequence[str | Path],
     log: Any,
@@ -226,8 +297,9 @@ def compare_models(  # noqa: PLR0913 - the evaluation's options, one keyword eac
     """Evaluate saved models on the same cases of ``log`` (full-catalogue ranking, ids matched by
     name) and test every model against the first one, paired over the same users.
 
-    ``exclude_history``: ``"exclude"``, ``"include"`` or ``"auto"`` (the default, decided on
-    ``validation``; see :func:`chronorec.evaluation.repeat.decide_history`), or a bool. With
+    ``exclude_history``: None or ``"auto"`` (the default): the history protocol the models recorded
+    when they were fitted (:func:`evaluation_history`); ``"exclude"``, ``"include"`` or a bool
+    impose one (with a warning for each model whose epochs were chosen under the other). With
     ``checked_split`` (the split ``cases`` come from) every model is first checked by
     :func:`chronorec.evaluation.leak.check_evaluation`: a leaked evaluation raises
     :class:`~chronorec.evaluation.leak.EvaluationRefused` unless ``allow_leak``.
@@ -240,7 +312,7 @@ def compare_models(  # noqa: PLR0913 - the evaluation's options, one keyword eac
     of NDCG@K and HR@K at :func:`headline_k`).
     """
     from chronorec.evaluation.leak import check_evaluation
-    from chronorec.evaluation.repeat import decide_history, repeat_stats
+    from chronorec.evaluation.repeat import repeat_stats
     from chronorec.models.registry import load
 
     if part not in ("test", "validation"):
@@ -251,8 +323,8 @@ def compare_models(  # noqa: PLR0913 - the evaluation's options, one keyword eac
     names = [d.name for d in dirs]
     if len(set(names)) < len(names):
         names = [str(d) for d in dirs]
-    decision = decide_history(exclude_history, validation)
     models = {label: load(d) for label, d in zip(names, dirs, strict=True)}
+    decision, history_warnings = evaluation_history(exclude_history, models, validation)
     checks = {}
     if checked_split is not None:  # every model checked before any is scored: a refusal costs nothing
         checks = {
@@ -281,6 +353,6 @@ def compare_models(  # noqa: PLR0913 - the evaluation's options, one keyword eac
         repeat=repeat_stats(cases),
         n_cases=len(cases),
         results=results,
-        warnings=[w for c in checks.values() for w in c["warnings"]],
+        warnings=history_warnings + [w for c in checks.values() for w in c["warnings"]],
         significance=paired_tests(names, per_case, headline_k(ks)),
     )

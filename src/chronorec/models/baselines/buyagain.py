@@ -28,7 +28,7 @@ class BuyAgainConfig(ModelConfig):
         None,
         ge=0,
         description="weight of an occurrence k events ago = exp(-decay * k); None: chosen on validation "
-        f"among {list(DECAY_GRID)} (NDCG@10, history included), {DEFAULT_DECAY} without validation",
+        f"among {list(DECAY_GRID)} (NDCG@10 under the history protocol), {DEFAULT_DECAY} without validation",
     )
     max_history: int = Field(500, ge=1, description="the most recent history items counted")
 
@@ -70,7 +70,9 @@ class BuyAgain(Recommender):
         table = []
         for decay in DECAY_GRID:
             self.decay = decay
-            m = evaluate_ranking(self.score, validation, n_items=self.n_items, ks=(10,), exclude_history=False)
+            m = evaluate_ranking(
+                self.score, validation, n_items=self.n_items, ks=(10,), exclude_history=self.exclude_history
+            )
             table.append({"decay": decay, "NDCG@10": m["NDCG@10"], "HR@10": m["HR@10"]})
         best = max(table, key=lambda row: row["NDCG@10"])  # first of equals: the smaller decay
         return float(best["decay"]), table

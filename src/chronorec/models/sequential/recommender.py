@@ -212,7 +212,8 @@ class SequentialRecommender(Recommender):
         return loss_fn
 
     def _validator(self, validation):
-        """The trainer's ``validate``: NDCG@10 on ``validation`` (or a fixed subset of its users)."""
+        """The trainer's ``validate``: NDCG@10 on ``validation`` (or a fixed subset of its users), under
+        the history protocol decided at fit (:attr:`exclude_history`), the one evaluation uses."""
         cfg = self.config
         if validation is None or not len(validation):
             return None
@@ -226,7 +227,9 @@ class SequentialRecommender(Recommender):
             )
 
         def validate() -> float:
-            return evaluate_ranking(self.score, evalset, n_items=self.n_items, ks=(10,))["NDCG@10"]
+            return evaluate_ranking(
+                self.score, evalset, n_items=self.n_items, ks=(10,), exclude_history=self.exclude_history
+            )["NDCG@10"]
 
         return validate
 
@@ -265,6 +268,7 @@ class SequentialRecommender(Recommender):
             params={
                 "kind": self.kind,
                 **cfg.model_dump(exclude={"progress"}),
+                "history_protocol": self.history_label,  # named on every epoch line
                 "data": data_fingerprint(self.store.offsets, self.store.items, self.items.external_ids),
             },
         )
