@@ -142,6 +142,13 @@ def test_the_tutorial_script_runs_end_to_end(tmp_path: Path):
     assert json.loads((work / "results/health.json").read_text())["status"] == "ok"
     served = json.loads((work / "results/serve-recommend.json").read_text())
     assert len(served["items"]) == 3
+    # served from the refit on every event: the customer's whole history, not the split's
+    from chronorec import load
+
+    split_model, full = load(work / "models/sasrec"), load(work / "models/sasrec-full")
+    length = {m: len(m.store.user_items(int(m.users.to_internal([int(CUSTOMER)])[0]))) for m in (split_model, full)}
+    assert served["history_length"] == length[full] > length[split_model]
+    assert full.config.epochs == split_model.fit_info["best_epoch"]
     behaviour = json.loads((work / "results/serve-behavior.json").read_text())
     assert "99999" in [str(u) for u in behaviour["unknown_users"]]
     assert [p["user_id"] for p in behaviour["predictions"]] == [CUSTOMER]

@@ -104,10 +104,13 @@ run predict-behavior --data data/retail --tasks target --models "$BEHAVIOR_MODEL
 head -n 4 runs/behavior/predictions.csv
 
 if [[ "$SERVE" != 0 ]]; then
-  step "7. serve, and ask it with curl"
+  step "7. refit on every event, serve, and ask it with curl"
+  # the split model's histories stop at the validation cut-off: serve a refit on the whole log,
+  # with the epochs and history protocol its validation chose
+  run train --refit-from models/sasrec --data data/retail --threads "$THREADS" --no-progress --out models/sasrec-full
   PORT="${PORT:-$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
-  printf '$ chronorec serve --model models/sasrec --behavior-model models/buy7d --state-dir serve-state --port %s &\n' "$PORT"
-  "${CHRONOREC[@]}" serve --model models/sasrec --behavior-model models/buy7d --state-dir serve-state \
+  printf '$ chronorec serve --model models/sasrec-full --behavior-model models/buy7d --state-dir serve-state --port %s &\n' "$PORT"
+  "${CHRONOREC[@]}" serve --model models/sasrec-full --behavior-model models/buy7d --state-dir serve-state \
     --port "$PORT" >serve.log 2>&1 &
   SERVER=$!
   trap 'kill "$SERVER" 2>/dev/null || true' EXIT
