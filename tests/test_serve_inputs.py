@@ -18,7 +18,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
-from chronorec.data.timestamps import parse_time_column
+from chronorec.data.timestamps import parse_time_column, parse_time_values
 from chronorec.datasets.synthetic import make_ecommerce_log
 from chronorec.models.baselines.itemknn import ItemKNN
 from chronorec.serving.app import create_app
@@ -180,6 +180,30 @@ def test_a_bad_timestamp_is_a_422_with_one_clear_message_on_every_path(client, t
     assert via_fast.status_code == via_route.status_code == 422
     assert via_fast.json() == via_route.json()
     assert via_route.json()["error"].startswith("history.0.timestamp: ") and why in via_route.json()["error"]
+
+
+def test_plain_seconds_skip_the_parser_and_other_forms_are_parsed_once_per_request(monkeypatch):
+    """The usual request (epoch seconds) never reaches the text parser; a request with other forms
+    parses them all in one call, whatever their number."""
+    from chronorec.serving import schemas
+
+    calls = []
+
+    def spy(values, **kw):
+        calls.append(list(values))
+        return parse_time_values(values, **kw)
+
+    monkeypatch.setattr(schemas, "parse_time_values", spy)
+    seconds = [{"user_id": "u", "item_id": "i", "timestamp": T0 + i} for i in range(200)]
+    assert [e.timestamp for e in schemas.EventsRequest.model_validate({"events": seconds}).events] == [
+        T0 + i for i in range(200)
+    ]
+    history = schemas.RecommendRequest.model_validate({"history": [{"item_id": "i", "timestamp": T0}, "j"]})
+    assert history.history[0].timestamp == T0 and calls == []
+    mixed = seconds + [{"user_id": "u", "item_id": "i", "timestamp": t} for t in SAME_TIME[1:] * 20]
+    parsed = schemas.EventsRequest.model_validate({"events": mixed}).events
+    assert [e.timestamp for e in parsed[200:]] == [T0] * (len(SAME_TIME) - 1) * 20
+    assert len(calls) == 1 and len(calls[0]) == (len(SAME_TIME) - 1) * 20
 
 
 def test_the_openapi_schema_describes_the_timestamp_forms(client):

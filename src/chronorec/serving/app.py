@@ -42,6 +42,7 @@ from chronorec.serving.middleware import ROUTES, FastHandler, Guard
 from chronorec.serving.schemas import (
     ERROR_RESPONSES,
     MAX_EVENTS_PER_REQUEST,
+    TIMESTAMP_ERRORS,
     EventsRequest,
     EventsResponse,
     RecommendRequest,
@@ -235,14 +236,17 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
             status_code=400,
             content={"error": f"body: malformed JSON ({ctx.get('error', 'invalid')})", "field": "body"},
         )
-    detail, fields = [], set()
+    detail, fields = [], {}
     for e in errors:
         loc = [str(x) for x in e.get("loc", ()) if x != "body" and not _is_union_tag(x)]
         name = ".".join(loc) or "body"
-        if name in fields:
-            continue  # one message per field (a union reports each of its members)
-        fields.add(name)
-        detail.append({"field": name, "message": e.get("msg", ""), "type": e.get("type", "")})
+        entry = {"field": name, "message": e.get("msg", ""), "type": e.get("type", "")}
+        if name in fields:  # one message per field (a union reports each of its members) ...
+            if entry["type"] in TIMESTAMP_ERRORS:  # ... a timestamp's own reason over its integer member's
+                detail[fields[name]] = entry
+            continue
+        fields[name] = len(detail)
+        detail.append(entry)
     first = detail[0] if detail else {"field": "body", "message": "invalid request"}
     kind = request.headers.get("content-type", "application/json").split(";")[0].strip()
     if first["field"] == "body" and kind != "application/json":  # e.g. curl -d without -H: a form, not JSON

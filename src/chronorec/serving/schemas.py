@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     StrictFloat,
     StrictInt,
     StringConstraints,
+    ValidationError,
     WithJsonSchema,
     model_validator,
 )
@@ -47,6 +49,13 @@ TIMESTAMP_HELP = (
 )
 
 
+TIMESTAMP_ERRORS = frozenset({"timestamp_parsing", "timestamp_out_of_range", "timestamp_too_long"})
+"""The error types of a bad timestamp: the 422 names one of these rather than the plain-integer
+member's ``int_type`` that the same field reports beside it."""
+
+_PARSE_LATER: ContextVar[bool] = ContextVar("chronorec_parse_later", default=False)
+
+
 class _Read:
     """A request's timestamp already parsed together with the request's others (:func:`_read_timestamps`)."""
 
@@ -56,17 +65,23 @@ class _Read:
         self.value, self.seconds, self.reason = value, seconds, reason
 
 
-def _timestamp(value: Any) -> Any:
-    """A timestamp field's value as epoch seconds, or the 422 that says why it is none."""
-    if type(value) is int and 0 <= value < SECONDS_BELOW:  # plain epoch seconds, the usual case: nothing to parse
-        return value
-    read = value if type(value) is _Read else _Read(value, *parse_time_values([value])[0])
-    if read.seconds is not None and 0 <= read.seconds <= MAX_EPOCH_SECONDS:
-        return read.seconds
-    shown = repr(read.value) if len(repr(read.value)) <= 40 else repr(read.value)[:37] + "..."
-    if read.reason == "timestamp too long":
+class _Later(Exception):
+    """A timestamp left for the request's one parse of them all (:func:`_with_times`)."""
+
+
+def _timestamp(value: Any) -> int:
+    """Any timestamp but plain epoch seconds (which the field's first, compiled member takes) as epoch
+    seconds, or the 422 that says why it is none."""
+    if type(value) is not _Read:
+        if _PARSE_LATER.get():
+            raise PydanticCustomError("timestamp_later", "parsed with the request's others")
+        value = _Read(value, *parse_time_values([value])[0])  # a model built in Python: one value alone
+    if value.seconds is not None and 0 <= value.seconds <= MAX_EPOCH_SECONDS:
+        return value.seconds
+    shown = repr(value.value) if len(repr(value.value)) <= 40 else repr(value.value)[:37] + "..."
+    if value.reason == "timestamp too long":
         raise PydanticCustomError("timestamp_too_long", f"timestamp text over {MAX_TIME_TEXT} characters")
-    if read.seconds is not None or read.reason == "timestamp out of range":
+    if value.seconds is not None or value.reason == "timestamp out of range":
         raise PydanticCustomError(
             "timestamp_out_of_range",
             f"{shown} is out of range: times lie between 1970-01-01 and 2262-04-11 UTC (a number is seconds "
@@ -100,9 +115,26 @@ def _read_timestamps(rows: Any) -> Any:
     return out
 
 
+def _with_times(data: Any, handler: Any, key: str) -> Any:
+    """Validate a request whose ``key`` list holds timestamps: first as it is, where plain epoch
+    seconds cost only the compiled check (the usual request: no Python per event); if that fails,
+    every other timestamp of the list is parsed in one call and the request validated again, so a
+    bad value is reported with its reason and a thousand ISO times cost one parse, not a thousand."""
+    token = _PARSE_LATER.set(True)
+    try:
+        return handler(data)
+    except ValidationError:
+        pass
+    finally:
+        _PARSE_LATER.reset(token)
+    rows = data.get(key) if type(data) is dict else None
+    read = _read_timestamps(rows)
+    return handler(data if read is rows else {**data, key: read})
+
+
 Timestamp = Annotated[
-    int,
-    BeforeValidator(_timestamp),
+    Annotated[StrictInt, Field(ge=0, lt=SECONDS_BELOW)] | Annotated[int, PlainValidator(_timestamp)],
+    Field(union_mode="left_to_right"),
     WithJsonSchema(
         {
             "anyOf": [
@@ -116,7 +148,8 @@ Timestamp = Annotated[
     ),
 ]
 """Epoch seconds after validation; epochs in s / ms / us / ns or date-time text in a request
-(:data:`TIMESTAMP_HELP`, the rules of :mod:`chronorec.data.timestamps`)."""
+(:data:`TIMESTAMP_HELP`, the rules of :mod:`chronorec.data.timestamps`). Plain epoch seconds are
+taken by the first, compiled member; anything else by :func:`_timestamp`."""
 
 BEHAVIOR_HELP = (
     "Behaviour type (e.g. view, cart, buy). A name the model was not trained on is kept as given "
@@ -167,14 +200,10 @@ class RecommendRequest(RecommendOptions):
     blend: StrictBlend | None = Field(None, description="Sparse-history blending (null = the deployment's).")
     explain: bool = Field(True, description="Name the history items behind each recommendation.")
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _history_times(cls, data: Any) -> Any:
-        if type(data) is dict and type(data.get("history")) is list:
-            history = _read_timestamps(data["history"])
-            if history is not data["history"]:
-                data = {**data, "history": history}
-        return data
+    def _history_times(cls, data: Any, handler: Any) -> Any:
+        return _with_times(data, handler, "history")
 
 
 class Reason(BaseModel):
@@ -236,14 +265,10 @@ class EventsRequest(Strict):
 
     events: list[Event] = Field(..., min_length=1, max_length=MAX_EVENTS_PER_REQUEST, description="The events.")
 
-    @model_validator(mode="before")
+    @model_validator(mode="wrap")
     @classmethod
-    def _event_times(cls, data: Any) -> Any:
-        if type(data) is dict and type(data.get("events")) is list:
-            events = _read_timestamps(data["events"])
-            if events is not data["events"]:
-                data = {**data, "events": events}
-        return data
+    def _event_times(cls, data: Any, handler: Any) -> Any:
+        return _with_times(data, handler, "events")
 
 
 class EventsResponse(BaseModel):
@@ -298,6 +323,7 @@ __all__ = [
     "RecItem",
     "RecommendRequest",
     "RecommendResponse",
+    "TIMESTAMP_ERRORS",
     "TIMESTAMP_HELP",
     "Timestamp",
 ]
