@@ -11,8 +11,13 @@ Endpoints (OpenAPI at ``/docs``):
 * ``GET /events/export?format=parquet|csv|jsonl`` -- the live events as a file (key as above).
 * ``GET /health``, ``GET /metrics`` (Prometheus text format, :mod:`chronorec.serving.metrics`).
 
+Timestamps (events, history items) are read as ``chronorec ingest`` reads them (ISO 8601 text, naive
+= UTC; epochs in s / ms / us / ns by magnitude; :data:`~chronorec.serving.schemas.TIMESTAMP_HELP`);
+a behaviour type the model was not trained on is kept and named in ``warnings``.
+
 Documented answers: a body that is not JSON -> 400; a field of the wrong type or out of range
-(``k <= 0``, unknown option, too long a list) -> 422 whose ``error`` names the field; a body over
+(``k <= 0``, unknown option, too long a list, a timestamp that is none) -> 422 whose ``error``
+names the field; a body over
 ``max_body_bytes`` -> 413; a history over ``MAX_HISTORY`` (10,000) items -> 422; ``k`` above the
 catalogue size -> clamped to it, with a warning; a missing or wrong key -> 401; more than
 ``max_queue`` recommendations in flight -> 503 with ``Retry-After``; any unexpected
