@@ -17,12 +17,11 @@ a behaviour type the model was not trained on is kept and named in ``warnings``.
 
 Documented answers: a body that is not JSON -> 400; a field of the wrong type or out of range
 (``k <= 0``, unknown option, too long a list, a timestamp that is none) -> 422 whose ``error``
-names the field; a body over
-``max_body_bytes`` -> 413; a history over ``MAX_HISTORY`` (10,000) items -> 422; ``k`` above the
-catalogue size -> clamped to it, with a warning; a missing or wrong key -> 401; more than
-``max_queue`` recommendations in flight -> 503 with ``Retry-After``; any unexpected
-failure -> 500 with a generic message and a ``request_id`` (the traceback goes to the log under
-that id; the process keeps serving).
+names the field; a body over ``max_body_bytes`` -> 413; a history over ``MAX_HISTORY`` (10,000)
+items -> 422; ``k`` above the catalogue size -> clamped to it, with a warning; a missing or wrong
+key -> 401; more than ``max_queue`` recommendations in flight -> 503 with ``Retry-After``; any
+unexpected failure -> 500 with a generic message and a ``request_id`` (the traceback goes to the
+log under that id; the process keeps serving).
 """
 
 import hashlib

@@ -48,7 +48,6 @@ TIMESTAMP_HELP = (
     "another common date form. Between 1970-01-01 and 2262-04-11 UTC; anything else is a 422."
 )
 
-
 TIMESTAMP_ERRORS = frozenset({"timestamp_parsing", "timestamp_out_of_range", "timestamp_too_long"})
 """The error types of a bad timestamp: the 422 names one of these rather than the plain-integer
 member's ``int_type`` that the same field reports beside it."""
@@ -63,10 +62,6 @@ class _Read:
 
     def __init__(self, value: Any, seconds: int | None, reason: str):
         self.value, self.seconds, self.reason = value, seconds, reason
-
-
-class _Later(Exception):
-    """A timestamp left for the request's one parse of them all (:func:`_with_times`)."""
 
 
 def _timestamp(value: Any) -> int:
@@ -278,7 +273,7 @@ class EventsResponse(BaseModel):
     warnings: list[str] = Field(
         [],
         description="Events naming items unknown to the model (stored for retraining only) or behaviour "
-        "types it was not trained on (stored as given, their items used).",
+        "types it was not trained on (stored as given and used like any event).",
     )
 
 
