@@ -12,7 +12,7 @@ import difflib
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -150,15 +150,12 @@ class Service:
             )
         self.metrics.set_quarantined(self.store.n_quarantined())
 
-    def unknown_behaviors(self, names: Iterable[str | None]) -> str:
+    def unknown_behaviors(self, names: Sequence[str | None]) -> str:
         """A warning naming the behaviour types among ``names`` that the model was not trained on, with
         the nearest known name where one is close ("" when all are known, or when the model was trained
         without behaviour types: it has no names to check against)."""
         known = self._known_behaviors
-        if not known:
-            return ""
-        names = list(names)
-        if known.issuperset(set(names) - {None}):  # the usual case: one set operation
+        if not known or known.issuperset(set(names) - {None}):  # the usual case: one set operation
             return ""
         unknown = list(dict.fromkeys(b for b in names if b is not None and b not in known))
         hints = []
@@ -207,7 +204,7 @@ class Service:
                 f"{len(unknown)} events name items unknown to the model: stored for retraining, "
                 f"not used for recommendations: {unknown[:10]}"
             )
-        odd = self.unknown_behaviors(row["behavior"] for row in rows)
+        odd = self.unknown_behaviors([row["behavior"] for row in rows])
         if odd:
             n = sum(row["behavior"] is not None and row["behavior"] not in self._known_behaviors for row in rows)
             warnings.append(
@@ -238,7 +235,7 @@ class Service:
         idx = to_internal(self.model.items, [h.item_id for h in hist])
         self.pipeline.known_items([h.item_id for h in hist], warnings)
         if self._known_behaviors:
-            odd = self.unknown_behaviors(h.behavior for h in hist)
+            odd = self.unknown_behaviors([h.behavior for h in hist])
             if odd:
                 warnings.append(
                     f"history: {odd}: the events count as history as usual; only exclude_behaviors "
