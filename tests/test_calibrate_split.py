@@ -85,7 +85,7 @@ def test_multi_target_cases_calibrate_the_next_item_not_the_later_ones():
     assert not es.single_target
     firsts = next_item_cases(es)
     assert firsts.single_target and [t[0] for t in firsts.targets(slice(None))] == [t[0] for t in targets]
-    res = calibrate_temperature(Fake(), es)
+    res = calibrate_temperature(Fake(), es, exclude_history=True)
     assert res["temperature"] == pytest.approx(2.5, rel=0.1)
     assert res["n_cases"] == n_cases and res["targets"] == "first"
     assert res["n_targets"] == sum(len(t) for t in targets)
@@ -95,7 +95,9 @@ def test_multi_target_cases_calibrate_the_next_item_not_the_later_ones():
         [np.array([x]) for t in targets for x in t],
         "pairs",
     )
-    assert calibrate_temperature(Fake(), pairs)["temperature"] > 4.0  # every pair a case: far too flat
+    assert (
+        calibrate_temperature(Fake(), pairs, exclude_history=True)["temperature"] > 4.0
+    )  # every pair a case: far too flat
 
 
 def test_calibrate_fits_the_temperature_on_each_users_next_item_of_a_time_split(trained, tmp_path):
@@ -129,8 +131,9 @@ def test_calibrate_fits_the_temperature_on_each_users_next_item_of_a_time_split(
         scores = model.score(model.users.to_internal(np.array(users)), hist).double().numpy()
     target = model.items.to_internal(np.array(firsts))
     scores[:, 0] = -np.inf
-    for r, h in enumerate(hist):
-        scores[r, h] = -np.inf  # the served default: history items get no probability
+    if model.exclude_history:  # the model's history protocol, as served: history items get no probability
+        for r, h in enumerate(hist):
+            scores[r, h] = -np.inf
     rankable = (target > 0) & np.isfinite(scores[np.arange(len(users)), target])
     assert cal["n_skipped"] == int((~rankable).sum()) and rankable.sum() >= 10
 
@@ -178,7 +181,10 @@ def test_calibrate_refuses_a_model_trained_on_all_events(trained, tmp_path):
     res = invoke("calibrate", "--model", model_dir, "--data", d / "events.csv", "--out", tmp_path / "r.json")
     assert res.exit_code == 1 and len(res.output.strip().splitlines()) == 1, res.output
     assert "refusing a leaked calibration: it was trained on a 'all events' split" in res.output
-    assert "trained on all events (train --full), so no held-out data is left to calibrate on" in res.output
+    assert (
+        "trained on all events (train --full or --refit-from), so no held-out data is left to calibrate on: "
+        "calibrate the model trained on a split (the one it was refit from) on that split" in res.output
+    )
     assert not (tmp_path / "r.json").exists()
 
 

@@ -257,5 +257,7 @@ def test_an_unknown_behaviour_in_a_history_is_used_and_warned_on_both_paths(clie
         "events count as history as usual; only exclude_behaviors filters naming these types match them"
     ]
     # the name given is the one filters match
-    dropped = client.post("/recommend", json={**body, "filters": {"exclude_behaviors": ["purchase"]}, "k": 30}).json()
-    assert "i0002" not in [x["item_id"] for x in dropped["items"]]
+    only = {"exclude_seen": True, "exclude_behaviors": ["purchase"]}
+    dropped = client.post("/recommend", json={**body, "filters": only, "k": 30}).json()
+    listed = [x["item_id"] for x in dropped["items"]]
+    assert "i0002" not in listed and {"i0001", "i0003"} <= set(listed)

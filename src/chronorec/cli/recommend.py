@@ -362,8 +362,9 @@ def _leak_check(path: Path, model: Any, log: Any, split: Any) -> dict[str, Any]:
     trained = next((r["split"] for r in model_records(model) if r.get("split")), None)
     if trained is not None and trained.get("protocol") == "all events":
         fix = (
-            "it was trained on all events (train --full), so no held-out data is left to calibrate on: "
-            "train it on a split and calibrate on that split"
+            "it was trained on all events (train --full or --refit-from), so no held-out data is left to "
+            "calibrate on: calibrate the model trained on a split (the one it was refit from) on that split, "
+            "and serve this one with --settings of the JSON that writes"
         )
     else:
         options = split_options(trained)

@@ -132,8 +132,8 @@ def calibrate_temperature(
     n_targets = int(len(evalset.target_items))
     used = "all" if evalset.single_target else "first"
     evalset = next_item_cases(evalset)
-    if exclude_history is None:  # the model's history protocol, recorded at fit
-        exclude_history = model.exclude_history
+    if exclude_history is None:  # the model's history protocol, recorded at fit (a bare scorer: excluded)
+        exclude_history = bool(getattr(model, "exclude_history", True))
     logits, targets = _collect_logits(model, evalset, exclude_history=exclude_history)
     if not len(targets):
         raise DataError("no validation case with a non-empty history to calibrate on")
