@@ -38,7 +38,7 @@ from chronorec.cli.common import (
     split_ids,
     typed_ids,
 )
-from chronorec.errors import ConfigError
+from chronorec.errors import ConfigError, DataError
 
 
 def _read_user_file(path: Path) -> list[Any]:
@@ -280,10 +280,22 @@ def calibrate(
     variants (plain, diversity re-ranking, interest re-ranking with --items): NDCG@10, HR@10,
     coverage, intra-list diversity and novelty. Writes the settings JSON (--out) and, next to it,
     <out>.report.json and <out>.reliability.png.
+
+    Use the split the model was trained on (leave-one-out, or --split temporal with the same
+    --cutoff and --validation-cutoff): like evaluate, calibrate refuses validation data the model
+    was trained on. On a time split each validation user counts once, with the first item after
+    the validation cut-off (the next item of its history).
     """
     overrides = run_overrides(locals())
     from chronorec.models.registry import load
-    from chronorec.recommend import ItemTable, RecommendPipeline, RecommendSettings, evaluate_postprocessing, tune_blend
+    from chronorec.recommend import (
+        ItemTable,
+        RecommendPipeline,
+        RecommendSettings,
+        evaluate_postprocessing,
+        next_item_cases,
+        tune_blend,
+    )
     from chronorec.workflows.experiment import evalset_for_model, provenance
 
     cfg = load_config(config, overrides)
@@ -291,7 +303,18 @@ def calibrate(
     m = require_fitted(load(model))
     log = load_events(cfg)
     sp = make_split(log, cfg)
-    val = evalset_for_model(m, log, sp.validation)
+    leak_check = _leak_check(model, m, log, sp)
+    if not len(sp.validation):
+        raise DataError(
+            f"{data_label(cfg)}: the {sp.protocol} split has no validation case to calibrate on"
+            + (
+                " (its validation window is empty: give --validation-cutoff before --cutoff, as the model was "
+                "trained with)"
+                if sp.protocol == "global-temporal"
+                else f" (no user has {cfg.split.min_events} events: lower --min-events)"
+            )
+        )
+    val = next_item_cases(evalset_for_model(m, log, sp.validation))
     stem = out.with_suffix("")
     out.parent.mkdir(parents=True, exist_ok=True)
     T, stats, plot = _fit_temperature(m, val, Path(f"{stem}.reliability.png"))
@@ -312,7 +335,14 @@ def calibrate(
         model=str(model),
         data=data_label(cfg),
         protocol=sp.protocol,
+        split=sp.describe(),
         part="validation",
+        validation_cases={
+            "n_cases": len(val),
+            "n_targets": int(len(sp.validation.target_items)),
+            "targets": "first after the cut-off per user" if not sp.validation.single_target else "one per user",
+        },
+        leak_check=leak_check,
         calibration=stats,
         blend=blend.model_dump(),
         blend_grid=blend_table.to_dict(orient="records"),
@@ -321,6 +351,30 @@ def calibrate(
     )
     Path(f"{stem}.report.json").write_text(json.dumps(report, indent=2, default=json_default))
     typer.echo(f"Wrote {out}, {stem}.report.json and {plot}")
+
+
+def _leak_check(path: Path, model: Any, log: Any, split: Any) -> dict[str, Any]:
+    """``chronorec evaluate``'s leak check of the validation part, which calibrate must not have
+    trained on: a one-line refusal naming the split to use (no override: a temperature fitted on
+    training data would be fitted to memorised events)."""
+    from chronorec.evaluation.leak import check_evaluation, model_records, split_options
+
+    trained = next((r["split"] for r in model_records(model) if r.get("split")), None)
+    if trained is not None and trained.get("protocol") == "all events":
+        fix = (
+            "it was trained on all events (train --full or --refit-from), so no held-out data is left to "
+            "calibrate on: calibrate the model trained on a split (the one it was refit from) on that split, "
+            "and serve this one with --settings of the JSON that writes"
+        )
+    else:
+        options = split_options(trained)
+        fix = "calibrate on the split it was trained on" + (f": {options}" if options else "")
+    check = check_evaluation(
+        str(path), model, log, split, split.validation, part="validation", fix=fix, action="calibration"
+    )
+    for warning in check["warnings"]:
+        typer.echo(f"Warning: {warning}", err=True)
+    return check
 
 
 def _fit_temperature(model: Any, val: Any, plot_path: Path) -> tuple[float, dict[str, Any], Any]:
@@ -334,8 +388,9 @@ def _fit_temperature(model: Any, val: Any, plot_path: Path) -> tuple[float, dict
     stats["n_cases"], stats["n_skipped"] = int(cal["n_cases"]), int(cal["n_skipped"])
     typer.echo(
         f"temperature {T:.4g}: validation NLL {stats['nll_before']:.4f} -> {stats['nll_after']:.4f}, "
-        f"ECE {stats['ece_before']:.4f} -> {stats['ece_after']:.4f} ({stats['n_cases']} cases; NLL over the "
-        f"{stats['n_cases'] - stats['n_skipped']} whose target is not in the excluded history)"
+        f"ECE {stats['ece_before']:.4f} -> {stats['ece_after']:.4f} ({stats['n_cases']} cases, one per user; NLL "
+        f"over the {stats['n_cases'] - stats['n_skipped']} whose next item is known to the model and not in the "
+        "excluded history)"
     )
     plot = plot_reliability(
         {"T = 1": cal["curve_before"], f"T = {T:.3g}": cal["curve_after"]},

@@ -138,14 +138,42 @@ def _time_problems(record: dict[str, Any], split: Any, part: str) -> list[str]:
     ]
 
 
+def split_options(split: dict[str, Any] | None) -> str:
+    """The command-line options that make the split a model recorded (``""`` when there are none:
+    no record, or a model trained on all events)."""
+    protocol = (split or {}).get("protocol")
+    if protocol == "leave-one-out":
+        return f"--split loo --min-events {split.get('min_events', 3)}"
+    if protocol == "global-temporal" and split.get("test_cutoff") is not None:
+
+        def arg(seconds: int) -> str:
+            return pd.Timestamp(int(seconds), unit="s", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+        out = f"--split temporal --cutoff {arg(split['test_cutoff'])}"
+        if split.get("validation_cutoff") not in (None, split["test_cutoff"]):
+            out += f" --validation-cutoff {arg(split['validation_cutoff'])}"
+        return out
+    return ""
+
+
 def check_evaluation(
-    label: str, model: Any, log: Any, split: Any, cases: Any, *, part: str = "test", allow_leak: bool = False
+    label: str,
+    model: Any,
+    log: Any,
+    split: Any,
+    cases: Any,
+    *,
+    part: str = "test",
+    allow_leak: bool = False,
+    fix: str = "override with --allow-leak",
+    action: str = "evaluation",
 ) -> dict[str, Any]:
     """Check that scoring ``model`` on ``cases`` (of ``split`` of ``log``) is not a leaked evaluation.
 
-    Raises :class:`EvaluationRefused` (one line) on a leak unless ``allow_leak``, and always when no
-    target item is in the model's catalogue. Returns ``{"checked": bool, "leaks": [...],
-    "warnings": [...]}`` for the result file.
+    Raises :class:`EvaluationRefused` (one line, ending with ``fix``; ``action`` names what is
+    refused, e.g. ``"calibration"``) on a leak unless ``allow_leak``, and always when no target item
+    is in the model's catalogue. Returns ``{"checked": bool, "leaks": [...], "warnings": [...]}`` for
+    the result file.
     """
     warnings = _catalogue_check(label, model, log, cases, part)
     records = model_records(model)
@@ -163,9 +191,7 @@ def check_evaluation(
         problems += _time_problems(r, split, part)
     problems = list(dict.fromkeys(problems))
     if problems and not allow_leak:
-        raise EvaluationRefused(
-            f"{label}: refusing a leaked evaluation: {'; '.join(problems)} (override with --allow-leak)"
-        )
+        raise EvaluationRefused(f"{label}: refusing a leaked {action}: {'; '.join(problems)} ({fix})")
     if problems:
         warnings.append(f"{label}: LEAKED evaluation scored on request (--allow-leak): {'; '.join(problems)}")
     return {"checked": True, "leaks": problems, "warnings": warnings}
@@ -178,5 +204,6 @@ __all__ = [
     "data_fingerprint",
     "iso",
     "model_records",
+    "split_options",
     "training_record",
 ]

@@ -8,7 +8,13 @@
 * :mod:`~chronorec.recommend.calibrate` -- temperature and blend tuning, post-processing metrics.
 """
 
-from chronorec.recommend.calibrate import calibrate_temperature, evaluate_postprocessing, list_metrics, tune_blend
+from chronorec.recommend.calibrate import (
+    calibrate_temperature,
+    evaluate_postprocessing,
+    list_metrics,
+    next_item_cases,
+    tune_blend,
+)
 from chronorec.recommend.filters import banned_items, seen_items
 from chronorec.recommend.items import (
     DAYPARTS,
@@ -53,6 +59,7 @@ __all__ = [
     "evaluate_postprocessing",
     "item_embeddings",
     "list_metrics",
+    "next_item_cases",
     "seen_items",
     "to_internal",
     "tune_blend",

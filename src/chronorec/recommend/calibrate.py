@@ -25,6 +25,24 @@ from chronorec.recommend.pipeline import RankedList, RecommendPipeline
 
 
 # ============================================================================ calibration
+def next_item_cases(evalset: Any) -> Any:
+    """``evalset`` with each case's targets cut to its first: the next event after the input history.
+
+    A leave-one-out set (one target per case) is returned as it is. A global time split's
+    validation window holds every distinct item a user touched after the cut-off, in time order;
+    its first is the one event whose probability given exactly that input is what the service
+    serves, ``P(next item | history)``. See :func:`calibrate_temperature` for why the later
+    targets are not used as cases of their own.
+    """
+    if evalset.single_target:
+        return evalset
+    from chronorec.evaluation.split import EvalSet
+
+    rows = np.flatnonzero(np.diff(evalset.target_offsets) > 0)  # a case without targets has no next item
+    firsts = [t[:1] for t in evalset.targets(rows)]
+    return EvalSet.build(evalset.users[rows], evalset.inputs(rows), firsts, evalset.name)
+
+
 def _collect_logits(
     model: Any, evalset: Any, batch_size: int = SCORE_BATCH, *, exclude_history: bool = True
 ) -> tuple[list[np.ndarray], np.ndarray]:
@@ -82,28 +100,48 @@ def calibrate_temperature(
 ) -> dict[str, Any]:
     """Fit ``T`` minimising the NLL of the true next item under ``softmax(score / T)``.
 
+    One case per user: its input history and its next item. Leave-one-out validation has exactly
+    that. A global time split's validation window has several targets per user (every item touched
+    after the cut-off); only the first is used (:func:`next_item_cases`), because
+
+    * the served probability is ``P(next item | history)``, and only the first event after the cut-off
+      is the next item of that history: the later ones follow events the input does not hold, so they
+      are harder to predict, and fitting ``T`` on them would flatten the distribution served for the
+      next item (too low a confidence);
+    * every (user, target) pair as a case of its own would share one input and one score vector
+      among a user's pairs -- correlated cases, not independent ones -- and weigh users by how many
+      distinct items they touched in the window, so heavy users would set the temperature for all;
+    * one case per user keeps the cases independent and the NLL the same estimand as on
+      leave-one-out validation, so temperatures fitted on either protocol compare.
+
+    ``n_targets`` reports the window's targets and ``targets`` which were used (``"all"`` when there
+    was one per case, ``"first"`` otherwise).
+
     ``exclude_history`` None: the model's history protocol (the one its recommendations use).
     With the history excluded the history items get no probability, so a target
     that repeats a history item cannot be ranked: it is left out of the NLL (``n_skipped`` counts
-    them) rather than given an arbitrary loss; with ``exclude_history=False`` every target counts.
-    Returns ``temperature``, ``nll_before`` (T = 1), ``nll_after``, ``ece_before``, ``ece_after``,
-    ``n_cases``, ``n_skipped``, ``exclude_history`` and the two reliability curves (``curve_before``,
-    ``curve_after`` as DataFrames, over every case). Cases with an empty input history are not
-    counted (they get popularity, not model scores).
+    them, with targets unknown to the model) rather than given an arbitrary loss; with
+    ``exclude_history=False`` every known target counts. Returns ``temperature``, ``nll_before``
+    (T = 1), ``nll_after``, ``ece_before``, ``ece_after``, ``n_cases``, ``n_skipped``, ``n_targets``,
+    ``targets``, ``exclude_history`` and the two reliability curves (``curve_before``, ``curve_after``
+    as DataFrames, over every case). Cases with an empty input history are not counted (they get
+    popularity, not model scores).
     """
     from scipy.optimize import minimize_scalar
 
-    if not evalset.single_target:
-        raise DataError("calibrate_temperature needs single-target cases (e.g. leave-one-out validation)")
-    if exclude_history is None:  # the model's history protocol, recorded at fit
-        exclude_history = model.exclude_history
+    n_targets = int(len(evalset.target_items))
+    used = "all" if evalset.single_target else "first"
+    evalset = next_item_cases(evalset)
+    if exclude_history is None:  # the model's history protocol, recorded at fit (a bare scorer: excluded)
+        exclude_history = bool(getattr(model, "exclude_history", True))
     logits, targets = _collect_logits(model, evalset, exclude_history=exclude_history)
     if not len(targets):
         raise DataError("no validation case with a non-empty history to calibrate on")
     rankable = sum(int(np.isfinite(z[np.arange(len(z)), targets[p : p + len(z)]]).sum()) for z, p in _starts(logits))
     if rankable == 0:
         raise DataError(
-            "every validation target is in its history, which is excluded: calibrate with exclude_history=False"
+            "no validation target can be ranked: each is in its history, which is excluded (calibrate with "
+            "exclude_history=False), or unknown to the model"
         )
     res = minimize_scalar(
         lambda lt: _nll_and_top(logits, targets, math.exp(lt))[0],
@@ -124,6 +162,8 @@ def calibrate_temperature(
         "ece_after": expected_calibration_error(after),
         "n_cases": int(len(targets)),
         "n_skipped": int(len(targets) - rankable),
+        "n_targets": n_targets,
+        "targets": used,
         "exclude_history": exclude_history,
         "curve_before": before,
         "curve_after": after,
@@ -239,9 +279,9 @@ def evaluate_postprocessing(
     k: int = 10,
 ) -> pd.DataFrame:
     """One row per variant (e.g. ``{"plain": RecommendOptions(), "mmr 0.3": ...}``): NDCG@k, HR@k,
-    Coverage@k, ILD and novelty of the final lists on the single-target cases of ``evalset``."""
-    if not evalset.single_target:
-        raise DataError("evaluate_postprocessing needs single-target cases")
+    Coverage@k, ILD and novelty of the final lists on the next item of each case of ``evalset``
+    (the first target of a case with several: :func:`next_item_cases`)."""
+    evalset = next_item_cases(evalset)
     hist = evalset.inputs(slice(None))
     targets = evalset.targets(slice(None))
     rows = []
@@ -252,4 +292,4 @@ def evaluate_postprocessing(
     return pd.DataFrame(rows)
 
 
-__all__ = ["calibrate_temperature", "evaluate_postprocessing", "list_metrics", "tune_blend"]
+__all__ = ["calibrate_temperature", "evaluate_postprocessing", "list_metrics", "next_item_cases", "tune_blend"]

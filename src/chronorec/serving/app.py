@@ -11,13 +11,17 @@ Endpoints (OpenAPI at ``/docs``):
 * ``GET /events/export?format=parquet|csv|jsonl`` -- the live events as a file (key as above).
 * ``GET /health``, ``GET /metrics`` (Prometheus text format, :mod:`chronorec.serving.metrics`).
 
+Timestamps (events, history items) are read as ``chronorec ingest`` reads them (ISO 8601 text, naive
+= UTC; epochs in s / ms / us / ns by magnitude; :data:`~chronorec.serving.schemas.TIMESTAMP_HELP`);
+a behaviour type the model was not trained on is kept and named in ``warnings``.
+
 Documented answers: a body that is not JSON -> 400; a field of the wrong type or out of range
-(``k <= 0``, unknown option, too long a list) -> 422 whose ``error`` names the field; a body over
-``max_body_bytes`` -> 413; a history over ``MAX_HISTORY`` (10,000) items -> 422; ``k`` above the
-catalogue size -> clamped to it, with a warning; a missing or wrong key -> 401; more than
-``max_queue`` recommendations in flight -> 503 with ``Retry-After``; any unexpected
-failure -> 500 with a generic message and a ``request_id`` (the traceback goes to the log under
-that id; the process keeps serving).
+(``k <= 0``, unknown option, too long a list, a timestamp that is none) -> 422 whose ``error``
+names the field; a body over ``max_body_bytes`` -> 413; a history over ``MAX_HISTORY`` (10,000)
+items -> 422; ``k`` above the catalogue size -> clamped to it, with a warning; a missing or wrong
+key -> 401; more than ``max_queue`` recommendations in flight -> 503 with ``Retry-After``; any
+unexpected failure -> 500 with a generic message and a ``request_id`` (the traceback goes to the
+log under that id; the process keeps serving).
 """
 
 import hashlib
@@ -42,6 +46,7 @@ from chronorec.serving.middleware import ROUTES, FastHandler, Guard
 from chronorec.serving.schemas import (
     ERROR_RESPONSES,
     MAX_EVENTS_PER_REQUEST,
+    TIMESTAMP_ERRORS,
     EventsRequest,
     EventsResponse,
     RecommendRequest,
@@ -235,14 +240,17 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
             status_code=400,
             content={"error": f"body: malformed JSON ({ctx.get('error', 'invalid')})", "field": "body"},
         )
-    detail, fields = [], set()
+    detail, fields = [], {}
     for e in errors:
         loc = [str(x) for x in e.get("loc", ()) if x != "body" and not _is_union_tag(x)]
         name = ".".join(loc) or "body"
-        if name in fields:
-            continue  # one message per field (a union reports each of its members)
-        fields.add(name)
-        detail.append({"field": name, "message": e.get("msg", ""), "type": e.get("type", "")})
+        entry = {"field": name, "message": e.get("msg", ""), "type": e.get("type", "")}
+        if name in fields:  # one message per field (a union reports each of its members) ...
+            if entry["type"] in TIMESTAMP_ERRORS:  # ... a timestamp's own reason over its integer member's
+                detail[fields[name]] = entry
+            continue
+        fields[name] = len(detail)
+        detail.append(entry)
     first = detail[0] if detail else {"field": "body", "message": "invalid request"}
     kind = request.headers.get("content-type", "application/json").split(";")[0].strip()
     if first["field"] == "body" and kind != "application/json":  # e.g. curl -d without -H: a form, not JSON

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
+from chronorec.data.timestamps import MAX_EPOCH_SECONDS, MAX_TIME_TEXT, SECONDS_BELOW, parse_time_values
 from chronorec.recommend.options import (
     MAX_HISTORY,
     BlendOptions,
@@ -16,8 +30,6 @@ from chronorec.recommend.options import (
 )
 from chronorec.settings import Strict
 
-MAX_EPOCH_SECONDS = 9_223_372_035
-"""Latest timestamp accepted (2262-04-11, the end of nanosecond datetimes)."""
 MAX_EVENTS_PER_REQUEST = 1000
 """Most events one ``POST /events`` may carry."""
 
@@ -28,6 +40,117 @@ Short = Annotated[str, StringConstraints(max_length=256)]
 CtxValue = StrictInt | StrictFloat | Short | None
 Behavior = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
+TIMESTAMP_HELP = (
+    "When the event happened, read as `chronorec ingest` reads a time column: a number is epoch "
+    "seconds below 1e11, milliseconds below 1e14, microseconds below 1e17, else nanoseconds "
+    "(fractions are floored to the second); text is an ISO 8601 date-time (e.g. "
+    "2024-06-10T09:30:00Z or 2024-06-10T11:30:00+02:00; without a zone it is UTC), numeric text, or "
+    "another common date form. Between 1970-01-01 and 2262-04-11 UTC; anything else is a 422."
+)
+
+TIMESTAMP_ERRORS = frozenset({"timestamp_parsing", "timestamp_out_of_range", "timestamp_too_long"})
+"""The error types of a bad timestamp: the 422 names one of these rather than the plain-integer
+member's ``int_type`` that the same field reports beside it."""
+
+_PARSE_LATER: ContextVar[bool] = ContextVar("chronorec_parse_later", default=False)
+
+
+class _Read:
+    """A request's timestamp already parsed together with the request's others (:func:`_read_timestamps`)."""
+
+    __slots__ = ("reason", "seconds", "value")
+
+    def __init__(self, value: Any, seconds: int | None, reason: str):
+        self.value, self.seconds, self.reason = value, seconds, reason
+
+
+def _timestamp(value: Any) -> int:
+    """Any timestamp but plain epoch seconds (which the field's first, compiled member takes) as epoch
+    seconds, or the 422 that says why it is none."""
+    if type(value) is not _Read:
+        if _PARSE_LATER.get():
+            raise PydanticCustomError("timestamp_later", "parsed with the request's others")
+        value = _Read(value, *parse_time_values([value])[0])  # a model built in Python: one value alone
+    if value.seconds is not None and 0 <= value.seconds <= MAX_EPOCH_SECONDS:
+        return value.seconds
+    shown = repr(value.value) if len(repr(value.value)) <= 40 else repr(value.value)[:37] + "..."
+    if value.reason == "timestamp too long":
+        raise PydanticCustomError("timestamp_too_long", f"timestamp text over {MAX_TIME_TEXT} characters")
+    if value.seconds is not None or value.reason == "timestamp out of range":
+        raise PydanticCustomError(
+            "timestamp_out_of_range",
+            f"{shown} is out of range: times lie between 1970-01-01 and 2262-04-11 UTC (a number is seconds "
+            "below 1e11, milliseconds below 1e14, microseconds below 1e17, else nanoseconds)",
+        )
+    raise PydanticCustomError(
+        "timestamp_parsing",
+        f"{shown} is not a timestamp: send epoch seconds, milliseconds or microseconds (a number) or an "
+        "ISO 8601 date-time such as 2024-06-10T09:30:00Z",
+    )
+
+
+def _read_timestamps(rows: Any) -> Any:
+    """``rows`` (events or history items, as the body holds them) with every timestamp that is not
+    plain epoch seconds parsed in one call (pandas' fixed cost once per request, not per value)."""
+    if type(rows) is not list:
+        return rows
+    todo = [
+        i
+        for i, row in enumerate(rows)
+        if type(row) is dict
+        and (t := row.get("timestamp")) is not None
+        and not (type(t) is int and 0 <= t < SECONDS_BELOW)
+    ]
+    if not todo:
+        return rows
+    read = parse_time_values([rows[i]["timestamp"] for i in todo])
+    out = list(rows)
+    for i, (seconds, reason) in zip(todo, read, strict=True):
+        out[i] = {**rows[i], "timestamp": _Read(rows[i]["timestamp"], seconds, reason)}
+    return out
+
+
+def _with_times(data: Any, handler: Any, key: str) -> Any:
+    """Validate a request whose ``key`` list holds timestamps: first as it is, where plain epoch
+    seconds cost only the compiled check (the usual request: no Python per event); if that fails,
+    every other timestamp of the list is parsed in one call and the request validated again, so a
+    bad value is reported with its reason and a thousand ISO times cost one parse, not a thousand."""
+    token = _PARSE_LATER.set(True)
+    try:
+        return handler(data)
+    except ValidationError:
+        pass
+    finally:
+        _PARSE_LATER.reset(token)
+    rows = data.get(key) if type(data) is dict else None
+    read = _read_timestamps(rows)
+    return handler(data if read is rows else {**data, key: read})
+
+
+Timestamp = Annotated[
+    Annotated[StrictInt, Field(ge=0, lt=SECONDS_BELOW)] | Annotated[int, PlainValidator(_timestamp)],
+    Field(union_mode="left_to_right"),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "number", "minimum": 0},
+                {"type": "string", "maxLength": MAX_TIME_TEXT},
+            ],
+            "examples": [1718011800, 1718011800000, "2024-06-10T09:30:00Z"],
+        },
+        mode="validation",
+    ),
+]
+"""Epoch seconds after validation; epochs in s / ms / us / ns or date-time text in a request
+(:data:`TIMESTAMP_HELP`, the rules of :mod:`chronorec.data.timestamps`). Plain epoch seconds are
+taken by the first, compiled member; anything else by :func:`_timestamp`."""
+
+BEHAVIOR_HELP = (
+    "Behaviour type (e.g. view, cart, buy). A name the model was not trained on is kept as given "
+    "(stored, and matched by exclude_behaviors filters) and the answer's warnings name it."
+)
+
 
 class HistoryItem(Strict):
     """One event of an explicit history."""
@@ -35,8 +158,10 @@ class HistoryItem(Strict):
     model_config = STRICT
 
     item_id: ItemId = Field(description="External item id.")
-    behavior: Behavior | None = Field(None, description="Behaviour type (e.g. view, cart, buy).")
-    timestamp: StrictInt | None = Field(None, ge=0, le=MAX_EPOCH_SECONDS, description="Epoch seconds.")
+    behavior: Behavior | None = Field(None, description=BEHAVIOR_HELP)
+    timestamp: Timestamp | None = Field(
+        None, description=TIMESTAMP_HELP + " Orders the history when every item has one."
+    )
 
 
 class StrictFilters(FilterOptions):
@@ -69,6 +194,11 @@ class RecommendRequest(RecommendOptions):
     rerank: StrictRerank | None = Field(None, description="Re-ranking (null = the deployment's).")
     blend: StrictBlend | None = Field(None, description="Sparse-history blending (null = the deployment's).")
     explain: bool = Field(True, description="Name the history items behind each recommendation.")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _history_times(cls, data: Any, handler: Any) -> Any:
+        return _with_times(data, handler, "history")
 
 
 class Reason(BaseModel):
@@ -104,7 +234,9 @@ class RecommendResponse(BaseModel):
     strategy: str = Field(description="model, blend (sparse history) or popularity (empty history).")
     history_length: int = Field(description="Events used: training history + live events + explicit history.")
     warnings: list[str] = Field(
-        [], description="What was ignored or clamped: unknown ids, a context the model does not use, fallbacks."
+        [],
+        description="What was ignored or clamped: unknown ids, behaviour types the model was not trained on, "
+        "a context the model does not use, fallbacks.",
     )
     model_version: str = Field(description="<kind>-<first 12 hex of the weights' SHA-256>.")
 
@@ -116,8 +248,8 @@ class Event(Strict):
 
     user_id: ItemId = Field(description="External user id (new users are welcome).")
     item_id: ItemId = Field(description="External item id (unknown items are stored, not used).")
-    behavior: Behavior | None = Field(None, description="Behaviour type (e.g. view, cart, buy).")
-    timestamp: StrictInt | None = Field(None, ge=0, le=MAX_EPOCH_SECONDS, description="Epoch seconds (default: now).")
+    behavior: Behavior | None = Field(None, description=BEHAVIOR_HELP)
+    timestamp: Timestamp | None = Field(None, description=TIMESTAMP_HELP + " Default: the time it is received.")
     context: dict[Short, CtxValue] | None = Field(None, max_length=32, description="e.g. {'device': 'mobile'}.")
 
 
@@ -128,12 +260,21 @@ class EventsRequest(Strict):
 
     events: list[Event] = Field(..., min_length=1, max_length=MAX_EVENTS_PER_REQUEST, description="The events.")
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _event_times(cls, data: Any, handler: Any) -> Any:
+        return _with_times(data, handler, "events")
+
 
 class EventsResponse(BaseModel):
     """The answer of ``POST /events``."""
 
     accepted: int = Field(description="Events committed to the store.")
-    warnings: list[str] = Field([], description="Events naming unknown items (stored for retraining only).")
+    warnings: list[str] = Field(
+        [],
+        description="Events naming items unknown to the model (stored for retraining only) or behaviour "
+        "types it was not trained on (stored as given and used like any event).",
+    )
 
 
 class ErrorDetail(BaseModel):
@@ -172,8 +313,12 @@ __all__ = [
     "EventsRequest",
     "EventsResponse",
     "HistoryItem",
+    "MAX_EPOCH_SECONDS",
     "Reason",
     "RecItem",
     "RecommendRequest",
     "RecommendResponse",
+    "TIMESTAMP_ERRORS",
+    "TIMESTAMP_HELP",
+    "Timestamp",
 ]

@@ -8,9 +8,11 @@ before they change the next answer).
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +100,9 @@ class Service:
         self.pipeline = RecommendPipeline(self.model, items=items, settings=rec_settings, popularity=self.popularity)
         self.ranker = BatchedRanker.from_settings(self.pipeline, settings)  # concurrent requests: one forward pass
         self.user_int_ids = np.issubdtype(np.asarray(self.model.users.external_ids).dtype, np.integer)
+        vocab = getattr(self.model, "context_vocab", None) or {}
+        self.behaviors = tuple(str(b) for b in vocab.get("behavior", ()))  # empty: trained without behaviour types
+        self._known_behaviors = frozenset(self.behaviors)
         self.metrics = ServiceMetrics(
             {
                 "kind": manifest["kind"],
@@ -145,6 +150,23 @@ class Service:
             )
         self.metrics.set_quarantined(self.store.n_quarantined())
 
+    def unknown_behaviors(self, names: Sequence[str | None]) -> str:
+        """A warning naming the behaviour types among ``names`` that the model was not trained on, with
+        the nearest known name where one is close ("" when all are known, or when the model was trained
+        without behaviour types: it has no names to check against)."""
+        known = self._known_behaviors
+        if not known or known.issuperset(set(names) - {None}):  # the usual case: one set operation
+            return ""
+        unknown = list(dict.fromkeys(b for b in names if b is not None and b not in known))
+        hints = []
+        for b in unknown[:10]:
+            close = difflib.get_close_matches(b.lower(), self.behaviors, n=1, cutoff=0.6)
+            if close:
+                hints.append(f"{b!r} -> {close[0]!r}?")
+        return f"behaviour types {unknown[:10]} unknown to the model, which knows {list(self.behaviors)[:20]}" + (
+            f" (did you mean {', '.join(hints)})" if hints else ""
+        )
+
     def _apply(self, e: dict[str, Any]) -> int:
         """Add a stored event to the live histories and popularity; its internal item (0 = unknown)."""
         _, key = self.user_key(e["user_id"])
@@ -182,6 +204,13 @@ class Service:
                 f"{len(unknown)} events name items unknown to the model: stored for retraining, "
                 f"not used for recommendations: {unknown[:10]}"
             )
+        odd = self.unknown_behaviors([row["behavior"] for row in rows])
+        if odd:
+            n = sum(row["behavior"] is not None and row["behavior"] not in self._known_behaviors for row in rows)
+            warnings.append(
+                f"{n} events name {odd}: stored as given and used like any event; only a model retrained on "
+                "them learns these types, and only exclude_behaviors filters naming them match them"
+            )
         return {"accepted": len(rows), "warnings": warnings}
 
     # ---------------------------------------------------------------- recommendations
@@ -205,6 +234,13 @@ class Service:
             hist = sorted(hist, key=lambda h: h.timestamp)  # stable: ties keep the given order
         idx = to_internal(self.model.items, [h.item_id for h in hist])
         self.pipeline.known_items([h.item_id for h in hist], warnings)
+        if self._known_behaviors:
+            odd = self.unknown_behaviors([h.behavior for h in hist])
+            if odd:
+                warnings.append(
+                    f"history: {odd}: the events count as history as usual; only exclude_behaviors "
+                    "filters naming these types match them"
+                )
         return idx[idx > 0], [h.behavior for h, i in zip(hist, idx, strict=True) if i > 0]
 
     def prepare(self, req: RecommendRequest) -> tuple[list[str], int, HistoryEvents]:
