@@ -17,7 +17,12 @@ ITEM_IDX = "item_idx"
 BEHAVIOR_IDX = "behavior_idx"
 ROW = "row"  # 1-based line number of the event in its source, kept for error messages
 
-RESERVED = {USER, ITEM, TIME, BEHAVIOR, VALUE, USER_IDX, ITEM_IDX, BEHAVIOR_IDX, ROW}
+# Grouping context columns (text ids, kept as context columns of the EventLog): the basket (order,
+# invoice) and the session an event belongs to. Items of one basket share its time.
+BASKET = "basket"
+SESSION = "session"
+
+RESERVED = {USER, ITEM, TIME, BEHAVIOR, VALUE, USER_IDX, ITEM_IDX, BEHAVIOR_IDX, ROW, BASKET, SESSION}
 
 
 def check_distinct(roles: dict[str, str | None], source: str) -> None:

@@ -362,6 +362,8 @@ def read_events(  # noqa: PLR0913 - one keyword per ingest option, as on the com
     value_col: str | int | None = None,
     context_cols: Sequence[str | int] = (),
     item_name_col: str | int | None = None,
+    basket_col: str | int | None = None,
+    session_col: str | int | None = None,
     time_unit: str = "auto",
     fmt: str | None = None,
     rejects_path: str | Path | None = None,
@@ -394,6 +396,13 @@ def read_events(  # noqa: PLR0913 - one keyword per ingest option, as on the com
         value_col: optional numeric column (rating, price, quantity), stored as float64.
         context_cols: extra columns kept as text context (missing values become ``""``).
         item_name_col: optional column with item names (the first name seen per item is used).
+        basket_col: optional basket / order / invoice id column (Online Retail ``InvoiceNo``,
+            Diginetica ``ordernumber``), kept as the context column ``basket``: the next-basket
+            split (:mod:`chronorec.evaluation.basket`) groups events by it. A basket file
+            ``{user: [[item, ...], ...]}`` (JSON) needs no options: its rows are ``user_id``,
+            ``item_id`` and ``basket``, and the basket index (0, 1, ...) is every item's timestamp.
+        session_col: optional session id column (REES46 ``user_session``, Diginetica
+            ``session_id``), kept as the context column ``session``.
         time_unit: ``"auto"`` (median magnitude above 1e11 means milliseconds, above 1e14
             microseconds, above 1e17 nanoseconds) or ``"s"``, ``"ms"``, ``"us"``, ``"ns"``.
         fmt: ``"csv"``, ``"parquet"`` or ``"jsonl"`` to override detection by file suffix.
@@ -439,6 +448,10 @@ def read_events(  # noqa: PLR0913 - one keyword per ingest option, as on the com
     raw = read_raw(source, fmt=o["fmt"], sep=o["sep"], header=o["header"], names=o["names"], encoding=o["encoding"])
     columns = ColumnSpec(*(o[k] for k in ("user_col", "item_col", "time_col", "behavior_col", "value_col")))
     columns = replace(columns, context_cols=tuple(o["context_cols"]), item_name_col=o["item_name_col"])
+    columns = replace(columns, basket_col=o["basket_col"], session_col=o["session_col"])
+    if raw.kind in ("baskets", "sequences"):  # {user: [[item, ...], ...]}: the basket index (position) is the time
+        columns = replace(columns, user_col=C.USER, item_col=C.ITEM, time_col=None)
+        columns = replace(columns, basket_col=C.BASKET if raw.kind == "baskets" else None)
     clean = clean_events(
         raw,
         columns,

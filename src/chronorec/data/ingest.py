@@ -73,6 +73,9 @@ _REASON_FIX = {
     "bad value": "check that --value-col (value_col=) names a numeric column, currently {value_col!r}",
     "wrong number of fields": "pass --sep (sep=) with the right separator, detected {sep!r}, or quote fields that contain it",
     "invalid JSON": "fix or remove the malformed lines; every line must be one JSON object",
+    "invalid basket file": "a basket file is one JSON object {user: [[item, ...], ...]}: fix the listed baskets",
+    "missing basket": "check that --basket-col (basket_col=) names the basket / order id column, currently {basket_col!r}",
+    "missing session": "check that --session-col (session_col=) names the session id column, currently {session_col!r}",
 }
 
 
@@ -87,6 +90,8 @@ class ColumnSpec:
     value_col: str | int | None = None
     context_cols: Sequence[str | int] = ()
     item_name_col: str | int | None = None
+    basket_col: str | int | None = None
+    session_col: str | int | None = None
 
 
 @dataclass
@@ -111,6 +116,13 @@ class _Resolved:
     value: str | None
     context: list[str]
     name: str | None
+    basket: str | None = None
+    session: str | None = None
+
+    def groups(self) -> list[tuple[str, str]]:
+        """``(canonical name, source column)`` of the basket and session columns given."""
+        pairs = ((C.BASKET, self.basket), (C.SESSION, self.session))
+        return [(name, src) for name, src in pairs if src is not None]
 
 
 def clean_events(  # noqa: PLR0913 - one keyword per ingest option, as read_events
@@ -169,6 +181,7 @@ def clean_events(  # noqa: PLR0913 - one keyword per ingest option, as read_even
     if share > max_reject_share or report.rows_rejected == n_read:
         opts = {"user_col": columns.user_col, "item_col": columns.item_col, "time_col": columns.time_col}
         opts |= {"behavior_col": columns.behavior_col, "value_col": columns.value_col, "sep": raw.sep}
+        opts |= {"basket_col": columns.basket_col, "session_col": columns.session_col}
         _raise_too_many(raw, report.rejects, share, max_reject_share, report, opts)
     df, names_src = _canonical_frame(raw, cols, ~bad, secs, values)
     if net_lines is not None:
@@ -180,7 +193,8 @@ def clean_events(  # noqa: PLR0913 - one keyword per ingest option, as read_even
         item_names = _first_names(df, names_src)
     df = df.reset_index(drop=True)
     report.rows_kept = len(df)
-    return CleanEvents(df, report, tuple(cols.context), item_names, raw.source)
+    context = (*cols.context, *(name for name, _ in cols.groups()))
+    return CleanEvents(df, report, context, item_names, raw.source)
 
 
 def _apply_recipe(
@@ -230,8 +244,12 @@ def _resolve_columns(raw: RawTable, spec: ColumnSpec, *, header: bool) -> _Resol
         value=opt(spec.value_col, "values", "value-col"),
         context=ccols,
         name=opt(spec.item_name_col, "item names", "item-name-col"),
+        basket=opt(spec.basket_col, "basket ids", "basket-col"),
+        session=opt(spec.session_col, "session ids", "session-col"),
     )
-    C.check_distinct({"user_col": resolved.user, "item_col": resolved.item, "time_col": resolved.time}, raw.source)
+    roles = {"user_col": resolved.user, "item_col": resolved.item, "time_col": resolved.time}
+    roles |= {"basket_col": resolved.basket, "session_col": resolved.session}
+    C.check_distinct(roles, raw.source)
     return resolved
 
 
@@ -260,8 +278,9 @@ def _row_checks(
         secs, t_ok = tp.seconds, tp.ok
         checks += [("missing timestamp", t_missing), *t_checks]
         report.naive_timestamps = _naive_count(frame[cols.time], t_ok)
-    else:
-        secs, report.time_unit = raw.lines.copy(), "line number"
+    else:  # file order, or the basket index of a basket file
+        secs = raw.lines.copy() if raw.order is None else raw.order.copy()
+        report.time_unit = raw.order_label
     if cols.behavior is not None:
         checks += [
             ("missing behavior", _missing(frame[cols.behavior])),
@@ -274,6 +293,8 @@ def _row_checks(
             vs = vs.map(lambda x: x.strip() if isinstance(x, str) else x)
         values = pd.to_numeric(vs, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         checks.append(("bad value", ~np.isfinite(values)))
+    for name, src in cols.groups():
+        checks += [(f"missing {name}", _missing(frame[src])), (f"bad {name} id", non_scalar(frame[src]))]
     return checks, secs, values
 
 
@@ -319,6 +340,8 @@ def _canonical_frame(
         if ok.any():
             txt[ok] = _normalize_ids(s[ok]).astype(str).to_numpy()
         df[c] = txt
+    for name, src in cols.groups():  # never missing: rejected above
+        df[name] = _normalize_ids(frame.loc[keep, src]).astype(str).to_numpy()
     df[C.ROW] = raw.lines[keep]
     names_src = frame.loc[keep, cols.name].reset_index(drop=True) if cols.name is not None else None
     return df, names_src
@@ -403,13 +426,20 @@ def _resolve(raw: RawTable, col: Any, role: str, option: str, *, header: bool) -
         return str(col)
     if isinstance(col, int) and 0 <= col < len(cols):
         return cols[col]
-    present = ", ".join(repr(c) for c in cols) if cols else "(none)"
+    present = ", ".join(repr(c) for c in cols[:_MAX_NAMES]) if cols else "(none)"
+    if len(cols) > _MAX_NAMES:  # a JSON object read as one row of thousands of "columns"
+        present += f", ... ({len(cols):,} columns in all)"
     msg = f"{raw.source}: no column {col!r} for the {role}. Columns present: {present}."
     close = difflib.get_close_matches(str(col), cols, n=1, cutoff=0.6)
     lower = [c for c in cols if c.lower() == str(col).lower()]
     if lower or close:
         msg += f" Did you mean {(lower or close)[0]!r}?"
     msg += f" Pass --{option} (or {option.replace('-', '_')}=) with the name of the {role} column."
+    if len(cols) > _MAX_NAMES and len(raw.frame) <= 1:
+        raise IngestError(
+            msg + " The file holds one record with many keys: a basket file must be one JSON object "
+            "{user: [[item, ...], ...]} (baskets as lists of items); events need one row per event."
+        )
     if raw.is_file and header and cols and all(_INT_TEXT.fullmatch(c.strip()) or _looks_numeric(c) for c in cols):
         msg += (
             " The first line looks like data, not a header: pass --no-header (header=False) with --names"
@@ -418,6 +448,9 @@ def _resolve(raw: RawTable, col: Any, role: str, option: str, *, header: bool) -
     if len(cols) == 1 and raw.sep is not None:
         msg += f" Only one column was found with separator {raw.sep!r}: pass --sep (sep=) with the right separator."
     raise IngestError(msg)
+
+
+_MAX_NAMES = 20  # column names listed in a message
 
 
 def _looks_numeric(text: str) -> bool:
