@@ -161,35 +161,38 @@ def basket_metrics(
     ``PHR-rep@K``, ``Recall-expl@K``, ``PHR-expl@K`` (NaN for users without repeat / new target items).
     """
     n = len(targets)
+    top = np.asarray(top, dtype=np.int64)
+    width = int(max(top.max(initial=0), *(int(np.max(t, initial=0)) for t in targets), 0)) + 1
+    n_t = np.array([len(t) for t in targets], dtype=np.int64)
+    t_row = np.repeat(np.arange(n), n_t)
+    t_key = t_row * width + (np.concatenate(targets) if n else np.zeros(0, np.int64))
+    h_key = np.repeat(np.arange(n), [len(h) for h in histories]) * width
+    h_key = h_key + (np.concatenate(histories) if n else np.zeros(0, np.int64))
+    t_rep = np.isin(t_key, h_key)  # target item bought before
+    n_rep = np.bincount(t_row[t_rep], minlength=n)
+    n_expl = n_t - n_rep
+    p_key = np.arange(n)[:, None] * width + top
+    filled = top > 0
+    hit_all = np.isin(p_key, t_key) & filled
+    rep_all = np.isin(p_key, h_key) & filled
+    discount = 1.0 / np.log2(np.arange(2, top.shape[1] + 2, dtype=np.float64))
+    idcg = np.concatenate([[1.0], np.cumsum(1.0 / np.log2(np.arange(2, n_t.max(initial=0) + 2)))])
+    idcg = idcg[np.maximum(n_t, 1)]  # ideal DCG of the whole basket (not cut at K), as the Reality Check
+    safe = np.maximum(n_t, 1)
     out: dict[str, np.ndarray] = {}
-    discount = 1.0 / np.log2(np.arange(2, top.shape[1] + 2, dtype=np.float64)) if n else np.zeros(0)
-    idcg_cum = np.cumsum(1.0 / np.log2(np.arange(2, max((len(t) for t in targets), default=0) + 2)))
     for k in ks:
-        for name in ("Recall", "NDCG", "PHR", "RepRatio", "RepHits", "ExplHits"):
-            out[f"{name}@{k}"] = np.zeros(n)
-        for name in ("Recall-rep", "PHR-rep", "Recall-expl", "PHR-expl"):
-            out[f"{name}@{k}"] = np.full(n, np.nan)
-    for r in range(n):
-        t = np.asarray(targets[r])
-        if len(t) == 0:
-            continue
-        seen = np.isin(t, histories[r])
-        for k in ks:
-            p = top[r, :k]
-            hit = np.isin(p, t) & (p > 0)
-            rep_slot = np.isin(p, histories[r]) & (p > 0)
-            n_hit = hit.sum()
-            out[f"Recall@{k}"][r] = n_hit / len(t)
-            out[f"NDCG@{k}"][r] = (hit * discount[: len(p)]).sum() / idcg_cum[len(t) - 1]
-            out[f"PHR@{k}"][r] = float(n_hit > 0)
-            out[f"RepRatio@{k}"][r] = rep_slot.sum() / k
-            out[f"RepHits@{k}"][r] = (hit & rep_slot).sum()
-            out[f"ExplHits@{k}"][r] = (hit & ~rep_slot).sum()
-            for name, part in (("rep", t[seen]), ("expl", t[~seen])):
-                if len(part):
-                    h = np.isin(part, p[p > 0]).sum()
-                    out[f"Recall-{name}@{k}"][r] = h / len(part)
-                    out[f"PHR-{name}@{k}"][r] = float(h > 0)
+        hit, rep = hit_all[:, :k], rep_all[:, :k]
+        n_hit = hit.sum(1)
+        rep_hits, expl_hits = (hit & rep).sum(1), (hit & ~rep).sum(1)
+        out[f"Recall@{k}"] = np.where(n_t > 0, n_hit / safe, 0.0)
+        out[f"NDCG@{k}"] = np.where(n_t > 0, (hit * discount[: hit.shape[1]]).sum(1) / idcg, 0.0)
+        out[f"PHR@{k}"] = (n_hit > 0).astype(float)
+        out[f"RepRatio@{k}"] = rep.sum(1) / k
+        out[f"RepHits@{k}"] = rep_hits.astype(float)
+        out[f"ExplHits@{k}"] = expl_hits.astype(float)
+        for name, hits, size in (("rep", rep_hits, n_rep), ("expl", expl_hits, n_expl)):
+            out[f"Recall-{name}@{k}"] = np.where(size > 0, hits / np.maximum(size, 1), np.nan)
+            out[f"PHR-{name}@{k}"] = np.where(size > 0, (hits > 0).astype(float), np.nan)
     return out
 
 
@@ -256,14 +259,14 @@ def basket_table(results: dict[str, dict[str, Any]], *, ks: Sequence[int] = BASK
 def compare_basket_models(
     model_dirs: Sequence[str | Path],
     log: EventLog,
-    split: Split,
+    checked_split: Split,
     *,
     part: str = "test",
     ks: Sequence[int] = BASKET_KS,
     allow_leak: bool = False,
     **context: Any,
 ) -> dict[str, Any]:
-    """Evaluate saved models on the next-basket ``split`` of ``log`` (:func:`evaluate_baskets`), each
+    """Evaluate saved models on the next-basket split ``checked_split`` of ``log`` (:func:`evaluate_baskets`), each
     first checked against its training record (:func:`chronorec.evaluation.leak.check_evaluation`),
     and test every model against the first, paired over the same users on Recall and NDCG at the
     largest K. Returns the provenance record with ``results`` (one per model) and ``warnings``."""
@@ -272,6 +275,7 @@ def compare_basket_models(
     from chronorec.models.registry import load
     from chronorec.workflows.experiment import evalset_for_model, model_record, provenance
 
+    split = checked_split
     if split.protocol != PROTOCOL:
         raise ConfigError(f"the next-basket evaluation needs a next-basket split, not {split.protocol!r}")
     cases = split.test if part == "test" else split.validation

@@ -105,10 +105,13 @@ class DataConfig(_Strict):
 
 
 class SplitConfig(_Strict):
-    protocol: Literal["loo", "temporal"] = "loo"
+    protocol: Literal["loo", "temporal", "next-basket"] = Field(
+        "loo", description="loo (leave-one-out), temporal (global cut-off) or next-basket (whole last basket)"
+    )
     cutoff: int | str | None = Field(None, description="temporal test cut-off: epoch seconds or an ISO date")
     validation_cutoff: int | str | None = None
     min_events: int = Field(3, ge=2, description="leave-one-out: users with fewer events are not evaluated")
+    min_baskets: int = Field(3, ge=3, description="next-basket: users with fewer baskets are not evaluated")
 
     @model_validator(mode="after")
     def _cutoff_needed(self) -> "SplitConfig":

@@ -16,8 +16,9 @@ neighbour). Step 1 weights baskets by their position from the user's last basket
 history, as the Reality Check's ``tifuknn_new.py`` does (the paper decays within each group).
 
 Baskets come from the training log: its ``basket`` column, else events sharing a timestamp. A known
-user scored on (a prefix of) their training sequence gets their own basket boundaries; another
-history (a live request) has none, and each of its items counts as a basket.
+user scored on (a prefix of) their training sequence gets their own basket boundaries, and the items
+of a history beyond that sequence form one more basket; another history (a live request) has no
+boundaries, and each of its items counts as a basket.
 
 Hyper-parameters left ``None`` are chosen on the validation cases given to ``fit`` (Recall@10 of
 the next-basket metrics, history included), one at a time from the Reality Check's Ta Feng setting
@@ -149,14 +150,19 @@ class TIFUKNN(Recommender):
         self.candidates = np.asarray(self.vectors.getnnz(axis=1) > 0)
 
     def _baskets_of(self, users: np.ndarray, histories: list[np.ndarray]) -> list[np.ndarray]:
-        """Basket index per history item: the user's own when the history is a prefix of their
-        training sequence, else one basket per item."""
+        """Basket index per history item. A known user's training sequence keeps its baskets: a history
+        that is a prefix of it takes them as they are, one that extends it takes them and puts the new
+        items in one more basket (the validation basket, when scoring test after training). Any other
+        history (a live request) has no baskets: each item counts as one."""
         out = []
         for u, h in zip(users, histories, strict=True):
-            own = self.store.user_items(int(u)) if 0 < u < len(self.store.offsets) - 1 else np.zeros(0, np.int64)
-            if 0 < len(h) <= len(own) and np.array_equal(own[: len(h)], h):
-                a = self.store.offsets[int(u)]
-                out.append(self.event_basket[a : a + len(h)])
+            known = 0 < u < len(self.store.offsets) - 1
+            own = self.store.user_items(int(u)) if known else np.zeros(0, np.int64)
+            a = self.store.offsets[int(u)] if known else 0
+            n = min(len(h), len(own))
+            if n and np.array_equal(own[:n], h[:n]):
+                mine = self.event_basket[a : a + n]
+                out.append(np.concatenate([mine, np.full(len(h) - n, mine[-1] + 1, dtype=np.int64)]))
             else:
                 out.append(np.arange(len(h), dtype=np.int64))
         return out
