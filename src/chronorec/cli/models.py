@@ -185,6 +185,7 @@ def train(
     if info.get("best_val_ndcg10") is not None:
         line += f", validation NDCG@10 {info['best_val_ndcg10']:.4f}"
     chosen = {k: info[k] for k in ("decay", "weight", "temperature") if info.get(k) is not None}
+    chosen |= info.get("chosen") or {}  # e.g. TIFU-KNN's hyper-parameters
     if chosen:  # buy-again's decay, a repeat blend's weight and temperature
         line += ", chosen on validation: " + ", ".join(f"{k} {v:g}" for k, v in chosen.items())
     typer.echo(line)

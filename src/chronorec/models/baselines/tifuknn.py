@@ -121,6 +121,7 @@ class TIFUKNN(Recommender):
         self.params.update({name: DEFAULTS[name] for name in free})
         if free and validation is not None and len(validation):
             self.fit_info["search"] = self._search(validation, free)
+            self.fit_info["chosen"] = {name: self.params[name] for name in free}
         self.fit_info.update(self.params)
         self._build()
 

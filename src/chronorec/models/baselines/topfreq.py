@@ -43,8 +43,7 @@ class GPTopFreq(BuyAgain):
     Config = GPTopFreqConfig
 
     def _fit(self, log, validation) -> None:
-        self.decay = 0.0
-        self.fit_info["decay"] = self.decay
+        self.decay = 0.0  # a plain count: nothing to choose on validation
 
 
 class PTopFreq(GPTopFreq):
