@@ -190,7 +190,7 @@ def test_tifuknn_chooses_parameters_on_validation_and_round_trips(tmp_path):
     m = registry.get("tifuknn")(neighbours=10, within_decay=0.9, group_decay=0.7, group_size=3).fit(
         sp.train, validation=sp.validation
     )
-    assert [row["alpha"] for row in m.fit_info["search"]] == [0.3, 0.5, 0.7, 0.9, 1.0]
+    assert [row["alpha"] for row in m.fit_info["search"]] == [0.1, 0.3, 0.5, 0.7, 0.9, 1.0]
     assert m.fit_info["alpha"] < 1.0  # the neighbours help on this data
     m.save(tmp_path / "tifu")
     back = registry.get("tifuknn").load(tmp_path / "tifu")
@@ -234,3 +234,15 @@ def test_cli_trains_and_evaluates_on_the_next_basket_protocol(tmp_path):
     assert r["tifuknn"]["test"]["Recall@10"] > r["ptopfreq"]["test"]["Recall@10"]
     res = invoke("evaluate", tmp_path / "ptopfreq", "--data", data, "--split", "loo")
     assert res.exit_code == 1 and "next-basket" in res.output  # trained on another protocol: refused
+
+
+def test_leak_check_refuses_users_a_next_basket_model_trained_on_whole():
+    from chronorec.evaluation.leak import EvaluationRefused, check_evaluation
+
+    log = _baskets()
+    trained = next_basket_split(log, min_baskets=5)
+    model = registry.get("ptopfreq")().fit(trained.train).record_split(trained)
+    assert check_evaluation("m", model, log, trained, trained.test)["leaks"] == []
+    wider = next_basket_split(log, min_baskets=3)
+    with pytest.raises(EvaluationRefused, match="min_baskets 3 < 5"):
+        check_evaluation("m", model, log, wider, wider.test)

@@ -247,6 +247,12 @@ def _resolve_columns(raw: RawTable, spec: ColumnSpec, *, header: bool) -> _Resol
         basket=opt(spec.basket_col, "basket ids", "basket-col"),
         session=opt(spec.session_col, "session ids", "session-col"),
     )
+    for name, _ in resolved.groups():
+        if name in ccols:
+            raise IngestError(
+                f"{raw.source}: context column {name!r} clashes with --{name}-col, which keeps its column as "
+                f"{name!r}; drop one of the two"
+            )
     roles = {"user_col": resolved.user, "item_col": resolved.item, "time_col": resolved.time}
     roles |= {"basket_col": resolved.basket, "session_col": resolved.session}
     C.check_distinct(roles, raw.source)

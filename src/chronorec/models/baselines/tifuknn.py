@@ -43,11 +43,11 @@ logger = logging.getLogger(__name__)
 DEFAULTS = {"alpha": 0.7, "neighbours": 300, "group_size": 7, "within_decay": 0.9, "group_decay": 0.7}
 """The Reality Check's TIFU-KNN setting for Ta Feng (README: ``300 0.9 0.7 0.7 7``)."""
 GRID = {
-    "alpha": (0.3, 0.5, 0.7, 0.9, 1.0),
-    "neighbours": (100, 300, 900),
-    "group_size": (3, 7, 20),
+    "alpha": (0.1, 0.3, 0.5, 0.7, 0.9, 1.0),
+    "neighbours": (100, 300, 900, 2000),
+    "group_size": (1, 3, 7, 20),
     "within_decay": (0.8, 0.9, 1.0),
-    "group_decay": (0.6, 0.7, 0.9),
+    "group_decay": (0.4, 0.6, 0.7, 0.9),
 }
 PARAMS = tuple(GRID)
 
