@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from chronorec.data import columns as C
@@ -73,8 +74,6 @@ def basket_ids(log: EventLog) -> tuple[np.ndarray, str]:
     the basket's first event, and what defines a basket (``"basket"`` column or ``"timestamp"``)."""
     ev = log.events
     key_col = C.BASKET if C.BASKET in ev.columns else C.TIME
-    import pandas as pd
-
     keys = pd.DataFrame({"u": ev[C.USER_IDX].to_numpy(), "k": ev[key_col].to_numpy()})
     codes = pd.MultiIndex.from_frame(keys).factorize()[0] if len(keys) else np.zeros(0, np.int64)
     return np.asarray(codes, dtype=np.int64), key_col
@@ -120,21 +119,19 @@ def next_basket_split(log: EventLog, *, min_baskets: int = 3) -> Split:
             targets.append(_distinct(items[a:b][fe == back]))
         return EvalSet.build(eval_users, inputs, targets, name)
 
-    settings = {"min_baskets": int(min_baskets), "basket": key}
-    split = Split(
-        train=log.with_events(ev[train_mask]),
-        validation=cases(1, "validation"),
-        test=cases(0, "test"),
-        protocol=PROTOCOL,
-        full=log.with_events(ev[full_mask]),
-        settings=settings,
-    )
     if len(eval_users) == 0:
         raise DataError(
             f"{log.source}: no user has {min_baskets} baskets (grouped by {key}); the next-basket split needs "
             "baskets: a basket file, --basket-col, or timestamps shared by the items of one basket"
         )
-    return split
+    return Split(
+        train=log.with_events(ev[train_mask]),
+        validation=cases(1, "validation"),
+        test=cases(0, "test"),
+        protocol=PROTOCOL,
+        full=log.with_events(ev[full_mask]),
+        settings={"min_baskets": int(min_baskets), "basket": key},
+    )
 
 
 def _distinct(a: np.ndarray) -> np.ndarray:

@@ -21,7 +21,8 @@ of a history beyond that sequence form one more basket; another history (a live 
 boundaries, and each of its items counts as a basket.
 
 Hyper-parameters left ``None`` are chosen on the validation cases given to ``fit`` (Recall@10 of
-the next-basket metrics, history included), one at a time from the Reality Check's Ta Feng setting
+the next-basket metrics, history included; on a tie the value held so far stays), one at a time,
+in the order of :data:`GRID`, from the Reality Check's Ta Feng setting
 (``neighbours=300, within_decay=0.9, group_decay=0.7, alpha=0.7, group_size=7``), which is also
 used without validation.
 """
@@ -138,8 +139,9 @@ class TIFUKNN(Recommender):
         table: list[dict[str, Any]] = []
         done: dict[tuple, dict[str, Any]] = {}
         for name in free:
-            best, best_recall = self.params[name], -1.0
-            for value in GRID[name]:
+            held = self.params[name]
+            best, best_recall = held, -1.0
+            for value in sorted(GRID[name], key=lambda v: v != held):  # the held value first: it wins ties
                 self.params[name] = value
                 key = tuple(self.params[p] for p in PARAMS)
                 if key not in done:  # the held values recur once per parameter
