@@ -315,7 +315,8 @@ def evaluate(
 
 def _evaluate_baskets(cfg: Any, log: Any, sp: Any, part: str, out: Path | None, ks_given: bool) -> None:
     """``evaluate --split next-basket``: the next-basket table (chronorec.evaluation.basket)."""
-    from chronorec.evaluation.basket import BASKET_KS, basket_table, compare_basket_models
+    from chronorec.evaluation.basket import BASKET_KS, basket_table
+    from chronorec.workflows.basket import compare_basket_models
 
     ev = cfg.evaluation
     ks = ev.ks if ks_given else list(BASKET_KS)

@@ -396,13 +396,9 @@ def read_events(  # noqa: PLR0913 - one keyword per ingest option, as on the com
         value_col: optional numeric column (rating, price, quantity), stored as float64.
         context_cols: extra columns kept as text context (missing values become ``""``).
         item_name_col: optional column with item names (the first name seen per item is used).
-        basket_col: optional basket / order / invoice id column (Online Retail ``InvoiceNo``,
-            Diginetica ``ordernumber``), kept as the context column ``basket``: the next-basket
-            split (:mod:`chronorec.evaluation.basket`) groups events by it. A basket file
-            ``{user: [[item, ...], ...]}`` (JSON) needs no options: its rows are ``user_id``,
-            ``item_id`` and ``basket``, and the basket index (0, 1, ...) is every item's timestamp.
-        session_col: optional session id column (REES46 ``user_session``, Diginetica
-            ``session_id``), kept as the context column ``session``.
+        basket_col, session_col: optional basket / order id (``InvoiceNo``) and session id columns,
+            kept as the context columns ``basket`` and ``session`` (the next-basket split groups by
+            ``basket``). A JSON basket file ``{user: [[item, ...], ...]}`` needs no column options.
         time_unit: ``"auto"`` (median magnitude above 1e11 means milliseconds, above 1e14
             microseconds, above 1e17 nanoseconds) or ``"s"``, ``"ms"``, ``"us"``, ``"ns"``.
         fmt: ``"csv"``, ``"parquet"`` or ``"jsonl"`` to override detection by file suffix.

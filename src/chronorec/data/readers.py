@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from chronorec.data.baskets import keyed_object, read_keyed
 from chronorec.errors import IngestError
 
 __all__ = ["RawTable", "detect_format", "detect_separator", "non_scalar", "read_csv_bytes", "read_raw", "shorten"]
@@ -362,8 +363,11 @@ def _read_jsonl(path: Path, data: bytes, *, encoding: str) -> RawTable:
     text = _decode(path, data, encoding)
     if text.lstrip().startswith("["):  # a JSON array of records
         return _read_json_array(path, text)
-    if (keyed := _basket_object(text)) is not None:  # {user: [[item, ...], ...]} or {user: [item, ...]}
-        return _read_baskets(path, *keyed)
+    if (keyed := keyed_object(text)) is not None:  # {user: [[item, ...], ...]} or {user: [item, ...]}
+        k = read_keyed(*keyed)
+        raw = RawTable(k.frame, k.lines, str(path), True, parse_rejects=k.rejects, order=k.order, kind=k.kind)
+        raw.order_label = "basket index" if k.kind == "baskets" else "position"
+        return raw
     all_lines = text.splitlines()
     keep = [i for i, ln in enumerate(all_lines) if ln.strip()]
     blank = len(all_lines) - len(keep)
@@ -411,69 +415,6 @@ def _read_json_array(path: Path, text: str) -> RawTable:
     frame = pd.DataFrame.from_records([r for _, r in records]) if records else pd.DataFrame()
     lines = np.asarray([i for i, _ in records], dtype=np.int64)
     return RawTable(frame, lines, str(path), True, parse_rejects=rejects)
-
-
-def _basket_object(text: str) -> tuple[dict[str, Any], bool] | None:
-    """A user-keyed JSON object and whether it holds baskets: ``{user: [[item, ...], ...]}`` (True)
-    or sequences ``{user: [item, ...]}`` (False), decided by most users' values; None for anything
-    else (JSON Lines included: several objects do not parse as one)."""
-    if not text.lstrip().startswith("{"):
-        return None
-    try:
-        obj = json.loads(text)
-    except ValueError:
-        return None  # JSON Lines (several objects) or malformed: the line reader reports it
-    if not isinstance(obj, dict) or not obj:
-        return None
-    lists = [v for v in obj.values() if isinstance(v, list)]
-    firsts = [v[0] for v in lists if v]
-    if len(lists) < 0.5 * len(obj) or not firsts:
-        return None
-    return obj, sum(isinstance(b, list) for b in firsts) >= 0.5 * len(firsts)
-
-
-def _read_baskets(path: Path, obj: dict[str, Any], baskets: bool) -> RawTable:
-    """Rows ``user_id, item_id`` (and ``basket``) from a user-keyed JSON object, in order.
-
-    A basket file ``{user: [[item, ...], ...]}``: basket ``b`` (0, 1, ...) of a user is its time and
-    its ``basket`` id, shared by every item of the basket. A sequence file ``{user: [item, ...]}``:
-    the position is the time. Rows are numbered by their position in the file (the n-th item is row
-    n); a user's value that is not a list, a basket that is not a list, or an item that is a list or
-    an object is kept aside as a parse reject naming the user and the basket."""
-    users, items, times, rows, rejects = [], [], [], [], []
-    n = 0
-    for user, seq in obj.items():
-        if not isinstance(seq, list):
-            n += 1
-            rejects.append((n, f"invalid basket file (user {user!r}: not a list)", shorten(seq, 200)))
-            continue
-        for b, basket in enumerate(seq):
-            if baskets and not isinstance(basket, list):
-                n += 1
-                rejects.append(
-                    (n, f"invalid basket file (user {user!r}, basket {b}: not a list)", shorten(basket, 200))
-                )
-                continue
-            for item in basket if baskets else [basket]:
-                n += 1
-                if isinstance(item, (list, dict)):
-                    where = f"user {user!r}, basket {b}" if baskets else f"user {user!r}, position {b}"
-                    rejects.append(
-                        (n, f"invalid basket file ({where}: an item is a list or an object)", shorten(item, 200))
-                    )
-                    continue
-                users.append(user)
-                items.append(item)
-                times.append(b)
-                rows.append(n)
-    frame = pd.DataFrame({"user_id": pd.Series(users, dtype=object), "item_id": pd.Series(items, dtype=object)})
-    order = np.asarray(times, dtype=np.int64)
-    if baskets:
-        frame["basket"] = order
-    raw = RawTable(frame, np.asarray(rows, dtype=np.int64), str(path), True, parse_rejects=rejects)
-    raw.order = order
-    raw.order_label, raw.kind = ("basket index", "baskets") if baskets else ("position", "sequences")
-    return raw
 
 
 def read_raw(
