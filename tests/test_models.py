@@ -25,6 +25,9 @@ FAST = {
     "hstu": {"epochs": 2, "dim": 16, "max_len": 20, "progress": False},
     "hstu_gbce": {"epochs": 2, "dim": 16, "max_len": 20, "progress": False, "loss": "gbce", "n_negatives": 20},
     "contentrec": {"epochs": 2, "dim": 16, "max_len": 20, "progress": False, "encoder": "hashing", "content_dim": 32},
+    "ptopfreq": {},
+    "gptopfreq": {},
+    "tifuknn": {"neighbours": 10, "alpha": 0.7, "within_decay": 0.9, "group_decay": 0.7, "group_size": 3},
     "ensemble": {
         "members": [{"kind": "itemknn", "neighbours": 20}, {"kind": "sasrec", "epochs": 2, "dim": 16, "max_len": 20}],
         "weights": [0.5, 1.0],

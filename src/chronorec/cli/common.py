@@ -75,7 +75,8 @@ SplitOpt = Annotated[
     str | None,
     typer.Option(
         "--split",
-        help="Evaluation protocol: loo (leave-one-out, default) or temporal (global cut-off, needs --cutoff).",
+        help="Evaluation protocol: loo (leave-one-out, default), temporal (global cut-off, needs --cutoff) or "
+        "next-basket (each user's whole last basket; baskets from a basket file, --basket-col or shared timestamps).",
     ),
 ]
 CutoffOpt = Annotated[
@@ -263,6 +264,10 @@ def make_split(log: Any, cfg: Any) -> Any:
     s = cfg.split
     if s.protocol == "loo":
         return leave_one_out(log, min_events=s.min_events)
+    if s.protocol == "next-basket":
+        from chronorec.evaluation.basket import next_basket_split
+
+        return next_basket_split(log, min_baskets=s.min_baskets)
     return temporal_split(
         log, test_cutoff=SplitConfig.to_seconds(s.cutoff), validation_cutoff=SplitConfig.to_seconds(s.validation_cutoff)
     )

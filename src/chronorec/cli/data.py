@@ -23,7 +23,11 @@ from chronorec.cli.common import (
 
 def ingest(
     source: Annotated[
-        Path, typer.Argument(help="Events file: CSV/TSV, Parquet or JSON Lines (optionally .gz/.xz/.bz2/.zip).")
+        Path,
+        typer.Argument(
+            help="Events file: CSV/TSV, Parquet, JSON Lines or a JSON basket file {user: [[item, ...], ...]} "
+            "(optionally .gz/.xz/.bz2/.zip)."
+        ),
     ],
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Folder to write the EventLog to (events.parquet, id maps, report).")
@@ -36,6 +40,18 @@ def ingest(
     context_col: ContextColOpt = None,
     item_name_col: Annotated[
         str | None, typer.Option("--item-name-col", help="Optional column with item names.")
+    ] = None,
+    basket_col: Annotated[
+        str | None,
+        typer.Option(
+            "--basket-col",
+            help="Basket / order / invoice id column (e.g. InvoiceNo, ordernumber), kept as 'basket' for the "
+            "next-basket split. A basket file {user: [[item, ...], ...]} needs no column options.",
+        ),
+    ] = None,
+    session_col: Annotated[
+        str | None,
+        typer.Option("--session-col", help="Session id column (e.g. user_session, session_id), kept as 'session'."),
     ] = None,
     time_unit: TimeUnitOpt = None,
     fmt: Annotated[
@@ -104,6 +120,8 @@ def ingest(
     over = data_overrides({**locals(), "data": source})
     over.update(
         item_name_col=item_name_col,
+        basket_col=basket_col,
+        session_col=session_col,
         format=fmt,
         sep=_unescape(sep),
         header=header,

@@ -201,6 +201,7 @@ def train(
     if info.get("best_val_ndcg10") is not None:
         line += f", validation NDCG@10 {info['best_val_ndcg10']:.4f} ({model.history_label})"
     chosen = {k: info[k] for k in ("decay", "weight", "temperature") if info.get(k) is not None}
+    chosen |= info.get("chosen") or {}  # e.g. TIFU-KNN's hyper-parameters
     if chosen:  # buy-again's decay, a repeat blend's weight and temperature
         line += ", chosen on validation: " + ", ".join(f"{k} {v:g}" for k, v in chosen.items())
     typer.echo(line)
@@ -297,6 +298,8 @@ def evaluate(
     sp = make_split(log, cfg)
     cases = sp.test if part == "test" else sp.validation
     ev = cfg.evaluation
+    if sp.protocol == "next-basket":
+        return _evaluate_baskets(cfg, log, sp, part, out, ks is not None)
     payload = compare_models(
         ev.model_dirs,
         log,
@@ -326,6 +329,35 @@ def evaluate(
     for warning in payload["warnings"]:
         typer.echo(f"Warning: {warning}", err=True)
     typer.echo(metrics_table(payload["results"], k=headline_k(ev.ks), part=part))
+    _echo_paired_tests(payload)
+    target = out or Path(cfg.output_dir or "runs") / f"evaluate-{timestamp()}.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(payload, indent=2, default=json_default))
+    typer.echo(f"Saved the results to {target}")
+
+
+def _evaluate_baskets(cfg: Any, log: Any, sp: Any, part: str, out: Path | None, ks_given: bool) -> None:
+    """``evaluate --split next-basket``: the next-basket table (chronorec.evaluation.basket)."""
+    from chronorec.evaluation.basket import BASKET_KS, basket_table
+    from chronorec.workflows.basket import compare_basket_models
+
+    ev = cfg.evaluation
+    ks = ev.ks if ks_given else list(BASKET_KS)
+    cases = sp.test if part == "test" else sp.validation
+    payload = compare_basket_models(
+        ev.model_dirs, log, sp, part=part, ks=ks, allow_leak=ev.allow_leak, data=data_label(cfg),
+        data_description={"n_events": len(log), "n_users": log.n_users, "n_items": log.n_items, "source": log.source},
+        split=cfg.split.model_dump(), seed=cfg.seed,
+    )  # fmt: skip
+    first = next(iter(payload["results"].values()))[part]
+    typer.echo(
+        f"next-basket on {data_label(cfg)}: {len(cases)} {part} users (whole last basket, mean "
+        f"{first['mean_basket_size']:.1f} items, {100 * first['repeat_target_share']:.1f}% bought before), "
+        f"{log.n_items} items, full-catalogue ranking, history included; baskets by {sp.settings['basket']}"
+    )
+    for warning in payload["warnings"]:
+        typer.echo(f"Warning: {warning}", err=True)
+    typer.echo(basket_table(payload["results"], ks=ks, part=part))
     _echo_paired_tests(payload)
     target = out or Path(cfg.output_dir or "runs") / f"evaluate-{timestamp()}.json"
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,12 @@ ITEM_IDX = "item_idx"
 BEHAVIOR_IDX = "behavior_idx"
 ROW = "row"  # 1-based line number of the event in its source, kept for error messages
 
+# Grouping context columns (text ids, kept as context columns of the EventLog): the basket (order,
+# invoice) and the session an event belongs to. A context column of the same name plays the same
+# role (the next-basket split reads the ``basket`` column, whichever option kept it).
+BASKET = "basket"
+SESSION = "session"
+
 RESERVED = {USER, ITEM, TIME, BEHAVIOR, VALUE, USER_IDX, ITEM_IDX, BEHAVIOR_IDX, ROW}
 
 

@@ -362,6 +362,8 @@ def read_events(  # noqa: PLR0913 - one keyword per ingest option, as on the com
     value_col: str | int | None = None,
     context_cols: Sequence[str | int] = (),
     item_name_col: str | int | None = None,
+    basket_col: str | int | None = None,
+    session_col: str | int | None = None,
     time_unit: str = "auto",
     fmt: str | None = None,
     rejects_path: str | Path | None = None,
@@ -394,6 +396,9 @@ def read_events(  # noqa: PLR0913 - one keyword per ingest option, as on the com
         value_col: optional numeric column (rating, price, quantity), stored as float64.
         context_cols: extra columns kept as text context (missing values become ``""``).
         item_name_col: optional column with item names (the first name seen per item is used).
+        basket_col, session_col: optional basket / order id (``InvoiceNo``) and session id columns,
+            kept as the context columns ``basket`` and ``session`` (the next-basket split groups by
+            ``basket``). A JSON basket file ``{user: [[item, ...], ...]}`` needs no column options.
         time_unit: ``"auto"`` (median magnitude above 1e11 means milliseconds, above 1e14
             microseconds, above 1e17 nanoseconds) or ``"s"``, ``"ms"``, ``"us"``, ``"ns"``.
         fmt: ``"csv"``, ``"parquet"`` or ``"jsonl"`` to override detection by file suffix.
@@ -439,6 +444,10 @@ def read_events(  # noqa: PLR0913 - one keyword per ingest option, as on the com
     raw = read_raw(source, fmt=o["fmt"], sep=o["sep"], header=o["header"], names=o["names"], encoding=o["encoding"])
     columns = ColumnSpec(*(o[k] for k in ("user_col", "item_col", "time_col", "behavior_col", "value_col")))
     columns = replace(columns, context_cols=tuple(o["context_cols"]), item_name_col=o["item_name_col"])
+    columns = replace(columns, basket_col=o["basket_col"], session_col=o["session_col"])
+    if raw.kind in ("baskets", "sequences"):  # {user: [[item, ...], ...]}: the basket index (position) is the time
+        columns = replace(columns, user_col=C.USER, item_col=C.ITEM, time_col=None)
+        columns = replace(columns, basket_col=C.BASKET if raw.kind == "baskets" else None)
     clean = clean_events(
         raw,
         columns,

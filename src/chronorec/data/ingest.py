@@ -37,10 +37,11 @@ import pandas as pd
 
 from chronorec.data import columns as C
 from chronorec.data.clean import kcore_filter, remove_duplicates
-from chronorec.data.readers import RawTable, detect_format, detect_separator, non_scalar, read_raw, shorten
+from chronorec.data.readers import RawTable, detect_format, detect_separator, non_scalar, read_raw
 from chronorec.data.recipes import Recipe, check_timezone, net_cancellations, prepare_rows
+from chronorec.data.rejects import build_rejects, raise_too_many, write_rejects
 from chronorec.data.report import IngestReport
-from chronorec.data.timestamps import TIME_REASON_FIX, TIME_UNITS, parse_timestamps, time_checks
+from chronorec.data.timestamps import TIME_UNITS, parse_timestamps, time_checks
 from chronorec.errors import IngestError
 
 __all__ = [
@@ -58,22 +59,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _INT_TEXT = re.compile(r"-?(?:0|[1-9][0-9]{0,17})(?:\.0*)?")
-_REASON_FIX = {
-    "missing user": "check that --user-col (user_col=) names the user id column, currently {user_col!r}",
-    "missing item": "check that --item-col (item_col=) names the item id column, currently {item_col!r}",
-    "missing timestamp": "check that --time-col (time_col=) names the time column, currently {time_col!r}",
-    "bad timestamp": (
-        "pass --time-unit (time_unit='s' or 'ms') or --time-col (time_col=) naming the time column, "
-        "currently {time_col!r}; timestamps must be epoch seconds/milliseconds or ISO-8601 date-times"
-    ),
-    **TIME_REASON_FIX,
-    **{f"bad {r} id": f"{r} ids must be single values, not lists: check --{r}-col" for r in ("user", "item")},
-    "missing behavior": "check that --behavior-col (behavior_col=) names the behaviour column, currently {behavior_col!r}",
-    "unknown behavior": "add the value to the recipe's 'behaviors' mapping, or check --behavior-col (behavior_col=)",
-    "bad value": "check that --value-col (value_col=) names a numeric column, currently {value_col!r}",
-    "wrong number of fields": "pass --sep (sep=) with the right separator, detected {sep!r}, or quote fields that contain it",
-    "invalid JSON": "fix or remove the malformed lines; every line must be one JSON object",
-}
 
 
 @dataclass(frozen=True)
@@ -87,6 +72,8 @@ class ColumnSpec:
     value_col: str | int | None = None
     context_cols: Sequence[str | int] = ()
     item_name_col: str | int | None = None
+    basket_col: str | int | None = None
+    session_col: str | int | None = None
 
 
 @dataclass
@@ -111,6 +98,13 @@ class _Resolved:
     value: str | None
     context: list[str]
     name: str | None
+    basket: str | None = None
+    session: str | None = None
+
+    def groups(self) -> list[tuple[str, str]]:
+        """``(canonical name, source column)`` of the basket and session columns given."""
+        pairs = ((C.BASKET, self.basket), (C.SESSION, self.session))
+        return [(name, src) for name, src in pairs if src is not None]
 
 
 def clean_events(  # noqa: PLR0913 - one keyword per ingest option, as read_events
@@ -169,7 +163,8 @@ def clean_events(  # noqa: PLR0913 - one keyword per ingest option, as read_even
     if share > max_reject_share or report.rows_rejected == n_read:
         opts = {"user_col": columns.user_col, "item_col": columns.item_col, "time_col": columns.time_col}
         opts |= {"behavior_col": columns.behavior_col, "value_col": columns.value_col, "sep": raw.sep}
-        _raise_too_many(raw, report.rejects, share, max_reject_share, report, opts)
+        opts |= {"basket_col": columns.basket_col, "session_col": columns.session_col}
+        raise_too_many(raw, report.rejects, share, max_reject_share, report, opts)
     df, names_src = _canonical_frame(raw, cols, ~bad, secs, values)
     if net_lines is not None:
         marked = np.isin(df[C.ROW].to_numpy(), net_lines[0])
@@ -180,7 +175,8 @@ def clean_events(  # noqa: PLR0913 - one keyword per ingest option, as read_even
         item_names = _first_names(df, names_src)
     df = df.reset_index(drop=True)
     report.rows_kept = len(df)
-    return CleanEvents(df, report, tuple(cols.context), item_names, raw.source)
+    context = (*cols.context, *(name for name, _ in cols.groups()))
+    return CleanEvents(df, report, context, item_names, raw.source)
 
 
 def _apply_recipe(
@@ -230,8 +226,18 @@ def _resolve_columns(raw: RawTable, spec: ColumnSpec, *, header: bool) -> _Resol
         value=opt(spec.value_col, "values", "value-col"),
         context=ccols,
         name=opt(spec.item_name_col, "item names", "item-name-col"),
+        basket=opt(spec.basket_col, "basket ids", "basket-col"),
+        session=opt(spec.session_col, "session ids", "session-col"),
     )
-    C.check_distinct({"user_col": resolved.user, "item_col": resolved.item, "time_col": resolved.time}, raw.source)
+    for name, _ in resolved.groups():
+        if name in ccols:
+            raise IngestError(
+                f"{raw.source}: context column {name!r} clashes with --{name}-col, which keeps its column as "
+                f"{name!r}; drop one of the two"
+            )
+    roles = {"user_col": resolved.user, "item_col": resolved.item, "time_col": resolved.time}
+    roles |= {"basket_col": resolved.basket, "session_col": resolved.session}
+    C.check_distinct(roles, raw.source)
     return resolved
 
 
@@ -260,8 +266,9 @@ def _row_checks(
         secs, t_ok = tp.seconds, tp.ok
         checks += [("missing timestamp", t_missing), *t_checks]
         report.naive_timestamps = _naive_count(frame[cols.time], t_ok)
-    else:
-        secs, report.time_unit = raw.lines.copy(), "line number"
+    else:  # file order, or the basket index of a basket file
+        secs = raw.lines.copy() if raw.order is None else raw.order.copy()
+        report.time_unit = raw.order_label
     if cols.behavior is not None:
         checks += [
             ("missing behavior", _missing(frame[cols.behavior])),
@@ -274,6 +281,8 @@ def _row_checks(
             vs = vs.map(lambda x: x.strip() if isinstance(x, str) else x)
         values = pd.to_numeric(vs, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         checks.append(("bad value", ~np.isfinite(values)))
+    for name, src in cols.groups():
+        checks += [(f"missing {name}", _missing(frame[src])), (f"bad {name} id", non_scalar(frame[src]))]
     return checks, secs, values
 
 
@@ -284,14 +293,14 @@ def _record_rejects(
     report: IngestReport,
     rejects_path: str | Path | None,
 ) -> None:
-    rejects = _build_rejects(raw, checks, bad)
+    rejects = build_rejects(raw, checks, bad)
     report.rows_rejected = len(rejects)
     report.rejects = rejects
     if len(rejects):
         counts = rejects["reason"].str.split(";").str[0].str.replace(r" \(.*$", "", regex=True).value_counts(sort=False)
         report.rejects_by_reason = {str(k): int(v) for k, v in counts.items()}
     if rejects_path is not None:
-        report.rejects_path = _write_rejects(rejects, rejects_path)
+        report.rejects_path = write_rejects(rejects, rejects_path)
     elif len(rejects):
         logger.warning("%s: %d rows rejected (in report.rejects; EventLog.save writes them)", raw.source, len(rejects))
 
@@ -319,6 +328,8 @@ def _canonical_frame(
         if ok.any():
             txt[ok] = _normalize_ids(s[ok]).astype(str).to_numpy()
         df[c] = txt
+    for name, src in cols.groups():  # never missing: rejected above
+        df[name] = _normalize_ids(frame.loc[keep, src]).astype(str).to_numpy()
     df[C.ROW] = raw.lines[keep]
     names_src = frame.loc[keep, cols.name].reset_index(drop=True) if cols.name is not None else None
     return df, names_src
@@ -403,13 +414,20 @@ def _resolve(raw: RawTable, col: Any, role: str, option: str, *, header: bool) -
         return str(col)
     if isinstance(col, int) and 0 <= col < len(cols):
         return cols[col]
-    present = ", ".join(repr(c) for c in cols) if cols else "(none)"
+    present = ", ".join(repr(c) for c in cols[:_MAX_NAMES]) if cols else "(none)"
+    if len(cols) > _MAX_NAMES:  # a JSON object read as one row of thousands of "columns"
+        present += f", ... ({len(cols):,} columns in all)"
     msg = f"{raw.source}: no column {col!r} for the {role}. Columns present: {present}."
     close = difflib.get_close_matches(str(col), cols, n=1, cutoff=0.6)
     lower = [c for c in cols if c.lower() == str(col).lower()]
     if lower or close:
         msg += f" Did you mean {(lower or close)[0]!r}?"
     msg += f" Pass --{option} (or {option.replace('-', '_')}=) with the name of the {role} column."
+    if len(cols) > _MAX_NAMES and len(raw.frame) <= 1:
+        raise IngestError(
+            msg + " The file holds one record with many keys: a basket file must be one JSON object "
+            "{user: [[item, ...], ...]} (baskets as lists of items); events need one row per event."
+        )
     if raw.is_file and header and cols and all(_INT_TEXT.fullmatch(c.strip()) or _looks_numeric(c) for c in cols):
         msg += (
             " The first line looks like data, not a header: pass --no-header (header=False) with --names"
@@ -420,72 +438,12 @@ def _resolve(raw: RawTable, col: Any, role: str, option: str, *, header: bool) -
     raise IngestError(msg)
 
 
+_MAX_NAMES = 20  # column names listed in a message
+
+
 def _looks_numeric(text: str) -> bool:
     try:
         float(text)
     except ValueError:
         return False
     return True
-
-
-def _raw_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Raw values as text ('' for missing), for the rejects file and messages."""
-    out = {}
-    for c in frame.columns:
-        s = frame[c]
-        out[str(c)] = s.astype(object).where(s.notna(), "").map(str).to_numpy()
-    return pd.DataFrame(out, index=range(len(frame)))
-
-
-def _format_rows(rejects: pd.DataFrame, value_cols: list[str], limit: int = 5) -> str:
-    parts = []
-    for _, r in rejects.head(limit).iterrows():
-        vals = ", ".join(f"{c}={shorten(r[c])}" for c in value_cols if c in r.index and r[c] != "")
-        if "raw" in r.index and r["raw"]:
-            vals = (vals + ", " if vals else "") + f"raw={shorten(r['raw'])}"
-        parts.append(f"  line {int(r['line'])}: {r['reason']}: {vals}")
-    return "\n".join(parts)
-
-
-def _write_rejects(rejects: pd.DataFrame, path: str | Path) -> str:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    if p.suffix.lower() in (".parquet", ".pq"):
-        rejects.to_parquet(p, index=False)
-    else:
-        rejects.to_csv(p, index=False)
-    return str(p)
-
-
-def _build_rejects(raw: RawTable, checks: list[tuple[str, np.ndarray]], bad: np.ndarray) -> pd.DataFrame:
-    idx = np.flatnonzero(bad)
-    reasons = []
-    for i in idx:
-        reasons.append("; ".join(label for label, m in checks if m[i]))
-    vals = _raw_text(raw.frame.iloc[idx])
-    out = pd.DataFrame({"line": raw.lines[idx], "reason": np.asarray(reasons, dtype=object)})
-    out = pd.concat([out, vals], axis=1) if len(vals.columns) else out
-    if raw.parse_rejects:
-        extra = pd.DataFrame(raw.parse_rejects, columns=["line", "reason", "raw"])
-        out["raw"] = ""
-        out = pd.concat([out, extra], ignore_index=True).sort_values("line", kind="stable").reset_index(drop=True)
-        for c in vals.columns:
-            out[c] = out[c].fillna("")
-    out["line"] = out["line"].astype(np.int64)
-    return out
-
-
-def _raise_too_many(
-    raw: RawTable, rejects: pd.DataFrame, share: float, limit: float, report: IngestReport, opts: dict[str, Any]
-) -> None:
-    n_bad, n_read = len(rejects), report.rows_read
-    top = max(report.rejects_by_reason, key=lambda k: report.rejects_by_reason[k]) if report.rejects_by_reason else ""
-    fix = _REASON_FIX.get(top, "check the column options").format(**opts)
-    value_cols = [c for c in rejects.columns if c not in ("line", "reason", "raw")]
-    saved = f" All rejected rows were written to {report.rejects_path}." if report.rejects_path else ""
-    by_reason = ", ".join(f"{k}: {v:,}" for k, v in report.rejects_by_reason.items())
-    raise IngestError(
-        f"{raw.source}: {n_bad:,} of {n_read:,} rows ({share:.0%}) are bad, more than the allowed "
-        f"{limit:.0%} ({by_reason}). First {min(5, n_bad)}:\n{_format_rows(rejects, value_cols)}\n"
-        f"Fix: {fix}.{saved}"
-    )

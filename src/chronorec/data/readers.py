@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from chronorec.data.baskets import keyed_object, read_keyed
 from chronorec.errors import IngestError
 
 __all__ = ["RawTable", "detect_format", "detect_separator", "non_scalar", "read_csv_bytes", "read_raw", "shorten"]
@@ -73,6 +74,11 @@ class RawTable:
     sep: str | None = None
     blank_lines: int = 0
     parse_rejects: list[tuple[int, str, str]] = field(default_factory=list)  # (line, reason, raw text)
+    order: np.ndarray | None = None  # implicit time per row where the file has no time column (basket index)
+    order_label: str = "line number"  # what ``order`` (or, without it, the line number) is, for the report
+    kind: str = (
+        "rows"  # "baskets": {user: [[item, ...], ...]} (user_id, item_id, basket); "sequences": {user: [item, ...]}
+    )
 
 
 def detect_format(path: str | Path, fmt: str | None = None) -> tuple[str | None, str | None]:
@@ -357,6 +363,11 @@ def _read_jsonl(path: Path, data: bytes, *, encoding: str) -> RawTable:
     text = _decode(path, data, encoding)
     if text.lstrip().startswith("["):  # a JSON array of records
         return _read_json_array(path, text)
+    if (keyed := keyed_object(text)) is not None:  # {user: [[item, ...], ...]} or {user: [item, ...]}
+        k = read_keyed(*keyed)
+        raw = RawTable(k.frame, k.lines, str(path), True, parse_rejects=k.rejects, order=k.order, kind=k.kind)
+        raw.order_label = "basket index" if k.kind == "baskets" else "position"
+        return raw
     all_lines = text.splitlines()
     keep = [i for i, ln in enumerate(all_lines) if ln.strip()]
     blank = len(all_lines) - len(keep)

@@ -186,6 +186,8 @@ class RecipeColumns(Strict):
     value: str | int | None = None
     item_name: str | int | None = None
     context: list[str | int] = Field(default_factory=list)
+    basket: str | int | None = Field(None, description="basket / order / invoice id column (kept as 'basket')")
+    session: str | int | None = Field(None, description="session id column (kept as 'session')")
 
 
 class Recipe(Strict):
@@ -240,6 +242,8 @@ class Recipe(Strict):
             "value_col": c.value,
             "context_cols": list(c.context),
             "item_name_col": c.item_name,
+            "basket_col": c.basket,
+            "session_col": c.session,
             "header": self.header,
             "names": self.names,
             "sep": self.sep,

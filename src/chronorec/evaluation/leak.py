@@ -8,7 +8,8 @@ record with an evaluation about to be scored and refuses, in one line, when
 * the evaluation's split protocol differs from the one the model was trained on (a model trained
   leave-one-out has seen every user's events up to the second-to-last, whatever the date);
 * the targets of a temporal evaluation lie at or before the model's last training event;
-* a leave-one-out evaluation includes users the training split kept whole (smaller ``min_events``);
+* a leave-one-out (next-basket) evaluation includes users the training split kept whole (smaller
+  ``min_events``, ``min_baskets``);
 * none of the target items is in the model's catalogue (a model of another shop scores 0.0 and
   says nothing about itself).
 
@@ -121,6 +122,11 @@ def _split_problems(trained: dict[str, Any], split: Any, part: str) -> list[str]
     elif now["protocol"] == "leave-one-out" and now.get("min_events", 0) < trained.get("min_events", 0):
         problems.append(
             f"min_events {now.get('min_events')} < {trained.get('min_events')} of its training split: "
+            "users it trained on whole are evaluated"
+        )
+    elif now["protocol"] == "next-basket" and now.get("min_baskets", 0) < trained.get("min_baskets", 0):
+        problems.append(
+            f"min_baskets {now.get('min_baskets')} < {trained.get('min_baskets')} of its training split: "
             "users it trained on whole are evaluated"
         )
     return problems

@@ -6,6 +6,7 @@ inputs are histories the model may see and whose targets it must predict.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,8 @@ from chronorec.data import columns as C
 from chronorec.data.eventlog import EventLog
 from chronorec.data.sequences import pack_histories
 from chronorec.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -89,6 +92,7 @@ def leave_one_out(log: EventLog, *, min_events: int = 3) -> Split:
     val_targets = [items[off[u + 1] - 2 : off[u + 1] - 1] for u in eval_users]
     test_inputs = [items[off[u] : off[u + 1] - 1] for u in eval_users]
     test_targets = [items[off[u + 1] - 1 : off[u + 1]] for u in eval_users]
+    _warn_tied_targets(store, eval_users, log.source)
     return Split(
         train=log.with_events(ev[train_mask]),
         validation=EvalSet.build(eval_users, val_inputs, val_targets, "validation"),
@@ -97,6 +101,31 @@ def leave_one_out(log: EventLog, *, min_events: int = 3) -> Split:
         full=log.with_events(ev[full_mask]),
         settings={"min_events": int(min_events)},
     )
+
+
+def tied_targets(store: Any, users: np.ndarray) -> tuple[int, int]:
+    """How many of ``users``' leave-one-out test and validation targets share their timestamp with an
+    input event (the previous event: events are sorted by time). Such a target is one item of a
+    basket or a same-second burst whose other items stay in the input: a leak within the basket."""
+    if store.timestamps is None or len(users) == 0:
+        return 0, 0
+    users = np.asarray(users)
+    ends, lens = store.offsets[users + 1], np.diff(store.offsets)[users]
+    ts = store.timestamps
+    test = int(((lens >= 2) & (ts[np.maximum(ends - 1, 0)] == ts[np.maximum(ends - 2, 0)])).sum())
+    val = int(((lens >= 3) & (ts[np.maximum(ends - 2, 0)] == ts[np.maximum(ends - 3, 0)])).sum())
+    return test, val
+
+
+def _warn_tied_targets(store: Any, users: np.ndarray, source: str) -> None:
+    test, val = tied_targets(store, users)
+    if test or val:
+        logger.warning(
+            "%s: leave-one-out: %d of %d test targets (and %d validation targets) share their timestamp with "
+            "input events (items of one basket or session): the rest of the basket stays in the input. "
+            "Hold out whole baskets with --split next-basket (chronorec.evaluation.basket.next_basket_split)",
+            source, test, len(users), val,
+        )  # fmt: skip
 
 
 def temporal_split(

@@ -20,6 +20,9 @@ KINDS = {
     "ensemble": "chronorec.models.ensemble:Ensemble",
     "buyagain": "chronorec.models.baselines.buyagain:BuyAgain",
     "repeat-blend": "chronorec.models.repeat:RepeatBlend",
+    "ptopfreq": "chronorec.models.baselines.topfreq:PTopFreq",
+    "gptopfreq": "chronorec.models.baselines.topfreq:GPTopFreq",
+    "tifuknn": "chronorec.models.baselines.tifuknn:TIFUKNN",
 }
 
 

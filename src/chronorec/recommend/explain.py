@@ -120,7 +120,7 @@ def fill_explanations(
     history_reasons = getattr(pipe.model, "history_reasons", None)
     if callable(history_reasons):  # repeat models: how the user's own items and the rest are ranked
         told = history_reasons(np.asarray(history, np.int64), np.asarray(items, np.int64))
-        if getattr(pipe.model, "kind", "") == "buyagain":  # its other items follow by popularity
+        if getattr(pipe.model, "kind", "") in ("buyagain", "gptopfreq"):  # its other items follow by popularity
             pop = popularity_reasons(pipe.popularity.global_counts, items, "events")
             told = [t or p for t, p in zip(told, pop, strict=True)]
         ranked.reasons = ["; ".join(t for t in (d, r) if t) for d, r in zip(told, ranked.reasons, strict=True)]

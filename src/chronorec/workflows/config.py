@@ -56,6 +56,8 @@ class DataConfig(_Strict):
     value_col: str | None = None
     context_cols: list[str] = Field(default_factory=list)
     item_name_col: str | None = None
+    basket_col: str | None = Field(None, description="basket / order / invoice id column (kept as 'basket')")
+    session_col: str | None = Field(None, description="session id column (kept as 'session')")
     time_unit: str = Field("auto", description="unit of numeric timestamps: auto, s, ms, us, ns")
     format: str | None = Field(None, description="csv, tsv, parquet, jsonl (default: from the file name)")
     sep: str | None = Field(None, description="CSV separator (default: detected)")
@@ -85,6 +87,8 @@ class DataConfig(_Strict):
             "value_col": self.value_col,
             "context_cols": list(self.context_cols),
             "item_name_col": self.item_name_col,
+            "basket_col": self.basket_col,
+            "session_col": self.session_col,
             "time_unit": self.time_unit,
             "fmt": self.format,
             "sep": self.sep,
@@ -101,10 +105,13 @@ class DataConfig(_Strict):
 
 
 class SplitConfig(_Strict):
-    protocol: Literal["loo", "temporal"] = "loo"
+    protocol: Literal["loo", "temporal", "next-basket"] = Field(
+        "loo", description="loo (leave-one-out), temporal (global cut-off) or next-basket (whole last basket)"
+    )
     cutoff: int | str | None = Field(None, description="temporal test cut-off: epoch seconds or an ISO date")
     validation_cutoff: int | str | None = None
     min_events: int = Field(3, ge=2, description="leave-one-out: users with fewer events are not evaluated")
+    min_baskets: int = Field(3, ge=3, description="next-basket: users with fewer baskets are not evaluated")
 
     @model_validator(mode="after")
     def _cutoff_needed(self) -> "SplitConfig":
