@@ -18,7 +18,8 @@ ingest``), then split by the protocol named in :data:`LOGS`:
 Every model is fitted on the training part with validation for its epochs and chosen settings; its
 history protocol (exclude / include the user's own items) is decided once at fit (``auto``, the
 library default) and used for validation and test alike. Test is read once. Each model is compared
-with the best simple baseline (popular, buy-again, GP-TopFreq: the best by validation NDCG@10) by a
+with the best simple baseline (popular, buy-again, P-TopFreq, GP-TopFreq: the best by validation
+NDCG@10) by a
 paired bootstrap over the same users (95 % CI). The "best learned model" is the learned model (not a
 simple baseline) with the best validation NDCG@10, so choosing it does not peek at test.
 """
@@ -35,10 +36,9 @@ from typing import Any
 
 import numpy as np
 
-SIMPLE = ("popular", "buyagain", "gp-topfreq")
-DEFAULT_MODELS = (
-    "popular,buyagain,gp-topfreq,tifu-knn,itemknn,ease,gru4rec,sasrec,repeatnet,blend(sasrec),blend(itemknn)"
-)
+RC_SPLIT = Path(__file__).resolve().parent / "results" / "tafeng-reality-check-split.json"
+SIMPLE = ("popular", "buyagain", "ptopfreq", "gptopfreq")
+DEFAULT_MODELS = "popular,buyagain,gptopfreq,tifuknn,itemknn,ease,gru4rec,sasrec,repeatnet,blend(sasrec),blend(itemknn)"
 
 
 @dataclass
@@ -102,7 +102,7 @@ LOGS: dict[str, LogSpec] = {
             "time_col": "time",
             "sep": "\t",
         },  # fmt: skip
-        ("1998-03-01", "1998-03-25"),
+        ("1998-01-01", "1998-02-01"),
         "ratings by time",
     ),
 }
@@ -130,7 +130,9 @@ def split_log(name: str, spec: LogSpec, root: Path) -> tuple[Any, Any, dict[str,
         sp = splits.temporal_split(log, test_cutoff=cut, validation_cutoff=vcut)
         desc["cutoffs"] = {"validation": spec.cutoffs[0], "test": spec.cutoffs[1]}
     elif spec.protocol == "last-basket":
-        sp = splits.last_basket_split(log)
+        from chronorec.evaluation.basket import next_basket_split
+
+        sp = next_basket_split(log)
     else:
         sp = splits.leave_one_out(log)
     return log, sp, desc
@@ -159,6 +161,7 @@ def _ci(t: dict[str, float]) -> str:
 
 def run_log(name: str, spec: LogSpec, args: argparse.Namespace) -> dict[str, Any]:
     from chronorec import evaluate_ranking
+    from chronorec.evaluation.basket import evaluate_baskets
     from chronorec.evaluation.repeat import repeat_stats
     from chronorec.evaluation.stats import paired_test
     from chronorec.models.repeat import RepeatBlend
@@ -174,6 +177,15 @@ def run_log(name: str, spec: LogSpec, args: argparse.Namespace) -> dict[str, Any
         flush=True,
     )
     ks = (10, 20)
+    rc_rows = rc_cases = None
+    if spec.protocol == "last-basket" and RC_SPLIT.exists():  # the Reality Check's own test users
+        from chronorec.evaluation.split import EvalSet
+
+        wanted = {str(u) for u in json.loads(RC_SPLIT.read_text())["test"]}
+        external = log.users.to_external(sp.test.users).astype(str)
+        rc_rows = np.flatnonzero(np.isin(external, list(wanted)))
+        rc_cases = EvalSet.build(sp.test.users[rc_rows], sp.test.inputs(rc_rows), sp.test.targets(rc_rows), "rc-test")
+        desc["reality_check_test_users"] = len(rc_rows)
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     results: dict[str, Any] = {}
     per_user: dict[str, dict[str, np.ndarray]] = {}
@@ -184,6 +196,13 @@ def run_log(name: str, spec: LogSpec, args: argparse.Namespace) -> dict[str, Any
         test, per_user[label] = evaluate_ranking(model, sp.test, ks=ks, return_per_user=True)
         val = evaluate_ranking(model, sp.validation, ks=ks)
         info = model.fit_info or {}
+        if spec.protocol == "last-basket":  # the Reality Check's metrics, all users and their test users
+            basket = {"all users": evaluate_baskets(model.score, sp.test, n_items=model.n_items, ks=ks)}
+            if rc_rows is not None:
+                basket["reality-check test users"] = evaluate_baskets(
+                    model.score, rc_cases, n_items=model.n_items, ks=ks
+                )
+        info = {**info, "basket": basket} if spec.protocol == "last-basket" else info
         results[label] = {
             "kind": model.kind,
             "config": model.config.model_dump(),
@@ -194,6 +213,7 @@ def run_log(name: str, spec: LogSpec, args: argparse.Namespace) -> dict[str, Any
             "eval_seconds": time.perf_counter() - t0,
             "best_epoch": info.get("best_epoch") or (info.get("base") or {}).get("best_epoch"),
             "chosen": {k: info[k] for k in ("decay", "weight", "temperature") if k in info},
+            **({"basket": info["basket"]} if "basket" in info else {}),
         }
         print(
             f"  {label}: test NDCG@10 {test['NDCG@10']:.4f} HR@10 {test['HR@10']:.4f} Coverage@10 "
@@ -283,6 +303,21 @@ def table(payload: dict[str, Any]) -> str:
             f"| {n} | {r['history'].removeprefix('history ')} | {t['NDCG@10']:.4f} | {t['HR@10']:.4f} | "
             f"{t['Coverage@10']:.3f} | {vs} | {r['validation']['NDCG@10']:.4f} | {r['fit_seconds']:.0f} |"
         )
+    if any("basket" in r for r in payload["results"].values()):
+        lines += [
+            "",
+            "Next-basket metrics (Li et al.'s definitions: Recall = hits / basket size, NDCG with the whole basket's "
+            "ideal DCG, PHR = share of users with a hit), on every user and on the Reality Check's own test users:",
+            "",
+            "| model | users | Recall@10 | NDCG@10 | PHR@10 | Recall@20 | Recall-rep@10 | Recall-expl@10 |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for n, r in payload["results"].items():
+            for who, b in r.get("basket", {}).items():
+                lines.append(
+                    f"| {n} | {who} | {b['Recall@10']:.4f} | {b['NDCG@10']:.4f} | {b['PHR@10']:.4f} | "
+                    f"{b['Recall@20']:.4f} | {b['Recall-rep@10']:.4f} | {b['Recall-expl@10']:.4f} |"
+                )
     if best and ref:
         verdict = "beats" if payload["best_beats_reference"] else "does **not** beat"
         lines += [
