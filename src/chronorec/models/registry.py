@@ -20,6 +20,7 @@ KINDS = {
     "ensemble": "chronorec.models.ensemble:Ensemble",
     "buyagain": "chronorec.models.baselines.buyagain:BuyAgain",
     "repeat-blend": "chronorec.models.repeat:RepeatBlend",
+    "repeatnet": "chronorec.models.sequential.repeat_aware:RepeatNet",
 }
 
 
