@@ -125,3 +125,31 @@ def test_options_are_bounded():
         RepeatNet(gate_bias=50.0)
     with pytest.raises(ValueError, match="loss"):
         RepeatNet(loss="sampled")
+
+
+@pytest.mark.parametrize("kind", [SASRec, RepeatNet])
+def test_next_time_targets_never_pair_items_of_one_basket(kind):
+    """targets="next_time": every position learns an item of the user's next basket, whichever basket
+    item it is, and never another item of its own basket; without the option, the next event."""
+    df = pd.DataFrame(
+        [("a", 1, 0), ("a", 2, 0), ("a", 3, 1), ("a", 4, 1), ("a", 5, 2), ("b", 1, 0), ("b", 7, 5), ("b", 8, 5)],
+        columns=["user_id", "item_id", "timestamp"],
+    )
+    log = EventLog.from_frame(df)
+    model = kind(epochs=1, progress=False, dim=8, max_len=10, targets="next_time").fit(log)
+    spans = [(int(model.store.offsets[u]), int(model.store.offsets[u + 1])) for u in (1, 2)]
+
+    def ext(ids):
+        return np.array([model.items.to_external([i])[0] if i else 0 for i in ids])
+
+    seen = set()
+    for seed in range(20):
+        batch = model._make_batch(spans, np.random.default_rng(seed))
+        assert [ext(r[r > 0].numpy()).tolist() for r in batch["items"]] == [[1, 2, 3, 4], [1, 7]]
+        a, b = (ext(r.numpy()[:n]).tolist() for r, n in zip(batch["targets"], (4, 2), strict=True))
+        assert a[0] in (3, 4) and a[1] in (3, 4) and a[2:] == [5, 5] and b[0] in (7, 8) and b[1] == 0, (a, b)
+        seen.add((a[0], a[1], b[0]))
+    assert len(seen) > 4  # drawn at random over the next basket
+    plain = kind(epochs=1, progress=False, dim=8, max_len=10).fit(log)
+    batch = plain._make_batch(spans, np.random.default_rng(0))
+    assert ext(batch["targets"][0].numpy()).tolist() == [2, 3, 4, 5]
