@@ -24,6 +24,8 @@ FAST = {
     "bert4rec": {"epochs": 2, "dim": 16, "max_len": 20, "progress": False},
     "hstu": {"epochs": 2, "dim": 16, "max_len": 20, "progress": False},
     "hstu_gbce": {"epochs": 2, "dim": 16, "max_len": 20, "progress": False, "loss": "gbce", "n_negatives": 20},
+    "repeatnet": {"epochs": 2, "dim": 16, "max_len": 20, "progress": False},
+    "repeatnet_all": {"epochs": 2, "dim": 16, "max_len": 20, "progress": False, "explore": "all"},
     "contentrec": {"epochs": 2, "dim": 16, "max_len": 20, "progress": False, "encoder": "hashing", "content_dim": 32},
     "ptopfreq": {},
     "gptopfreq": {},

@@ -23,6 +23,7 @@ KINDS = {
     "ptopfreq": "chronorec.models.baselines.topfreq:PTopFreq",
     "gptopfreq": "chronorec.models.baselines.topfreq:GPTopFreq",
     "tifuknn": "chronorec.models.baselines.tifuknn:TIFUKNN",
+    "repeatnet": "chronorec.models.sequential.repeat_aware:RepeatNet",
 }
 
 

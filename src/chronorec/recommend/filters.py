@@ -83,7 +83,7 @@ def seen_items(items: np.ndarray, behaviors: Sequence[str | None] | None, filter
     return items[sel]
 
 
-REPEAT_KINDS = ("buyagain", "repeat-blend", "ptopfreq", "gptopfreq", "tifuknn")
+REPEAT_KINDS = ("buyagain", "repeat-blend", "ptopfreq", "gptopfreq", "tifuknn", "repeatnet")
 """Model kinds that rank the user's own items: their lists keep seen items unless told otherwise."""
 
 

@@ -45,10 +45,45 @@ def gather(flat: np.ndarray, spans: list[Span], width: int, tail: int = 0, *, ri
     return torch.from_numpy(out)
 
 
+def next_time_groups(store: SequenceStore) -> tuple[np.ndarray, np.ndarray]:
+    """For every event of the flat store, the span ``[start, end)`` of its user's events at the next
+    later timestamp (the next basket), or ``(-1, -1)`` where the user has none."""
+    ts, off = store.timestamps, store.offsets
+    n = len(ts)
+    user = np.repeat(np.arange(len(off) - 1), np.diff(off))
+    first = np.r_[True, (ts[1:] != ts[:-1]) | (user[1:] != user[:-1])] if n else np.zeros(0, bool)
+    starts = np.flatnonzero(first)
+    ends = np.r_[starts[1:], n]
+    nxt = np.minimum(np.cumsum(first), len(starts) - 1)  # the group after each event's own
+    has = (np.cumsum(first) < len(starts)) & (user[starts[nxt]] == user) if n else np.zeros(0, bool)
+    return np.where(has, starts[nxt], -1), np.where(has, ends[nxt], -1)
+
+
+def next_time_targets(
+    spans: list[Span], groups: tuple[np.ndarray, np.ndarray], width: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Right-padded (len(spans), width) flat indices of a random event of each input event's next
+    timestamp (-1: none, or padding)."""
+    start, end = groups
+    out = np.full((len(spans), width), -1, dtype=np.int64)
+    for r, (a, b) in enumerate(spans):
+        s, e = start[a:b], end[a:b]
+        pick = s + (rng.random(b - a) * (e - s)).astype(np.int64)
+        out[r, : b - a] = np.where(s >= 0, pick, -1)
+    return out
+
+
 def pad_right(rows: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """Left-padded rows (B, W) whose last ``lengths`` columns are real, moved to the left edge."""
     width = rows.shape[1]
     idx = (np.arange(width)[None, :] + (width - lengths)[:, None]) % width
+    return np.take_along_axis(rows, idx, axis=1)
+
+
+def pad_left(rows: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Right-padded rows (B, W) whose first ``lengths`` columns are real, moved to the right edge."""
+    width = rows.shape[1]
+    idx = (np.arange(width)[None, :] - (width - lengths)[:, None]) % width
     return np.take_along_axis(rows, idx, axis=1)
 
 
@@ -91,4 +126,13 @@ class WindowBatcher:
             yield [self.window(*self.spans[i], rng) for i in idx]
 
 
-__all__ = ["WindowBatcher", "gather", "pad_right", "token_batches", "training_spans"]
+__all__ = [
+    "WindowBatcher",
+    "gather",
+    "next_time_groups",
+    "next_time_targets",
+    "pad_left",
+    "pad_right",
+    "token_batches",
+    "training_spans",
+]

@@ -25,7 +25,16 @@ from chronorec.errors import ConfigError
 from chronorec.evaluation.ranking import evaluate_ranking
 from chronorec.models.base import Recommender
 from chronorec.models.sequential import context as ctxf
-from chronorec.models.sequential.batching import WindowBatcher, gather, pad_right, token_batches, training_spans
+from chronorec.models.sequential.batching import (
+    WindowBatcher,
+    gather,
+    next_time_groups,
+    next_time_targets,
+    pad_left,
+    pad_right,
+    token_batches,
+    training_spans,
+)
 from chronorec.models.sequential.config import SequentialConfig
 from chronorec.models.sequential.losses import full_softmax_ce, gbce, sampled_softmax_ce
 from chronorec.models.sequential.query_cache import QueryCache
@@ -54,6 +63,7 @@ class SequentialRecommender(Recommender):
         super().__init__(**params)
         self.module: torch.nn.Module | None = None
         self._codes: dict[str, np.ndarray] | None = None
+        self._next_time: tuple[np.ndarray, np.ndarray] | None = None  # targets="next_time": each event's next basket
         self._device: torch.device | None = None
         self.query_cache: QueryCache | None = None
 
@@ -126,6 +136,8 @@ class SequentialRecommender(Recommender):
         width = self._batch_width(max(b - a for a, b in inputs))
         codes = self._flat_codes()
         right = self.right_padding
+        if self.config.targets == "next_time" and self.store.timestamps is not None:
+            return self._next_time_batch(inputs, width, codes, rng)
         batch: Batch = {
             "items": gather(self.store.items, inputs, width, right=right),
             "targets": gather(self.store.items, targets, width, right=right),
@@ -133,6 +145,28 @@ class SequentialRecommender(Recommender):
         }
         if self.config.use_context and self.config.request_context:
             batch["next"] = {f: gather(codes[f], targets, width, right=right) for f in self.context_features}
+        return batch
+
+    def _next_time_batch(self, inputs, width: int, codes, rng: np.random.Generator) -> Batch:
+        """``_make_batch`` with ``targets="next_time"``: each input event's target is a random event of
+        its user's next later timestamp (right-padded rows; left-padded ones are moved to the right)."""
+        if self._next_time is None:
+            self._next_time = next_time_groups(self.store)
+        idx = next_time_targets(inputs, self._next_time, width, rng)
+        if not self.right_padding:
+            idx = pad_left(idx, np.array([b - a for a, b in inputs]))
+
+        def at(flat: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.where(idx >= 0, flat[np.maximum(idx, 0)], 0))
+
+        right = self.right_padding
+        batch: Batch = {
+            "items": gather(self.store.items, inputs, width, right=right),
+            "targets": at(self.store.items),
+            "feats": {f: gather(c, inputs, width, right=right) for f, c in codes.items()} or None,
+        }
+        if self.config.use_context and self.config.request_context:
+            batch["next"] = {f: at(codes[f]) for f in self.context_features}
         return batch
 
     def _hidden(self, module, items: torch.Tensor, feats, nxt=None, last_only: bool = False) -> torch.Tensor:
@@ -239,7 +273,7 @@ class SequentialRecommender(Recommender):
         cfg = self.config
         set_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
-        self._codes = None
+        self._codes = self._next_time = None
         device = self.device
         self._check_execution(device)
         self.module = self._init_module().to(device)
