@@ -204,3 +204,12 @@ def test_every_setting_is_described_and_declared_once():
         assert TrainSettings.model_fields[name].default == SequentialConfig.model_fields[name].default, name
     picked = TrainSettings.of(registry.get("sasrec").Config(epochs=7, lr=0.01, progress=False), label="x")
     assert (picked.epochs, picked.lr, picked.progress, picked.label, picked.grad_clip) == (7, 0.01, False, "x", 5.0)
+
+
+def test_ease_checks_the_memory_of_its_dense_solve_before_paying_it():
+    from chronorec.errors import ConfigError
+
+    log = make_sequences(n_users=20, n_items=40, seed=0, mean_length=6)
+    with pytest.raises(ConfigError, match=r"need about .* GiB .*max_memory_gb=1e-05"):
+        registry.get("ease")(max_memory_gb=1e-5).fit(log)
+    assert registry.get("ease")().fit(log).B.shape == (log.n_items + 1, log.n_items + 1)

@@ -16,7 +16,10 @@ from chronorec.models.base import ModelConfig, Recommender
 class EASEConfig(ModelConfig):
     kind: Literal["ease"] = Field("ease", description="the model kind")
     l2: float = Field(500.0, gt=0, description="L2 regularisation of the item-item weights")
-    threads: int | None = Field(None, description="CPU threads for the solve (None: torch's default)")
+    threads: int | None = Field(None, ge=1, le=1024, description="CPU threads for the solve (None: torch's default)")
+    max_memory_gb: float = Field(
+        8.0, gt=0, le=4096, description="refuse to fit when the dense item-item solve would need more memory (GiB)"
+    )
 
 
 class EASE(Recommender):
@@ -24,6 +27,15 @@ class EASE(Recommender):
     Config = EASEConfig
 
     def _fit(self, log, validation) -> None:
+        n = self.n_items + 1
+        need = 3 * n * n * 8 / 2**30  # the Gram matrix, its inverse and B, float64
+        if need > self.config.max_memory_gb:
+            from chronorec.errors import ConfigError
+
+            raise ConfigError(
+                f"ease: {self.n_items} items need about {need:.1f} GiB for the dense item-item solve (limit "
+                f"max_memory_gb={self.config.max_memory_gb:g}); filter rare items (--min-item-events) or use itemknn"
+            )
         if self.config.threads:
             torch.set_num_threads(self.config.threads)
         X = self.store.seen_matrix()
