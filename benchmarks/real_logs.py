@@ -13,7 +13,9 @@ ingest``), then split by the protocol named in :data:`LOGS`:
   those from the test cut-off on, the input being the user's whole history before it.
 - ``last-basket``: the next-basket protocol of Li et al. (TOIS 2023) where the log has baskets: the
   last basket is the test target (all its items), the one before it validation.
-- ``session``: each session is a sequence (the session id is the user); leave-one-out within it.
+- ``session``: the next item within the session: with a session column, the last event of each
+  user's last session given everything before it (``session_split``); without one, each session is
+  read as the sequence itself (the session id is the user) and split leave-one-out.
 
 Every model is fitted on the training part with validation for its epochs and chosen settings; its
 history protocol (exclude / include the user's own items) is decided once at fit (``auto``, the
@@ -38,7 +40,7 @@ import numpy as np
 
 RC_SPLIT = Path(__file__).resolve().parent / "results" / "tafeng-reality-check-split.json"
 SIMPLE = ("popular", "buyagain", "ptopfreq", "gptopfreq")
-DEFAULT_MODELS = "popular,buyagain,gptopfreq,tifuknn,itemknn,ease,gru4rec,sasrec,repeatnet,blend(sasrec),blend(itemknn)"
+DEFAULT_MODELS = "popular,buyagain,gptopfreq,tifuknn,itemknn,ease,gru4rec,sasrec,repeatnet,blend(sasrec),blend(itemknn),blend(repeatnet)"
 
 
 @dataclass
@@ -66,6 +68,19 @@ LOGS: dict[str, LogSpec] = {
         {"user_col": "user_id", "item_col": "product_id", "time_col": "event_time", "behavior_col": "event_type"},
         ("2019-10-01 02:30", "2019-10-01 02:40"),
         "views, carts and purchases; a 3-hour window",
+    ),
+    "rees46-session": LogSpec(
+        "rees46-multicategory/2019-Oct_head.csv",
+        "session",
+        {
+            "user_col": "user_id",
+            "item_col": "product_id",
+            "time_col": "event_time",
+            "behavior_col": "event_type",
+            "session_col": "user_session",
+        },  # fmt: skip
+        None,
+        "next item within each user's last session (user_session), given everything before it",
     ),
     "tafeng": LogSpec(
         "tafeng-nbr/tafeng_merged.json", "last-basket", {}, None, "baskets in order (basket index = time)"
@@ -133,7 +148,9 @@ def split_log(name: str, spec: LogSpec, root: Path) -> tuple[Any, Any, dict[str,
         from chronorec.evaluation.basket import next_basket_split
 
         sp = next_basket_split(log)
-    else:
+    elif "session_col" in spec.read:
+        sp = splits.session_split(log)
+    else:  # sessions read as the sequences themselves
         sp = splits.leave_one_out(log)
     return log, sp, desc
 
@@ -159,6 +176,22 @@ def make_models(names: list[str], epochs: int, threads: int, budget: float, *, b
     return {n: registry.get(n)(**params.get(n, {})) for n in names if not n.startswith("blend(")}
 
 
+def diagnostics(sp: Any) -> dict[str, float]:
+    """What bounds any model on this split, measured: the share of test targets no model can rank from
+    training (items with no training event), the share among the 50 most popular training items, the
+    test inputs' median length, and the number of test users (the paired CI's width follows it)."""
+    counts = np.bincount(sp.train.sequences().items, minlength=sp.train.n_items + 1)
+    targets = sp.test.target_items
+    top50 = np.argsort(-counts[1:], kind="stable")[:50] + 1
+    lengths = np.diff(sp.test.input_offsets)
+    return {
+        "cold_target_share": float((counts[targets] == 0).mean()) if len(targets) else 0.0,
+        "top50_target_share": float(np.isin(targets, top50).mean()) if len(targets) else 0.0,
+        "median_test_input_length": float(np.median(lengths)) if len(lengths) else 0.0,
+        "n_test_users": float(len(sp.test)),
+    }
+
+
 def _ci(t: dict[str, float]) -> str:
     return f"{t['diff']:+.4f} [{t['ci_low']:+.4f}, {t['ci_high']:+.4f}]"
 
@@ -174,6 +207,7 @@ def run_log(name: str, spec: LogSpec, args: argparse.Namespace) -> dict[str, Any
     t_start = time.perf_counter()
     log, sp, desc = split_log(name, spec, data_dir(args.data_dir))
     repeat = {"test": repeat_stats(sp.test), "validation": repeat_stats(sp.validation)}
+    desc["diagnostics"] = diagnostics(sp)
     print(
         f"== {name} ({spec.protocol}): {desc['events']} events, {log.n_users} users, {log.n_items} items; "
         f"validation {len(sp.validation)} users, test {len(sp.test)} users; "
@@ -277,6 +311,15 @@ def run_log(name: str, spec: LogSpec, args: argparse.Namespace) -> dict[str, Any
             ok[best]["vs_reference"]["NDCG@10"]["ci_low"] > 0 if best and reference and best in ok else None
         ),
     }
+
+
+def _diagnostics_line(d: dict[str, float] | None) -> str:
+    if not d:
+        return ""
+    return (
+        f" Test targets never seen in training: {100 * d['cold_target_share']:.1f}%; among the 50 most popular "
+        f"training items: {100 * d['top50_target_share']:.1f}%; median test input {d['median_test_input_length']:.0f} events."
+    )
 
 
 def table(payload: dict[str, Any]) -> str:

@@ -1,5 +1,6 @@
 import numpy as np
 import pandas as pd
+import pytest
 
 from chronorec.data import columns as C
 from chronorec.data.eventlog import EventLog
@@ -71,3 +72,30 @@ def test_splits_describe_their_protocol_and_settings_for_the_leak_check():
         "first_only": False,
     }
     assert temporal_split(log, test_cutoff=700).describe()["validation_cutoff"] == 700
+
+
+def test_session_split_holds_out_the_end_of_each_users_last_session():
+    import pandas as pd
+
+    from chronorec.data.eventlog import EventLog
+    from chronorec.errors import ConfigError
+    from chronorec.evaluation.split import session_split
+
+    rows = [  # u1: an old session, then a 3-event session; u2: last session of one event; u3: of two
+        ("u1", "a", 1, "s1"), ("u1", "b", 2, "s1"), ("u1", "c", 10, "s2"), ("u1", "d", 11, "s2"), ("u1", "e", 12, "s2"),
+        ("u2", "a", 1, "s3"), ("u2", "b", 2, "s3"), ("u2", "c", 3, "s3"), ("u2", "d", 20, "s4"),
+        ("u3", "a", 1, "s5"), ("u3", "b", 2, "s5"), ("u3", "c", 30, "s6"), ("u3", "d", 31, "s6"),
+    ]  # fmt: skip
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "session"])
+    log = EventLog.from_frame(frame, context_columns=["session"])
+    sp = session_split(log)
+    ext = log.items.to_external
+    assert log.users.to_external(sp.test.users).tolist() == ["u1"]  # only u1's last session has 3 events
+    assert ext(sp.test.targets(slice(None))[0]).tolist() == ["e"]
+    assert ext(sp.test.inputs(slice(None))[0]).tolist() == ["a", "b", "c", "d"]  # earlier session + session so far
+    assert ext(sp.validation.targets(slice(None))[0]).tolist() == ["d"]
+    assert sp.describe()["users_with_short_last_session"] == 2
+    assert sp.describe()["users_with_one_event_last_session"] == 1
+    assert len(sp.train) == len(log) - 2  # u2 and u3 stay whole in training
+    with pytest.raises(ConfigError, match="--session-col"):
+        session_split(EventLog.from_frame(frame.drop(columns="session")))

@@ -76,7 +76,8 @@ SplitOpt = Annotated[
     typer.Option(
         "--split",
         help="Evaluation protocol: loo (leave-one-out, default), temporal (global cut-off, needs --cutoff) or "
-        "next-basket (each user's whole last basket; baskets from a basket file, --basket-col or shared timestamps).",
+        "next-basket (each user's whole last basket; baskets from a basket file, --basket-col or shared timestamps) "
+        "or session (next item within the user's last session; needs --session-col).",
     ),
 ]
 CutoffOpt = Annotated[
@@ -264,6 +265,10 @@ def make_split(log: Any, cfg: Any) -> Any:
     s = cfg.split
     if s.protocol == "loo":
         return leave_one_out(log, min_events=s.min_events)
+    if s.protocol == "session":
+        from chronorec.evaluation.split import session_split
+
+        return session_split(log)
     if s.protocol == "next-basket":
         from chronorec.evaluation.basket import next_basket_split
 

@@ -124,6 +124,11 @@ def _split_problems(trained: dict[str, Any], split: Any, part: str) -> list[str]
             f"min_events {now.get('min_events')} < {trained.get('min_events')} of its training split: "
             "users it trained on whole are evaluated"
         )
+    elif now["protocol"] == "session" and now.get("min_session_events", 0) < trained.get("min_session_events", 0):
+        problems.append(
+            f"min_session_events {now.get('min_session_events')} < {trained.get('min_session_events')} of its "
+            "training split: users it trained on whole are evaluated"
+        )
     elif now["protocol"] == "next-basket" and now.get("min_baskets", 0) < trained.get("min_baskets", 0):
         problems.append(
             f"min_baskets {now.get('min_baskets')} < {trained.get('min_baskets')} of its training split: "
@@ -150,6 +155,8 @@ def split_options(split: dict[str, Any] | None) -> str:
     protocol = (split or {}).get("protocol")
     if protocol == "leave-one-out":
         return f"--split loo --min-events {split.get('min_events', 3)}"
+    if protocol == "session":
+        return "--split session"
     if protocol == "global-temporal" and split.get("test_cutoff") is not None:
 
         def arg(seconds: int) -> str:

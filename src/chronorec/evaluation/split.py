@@ -1,4 +1,4 @@
-"""Splits without leakage: leave-one-out and a global temporal cut-off.
+"""Splits without leakage: leave-one-out, next item within the session and a global temporal cut-off.
 
 Every split returns a training EventLog (same id maps as the input) and EvalSets whose
 inputs are histories the model may see and whose targets it must predict.
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from chronorec.data import columns as C
 from chronorec.data.eventlog import EventLog
@@ -74,17 +75,56 @@ def leave_one_out(log: EventLog, *, min_events: int = 3) -> Split:
     Users with fewer than ``min_events`` events keep all their events in training and are not
     evaluated. Relies on the log's stable (user, time, original order) sort.
     """
+    store = log.sequences()
+    return _tail_split(log, store, store.lengths >= min_events, "leave-one-out", {"min_events": int(min_events)})
+
+
+def session_split(log: EventLog, *, min_session_events: int = 3) -> Split:
+    """Next item within the session: for each user, the last event of their last session is the test
+    target and the one before it (same session) the validation target; inputs are everything the
+    user did before (earlier sessions, then the session so far).
+
+    Only users whose last session has at least ``min_session_events`` events (3: one in-session
+    input event for validation) are evaluated; the others keep every event in training. Needs a
+    ``session`` column (``--session-col``). ``settings`` counts the users left out because their last
+    session is shorter, sessions of one event among them, reported apart as the protocol asks.
+    """
+    if min_session_events < 3:
+        raise ConfigError(f"min_session_events must be at least 3, not {min_session_events}")
+    if C.SESSION not in log.events.columns:
+        raise ConfigError(
+            f"{log.source}: the session split needs a session column: ingest with --session-col NAME "
+            "(e.g. user_session for REES46, session_id for Diginetica)"
+        )
+    store = log.sequences()
     ev = log.events
     users = ev[C.USER_IDX].to_numpy()
-    store = log.sequences()
-    lens = store.lengths
-    # position of each event from the end of its user's sequence: 0 = last
+    session = pd.factorize(ev[C.SESSION].astype(str))[0]
+    last_session = np.full(log.n_users + 1, -1)
+    ends = store.offsets[users + 1] - 1
+    last_session[users] = session[ends]  # every event of a user writes the session of its last event
+    in_last = session == last_session[users]
+    last_len = np.bincount(users[in_last], minlength=log.n_users + 1)
+    evaluated = last_len >= min_session_events
+    short = (last_len > 0) & ~evaluated
+    settings = {
+        "min_session_events": int(min_session_events),
+        "users_with_short_last_session": int(short[1:].sum()),
+        "users_with_one_event_last_session": int((last_len[1:] == 1).sum()),
+    }
+    return _tail_split(log, store, evaluated, "session", settings)
+
+
+def _tail_split(log: EventLog, store: Any, evaluated_u: np.ndarray, protocol: str, settings: dict) -> Split:
+    """The last event of each ``evaluated_u`` user = test target, the one before = validation target."""
+    ev = log.events
+    users = ev[C.USER_IDX].to_numpy()
     ends = store.offsets[users + 1]
-    from_end = ends - 1 - np.arange(len(ev))
-    evaluated = lens[users] >= min_events
+    from_end = ends - 1 - np.arange(len(ev))  # position of each event from the end of its user: 0 = last
+    evaluated = evaluated_u[users]
     train_mask = ~evaluated | (from_end >= 2)
     full_mask = ~evaluated | (from_end >= 1)
-    eval_users = np.flatnonzero(lens >= min_events)
+    eval_users = np.flatnonzero(evaluated_u)
     eval_users = eval_users[eval_users > 0]
     items = store.items
     off = store.offsets
@@ -97,9 +137,9 @@ def leave_one_out(log: EventLog, *, min_events: int = 3) -> Split:
         train=log.with_events(ev[train_mask]),
         validation=EvalSet.build(eval_users, val_inputs, val_targets, "validation"),
         test=EvalSet.build(eval_users, test_inputs, test_targets, "test"),
-        protocol="leave-one-out",
+        protocol=protocol,
         full=log.with_events(ev[full_mask]),
-        settings={"min_events": int(min_events)},
+        settings=settings,
     )
 
 

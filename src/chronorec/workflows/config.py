@@ -105,8 +105,10 @@ class DataConfig(_Strict):
 
 
 class SplitConfig(_Strict):
-    protocol: Literal["loo", "temporal", "next-basket"] = Field(
-        "loo", description="loo (leave-one-out), temporal (global cut-off) or next-basket (whole last basket)"
+    protocol: Literal["loo", "temporal", "next-basket", "session"] = Field(
+        "loo",
+        description="loo (leave-one-out), temporal (global cut-off), next-basket (whole last basket) or session "
+        "(the last item of each user's last session, given everything before it)",
     )
     cutoff: int | str | None = Field(None, description="temporal test cut-off: epoch seconds or an ISO date")
     validation_cutoff: int | str | None = None
