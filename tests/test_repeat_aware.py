@@ -153,3 +153,14 @@ def test_next_time_targets_never_pair_items_of_one_basket(kind):
     plain = kind(epochs=1, progress=False, dim=8, max_len=10).fit(log)
     batch = plain._make_batch(spans, np.random.default_rng(0))
     assert ext(batch["targets"][0].numpy()).tolist() == [2, 3, 4, 5]
+    assert plain.training_targets == "next_event" and plain.fit_info["targets"] == "next_event"
+    # a log with baskets (a basket file, --basket-col) trains on the next basket unless told otherwise
+    basket_log = EventLog.from_frame(
+        df.assign(basket=df["user_id"] + df["timestamp"].astype(str)), context_columns=["basket"]
+    )
+    auto = kind(epochs=1, progress=False, dim=8, max_len=10).fit(basket_log)
+    assert auto.training_targets == "next_time" and auto.fit_info["targets"] == "next_time"
+    assert (
+        kind(epochs=1, progress=False, dim=8, max_len=10, targets="next_event").fit(basket_log).training_targets
+        == "next_event"
+    )

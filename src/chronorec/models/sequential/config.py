@@ -72,11 +72,12 @@ class BatchingParams(Strict):
         description="'random': batches of batch_size random sequences, padded to the longest; 'tokens': sequences "
         "of similar length batched up to batch_size x the mean length in tokens (no padding: faster epochs)",
     )
-    targets: Literal["next_event", "next_time"] = Field(
-        "next_event",
+    targets: Literal["auto", "next_event", "next_time"] = Field(
+        "auto",
         description="what each position learns to predict: 'next_event', the event after it; 'next_time', a "
         "random event of the user's next later timestamp, so events sharing a time (a basket) are never "
-        "targets of one another (logs without timestamps: next_event)",
+        "targets of one another (logs without timestamps: next_event); 'auto': next_time on logs with baskets "
+        "(a basket file or --basket-col), next_event otherwise",
     )
     eval_users: int | None = Field(None, description="validate on a fixed random subset of users (None: all)")
 

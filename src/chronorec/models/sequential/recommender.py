@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from chronorec.data import columns as C
 from chronorec.errors import ConfigError
 from chronorec.evaluation.ranking import evaluate_ranking
 from chronorec.models.base import Recommender
@@ -125,6 +126,13 @@ class SequentialRecommender(Recommender):
         (one static shape, so the compiled graph is not rebuilt for every batch width)."""
         return self.config.max_len if self.config.compile else min(self.config.max_len, longest)
 
+    @property
+    def training_targets(self) -> str:
+        """``config.targets`` with ``auto`` resolved: next_time when the training log has baskets."""
+        if self.config.targets != "auto":
+            return self.config.targets
+        return "next_time" if C.BASKET in self.context_vocab else "next_event"
+
     def _make_batch(self, spans: list[tuple[int, int]], rng: np.random.Generator) -> Batch:
         """One batch from event spans ``[a, b)`` of the flat store (causal next-item by default).
 
@@ -136,7 +144,7 @@ class SequentialRecommender(Recommender):
         width = self._batch_width(max(b - a for a, b in inputs))
         codes = self._flat_codes()
         right = self.right_padding
-        if self.config.targets == "next_time" and self.store.timestamps is not None:
+        if self.training_targets == "next_time" and self.store.timestamps is not None:
             return self._next_time_batch(inputs, width, codes, rng)
         batch: Batch = {
             "items": gather(self.store.items, inputs, width, right=right),
@@ -313,6 +321,7 @@ class SequentialRecommender(Recommender):
             f"best_val_{MONITOR}": result.best_metric if np.isfinite(result.best_metric) else None,
             "train_seconds": result.train_seconds,
             "epochs_run": len(result.history),
+            "targets": self.training_targets,
             "stopped": result.stopped,
             "n_train_sequences": len(batcher.spans),
             "mean_train_len": float(lens.mean()) if len(lens) else 0.0,
