@@ -101,7 +101,8 @@ def _summary(split, log, data_params, per_model, best, curves, models, *, quick:
     return provenance(
         protocol=split.protocol,
         protocol_details="last event = test, second-to-last = validation; full-catalogue ranking; "
-        "items of the input history excluded; epochs chosen on validation NDCG@10",
+        "items of the input history excluded or included as each model's history protocol decided at training "
+        "(history_protocol per model); epochs chosen on validation NDCG@10 under that protocol",
         seed=seed,
         quick=quick,
         threads=None,
@@ -177,7 +178,8 @@ def run_demo(
     }
     rows = {name: r["test"] for name, r in per_model.items()}
 
-    logger.info("\nTest metrics (leave-one-out, full-catalogue ranking, history items excluded):")
+    labels = sorted({models[name].history_label for name in per_model})
+    logger.info("\nTest metrics (leave-one-out, full-catalogue ranking, %s):", " / ".join(labels))
     logger.info("%s", metrics_table(per_model))
 
     # recommendations for three users, with names
