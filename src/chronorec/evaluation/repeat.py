@@ -80,18 +80,17 @@ def last_event_repeat_share(offsets: np.ndarray, items: np.ndarray) -> tuple[flo
     item of their own. It stands in for the validation rule when a model is fitted without
     validation cases: leave-one-out validation is exactly these last events."""
     offsets = np.asarray(offsets, dtype=np.int64)
+    items = np.asarray(items, dtype=np.int64)
     lengths = np.diff(offsets)
     users = np.flatnonzero(lengths >= 2)
     if not len(users):
         return 0.0, 0
-    last = items[offsets[users + 1] - 1]
-    rows = np.repeat(np.arange(len(users)), lengths[users] - 1)
-    starts = offsets[users]
-    pos = np.arange(len(rows)) - np.repeat(np.cumsum(lengths[users] - 1) - (lengths[users] - 1), lengths[users] - 1)
-    earlier = items[starts[rows] + pos]
-    hit = np.zeros(len(users), dtype=bool)
-    hit[rows[earlier == last[rows]]] = True
-    return float(hit.mean()), len(users)
+    owner = np.repeat(np.arange(len(lengths)), lengths)  # the user of every event
+    earlier = np.ones(len(items), dtype=bool)
+    earlier[offsets[1:][lengths > 0] - 1] = False  # every event but each user's last
+    width = int(items.max(initial=0)) + 1
+    last = users * width + items[offsets[users + 1] - 1]
+    return float(np.isin(last, owner[earlier] * width + items[earlier]).mean()), len(users)
 
 
 def decide_history(

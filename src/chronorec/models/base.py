@@ -98,7 +98,7 @@ class Recommender:
         buy-again and repeat blends and dropped otherwise."""
         if self.history_protocol is not None:
             return bool(self.history_protocol["exclude"])
-        return self.kind not in ("buyagain", "repeat-blend")
+        return not self.ranks_own_items
 
     @property
     def history_label(self) -> str:
@@ -157,6 +157,9 @@ class Recommender:
         return scores
 
     uses_context: ClassVar[bool] = False  # True where ``_score`` accepts ``context=``
+    ranks_own_items: ClassVar[bool] = False
+    """True for kinds built to rank the user's own items (buy-again and its kin): their seen-items
+    default in folders saved before the history protocol was recorded."""
 
     def _topk(
         self,

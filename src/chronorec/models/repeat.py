@@ -87,6 +87,7 @@ def mixture_scores(model_scores: torch.Tensor, counts: torch.Tensor, weight: flo
 
 class RepeatBlend(Recommender):
     kind = "repeat-blend"
+    ranks_own_items = True
     Config = RepeatBlendConfig
 
     def __init__(self, **params: Any):

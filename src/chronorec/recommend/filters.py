@@ -83,25 +83,21 @@ def seen_items(items: np.ndarray, behaviors: Sequence[str | None] | None, filter
     return items[sel]
 
 
-REPEAT_KINDS = ("buyagain", "repeat-blend", "ptopfreq", "gptopfreq", "tifuknn", "repeatnet")
-"""Model kinds that rank the user's own items: their lists keep seen items unless told otherwise."""
-
-
 def default_exclude_seen(model: Any) -> tuple[bool, str]:
     """Whether a request that does not say drops seen items for ``model``, and why (one phrase).
 
     The model's history protocol, decided once when it was fitted and recorded with it
     (:attr:`chronorec.models.base.Recommender.exclude_history`): the same rule chose its epochs and
     scores it in ``chronorec evaluate``. Folders saved before the protocol was recorded keep seen
-    items for :data:`REPEAT_KINDS` and drop them otherwise.
+    items for kinds built to rank them (``ranks_own_items``: buy-again and its kin), drop them otherwise.
     """
     protocol = model.history_protocol
     if protocol is not None:
         why = f"the model's history protocol ({protocol.get('mode', 'auto')}): {protocol.get('reason', '')}"
         return bool(protocol["exclude"]), why
-    if model.kind in REPEAT_KINDS:
+    if not model.exclude_history:
         return False, f"{model.kind} models rank the user's own items"
     return True, "the model ranks items new to the user"
 
 
-__all__ = ["REPEAT_KINDS", "banned_items", "default_exclude_seen", "seen_items"]
+__all__ = ["banned_items", "default_exclude_seen", "seen_items"]

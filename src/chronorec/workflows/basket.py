@@ -31,20 +31,15 @@ def compare_basket_models(
     largest K. Returns the provenance record with ``results`` (one per model) and ``warnings``."""
     from chronorec.evaluation.leak import check_evaluation
     from chronorec.evaluation.stats import paired_test
-    from chronorec.models.registry import load
-    from chronorec.workflows.experiment import evalset_for_model, model_record, provenance
+    from chronorec.workflows.experiment import evalset_for_model, load_models, model_record, provenance
 
     split = checked_split
     if split.protocol != PROTOCOL:
         raise ConfigError(f"the next-basket evaluation needs a next-basket split, not {split.protocol!r}")
     cases = split.test if part == "test" else split.validation
     dirs = [Path(p) for p in model_dirs]
-    if not dirs:
-        raise ConfigError("no models: give one or more saved model folders")
-    names = [d.name for d in dirs]
-    if len(set(names)) < len(names):
-        names = [str(d) for d in dirs]
-    models = {label: load(d) for label, d in zip(names, dirs, strict=True)}
+    models = load_models(dirs)
+    names = list(models)
     checks = {
         label: check_evaluation(label, m, log, split, cases, part=part, allow_leak=allow_leak)
         for label, m in models.items()

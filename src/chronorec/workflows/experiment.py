@@ -214,6 +214,18 @@ def paired_tests(names: list[str], per_case: dict[str, dict[str, Any]], k: int) 
     return out
 
 
+def load_models(dirs: Sequence[Path]) -> dict[str, Recommender]:
+    """Saved model folders by label: the folder name, or the whole path when two names repeat."""
+    from chronorec.models.registry import load
+
+    if not dirs:
+        raise ConfigError("no models: give one or more saved model folders")
+    names = [d.name for d in dirs]
+    if len(set(names)) < len(names):
+        names = [str(d) for d in dirs]
+    return {label: load(d) for label, d in zip(names, dirs, strict=True)}
+
+
 def refit_settings(model_dir: str | Path) -> tuple[str, dict[str, Any]]:
     """(kind, parameters) that refit the model saved in ``model_dir`` on every event, as serving
     needs it: its configuration, the epochs its validation chose (``best_epoch``), the weights a
@@ -313,17 +325,12 @@ def compare_models(  # noqa: PLR0913 - the evaluation's options, one keyword eac
     """
     from chronorec.evaluation.leak import check_evaluation
     from chronorec.evaluation.repeat import repeat_stats
-    from chronorec.models.registry import load
 
     if part not in ("test", "validation"):
         raise ConfigError(f"part must be 'test' or 'validation', not {part!r}")
     dirs = [Path(p) for p in model_dirs]
-    if not dirs:
-        raise ConfigError("no models: give one or more saved model folders")
-    names = [d.name for d in dirs]
-    if len(set(names)) < len(names):
-        names = [str(d) for d in dirs]
-    models = {label: load(d) for label, d in zip(names, dirs, strict=True)}
+    models = load_models(dirs)
+    names = list(models)
     decision, history_warnings = evaluation_history(exclude_history, models, validation)
     checks = {}
     if checked_split is not None:  # every model checked before any is scored: a refusal costs nothing

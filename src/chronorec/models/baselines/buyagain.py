@@ -53,6 +53,7 @@ def repeat_counts(histories: list[np.ndarray], n_items: int, decay: float, max_h
 
 class BuyAgain(Recommender):
     kind = "buyagain"
+    ranks_own_items = True
     Config = BuyAgainConfig
 
     def _fit(self, log, validation) -> None:

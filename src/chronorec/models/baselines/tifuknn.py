@@ -112,6 +112,7 @@ def user_vectors(
 
 class TIFUKNN(Recommender):
     kind = "tifuknn"
+    ranks_own_items = True
     Config = TIFUKNNConfig
 
     def _fit(self, log, validation) -> None:

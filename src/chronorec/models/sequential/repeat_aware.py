@@ -118,6 +118,7 @@ def mixture_log_prob(log_gate: torch.Tensor, log_repeat: torch.Tensor, log_explo
 
 class RepeatNet(SASRec):
     kind = "repeatnet"
+    ranks_own_items = True
     Config = RepeatNetConfig
 
     def _build_module(self) -> nn.Module:
