@@ -9,6 +9,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+import chronorec
 from chronorec.cli.main import app
 from chronorec.data import columns as C
 from chronorec.data import read_events
@@ -21,6 +22,7 @@ from chronorec.evaluation.basket import (
     next_basket_split,
     summarize,
 )
+from chronorec.evaluation.ranking import evaluate_ranking
 from chronorec.evaluation.split import EvalSet, leave_one_out
 from chronorec.models import registry
 
@@ -246,3 +248,36 @@ def test_leak_check_refuses_users_a_next_basket_model_trained_on_whole():
     wider = next_basket_split(log, min_baskets=3)
     with pytest.raises(EvaluationRefused, match="min_baskets 3 < 5"):
         check_evaluation("m", model, log, wider, wider.test)
+
+
+def test_training_validation_on_a_next_basket_split_is_the_number_evaluate_reports(tmp_path):
+    """The epoch chooser and ``evaluate --split next-basket --part validation`` use one NDCG@10: the
+    Reality Check's (whole basket in the ideal DCG), not the next-item one of evaluate_ranking."""
+    rng = np.random.default_rng(3)  # two tastes of 40 items; baskets of 12, more than K = 10
+    groups = [rng.choice(40, size=16, replace=False) + 1 + 40 * (u % 2) for u in range(80)]
+    baskets = {
+        f"u{u}": [rng.choice(g, size=12, replace=False).tolist() for _ in range(5)] for u, g in enumerate(groups)
+    }
+    data = _write(tmp_path / "n.json", {u: [[int(i) for i in b] for b in bs] for u, bs in baskets.items()})
+
+    def invoke(*args):
+        return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "250", "NO_COLOR": "1"})
+
+    res = invoke(
+        "train", "--kind", "sasrec", "--data", data, "--split", "next-basket", "--epochs", "3", "--no-progress",
+        "-p", "dim=16", "-p", "max_len=30", "--out", tmp_path / "sasrec",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    model = chronorec.load(tmp_path / "sasrec")
+    monitored = model.fit_info["best_val_ndcg10"]
+    assert model.fit_info["validation_metric"].startswith("next-basket NDCG@10")
+    out = tmp_path / "val.json"
+    res = invoke("evaluate", tmp_path / "sasrec", "--data", data, "--split", "next-basket", "--part", "validation",
+                 "--out", out)  # fmt: skip
+    assert res.exit_code == 0, res.output
+    evaluated = json.loads(out.read_text())["results"]["sasrec"]["validation"]["NDCG@10"]
+    assert monitored > 0.05 and abs(evaluated - monitored) < 1e-6
+    # the next-item NDCG (ideal DCG cut at min(10, |basket|)) is another number on the same lists
+    sp = next_basket_split(read_events(data))
+    next_item = evaluate_ranking(model, sp.validation, exclude_history=False)["NDCG@10"]
+    assert abs(next_item - monitored) > 1e-3

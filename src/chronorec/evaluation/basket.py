@@ -115,7 +115,7 @@ def next_basket_split(log: EventLog, *, min_baskets: int = 3) -> Split:
             fe = from_end[a:b]
             inputs.append(items[a:b][fe > back])
             targets.append(_distinct(items[a:b][fe == back]))
-        return EvalSet.build(eval_users, inputs, targets, name)
+        return EvalSet.build(eval_users, inputs, targets, name, protocol=PROTOCOL)
 
     if len(eval_users) == 0:
         raise DataError(

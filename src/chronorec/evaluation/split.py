@@ -31,6 +31,9 @@ class EvalSet:
     target_offsets: np.ndarray
     target_items: np.ndarray
     name: str = "eval"
+    protocol: str = "next-item"
+    """How the cases are scored: ``"next-item"`` (:func:`~chronorec.evaluation.ranking.evaluate_ranking`) or
+    ``"next-basket"`` (the whole next basket, :func:`~chronorec.evaluation.basket.evaluate_baskets`)."""
 
     def __len__(self) -> int:
         return len(self.users)
@@ -47,11 +50,29 @@ class EvalSet:
     def single_target(self) -> bool:
         return bool(np.all(np.diff(self.target_offsets) == 1))
 
+    def subset(self, rows: np.ndarray, *, users: np.ndarray | None = None, name: str | None = None) -> "EvalSet":
+        """The cases ``rows`` (same protocol), optionally with other user ids (e.g. row numbers)."""
+        return EvalSet.build(
+            self.users[rows] if users is None else users,
+            self.inputs(rows),
+            self.targets(rows),
+            name or self.name,
+            protocol=self.protocol,
+        )
+
     @classmethod
-    def build(cls, users: np.ndarray, inputs: list[np.ndarray], targets: list[np.ndarray], name: str) -> "EvalSet":
+    def build(
+        cls,
+        users: np.ndarray,
+        inputs: list[np.ndarray],
+        targets: list[np.ndarray],
+        name: str,
+        *,
+        protocol: str = "next-item",
+    ) -> "EvalSet":
         io, ii = pack_histories(inputs)
         to, ti = pack_histories(targets)
-        return cls(np.asarray(users, dtype=np.int64), io, ii, to, ti, name)
+        return cls(np.asarray(users, dtype=np.int64), io, ii, to, ti, name, protocol)
 
 
 @dataclass

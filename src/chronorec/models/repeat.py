@@ -136,15 +136,14 @@ class RepeatBlend(Recommender):
 
     def _choose(self, validation: Any) -> tuple[float, float, list[dict[str, float]]]:
         """(w, T) maximising validation NDCG@10 (under the model's history protocol) over the grids."""
-        from chronorec.evaluation.ranking import evaluate_ranking
-        from chronorec.evaluation.split import EvalSet
+        from chronorec.evaluation.monitor import validation_metrics
 
         n_max = max(1, min(self.config.max_validation, _CELLS // (self.n_items + 1)))
         rows = np.arange(len(validation))
         if len(rows) > n_max:
             rows = np.sort(np.random.default_rng(0).choice(rows, n_max, replace=False))
-        hist, targets = validation.inputs(rows), validation.targets(rows)
-        cases = EvalSet.build(np.arange(len(rows)), hist, targets, "blend-validation")  # users = row numbers
+        hist = validation.inputs(rows)
+        cases = validation.subset(rows, users=np.arange(len(rows)), name="blend-validation")  # users = row numbers
         with torch.inference_mode():
             z = torch.cat(
                 [
@@ -163,9 +162,7 @@ class RepeatBlend(Recommender):
                     idx = torch.from_numpy(np.asarray(idx, dtype=np.int64))
                     return _mix(log_model[idx], log_rep[idx], has[idx], w)
 
-                m = evaluate_ranking(
-                    score_fn, cases, n_items=self.n_items, ks=(10,), exclude_history=self.exclude_history
-                )
+                m = validation_metrics(score_fn, cases, n_items=self.n_items, exclude_history=self.exclude_history)
                 table.append({"weight": w, "temperature": T, "NDCG@10": m["NDCG@10"], "HR@10": m["HR@10"]})
         best = max(table, key=lambda r: r["NDCG@10"])
         return float(best["weight"]), float(best["temperature"]), table

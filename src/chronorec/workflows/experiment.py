@@ -194,7 +194,8 @@ def evalset_for_model(model: Recommender, log: Any, evalset: EvalSet) -> EvalSet
     keep = items > 0
     offsets = np.zeros(len(evalset) + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows[keep], minlength=len(evalset)), out=offsets[1:])
-    return EvalSet(users, offsets, items[keep], evalset.target_offsets, lut[evalset.target_items], evalset.name)
+    targets = lut[evalset.target_items]
+    return EvalSet(users, offsets, items[keep], evalset.target_offsets, targets, evalset.name, evalset.protocol)
 
 
 def headline_k(ks: Sequence[int]) -> int:

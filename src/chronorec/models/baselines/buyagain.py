@@ -66,14 +66,12 @@ class BuyAgain(Recommender):
         self.fit_info["decay"] = self.decay
 
     def _choose_decay(self, validation) -> tuple[float, list[dict[str, float]]]:
-        from chronorec.evaluation.ranking import evaluate_ranking
+        from chronorec.evaluation.monitor import validation_metrics
 
         table = []
         for decay in DECAY_GRID:
             self.decay = decay
-            m = evaluate_ranking(
-                self.score, validation, n_items=self.n_items, ks=(10,), exclude_history=self.exclude_history
-            )
+            m = validation_metrics(self.score, validation, n_items=self.n_items, exclude_history=self.exclude_history)
             table.append({"decay": decay, "NDCG@10": m["NDCG@10"], "HR@10": m["HR@10"]})
         best = max(table, key=lambda row: row["NDCG@10"])  # first of equals: the smaller decay
         return float(best["decay"]), table

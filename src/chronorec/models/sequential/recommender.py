@@ -23,7 +23,7 @@ import torch
 
 from chronorec.data import columns as C
 from chronorec.errors import ConfigError
-from chronorec.evaluation.ranking import evaluate_ranking
+from chronorec.evaluation.monitor import validation_metric_name, validation_ndcg10
 from chronorec.models.base import Recommender
 from chronorec.models.sequential import context as ctxf
 from chronorec.models.sequential.batching import (
@@ -255,23 +255,18 @@ class SequentialRecommender(Recommender):
 
     def _validator(self, validation):
         """The trainer's ``validate``: NDCG@10 on ``validation`` (or a fixed subset of its users), under
-        the history protocol decided at fit (:attr:`exclude_history`), the one evaluation uses."""
+        the history protocol decided at fit (:attr:`exclude_history`) and the cases' own protocol (next
+        item or next basket): the number evaluation reports (:mod:`chronorec.evaluation.monitor`)."""
         cfg = self.config
         if validation is None or not len(validation):
             return None
         evalset = validation
         if cfg.eval_users and cfg.eval_users < len(validation):
-            from chronorec.evaluation.split import EvalSet
-
             rows = np.sort(np.random.default_rng(cfg.seed).choice(len(validation), cfg.eval_users, replace=False))
-            evalset = EvalSet.build(
-                validation.users[rows], validation.inputs(rows), validation.targets(rows), "validation"
-            )
+            evalset = validation.subset(rows)
 
         def validate() -> float:
-            return evaluate_ranking(
-                self.score, evalset, n_items=self.n_items, ks=(10,), exclude_history=self.exclude_history
-            )["NDCG@10"]
+            return validation_ndcg10(self.score, evalset, n_items=self.n_items, exclude_history=self.exclude_history)
 
         return validate
 
@@ -319,6 +314,7 @@ class SequentialRecommender(Recommender):
             "history": result.history,
             "best_epoch": result.best_epoch,
             f"best_val_{MONITOR}": result.best_metric if np.isfinite(result.best_metric) else None,
+            "validation_metric": validation_metric_name(validation),
             "train_seconds": result.train_seconds,
             "epochs_run": len(result.history),
             "targets": self.training_targets,
