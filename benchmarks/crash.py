@@ -220,9 +220,7 @@ def _child_context(path: str, root: Path) -> dict[str, Any]:
 
         module = _module()
         opt = torch.optim.AdamW(module.parameters())
-        epoch = 0
-        if ck.exists(root / "ck"):
-            epoch = json.loads((ck._state_dir(root / "ck") / ck.STATE_FILE).read_text())["epoch"]
+        epoch = ck.saved_epoch(root / "ck") or 0
         return {"module": module, "opt": opt, "epoch": epoch}
     from chronorec.serving.store import EventStore
 
