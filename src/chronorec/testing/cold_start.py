@@ -45,7 +45,7 @@ def prepare(data_dir: str | None, *, cold_share: float, seed: int, max_users: in
     from chronorec.data.idmap import IdMap
     from chronorec.datasets.formats import data_dir as resolve_data_dir
     from chronorec.datasets.formats import load_sequence_file
-    from chronorec.evaluation.split import EvalSet, leave_one_out
+    from chronorec.evaluation.split import leave_one_out
 
     ddir = Path(resolve_data_dir(data_dir))
     paths = {k: ddir / v for k, v in DATA_FILES.items()}
@@ -73,29 +73,7 @@ def prepare(data_dir: str | None, *, cold_share: float, seed: int, max_users: in
     warm_log = log.with_events(ev[~is_cold[ev[C.ITEM_IDX].to_numpy()]])
     split = leave_one_out(warm_log)
 
-    store = log.sequences()
-    users, inputs, targets, seen_cold = [], [], [], {}
-    no_cold = dropped_short = dropped_empty = 0
-    for u in range(1, log.n_users + 1):
-        seq = store.items[store.offsets[u] : store.offsets[u + 1]]
-        pos = np.flatnonzero(is_cold[seq])
-        if len(pos) == 0:
-            no_cold += 1
-            continue
-        p = int(pos[-1])
-        if p < 3:
-            dropped_short += 1
-            continue
-        before = seq[:p]
-        hist = before[~is_cold[before]]
-        if len(hist) == 0:
-            dropped_empty += 1
-            continue
-        users.append(u)
-        inputs.append(hist)
-        targets.append(seq[p : p + 1])
-        seen_cold[u] = before[is_cold[before]]
-    cases = EvalSet.build(np.asarray(users, dtype=np.int64), inputs, targets, "cold")
+    cases, seen_cold, (no_cold, dropped_short, dropped_empty) = cold_cases(log.sequences(), is_cold)
     cold_events = int(is_cold[ev[C.ITEM_IDX].to_numpy()].sum())
     info = {
         "data_files": {k: str(p) for k, p in paths.items()},
@@ -118,3 +96,34 @@ def prepare(data_dir: str | None, *, cold_share: float, seed: int, max_users: in
         "example_cold_items": [str(t) for t in log.item_name(cold_idx[:5])],
     }
     return {"log": log, "split": split, "cases": cases, "is_cold": is_cold, "seen_cold": seen_cold, "info": info}
+
+
+def cold_cases(store: Any, is_cold: np.ndarray) -> tuple[Any, dict[int, np.ndarray], tuple[int, int, int]]:
+    """Each user's last cold item as a cold case (input: the earlier items with cold items removed),
+    the cold items each user saw before it, and the counts of users without cold items and of cases
+    dropped (cold item at position < 3; no warm item before it)."""
+    from chronorec.evaluation.split import EvalSet
+
+    users, inputs, targets, seen_cold = [], [], [], {}
+    no_cold = dropped_short = dropped_empty = 0
+    for u in range(1, len(store.offsets) - 1):
+        seq = store.items[store.offsets[u] : store.offsets[u + 1]]
+        pos = np.flatnonzero(is_cold[seq])
+        if len(pos) == 0:
+            no_cold += 1
+            continue
+        p = int(pos[-1])
+        if p < 3:
+            dropped_short += 1
+            continue
+        before = seq[:p]
+        hist = before[~is_cold[before]]
+        if len(hist) == 0:
+            dropped_empty += 1
+            continue
+        users.append(u)
+        inputs.append(hist)
+        targets.append(seq[p : p + 1])
+        seen_cold[u] = before[is_cold[before]]
+    cases = EvalSet.build(np.asarray(users, dtype=np.int64), inputs, targets, "cold")
+    return cases, seen_cold, (no_cold, dropped_short, dropped_empty)
