@@ -22,7 +22,9 @@ Three parts, all on the leave-one-out training split of one dataset (default: ML
   mask that every layer converts, instead of an additive one built once per forward) and
   ``_adamw=plain`` (AdamW's per-parameter loop instead of its fused kernel) and
   ``_score_attention=fp32`` (scoring's attention in float32 under bf16 autocast, as training's) and
-  ``_score_batch=N`` (rows per evaluation batch);
+  ``_score_batch=N`` (rows per evaluation batch). ``_ce``, ``_ce_chunk``, ``_attention`` and
+  ``_score_attention`` set the model's ``ce_kernel``, ``ce_chunk_rows``, ``attention`` and
+  ``scoring_attention_fp32`` fields; steps run through ``Trainer.step``, timed by its ``on_phase`` marks;
 * ``--quality-epochs E``: each variant (or the preset) trained for E epochs through the real
   training loop, then validation NDCG@10 (full catalogue, history filtered), so a faster variant is
   only kept when it learns as well; ``--eval`` times the full-catalogue evaluation of every user
