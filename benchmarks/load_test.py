@@ -38,7 +38,6 @@ import random
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -47,7 +46,9 @@ from typing import Any
 
 import numpy as np
 
-HOST = "127.0.0.1"  # never anything else
+from chronorec.testing.load import HOST, parse_variants
+from chronorec.testing.load import server_command as serve_command
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -250,13 +251,7 @@ def wait_healthy(port: int, proc: subprocess.Popen, log: Path, timeout: float) -
 
 
 def server_command(args, variant: dict[str, Any], port: int, state: str) -> list[str]:
-    cmd = [sys.executable, "-m", "chronorec", "serve", "--model", str(args.model), "--host", HOST]
-    cmd += ["--port", str(port), "--state-dir", state, "--threads", str(variant["threads"])]
-    if variant["max_batch"] is not None:
-        cmd += ["--max-batch", str(variant["max_batch"]), "--max-wait-ms", str(args.max_wait_ms)]
-    if variant.get("query_cache") is not None:
-        cmd += ["--query-cache", str(variant["query_cache"])]
-    return cmd
+    return serve_command(args.model, variant, port, state, max_wait_ms=args.max_wait_ms)
 
 
 async def _phases(args, port: int, pid: int, users: list[Any], items: list[Any]) -> dict[str, Any]:
@@ -419,25 +414,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def variants(args) -> list[dict[str, Any]]:
-    out = []
-    if args.baseline_commit:
-        path = baseline_tree(args.baseline_commit)
-        out.append({"name": f"main@{args.baseline_commit}", "max_batch": None, "pythonpath": path})
-    for spec in args.variants:
-        name, _, rest = spec.partition(":")
-        mb, _, rest = rest.partition(":")
-        th, _, cache = rest.partition(":")
-        out.append(
-            {
-                "name": name,
-                "max_batch": int(mb or 64),
-                "threads": int(th) if th else None,
-                "query_cache": int(cache) if cache else None,
-            }
-        )
-    for v in out:
-        v["threads"] = v.get("threads") or args.server_threads
-    return out
+    base = (args.baseline_commit, baseline_tree(args.baseline_commit)) if args.baseline_commit else None
+    return parse_variants(args.variants, server_threads=args.server_threads, baseline=base)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """The peer side of ``benchmarks/peers_nbr.py``: Li et al.'s own next-basket scripts on Ta Feng.
 
 Runs in the peer's virtual environment (numpy, pandas, scikit-learn, tqdm), imports nothing of
-chronorec, and copies none of the peer's code: their scripts run unmodified from ``--peer-repo``
+chronorec but ``chronorec.testing.nbr_side`` (standard library only; ``benchmarks/peers_nbr.py`` puts
+``src`` on its path), and copies none of the peer's code: their scripts run unmodified from ``--peer-repo``
 (``A-Next-Basket-Recommendation-Reality-Check``), each in a working folder (``--work``) laid out as
 their relative paths expect::
 
@@ -25,7 +26,7 @@ from ``jsondata/tafeng_history.json`` (columns ``user_id,order_number,product_id
 from 1, items in the json's order, the layout of their ``tafeng_future.csv``), and the runner checks
 that the item counts of the rebuilt file equal their ``tafeng_pop.csv`` (the G-TopFreq ranking).
 
-    /work/peers/nbr-venv/bin/python benchmarks/peers_nbr_runner.py \\
+    PYTHONPATH=src /work/peers/nbr-venv/bin/python benchmarks/peers_nbr_runner.py \\
         --peer-repo /work/peers/nbr-reality-check --data /work/shared/data/tafeng-nbr/tafeng_merged.json \\
         --work /tmp/nbrpeer --seed 0 --fold-id 0 --out /tmp/nbrpeer/result.json
 """
@@ -50,6 +51,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from chronorec.testing.nbr_side import history_rows, parse_repeat_eval
 
 DATASET = "tafeng"
 KS = (10, 20)
@@ -76,15 +79,6 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def history_rows(history: dict[str, list[list[int]]]) -> list[tuple[int, int, int]]:
-    """``(user_id, order_number, product_id)`` rows of their history json (``[[-1], b1, ..., bn, [-1]]``)."""
-    rows = []
-    for user, baskets in history.items():
-        for number, basket in enumerate(baskets[1:-1], start=1):
-            rows.extend((int(user), number, int(item)) for item in basket)
-    return rows
 
 
 def check_data(peer: Path, data: Path) -> dict[str, Any]:
@@ -218,27 +212,6 @@ def run_method(method: str, peer: Path, work: Path, fold: int) -> tuple[dict[str
     pred_dir.mkdir(exist_ok=True)
     os.replace(cwd / f"{DATASET}_pred{fold}.json", pred_dir / f"{DATASET}_pred{fold}.json")
     return {**facts, "params": TIFU_PARAMS}, pred_dir
-
-
-def _floats(line: str, n: int) -> list[float]:
-    return [float(x) for x in line.replace(":", " ").split()[-n:]]
-
-
-def parse_repeat_eval(printed: str) -> dict[str, float]:
-    """The figures ``model_performance.get_repeat_eval`` prints for one K."""
-    out: dict[str, float] = {}
-    for line in printed.splitlines():
-        if line.startswith("recall, ndcg, hit:"):
-            out["recall"], out["ndcg"], out["phr"] = _floats(line, 3)
-        elif line.startswith("repeat-explore ratio:"):
-            out["repeat_ratio"], out["explore_ratio"] = _floats(line, 2)
-        elif line.startswith("repeat-explore recall"):
-            out["recall_repeat"], out["recall_explore"] = _floats(line, 2)
-        elif line.startswith("repeat-explore hit:"):
-            out["phr_repeat"], out["phr_explore"] = _floats(line, 2)
-    if "recall" not in out:
-        raise SystemExit(f"model_performance.get_repeat_eval printed no figures:\n{printed[-2000:]}")
-    return out
 
 
 def evaluate(peer: Path, work: Path, pred_dir: Path, fold: int) -> dict[str, dict[str, float]]:

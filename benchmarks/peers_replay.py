@@ -2,7 +2,8 @@
 ``benchmarks/peers.py``.
 
 Runs in RePlay's own virtual environment (never chronorec's: see ``docs/benchmarks/peers.md``);
-it imports nothing of chronorec. It reads a ``user item item ...`` file (one line per user, items
+of chronorec it imports only ``chronorec.testing.replay_side`` (numpy and torch alone, none of the
+library; ``benchmarks/peers.py`` puts ``src`` on its path). It reads a ``user item item ...`` file (one line per user, items
 oldest first), splits it as chronorec's ``leave_one_out`` does (last item = test target,
 second-to-last = validation target, the rest = training; users with fewer than 3 events train on
 all of them and are not evaluated), trains RePlay's SasRec (``replay.nn.sequential.SasRec.from_params``
@@ -16,10 +17,11 @@ plus the mean epoch so far would pass ``--budget-s``. The model kept is the epoc
 validation NDCG@10 (history filtered, as chronorec chooses); test is read once, for that epoch,
 with the history both filtered and not. Ranks are pessimistic (ties count against the target),
 as in ``chronorec.evaluation.ranking``; ``tests/test_peers.py`` checks that the two agree.
+The split, ranks and figures live in ``chronorec.testing.replay_side``.
 
 Writes one JSON (per-epoch history, figures, versions, machine) to ``--out``::
 
-    /work/peers/replay-venv/bin/python benchmarks/peers_replay.py \\
+    PYTHONPATH=src /work/peers/replay-venv/bin/python benchmarks/peers_replay.py \\
         --data /work/shared/data/ml-1m/ml-1m.txt --budget-s 420 --threads 2 --out /tmp/replay.json
 """
 
@@ -38,79 +40,7 @@ from typing import Any
 
 import numpy as np
 
-MIN_EVENTS = 3
-
-
-def read_sequences(path: str | Path) -> tuple[np.ndarray, list[np.ndarray]]:
-    """``(user ids, item sequences)`` of a ``user item item ...`` file; a user on several lines
-    continues its sequence (as chronorec's ``load_sequence_file`` reads it)."""
-    seqs: dict[int, list[int]] = {}
-    for line in Path(path).read_text().splitlines():
-        parts = line.split()
-        if parts:
-            seqs.setdefault(int(parts[0]), []).extend(int(x) for x in parts[1:])
-    users = np.array(sorted(seqs), dtype=np.int64)
-    return users, [np.array(seqs[u], dtype=np.int64) for u in users]
-
-
-def leave_one_out(seqs: list[np.ndarray], min_events: int = MIN_EVENTS) -> dict[str, Any]:
-    """Training sequences and the validation and test cases (inputs, single targets) of each
-    user with at least ``min_events`` events; shorter users keep every event in training."""
-    train, evaluated = [], []
-    for i, s in enumerate(seqs):
-        if len(s) >= min_events:
-            train.append(s[:-2])
-            evaluated.append(i)
-        else:
-            train.append(s)
-    return {
-        "train": train,
-        "rows": np.array(evaluated, dtype=np.int64),
-        "val_inputs": [seqs[i][:-2] for i in evaluated],
-        "val_targets": np.array([seqs[i][-2] for i in evaluated], dtype=np.int64),
-        "test_inputs": [seqs[i][:-1] for i in evaluated],
-        "test_targets": np.array([seqs[i][-1] for i in evaluated], dtype=np.int64),
-    }
-
-
-def pessimistic_ranks(scores, targets, histories: list[np.ndarray] | None = None) -> np.ndarray:
-    """1-based rank of each row's target among all columns of ``scores`` (a float tensor, one
-    column per catalogue item): 1 + the other items scoring at least as high. With ``histories``
-    (column indices per row) those items are excluded first, and an excluded target is a miss
-    (rank inf). ``scores`` is changed in place."""
-    import torch
-
-    if histories is not None:
-        rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
-        if len(rows):
-            cols = np.concatenate(histories).astype(np.int64)
-            scores[torch.from_numpy(rows), torch.from_numpy(cols)] = -torch.inf
-    t = torch.as_tensor(np.asarray(targets, dtype=np.int64))
-    ts = scores.gather(1, t[:, None])
-    r = ((scores >= ts).sum(1) - 1).numpy().astype(np.float64) + 1
-    r[~np.isfinite(ts.squeeze(1).numpy())] = np.inf
-    return r
-
-
-def figures(ranks: np.ndarray, ks: tuple[int, ...] = (10,)) -> dict[str, float]:
-    """HR@K and NDCG@K of single-target ranks."""
-    ranks = np.asarray(ranks, dtype=np.float64)
-    out: dict[str, float] = {}
-    for k in ks:
-        hit = ranks <= k
-        out[f"HR@{k}"] = float(hit.mean()) if len(ranks) else 0.0
-        out[f"NDCG@{k}"] = float(np.where(hit, 1.0 / np.log2(ranks + 1.0), 0.0).mean()) if len(ranks) else 0.0
-    return out
-
-
-def left_pad(seqs: list[np.ndarray], width: int, pad: int) -> np.ndarray:
-    """The last ``width`` items of each sequence, left-padded with ``pad`` (RePlay's layout)."""
-    out = np.full((len(seqs), width), pad, dtype=np.int64)
-    for i, s in enumerate(seqs):
-        tail = s[-width:]
-        if len(tail):
-            out[i, width - len(tail) :] = tail
-    return out
+from chronorec.testing.replay_side import figures, leave_one_out, left_pad, pessimistic_ranks, read_sequences
 
 
 class Catalogue:

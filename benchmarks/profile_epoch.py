@@ -22,7 +22,9 @@ Three parts, all on the leave-one-out training split of one dataset (default: ML
   mask that every layer converts, instead of an additive one built once per forward) and
   ``_adamw=plain`` (AdamW's per-parameter loop instead of its fused kernel) and
   ``_score_attention=fp32`` (scoring's attention in float32 under bf16 autocast, as training's) and
-  ``_score_batch=N`` (rows per evaluation batch);
+  ``_score_batch=N`` (rows per evaluation batch). ``_ce``, ``_ce_chunk``, ``_attention`` and
+  ``_score_attention`` set the model's ``ce_kernel``, ``ce_chunk_rows``, ``attention`` and
+  ``scoring_attention_fp32`` fields; steps run through ``Trainer.step``, timed by its ``on_phase`` marks;
 * ``--quality-epochs E``: each variant (or the preset) trained for E epochs through the real
   training loop, then validation NDCG@10 (full catalogue, history filtered), so a faster variant is
   only kept when it learns as well; ``--eval`` times the full-catalogue evaluation of every user
@@ -157,18 +159,14 @@ def instrument_model(model, clock: PhaseClock) -> None:
     elif hasattr(enc, "rnn"):  # GRU4Rec: the recurrent layer stands in the attention's row
         instrument(enc.item_emb, "embedding", clock)
         instrument(enc.rnn, "attention", clock)
-    item_loss = model._item_loss
 
-    def timed_loss(module, hidden, targets):
+    def loss_start(mod, args, out):  # the encoder's output feeds the output layer and the loss
         clock.mark("+", "fwd output layer + loss")
-        if hidden.requires_grad:
-            hidden.register_hook(lambda g: clock.mark("-", "bwd output layer + loss"))
-        loss = item_loss(module, hidden, targets)
-        clock.mark("-", "fwd output layer + loss")
-        loss.register_hook(lambda g: clock.mark("+", "bwd output layer + loss"))
-        return loss
+        y = _first_tensor(out)
+        if y is not None and y.requires_grad:
+            y.register_hook(lambda g: clock.mark("-", "bwd output layer + loss"))
 
-    model._item_loss = timed_loss
+    enc.register_forward_hook(loss_start)
 
 
 def load_split(data: str):
@@ -178,61 +176,28 @@ def load_split(data: str):
     return leave_one_out(load_sequence_file(data))
 
 
-class LegacySoftmaxCE(torch.autograd.Function):
-    """The fused output layer + cross-entropy as it was before the speed work (a fresh float32
-    chunk of logits per chunk, ``logsumexp``), for ``_ce=legacy`` variants."""
-
-    @staticmethod
-    def forward(ctx, hidden, weight, targets, chunk: int, dtype: torch.dtype):
-        with torch.autocast(hidden.device.type, enabled=False):
-            h, w = hidden.to(dtype), weight.to(dtype)
-            n = h.shape[0]
-            lse = torch.empty(n, dtype=torch.float32, device=h.device)
-            tgt = torch.empty(n, dtype=torch.float32, device=h.device)
-            for s in range(0, n, chunk):
-                logits = (h[s : s + chunk] @ w.t()).float()
-                logits[:, 0] = -torch.inf
-                lse[s : s + chunk] = torch.logsumexp(logits, dim=1)
-                tgt[s : s + chunk] = logits.gather(1, targets[s : s + chunk, None]).squeeze(1)
-        ctx.save_for_backward(hidden, weight, targets, lse)
-        ctx.chunk, ctx.dtype = chunk, dtype
-        return (lse - tgt).mean()
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        hidden, weight, targets, lse = ctx.saved_tensors
-        chunk, dtype = ctx.chunk, ctx.dtype
-        n = hidden.shape[0]
-        scale = grad_out.float() / n
-        with torch.autocast(hidden.device.type, enabled=False):
-            h, w = hidden.to(dtype), weight.to(dtype)
-            grad_h = torch.empty(hidden.shape, dtype=torch.float32, device=hidden.device)
-            grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
-            for s in range(0, n, chunk):
-                hc = h[s : s + chunk]
-                p = (hc @ w.t()).float().sub_(lse[s : s + chunk, None]).exp_()
-                p[:, 0] = 0.0
-                p[torch.arange(len(hc), device=p.device), targets[s : s + chunk]] -= 1.0
-                p = p.to(dtype)
-                grad_h[s : s + chunk] = (p @ w).float().mul_(scale)
-                grad_w.add_((p.t() @ hc).float(), alpha=float(scale))
-        return grad_h.to(hidden.dtype), grad_w.to(weight.dtype), None, None, None
+def config_levers(patches: dict[str, Any]) -> dict[str, Any]:
+    """The code-level levers of a variant (see the module docstring) as the model configuration
+    fields that set them."""
+    out: dict[str, Any] = {}
+    if patches.get("_ce") == "legacy":  # the earlier kernel, with its 4096-row chunks unless _ce_chunk says
+        out.update(ce_kernel="fresh", ce_chunk_rows=4096)
+    if "_ce_chunk" in patches:
+        out["ce_chunk_rows"] = int(patches["_ce_chunk"])
+    if "_attention" in patches:
+        out["attention"] = str(patches["_attention"])
+    if patches.get("_score_attention") == "fp32":
+        out["scoring_attention_fp32"] = True
+    return out
 
 
-_CURRENT_CE: list = []
+def variant_params(dataset: str, model_name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The preset's parameters with a variant's configuration fields and code-level levers."""
+    from chronorec.workflows.benchmark import preset_params
 
-
-def apply_patches(patches: dict[str, Any]) -> None:
-    """Code-level levers that are not configuration (see the module docstring)."""
-    from chronorec.models.sequential import blocks, losses
-
-    if not _CURRENT_CE:
-        _CURRENT_CE.append(losses._ChunkedSoftmaxCE)
-    legacy = patches.get("_ce") == "legacy"
-    losses._ChunkedSoftmaxCE = LegacySoftmaxCE if legacy else _CURRENT_CE[0]
-    losses.CHUNK_ROWS = int(patches.get("_ce_chunk", 4096 if legacy else losses.DEFAULT_CHUNK_ROWS))
-    blocks.ATTENTION = str(patches.get("_attention", blocks.DEFAULT_ATTENTION))
-    blocks.SCORING_ATTENTION_FP32 = patches.get("_score_attention") == "fp32"
+    fields = {k: v for k, v in overrides.items() if k[0] != "_"}
+    patches = {k: v for k, v in overrides.items() if k.startswith("_")}
+    return {**preset_params(dataset, model_name), **fields, **config_levers(patches)}
 
 
 class Run:
@@ -241,19 +206,18 @@ class Run:
     def __init__(self, split, model_name: str, dataset: str, overrides: dict[str, Any], threads: int, seed: int):
         from chronorec.training.settings import TrainSettings
         from chronorec.training.trainer import Trainer
-        from chronorec.workflows.benchmark import model_params, preset_params
+        from chronorec.workflows.benchmark import model_params
 
         self.patches = {k: v for k, v in overrides.items() if k.startswith("_")}
-        params = {**preset_params(dataset, model_name), **{k: v for k, v in overrides.items() if k[0] != "_"}}
+        params = variant_params(dataset, model_name, overrides)
         self.params = params
         _, cls, kw = model_params(params, seed=seed, progress=False, threads=threads)
         self.model = cls(**kw)
         self.model.fit_info = {}
-        self.model._remember(split.train)
-        apply_patches(self.patches)
         if self.patches.get("_padding") == "left":  # the rows' padding before right-padded batches
             self.model.right_padding = False
-        self.batcher, self.loss_fn = self.model._training_setup()
+        parts = self.model.training_parts(split.train)
+        self.batcher, self.make_batch, self.loss_fn = parts
         if self.patches.get("_mask") == "bool":  # a boolean mask converted by every layer, as before
             self.model.module.block_mask = lambda mask: mask
         cfg = self.model.config
@@ -274,33 +238,37 @@ class Run:
         return next(self.epoch_iter)
 
     def step(self, clock: PhaseClock | None = None) -> tuple[float, dict[str, float]]:
-        """One training step as the trainer runs it (``Trainer._step``), with phase marks.
+        """One training step of the trainer (``Trainer.step``), its phases timed through its
+        ``on_phase`` marks.
 
         Returns (wall seconds, phases); ``phases["cpu seconds"]`` is the process's CPU time of the step."""
-        apply_patches(self.patches)
         tr, module = self.trainer, self.model.module
         module.train()
+        ends: dict[str, float] = {}
+
+        def on_phase(name: str) -> None:
+            ends[name] = now()
+            if clock is not None and name == "forward":
+                clock.mark("+", "bwd other")  # backward time outside the instrumented phases
+            elif clock is not None and name == "backward":
+                clock.mark("-", "bwd other")
+
+        def loss_fn(module, batch):
+            loss = self.loss_fn(module, batch)
+            if clock is not None:
+                clock.mark("-", "fwd output layer + loss")
+                loss.register_hook(lambda g: clock.mark("+", "bwd output layer + loss"))
+            return loss
+
+        tr.on_phase = on_phase
         c0 = time.process_time()
         t0 = now()
-        batch = self.model._make_batch(self.next_spans(), self.rng)
+        batch = self.make_batch(self.next_spans(), self.rng)
         t1 = now()
-        tr.opt.zero_grad(set_to_none=True)
-        loss = self.loss_fn(module, batch)
-        if clock is not None:
-            clock.mark("+", "bwd other")  # backward time outside the instrumented phases
-        tr.scaler.scale(loss).backward()
-        if clock is not None:
-            clock.mark("-", "bwd other")
-        t2 = now()
-        if tr.settings.grad_clip:
-            tr.scaler.unscale_(tr.opt)
-            torch.nn.utils.clip_grad_norm_(module.parameters(), tr.settings.grad_clip)
-        t3 = now()
-        tr.scaler.step(tr.opt)
-        tr.scaler.update()
-        t4 = now()
-        float(loss.detach())
+        tr.step(batch, loss_fn)
         t5 = now()
+        tr.on_phase = None
+        t2, t3, t4 = ends["backward"], ends["clip"], ends["optimiser"]
         phases = {"batch building": t1 - t0, "grad clipping": t3 - t2, "optimiser": t4 - t3}
         cpu = time.process_time() - c0
         if clock is not None:
@@ -384,12 +352,11 @@ def compare(runs: dict[str, Run], rounds: int, per_round: int, warmup: int) -> d
 
 def quality(split, model_name, dataset, variants, epochs: int, threads: int, seed: int) -> dict[str, Any]:
     """Validation NDCG@10 (full catalogue, history filtered) after ``epochs`` epochs of each variant."""
-    from chronorec.workflows.benchmark import model_params, preset_params
+    from chronorec.workflows.benchmark import model_params
 
     out = {}
     for name, overrides in variants.items():
-        apply_patches({k: v for k, v in overrides.items() if k.startswith("_")})
-        params = {**preset_params(dataset, model_name), **{k: v for k, v in overrides.items() if k[0] != "_"}}
+        params = variant_params(dataset, model_name, overrides)
         params.update(epochs=epochs, patience=epochs, time_budget_s=None)
         _, cls, kw = model_params(params, seed=seed, progress=False, threads=threads)
         m = cls(**kw).fit(split.train, validation=split.validation)
@@ -400,7 +367,6 @@ def quality(split, model_name, dataset, variants, epochs: int, threads: int, see
             "train_seconds": m.fit_info["train_seconds"],
             "final_loss": hist[-1]["loss"],
         }
-    apply_patches({})
     return out
 
 
@@ -428,15 +394,17 @@ def compare_eval(runs: dict[str, Run], split, rounds: int, model=None) -> dict[s
     """``time_eval`` of each variant, interleaved over ``rounds``, with its code levers applied
     (``_score_batch``: rows per scoring batch); ``model``: a saved model scored by every variant
     instead of each variant's own."""
+    from chronorec.models.sequential.blocks import set_attention
+
     secs: dict[str, list[float]] = {k: [] for k in runs}
     ndcg: dict[str, float] = {}
     for _ in range(max(rounds, 1)):
         for name, run in runs.items():
-            apply_patches(run.patches)
+            if model is not None:  # the saved model scored with this variant's attention
+                set_attention(model.module, run.model.config.attention, run.model.config.scoring_attention_fp32)
             res = time_eval(model or run.model, split, repeats=1, batch_size=run.patches.get("_score_batch"))
             secs[name].append(res["seconds"][0])
             ndcg[name] = res["ndcg10"]
-    apply_patches({})
     first = statistics.median(secs[next(iter(runs))])
     return {
         k: {

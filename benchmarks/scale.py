@@ -141,7 +141,7 @@ def cmd_train(a: argparse.Namespace) -> None:
     model.users, model.store = log.users, log.sequences()
     model.items = IdMap(np.arange(1, n_items + 1))  # the same table for every store
     rss_open = psutil.Process().memory_info().rss / 2**20
-    batcher, loss_fn = model._training_setup()
+    batcher, make_batch, loss_fn = model.training_parts()
     module = model.module
     opt = torch.optim.AdamW(module.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)
@@ -149,7 +149,7 @@ def cmd_train(a: argparse.Namespace) -> None:
     positions, losses, t0, c0 = 0, [], time.perf_counter(), time.process_time()
     module.train()
     for spans in islice(batcher.epoch(rng), a.steps):
-        batch = model._make_batch(spans, rng)
+        batch = make_batch(spans, rng)
         positions += int((batch["targets"] > 0).sum())
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(module, batch)

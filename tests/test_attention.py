@@ -45,17 +45,17 @@ def test_sdpa_with_additive_mask_equals_the_written_out_attention(make_mask):
     assert torch.allclose(moved[1, :, 2:], fast[1, :, 2:], atol=1e-5)
 
 
-def test_attention_module_sdpa_equals_manual_and_one_query_equals_full(monkeypatch):
+def test_attention_module_sdpa_equals_manual_and_one_query_equals_full():
     torch.manual_seed(1)
     items = _items()
     mask = additive_mask(causal_padding_mask(items))
     attn = SelfAttention(8, 2).eval()
     x = torch.randn(3, 6, 8)
     fast = attn(x, mask)
-    monkeypatch.setattr(blocks, "ATTENTION", "manual")
+    blocks.set_attention(attn, "manual")
     manual = attn(x, mask)
     assert torch.allclose(fast[:, 2:], manual[:, 2:], atol=1e-5) and torch.allclose(fast[0], manual[0], atol=1e-5)
-    monkeypatch.setattr(blocks, "ATTENTION", "sdpa")
+    blocks.set_attention(attn, "sdpa")
     block = TransformerBlock(8, 2, dropout=0.0).eval()
     full = block(x, mask)
     query = torch.tensor([5, 5, 5])
@@ -63,7 +63,7 @@ def test_attention_module_sdpa_equals_manual_and_one_query_equals_full(monkeypat
     assert last.shape == (3, 1, 8) and torch.allclose(last, full[:, -1:], atol=1e-5)
 
 
-def test_attention_gradients_match_the_manual_path(monkeypatch):
+def test_attention_gradients_match_the_manual_path():
     torch.manual_seed(2)
     items = _items()
     mask = additive_mask(causal_padding_mask(items))
@@ -71,7 +71,7 @@ def test_attention_gradients_match_the_manual_path(monkeypatch):
     x = torch.randn(3, 6, 8, requires_grad=True)
     real = (items > 0)[..., None]
     (g_fast,) = torch.autograd.grad((attn(x, mask) * real).square().sum(), x)
-    monkeypatch.setattr(blocks, "ATTENTION", "manual")
+    blocks.set_attention(attn, "manual")
     (g_manual,) = torch.autograd.grad((attn(x, mask) * real).square().sum(), x)
     assert torch.allclose(g_fast, g_manual, atol=1e-4)
 
@@ -96,3 +96,16 @@ def test_encoder_right_padding_equals_left_padding(causal):
         assert torch.allclose(h_left[r, 6 - n :], h_right[r, :n], atol=1e-5)
         assert torch.allclose(last_left[r, 0], h_left[r, -1], atol=1e-5)
         assert torch.allclose(last_right[r, 0], h_right[r, n - 1], atol=1e-5)
+
+
+def test_attention_fields_of_the_config_reach_every_layer():
+    from chronorec.datasets.synthetic import make_sequences
+    from chronorec.models.sequential.sasrec import SASRec
+
+    log = make_sequences(n_users=20, n_items=15, mean_length=6, seed=0)
+    model = SASRec(attention="manual", scoring_attention_fp32=True, epochs=1, dim=8, max_len=6, progress=False,
+                   device="cpu").fit(log)  # fmt: skip
+    layers = [m for m in model.module.modules() if isinstance(m, SelfAttention)]
+    assert layers and all(m.impl == "manual" and m.scoring_fp32 for m in layers)
+    with pytest.raises(ValueError, match="attention"):
+        blocks.set_attention(model.module, "flash")

@@ -1,25 +1,22 @@
-"""benchmarks/cold_start.py on a tiny synthetic ML-1M lookalike (same file formats, no shared data)."""
+"""benchmarks/cold_start.py on a tiny synthetic ML-1M lookalike (same file formats, no shared data): the
+script runs as a command; its split is chronorec.testing.cold_start's."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+
+from chronorec.testing.cold_start import prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 GENRES = ["Comedy", "Horror", "Western", "Documentary"]
 N_ITEMS = 80  # 20 per genre
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("cold_start_bench", ROOT / "benchmarks" / "cold_start.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _write_data(root: Path) -> None:
@@ -53,27 +50,31 @@ def result(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cold")
     _write_data(tmp / "data")
     out = tmp / "res" / "cold.json"
-    mod = _load_script()
-    threads = torch.get_num_threads()
-    try:
-        rc = mod.main(
-            [
-                *["--data-dir", str(tmp / "data"), "--out", str(out), "--cold-share", "0.25", "--in-process"],
-                *["--models", "popular,sasrec,contentrec", "--no-progress", "--threads", "1"],
-                *["--set", "sasrec.epochs=4", "--set", "sasrec.max_len=14", "--set", "sasrec.amp=false"],
-                *["--set", "contentrec.epochs=15", "--set", "contentrec.max_len=14", "--set", "contentrec.amp=false"],
-                *["--set", "contentrec.content_dim=64", "--set", "contentrec.dim=32", "--set", "sasrec.dim=32"],
-                *["--set", "contentrec.batch_size=32", "--set", "contentrec.patience=100"],
-            ]
-        )
-    finally:
-        torch.set_num_threads(threads)  # --threads 1 is process-wide
-    assert rc == 0
-    return mod, out
+    src = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": "1", "CHRONOREC_NO_PROGRESS": "1"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/cold_start.py",
+            *["--data-dir", str(tmp / "data"), "--out", str(out), "--cold-share", "0.25", "--in-process"],
+            *["--models", "popular,sasrec,contentrec", "--no-progress", "--threads", "1"],
+            *["--set", "sasrec.epochs=4", "--set", "sasrec.max_len=14", "--set", "sasrec.amp=false"],
+            *["--set", "contentrec.epochs=15", "--set", "contentrec.max_len=14", "--set", "contentrec.amp=false"],
+            *["--set", "contentrec.content_dim=64", "--set", "contentrec.dim=32", "--set", "sasrec.dim=32"],
+            *["--set", "contentrec.batch_size=32", "--set", "contentrec.patience=100"],
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
 
 
 def test_cold_items_cases_and_outputs(result):
-    mod, out = result
+    out = result
     res = json.loads(out.read_text())
     assert res["n_items"] == N_ITEMS and res["n_items_with_text"] == N_ITEMS
     assert res["n_cold_items"] == 20
@@ -92,7 +93,7 @@ def test_cold_items_cases_and_outputs(result):
     assert runs["contentrec"]["checks"]["share_of_cold_items_with_content"] == 1
     # popular: cold items all count 0 and tie last; the content model ranks them by genre
     assert runs["popular"]["cold_full"]["HR@10"] == 0 and runs["popular"]["cold_only"]["median_rank"] >= 10
-    data = mod.prepare(res["data_files"]["sequences"].rsplit("/ml-1m/", 1)[0], cold_share=0.25, seed=0, max_users=None)
+    data = prepare(res["data_files"]["sequences"].rsplit("/ml-1m/", 1)[0], cold_share=0.25, seed=0, max_users=None)
     cold_ext = data["log"].items.to_external(np.flatnonzero(data["is_cold"]))
     per_genre = np.bincount((cold_ext - 1) % len(GENRES), minlength=len(GENRES))
     assert per_genre.sum() == 20

@@ -88,3 +88,19 @@ def test_fused_loss_both_paths_match_the_reference(monkeypatch, budget):
     assert torch.allclose(fh, gh, atol=1e-6) and torch.allclose(fw, gw, atol=1e-6)
     again = torch.autograd.grad(fast, (h, w))  # a second backward gives the same gradients
     assert torch.allclose(again[0], fh, atol=1e-6) and torch.allclose(again[1], fw, atol=1e-6)
+
+
+@pytest.mark.parametrize("chunk", [3, None])
+def test_fresh_kernel_equals_the_fused_one(chunk):
+    torch.manual_seed(0)
+    h = torch.randn(10, 8, requires_grad=True)
+    w = torch.randn(21, 8, requires_grad=True)
+    y = torch.randint(1, 21, (10,))
+    grads = []
+    for kernel in ("fused", "fresh"):
+        loss = full_softmax_ce(h, y, w, chunk=chunk, kernel=kernel)
+        grads.append((loss.detach(), *torch.autograd.grad(loss, (h, w))))
+    for a, b in zip(*grads, strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
+    with pytest.raises(ValueError, match="kernel"):
+        full_softmax_ce(h, y, w, kernel="other")

@@ -1,27 +1,14 @@
-"""The pure parts of the peer comparison (benchmarks/peers.py, benchmarks/peers_replay.py): no
-peer venv and no benchmark data needed."""
+"""The pure parts of the peer comparison (benchmarks/peers.py, benchmarks/peers_replay.py), in
+chronorec.testing.peers and chronorec.testing.replay_side: no peer venv and no benchmark data needed."""
 
 from __future__ import annotations
-
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
-
-
-def _module(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-peers = _module("peers")
-runner = _module("peers_replay")
+from chronorec.testing import peers
+from chronorec.testing import replay_side as runner
 
 
 def test_runner_split_matches_chronorec_leave_one_out(tmp_path):

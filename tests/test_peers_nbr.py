@@ -1,25 +1,13 @@
-"""The pure parts of the next-basket peer comparison (benchmarks/peers_nbr.py and its runner): no
-peer repository, peer venv or benchmark data needed."""
+"""The pure parts of the next-basket peer comparison (benchmarks/peers_nbr.py and its runner), in
+chronorec.testing.peers_nbr and chronorec.testing.nbr_side: no peer repository, peer venv or benchmark
+data needed."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
-
-
-def _module(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-peers_nbr = _module("peers_nbr")
-runner = _module("peers_nbr_runner")
+from chronorec.testing import nbr_side as runner
+from chronorec.testing import peers_nbr
 
 
 def test_history_rows_number_baskets_from_one_and_drop_the_markers():

@@ -90,17 +90,15 @@ def test_the_service_reports_cache_hits(model, tmp_path):
 
 
 def test_the_load_test_sets_the_cache_of_each_server_variant():
-    import importlib.util
-    from pathlib import Path
+    from chronorec.testing.load import parse_variants, server_command
 
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "load_test.py"
-    spec = importlib.util.spec_from_file_location("load_test", path)
-    lt = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lt)
-    args = lt.parse_args(["--model", "m", "--variants", "cached:64", "nocache:64:1:0", "two:32:2"])
-    vs = {v["name"]: v for v in lt.variants(args)}
+    vs = {v["name"]: v for v in parse_variants(["cached:64", "nocache:64:1:0", "two:32:2"], server_threads=1)}
     assert vs["nocache"]["query_cache"] == 0 and vs["cached"]["query_cache"] is None and vs["two"]["threads"] == 2
-    cmd = lt.server_command(args, vs["nocache"], 8000, "/tmp/state")
-    assert cmd[cmd.index("--query-cache") + 1] == "0" and "--query-cache" not in lt.server_command(
-        args, vs["cached"], 1, "s"
+    assert vs["cached"]["threads"] == 1 and vs["two"]["max_batch"] == 32
+    cmd = server_command("m", vs["nocache"], 8000, "/tmp/state", max_wait_ms=2.0)
+    assert cmd[cmd.index("--query-cache") + 1] == "0" and "--query-cache" not in server_command(
+        "m", vs["cached"], 1, "s", max_wait_ms=2.0
     )
+    base = parse_variants([], server_threads=3, baseline=("abc", "/tmp/src"))
+    assert base == [{"name": "main@abc", "max_batch": None, "pythonpath": "/tmp/src", "threads": 3}]
+    assert "--max-batch" not in server_command("m", base[0], 1, "s", max_wait_ms=2.0)

@@ -149,3 +149,26 @@ def test_validation_and_what_follows_training_allocate_with_the_roomy_threshold(
     train(module, batches=_batches, loss_fn=_loss, validate=validate, settings=settings)
     one_epoch = [("set", roomy), ("validate", 0), ("set", steady)]
     assert calls == [("set", steady), *one_epoch, *one_epoch, ("set", roomy)]
+
+
+def test_step_reports_each_phase_as_it_ends():
+    module, settings = _toy(grad_clip=1.0)
+    tr = Trainer(module, settings, monitor="ndcg10")
+    seen = []
+    tr.on_phase = seen.append
+    before = module.weight.detach().clone()
+    loss = tr.step(torch.ones(4, 2), _loss)
+    assert seen == ["forward", "backward", "clip", "optimiser"] and loss > 0
+    assert not torch.equal(before, module.weight)
+    tr.on_phase = None
+    tr.step(torch.ones(4, 2), _loss)
+    assert len(seen) == 4
+
+
+def test_sequence_model_training_parts_step_outside_fit():
+    log = make_sequences(n_users=30, n_items=20, mean_length=8, seed=0)
+    model = registry.get("sasrec")(epochs=1, dim=8, max_len=8, batch_size=8, progress=False, device="cpu")
+    batcher, make_batch, loss_fn = model.training_parts(log)
+    rng = np.random.default_rng(0)
+    batch = make_batch(next(iter(batcher.epoch(rng))), rng)
+    assert model.n_items == log.n_items and float(loss_fn(model.module, batch).detach()) > 0

@@ -2,27 +2,23 @@
 written and while live events are committed: what is left is always whole (the old or the new model
 with the service's live/ state, a checkpoint whose weights and progress name the same epoch, every
 acknowledged event and no half batch; a retried batch is stored once). Two kills per write path here;
-``benchmarks/crash.py --kills 20`` runs the same checks at length (docs/reliability.md)."""
+``benchmarks/crash.py --kills 20`` runs the same checks at length (docs/reliability.md); the harness
+is chronorec.testing.crash."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kill -9 semantics of Linux")
 
 
 @pytest.fixture(scope="module")
 def crash():
-    spec = importlib.util.spec_from_file_location("crash_bench", ROOT / "benchmarks" / "crash.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from chronorec.testing import crash
+
+    return crash
 
 
 @pytest.mark.parametrize("path", ["model", "checkpoint", "events"])
@@ -46,7 +42,7 @@ def test_the_checks_catch_a_checkpoint_mixing_two_epochs(crash, tmp_path):
 
     from chronorec.training import checkpoint as ck
 
-    module = crash._module()
+    module = crash.toy_module()
     opt = torch.optim.AdamW(module.parameters())
     for epoch in (1, 2):
         with torch.no_grad():

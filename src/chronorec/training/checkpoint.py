@@ -151,6 +151,14 @@ def exists(directory: str | Path) -> bool:
     return (_state_dir(directory) / STATE_FILE).exists()
 
 
+def saved_epoch(directory: str | Path) -> int | None:
+    """The epoch of the checkpoint in ``directory`` from its progress file alone (no weights read),
+    or None when it holds none."""
+    if not exists(directory):
+        return None
+    return int(json.loads((_state_dir(directory) / STATE_FILE).read_text())["epoch"])
+
+
 def save(
     directory: str | Path,
     module: torch.nn.Module,

@@ -92,6 +92,10 @@ def fused_adamw(module: torch.nn.Module) -> bool | None:
     return True if ok else None
 
 
+def _no_phase(name: str) -> None:
+    pass
+
+
 class Trainer:
     """Trains ``module`` and leaves it holding the weights of its best validation epoch.
 
@@ -128,6 +132,7 @@ class Trainer:
         self.start_epoch = 1
         self.show = show_progress(settings.progress)
         self.run: MlflowRun | None = None
+        self.on_phase: Callable[[str], None] | None = None  # called as each phase of a step ends (``step``)
 
     # ------------------------------------------------------------------ state
     @property
@@ -173,16 +178,25 @@ class Trainer:
         ckpt.save(self.settings.checkpoint_dir, self.module, self.best_state, self.opt, state, run)
 
     # ------------------------------------------------------------------ one epoch
-    def _step(self, batch: Any, loss_fn: LossFn) -> float:
+    def step(self, batch: Any, loss_fn: LossFn) -> float:
+        """One optimiser step on ``batch``; returns its loss. When :attr:`on_phase` is set it is
+        called with the name of each phase of the step as that phase ends: ``"forward"`` (gradients
+        zeroed and the loss computed), ``"backward"``, ``"clip"`` (gradient clipping, also when off)
+        and ``"optimiser"``; reading the loss follows (e.g. to time the phases of a step)."""
+        mark = self.on_phase or _no_phase
         self.opt.zero_grad(set_to_none=True)
         loss = loss_fn(self.module, batch)
+        mark("forward")
         self.scaler.scale(loss).backward()
         dist.all_reduce_gradients(self.module)  # no-op unless under torchrun
+        mark("backward")
         if self.settings.grad_clip:
             self.scaler.unscale_(self.opt)
             torch.nn.utils.clip_grad_norm_(self.module.parameters(), self.settings.grad_clip)
+        mark("clip")
         self.scaler.step(self.opt)
         self.scaler.update()
+        mark("optimiser")
         return float(loss.detach())
 
     def train_epoch(self, epoch: int, batches: Batches, loss_fn: LossFn, n_batches: Callable[[], int] | None) -> dict:
@@ -208,7 +222,7 @@ class Trainer:
             lr = self.schedule.step_lr(epoch, step, n_steps, self.result.train_seconds + time.perf_counter() - t0)
             if lr is not None:
                 self.set_lr(lr)
-            total += self._step(batch, loss_fn)
+            total += self.step(batch, loss_fn)
             count += 1
             if count % 10 == 0:
                 bar.set_postfix(loss=f"{total / count:.4f}")

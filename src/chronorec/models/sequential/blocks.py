@@ -9,8 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 DEFAULT_ATTENTION = "sdpa"
-ATTENTION = DEFAULT_ATTENTION  # "sdpa" or "manual" (matmul + masked softmax), a module setting for benchmarks
-SCORING_ATTENTION_FP32 = False  # True: scoring's CPU attention in float32 as training's (benchmarks' "before")
+ATTENTION_KINDS = ("sdpa", "manual")  # scaled_dot_product_attention, or matmul + masked softmax written out
 
 
 class FastDropout(nn.Module):
@@ -62,7 +61,7 @@ def additive_mask(mask: torch.Tensor, dtype: torch.dtype = torch.float32) -> tor
 
 def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Softmax attention written out (matmul, mask, softmax, matmul): the reference of the tests and
-    the ``ATTENTION = "manual"`` benchmark variant. ``mask`` is boolean (True = may attend),
+    of ``attention="manual"`` (:func:`set_attention`). ``mask`` is boolean (True = may attend),
     additive, or None for causal attention."""
     scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
     if mask is None:
@@ -71,9 +70,10 @@ def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask:
     return torch.softmax(scores.float(), dim=-1).to(v.dtype) @ v
 
 
-def _sdpa(q, k, v, mask: torch.Tensor | None) -> torch.Tensor:
-    """``scaled_dot_product_attention`` with ``mask`` (additive or boolean), or causal when it is None."""
-    if ATTENTION == "manual":
+def _sdpa(q, k, v, mask: torch.Tensor | None, impl: str = DEFAULT_ATTENTION) -> torch.Tensor:
+    """``scaled_dot_product_attention`` with ``mask`` (additive or boolean), or causal when it is None
+    (``impl="manual"``: :func:`reference_attention`)."""
+    if impl == "manual":
         return reference_attention(q, k, v, mask)
     if mask is not None and mask.is_floating_point():
         mask = mask.to(q.dtype)
@@ -81,11 +81,17 @@ def _sdpa(q, k, v, mask: torch.Tensor | None) -> torch.Tensor:
 
 
 class SelfAttention(nn.Module):
+    """Multi-head self-attention. ``impl``: ``"sdpa"`` (``scaled_dot_product_attention``) or
+    ``"manual"`` (:func:`reference_attention`); ``scoring_fp32``: run the CPU attention in float32
+    under bfloat16 autocast when scoring too, as training does (see :func:`set_attention`)."""
+
     def __init__(self, dim: int, heads: int):
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim {dim} must be divisible by heads {heads}")
         self.heads = heads
+        self.impl = DEFAULT_ATTENTION
+        self.scoring_fp32 = False
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
 
@@ -105,15 +111,25 @@ class SelfAttention(nn.Module):
         if (
             x.device.type == "cpu"
             and torch.is_autocast_enabled("cpu")
-            and (torch.is_grad_enabled() or SCORING_ATTENTION_FP32)
+            and (torch.is_grad_enabled() or self.scoring_fp32)
         ):
             # the CPU attention kernels are slower in bfloat16 than in float32 when training (fwd + bwd,
             # L=200); scoring (no gradient) is faster in bfloat16: 0.68 against 0.85 ms a row at 32 x 200
             with torch.autocast("cpu", enabled=False):
-                y = _sdpa(q.float(), k.float(), v.float(), mask)
+                y = _sdpa(q.float(), k.float(), v.float(), mask, self.impl)
         else:
-            y = _sdpa(q, k, v, mask)
+            y = _sdpa(q, k, v, mask, self.impl)
         return self.out(y.transpose(1, 2).reshape(B, q.shape[2], D))
+
+
+def set_attention(module: nn.Module, impl: str = DEFAULT_ATTENTION, scoring_fp32: bool = False) -> None:
+    """Set the attention implementation of every :class:`SelfAttention` inside ``module`` (the
+    ``attention`` and ``scoring_attention_fp32`` fields of a sequence model's configuration)."""
+    if impl not in ATTENTION_KINDS:
+        raise ValueError(f"attention {impl!r}: one of {ATTENTION_KINDS}")
+    for m in module.modules():
+        if isinstance(m, SelfAttention):
+            m.impl, m.scoring_fp32 = impl, bool(scoring_fp32)
 
 
 class TransformerBlock(nn.Module):

@@ -96,6 +96,22 @@ class ExecutionSettings(RunSettings):
     compile_mode: str | None = Field(
         None, description="torch.compile mode, e.g. 'reduce-overhead' (CUDA graphs), 'max-autotune'"
     )
+    attention: Literal["sdpa", "manual"] = Field(
+        "sdpa",
+        description="attention kernel: 'sdpa' (scaled_dot_product_attention) or 'manual' (matmul + masked "
+        "softmax written out, the reference to measure it against)",
+    )
+    scoring_attention_fp32: bool = Field(
+        False, description="scoring's CPU attention in float32 under bfloat16 autocast, as training's (slower)"
+    )
+    ce_kernel: Literal["fused", "fresh"] = Field(
+        "fused",
+        description="loss='ce' kernel: 'fused' (buffers allocated once) or 'fresh' (a new float32 chunk of "
+        "logits per chunk, the earlier kernel, to measure against)",
+    )
+    ce_chunk_rows: int | None = Field(
+        None, ge=1, description="loss='ce': rows of logits computed at a time (None: 512)"
+    )
 
 
 class SequentialConfig(  # fields are listed from the last group to the first

@@ -18,8 +18,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-DEFAULT_CHUNK_ROWS = 512
-CHUNK_ROWS = DEFAULT_CHUNK_ROWS  # rows of logits per chunk of the full softmax (a module setting, for benchmarks)
+DEFAULT_CHUNK_ROWS = 512  # rows of logits per chunk of the full softmax (``chunk`` of ``full_softmax_ce``)
+CE_KERNELS = ("fused", "fresh")  # full_softmax_ce's implementations (see its docstring)
 # the full softmax keeps the batch's probabilities (in the matmul dtype) for backward up to this size
 PROBS_BUDGET_BYTES = 512 * 2**20
 
@@ -118,6 +118,47 @@ def _chunks(n: int, n_cols: int, chunk: int, dtype: torch.dtype, device, high: b
         yield s, low[:k], (top[:k] if top is not None else None)
 
 
+class _FreshChunkSoftmaxCE(torch.autograd.Function):
+    """The full softmax cross-entropy as it was before the buffer reuse: a fresh float32 chunk of
+    logits per chunk and ``logsumexp`` (``kernel="fresh"``, kept to measure what the fused one buys)."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, targets, chunk: int, dtype: torch.dtype):
+        with torch.autocast(hidden.device.type, enabled=False):
+            h, w = hidden.to(dtype), weight.to(dtype)
+            n = h.shape[0]
+            lse = torch.empty(n, dtype=torch.float32, device=h.device)
+            tgt = torch.empty(n, dtype=torch.float32, device=h.device)
+            for s in range(0, n, chunk):
+                logits = (h[s : s + chunk] @ w.t()).float()
+                logits[:, 0] = -torch.inf
+                lse[s : s + chunk] = torch.logsumexp(logits, dim=1)
+                tgt[s : s + chunk] = logits.gather(1, targets[s : s + chunk, None]).squeeze(1)
+        ctx.save_for_backward(hidden, weight, targets, lse)
+        ctx.chunk, ctx.dtype = chunk, dtype
+        return (lse - tgt).mean()
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        hidden, weight, targets, lse = ctx.saved_tensors
+        chunk, dtype = ctx.chunk, ctx.dtype
+        n = hidden.shape[0]
+        scale = grad_out.float() / n
+        with torch.autocast(hidden.device.type, enabled=False):
+            h, w = hidden.to(dtype), weight.to(dtype)
+            grad_h = torch.empty(hidden.shape, dtype=torch.float32, device=hidden.device)
+            grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)
+            for s in range(0, n, chunk):
+                hc = h[s : s + chunk]
+                p = (hc @ w.t()).float().sub_(lse[s : s + chunk, None]).exp_()
+                p[:, 0] = 0.0
+                p[torch.arange(len(hc), device=p.device), targets[s : s + chunk]] -= 1.0
+                p = p.to(dtype)
+                grad_h[s : s + chunk] = (p @ w).float().mul_(scale)
+                grad_w.add_((p.t() @ hc).float(), alpha=float(scale))
+        return grad_h.to(hidden.dtype), grad_w.to(weight.dtype), None, None, None
+
+
 def full_softmax_ce(
     hidden: torch.Tensor,
     targets: torch.Tensor,
@@ -125,9 +166,17 @@ def full_softmax_ce(
     *,
     chunk: int | None = None,
     dtype: torch.dtype = torch.float32,
+    kernel: str = "fused",
 ) -> torch.Tensor:
-    """Cross-entropy over the whole catalogue. ``hidden`` (N, d), ``targets`` (N,), weight (n_items+1, d)."""
-    return _ChunkedSoftmaxCE.apply(hidden, item_weight, targets, chunk or CHUNK_ROWS, dtype)
+    """Cross-entropy over the whole catalogue. ``hidden`` (N, d), ``targets`` (N,), weight (n_items+1, d).
+
+    ``chunk``: rows of logits at a time (default ``DEFAULT_CHUNK_ROWS``); ``kernel``: ``"fused"``
+    (buffers allocated once, probabilities kept for backward within ``PROBS_BUDGET_BYTES``) or
+    ``"fresh"`` (the earlier kernel: a fresh float32 chunk per chunk, logits recomputed in backward)."""
+    if kernel not in CE_KERNELS:
+        raise ValueError(f"kernel {kernel!r}: one of {CE_KERNELS}")
+    fn = _ChunkedSoftmaxCE if kernel == "fused" else _FreshChunkSoftmaxCE
+    return fn.apply(hidden, item_weight, targets, chunk or DEFAULT_CHUNK_ROWS, dtype)
 
 
 def full_softmax_ce_reference(hidden: torch.Tensor, targets: torch.Tensor, item_weight: torch.Tensor) -> torch.Tensor:

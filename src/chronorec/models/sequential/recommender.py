@@ -16,7 +16,8 @@ softmax, sampled softmax or gBCE).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
@@ -47,7 +48,15 @@ from chronorec.training.trainer import train
 Batch = dict[str, Any]
 MONITOR = "ndcg10"  # validation NDCG@10: the history's ``val_ndcg10``
 
-__all__ = ["Batch", "SequentialConfig", "SequentialRecommender", "token_batches"]
+__all__ = ["Batch", "SequentialConfig", "SequentialRecommender", "TrainingParts", "token_batches"]
+
+
+class TrainingParts(NamedTuple):
+    """The parts ``fit`` trains a sequence model with (:meth:`SequentialRecommender.training_parts`)."""
+
+    batcher: WindowBatcher  # the epoch's windows: ``batcher.epoch(rng)`` yields spans per batch
+    make_batch: Callable[[list[tuple[int, int]], np.random.Generator], Batch]  # spans -> one batch
+    loss_fn: Callable[[torch.nn.Module, Batch], torch.Tensor]  # the trainer's loss_fn(module, batch)
 
 
 class SequentialRecommender(Recommender):
@@ -105,11 +114,12 @@ class SequentialRecommender(Recommender):
         return ctxf.feature_sizes(self.context_features, self.context_vocab)
 
     def _init_module(self) -> torch.nn.Module:
-        from chronorec.models.sequential.blocks import ContextEmbedding
+        from chronorec.models.sequential.blocks import ContextEmbedding, set_attention
 
         module = self._build_module()
         if self.config.use_context and self.config.request_context and not self.query_token:
             module.next_context = ContextEmbedding(self.context_sizes, self.config.dim)
+        set_attention(module, self.config.attention, self.config.scoring_attention_fp32)
         return module
 
     def _flat_codes(self) -> dict[str, np.ndarray]:
@@ -203,7 +213,8 @@ class SequentialRecommender(Recommender):
         cfg = self.config
         hidden, w = self._logit_space(hidden, self._output_weight(module))
         if cfg.loss == "ce":
-            return full_softmax_ce(hidden, targets, w, dtype=self.amp_dtype if cfg.amp else torch.float32)
+            dtype = self.amp_dtype if cfg.amp else torch.float32
+            return full_softmax_ce(hidden, targets, w, dtype=dtype, chunk=cfg.ce_chunk_rows, kernel=cfg.ce_kernel)
         if cfg.loss == "gbce":
             return gbce(hidden, targets, w, n_negatives=cfg.n_negatives, t=cfg.gbce_t, generator=self._gen)
         return sampled_softmax_ce(
@@ -270,9 +281,20 @@ class SequentialRecommender(Recommender):
 
         return validate
 
+    def training_parts(self, log: Any = None) -> TrainingParts:
+        """What ``fit`` trains with, to step or time training outside it: a fresh module on the
+        device (``self.module``), the epoch's window batcher, ``make_batch(spans, rng)`` and the
+        trainer's ``loss_fn``. ``log``: the training log, remembered as ``fit`` does (its users,
+        items and sequences); None: the ``users``, ``items`` and ``store`` already set on the model.
+        No validation, no history protocol: ``fit`` decides those."""
+        if log is not None:
+            self._remember(log)
+        batcher, loss_fn = self._training_setup()
+        return TrainingParts(batcher, self._make_batch, loss_fn)
+
     def _training_setup(self) -> tuple[WindowBatcher, Any]:
         """A fresh module on the device, the epoch's window batcher and the trainer's ``loss_fn``
-        (what ``_fit`` trains with; ``benchmarks/profile_epoch.py`` times the same parts)."""
+        (what ``_fit`` trains with; :meth:`training_parts` gives the same parts)."""
         cfg = self.config
         set_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
