@@ -49,10 +49,7 @@ def test_no_cli_module_is_over_250_lines():
 
 def test_no_cli_function_is_over_40_lines():
     long = {
-        f"{p.stem}.{name}": n
-        for p in _modules()
-        for name, n in function_sizes(p).items()
-        if n > MAX_FUNCTION_LINES
+        f"{p.stem}.{name}": n for p in _modules() for name, n in function_sizes(p).items() if n > MAX_FUNCTION_LINES
     }
     assert not long, f"cli functions over {MAX_FUNCTION_LINES} lines (move the work to a use case): {long}"
 
@@ -69,5 +66,7 @@ def test_no_cli_module_calls_locals():
 
 def test_the_measure_counts_decorators_and_signatures(tmp_path):
     source = tmp_path / "m.py"
-    source.write_text("@a\n@b(\n    1,\n)\ndef f(\n    x,\n):\n    return x\n\n\nclass C:\n    def g(self):\n        pass\n")
+    source.write_text(
+        "@a\n@b(\n    1,\n)\ndef f(\n    x,\n):\n    return x\n\n\nclass C:\n    def g(self):\n        pass\n"
+    )
     assert function_sizes(source) == {"f": 8, "C.g": 2}
