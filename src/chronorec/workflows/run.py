@@ -6,6 +6,8 @@ these and prints what it returns, and the demo, the benchmark runner and the exp
 call the same functions instead of their own copies. Named datasets are resolved in one place
 (:func:`resolve_dataset`), so ``--dataset NAME`` means the same data for every command.
 
+The steps every use case shares (loading, splitting, fitting on a split) are in
+:mod:`chronorec.workflows.steps`, which the experiment helpers use too, and are re-exported here.
 Nothing here prints: lines meant for a person come back in the results (``TrainResult.lines``,
 ``EvaluateResult.lines``) and progress goes to the ``chronorec`` logger.
 """
@@ -20,122 +22,38 @@ from pathlib import Path
 from typing import Any
 
 from chronorec.errors import ConfigError
+from chronorec.workflows.steps import (
+    data_label,
+    describe_log,
+    fit_on_split,
+    json_default,
+    load_event_frame,
+    load_events,
+    make_split,
+    parse_value,
+    resolve_dataset,
+)
 
-
-# ---------------------------------------------------------------------- data
-def resolve_dataset(name: str, *, data_dir: str | Path | None = None, seed: int = 0, frame: bool = False) -> Any:
-    """A named dataset: an EventLog, or with ``frame`` an event frame (temporal features, behaviour models).
-
-    Names: ``synthetic`` (the planted e-commerce log, drawn with ``seed``), the files of
-    :data:`chronorec.datasets.formats.DATASETS` under ``data_dir`` (``ml-1m``, ``ml-1m-full``,
-    ``beauty``, ``ml-100k``) and, as frames, ``taobao``
-    (:data:`chronorec.datasets.temporal.TEMPORAL_DATASETS`). Every command's ``--dataset`` goes
-    through here.
-    """
-    key = name.lower()
-    if frame:
-        from chronorec.datasets.formats import DATASETS
-        from chronorec.datasets.temporal import TEMPORAL_DATASETS, event_frame, load_temporal_dataset
-
-        if key in DATASETS and key not in TEMPORAL_DATASETS:
-            return event_frame(resolve_dataset(key, data_dir=data_dir, seed=seed))
-        return load_temporal_dataset(key, data_dir=data_dir, seed=seed)
-    if key == "synthetic":
-        from chronorec.datasets.synthetic import make_ecommerce_log
-
-        return make_ecommerce_log(seed=seed)
-    from chronorec.datasets.formats import load_dataset
-
-    return load_dataset(name, data_dir=data_dir)
-
-
-def load_events(cfg: Any) -> Any:
-    """The EventLog of a config's data section (a whole config, whose seed draws the synthetic set, or a
-    :class:`~chronorec.workflows.config.DataConfig`): a named dataset, an ingest / store folder or an events file."""
-    from chronorec.data.eventlog import EventLog
-
-    d = getattr(cfg, "data", cfg)
-    if d.dataset is not None:
-        return resolve_dataset(d.dataset, data_dir=d.data_dir, seed=getattr(cfg, "seed", 0))
-    if d.path is None:
-        raise ConfigError("no data: give --data PATH or --dataset NAME (or data.path / data.dataset in --config)")
-    p = Path(d.path)
-    if p.is_dir() and ((p / "eventlog.json").exists() or (p / "store.json").exists()):  # ingest / store build
-        return EventLog.load(p)
-    from chronorec.data import read_events
-
-    return read_events(p, **d.read_options())
-
-
-def load_event_frame(cfg: Any, *, behavior_col: str | None, value_col: str | None, category_col: str | None) -> Any:
-    """The event frame (one row per event, external ids) of a config's data section: a named dataset
-    (:func:`resolve_dataset`) or an events file / ingest folder read with these optional columns."""
-    from chronorec.datasets.temporal import read_event_frame
-
-    d = cfg.data
-    if d.dataset is not None:
-        return resolve_dataset(d.dataset, data_dir=d.data_dir, seed=cfg.seed, frame=True)
-    if d.path is None:
-        raise ConfigError("give --data PATH or --dataset NAME")
-    return read_event_frame(Path(d.path), d.user_col, d.item_col, d.time_col, behavior_col, value_col, category_col)
-
-
-def data_label(cfg: Any) -> str:
-    """How results name the data: ``dataset:NAME`` (with its folder when given) or the events path."""
-    d = getattr(cfg, "data", cfg)
-    if d.dataset is not None:
-        return f"dataset:{d.dataset}" + (f" (data_dir={d.data_dir})" if d.data_dir else "")
-    return str(d.path)
-
-
-def describe_log(log: Any) -> dict[str, Any]:
-    """The size and source of an event log, as results record it."""
-    return {"n_events": len(log), "n_users": log.n_users, "n_items": log.n_items, "source": log.source}
-
-
-def make_split(log: Any, cfg: Any) -> Any:
-    """The evaluation split of ``log`` a config's split section asks for (a whole config or a
-    :class:`~chronorec.workflows.config.SplitConfig`): leave-one-out, global temporal, session or next-basket."""
-    from chronorec.evaluation.split import leave_one_out, temporal_split
-    from chronorec.workflows.config import SplitConfig
-
-    s = getattr(cfg, "split", cfg)
-    if s.protocol == "loo":
-        return leave_one_out(log, min_events=s.min_events)
-    if s.protocol == "session":
-        from chronorec.evaluation.split import session_split
-
-        return session_split(log)
-    if s.protocol == "next-basket":
-        from chronorec.evaluation.basket import next_basket_split
-
-        return next_basket_split(log, min_baskets=s.min_baskets)
-    return temporal_split(
-        log, test_cutoff=SplitConfig.to_seconds(s.cutoff), validation_cutoff=SplitConfig.to_seconds(s.validation_cutoff)
-    )
-
-
-def fit_on_split(model: Any, split: Any, log: Any = None) -> Any:
-    """Fit ``model`` on ``split.train`` (validation for early stopping) and record the split with it;
-    with ``split=None`` on all of ``log`` (no held-out data). Returns the model."""
-    if split is None:
-        return model.fit(log).record_split(None)
-    return model.fit(split.train, validation=split.validation).record_split(split)
-
-
-# ---------------------------------------------------------------------- model settings
-def parse_value(text: str) -> Any:
-    """A ``key=value`` option's value, read as plain YAML (numbers, lists, ...): tags such as
-    ``!!python/object`` are refused, never constructed."""
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        first = " ".join(str(e).split())[:200]
-        raise ConfigError(
-            f"cannot read the value {text[:80]!r}: {first} (plain values only: numbers, text, lists)"
-        ) from None
+__all__ = [
+    "EvaluateResult",
+    "TrainResult",
+    "data_label",
+    "describe_log",
+    "evaluate",
+    "fit_on_split",
+    "json_default",
+    "load_event_frame",
+    "load_events",
+    "make_split",
+    "model_entry",
+    "paired_test_lines",
+    "parse_value",
+    "pick_entry",
+    "resolve_dataset",
+    "train",
+    "train_summary",
+    "train_target",
+]
 
 
 def pick_entry(cfg: Any, kind: str | None, name: str | None) -> Any:
@@ -408,14 +326,3 @@ def paired_test_lines(payload: dict[str, Any]) -> list[str]:
                 f"t p={t['t_test_p']:.2g}, Wilcoxon p={t['wilcoxon_p']:.2g}"
             )
     return lines
-
-
-def json_default(o: Any) -> Any:
-    """``json.dumps``' fallback for results: numpy scalars and arrays as numbers and lists, the rest as text."""
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
