@@ -43,7 +43,7 @@ DatasetOpt = Annotated[
     typer.Option(
         "--dataset",
         help="Named dataset instead of --data: ml-1m, ml-1m-full, beauty, ml-100k, 'synthetic'; "
-        "features / predict-behavior: taobao; forecast: online-retail.",
+        "features / predict-behavior also taobao; forecast: online-retail, taobao, ml-100k (its series).",
     ),
 ]
 DataDirOpt = Annotated[
