@@ -42,9 +42,9 @@ def _named_series(cfg: Any) -> tuple[Any, Any]:
         every = online_retail_series(data_dir=data_dir, by="country", measure=f.measure, top=10_000, freq=freq)
         return s, every.groupby("period", as_index=False)["y"].sum().assign(series_id=TOTAL)
     if key in ("taobao", "ml-100k"):
-        from chronorec.datasets.temporal import load_temporal_dataset
+        from chronorec.workflows.run import resolve_dataset
 
-        ev = load_temporal_dataset(key, data_dir=data_dir)
+        ev = resolve_dataset(key, data_dir=data_dir, frame=True)
         ent = "category" if key == "taobao" else "item_id"
         freq = "day" if f.freq in ("day", "week") else "hour"  # auto: hours, summed up to the chosen period
         s = events_series(ev, entity=ent, freq=freq, top=f.top, utc_offset_hours=utc_offset_for(key, None))
