@@ -123,7 +123,12 @@ def option_group(cls: type) -> type:
 
 def grouped(command: Callable[..., Any]) -> Callable[..., Any]:
     """``command`` with each parameter typed as an :func:`option_group` shown as that group's options
-    (in its place, in field order) and passed back to ``command`` as one instance of the group."""
+    (in its place, in field order) and passed back to ``command`` as one instance of the group.
+
+    A group parameter after one with a default needs a placeholder default (``= None``); it is
+    never used, the group's fields carry the defaults. Typer reads the wrapper's ``__signature__``
+    (and ``__annotations__``), so ``--help`` shows exactly the options a flat signature would.
+    """
     hints = typing.get_type_hints(command, include_extras=True)
     params: list[inspect.Parameter] = []
     groups: dict[str, tuple[type, list[str]]] = {}
