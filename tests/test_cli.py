@@ -406,14 +406,13 @@ def test_command_line_options_win_over_the_config_file(shop, tmp_path):
 
 
 def test_the_error_handler_prints_one_line_for_user_errors_and_keeps_bugs(monkeypatch, tmp_path):
-    from chronorec.cli import common, models
     from chronorec.errors import DataError
+    from chronorec.workflows import run
 
     def user_error(*_, **__):
         raise DataError("the history is too short")
 
-    monkeypatch.setattr(common, "load_events", user_error)
-    monkeypatch.setattr(models, "load_events", user_error)
+    monkeypatch.setattr(run, "load_events", user_error)
     res = invoke("train", "--kind", "popular", "--dataset", "synthetic", "--out", tmp_path / "m")
     assert res.exit_code == 1
     assert res.output == "error: the history is too short\n"
@@ -421,7 +420,7 @@ def test_the_error_handler_prints_one_line_for_user_errors_and_keeps_bugs(monkey
     def bug(*_, **__):
         raise KeyError("a bug, not a user error")
 
-    monkeypatch.setattr(models, "load_events", bug)
+    monkeypatch.setattr(run, "load_events", bug)
     res = invoke("train", "--kind", "popular", "--dataset", "synthetic", "--out", tmp_path / "m")
     assert res.exit_code == 1 and isinstance(res.exception, KeyError)  # not swallowed into a message
     assert "error:" not in res.output

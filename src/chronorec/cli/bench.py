@@ -8,26 +8,57 @@ from typing import Annotated
 
 import typer
 
-from chronorec.cli.common import ConfigOpt, DataDirOpt, SeedOpt, ThreadsOpt, field_option, load_config
+from chronorec.cli.common import load_config
+from chronorec.cli.options import ConfigOpt, DataDirOpt, SeedOpt, ThreadsOpt, field_option, grouped, option_group
 from chronorec.workflows.sections import BenchmarkConfig
 
 B = BenchmarkConfig
 
 
+@option_group
+class BenchmarkSelection:
+    """Which datasets and models ``benchmark`` runs."""
+
+    datasets: Annotated[str | None, field_option(B, "datasets")] = None
+    models: Annotated[str | None, field_option(B, "models")] = None
+
+
+@option_group
+class BenchmarkArgs:
+    """Where and how ``benchmark`` runs, named like the ``benchmark`` config section's fields (``--set``: ``set``)."""
+
+    overrides: Annotated[list[str] | None, field_option(B, "set", "--set", metavar="MODEL.KEY=VALUE")] = None
+    tag: Annotated[str | None, field_option(B, "tag")] = None
+    progress: Annotated[bool | None, field_option(B, "progress", "--progress/--no-progress")] = None
+    save_model: Annotated[Path | None, field_option(B, "save_model", metavar="DIR")] = None
+    aggregate: Annotated[bool | None, field_option(B, "aggregate", "--aggregate")] = None
+    refit: Annotated[bool | None, field_option(B, "refit", "--refit")] = None
+    refit_from: Annotated[Path | None, field_option(B, "refit_from", metavar="RUN_JSON")] = None
+
+    def section(self, selection: BenchmarkSelection, out: Path | None) -> dict[str, object]:
+        """The ``benchmark`` config section these options give."""
+        return {
+            "datasets": selection.datasets,
+            "models": selection.models,
+            "out": str(out) if out else None,
+            "set": self.overrides or None,
+            "tag": self.tag,
+            "progress": self.progress,
+            "save_model": str(self.save_model) if self.save_model else None,
+            "aggregate": self.aggregate or None,
+            "refit": self.refit or None,
+            "refit_from": str(self.refit_from) if self.refit_from else None,
+        }
+
+
+@grouped
 def benchmark(
-    datasets: Annotated[str | None, field_option(B, "datasets")] = None,
-    models: Annotated[str | None, field_option(B, "models")] = None,
+    selection: BenchmarkSelection,
     data_dir: DataDirOpt = None,
     out: Annotated[Path | None, field_option(B, "out")] = None,
     seed: SeedOpt = None,
     threads: ThreadsOpt = None,
-    overrides: Annotated[list[str] | None, field_option(B, "set", "--set", metavar="MODEL.KEY=VALUE")] = None,
-    tag: Annotated[str | None, field_option(B, "tag")] = None,
-    progress: Annotated[bool | None, field_option(B, "progress", "--progress/--no-progress")] = None,
-    save_model: Annotated[Path | None, field_option(B, "save_model", metavar="DIR")] = None,
-    aggregate: Annotated[bool | None, field_option(B, "aggregate", "--aggregate")] = None,
-    refit: Annotated[bool | None, field_option(B, "refit", "--refit")] = None,
-    refit_from: Annotated[Path | None, field_option(B, "refit_from", metavar="RUN_JSON")] = None,
+    opts: BenchmarkArgs = None,
     config: ConfigOpt = None,
 ) -> None:
     """Reproduce published protocols on benchmark datasets with the YAML presets (one subprocess per run).
@@ -37,19 +68,7 @@ def benchmark(
     """
     from chronorec.workflows.benchmark import BenchmarkSettings, markdown, run_benchmark
 
-    section = {
-        "datasets": datasets,
-        "models": models,
-        "out": str(out) if out else None,
-        "set": overrides or None,
-        "tag": tag,
-        "progress": progress,
-        "save_model": str(save_model) if save_model else None,
-        "aggregate": aggregate or None,
-        "refit": refit or None,
-        "refit_from": str(refit_from) if refit_from else None,
-    }
-    over = {"benchmark": section, "data": {"data_dir": str(data_dir) if data_dir else None}}
+    over = {"benchmark": opts.section(selection, out), "data": {"data_dir": str(data_dir) if data_dir else None}}
     cfg = load_config(config, {**over, "seed": seed, "threads": threads})
     run = BenchmarkSettings(
         **cfg.benchmark.model_dump(), data_dir=cfg.data.data_dir, seed=cfg.seed, threads=cfg.threads

@@ -9,8 +9,18 @@ from typing import Annotated, Any
 
 import typer
 
-from chronorec.cli.common import ConfigOpt, DataDirOpt, DatasetOpt, SeedOpt, ThreadsOpt, field_option, load_config
-from chronorec.cli.common import section_overrides as _section
+from chronorec.cli.common import load_config
+from chronorec.cli.options import (
+    ConfigOpt,
+    DataDirOpt,
+    DatasetOpt,
+    SeedOpt,
+    ThreadsOpt,
+    field_option,
+    grouped,
+    option_group,
+    section,
+)
 from chronorec.cli.temporal import utc_offset_for
 from chronorec.workflows.sections import ForecastConfig
 
@@ -32,9 +42,9 @@ def _named_series(cfg: Any) -> tuple[Any, Any]:
         every = online_retail_series(data_dir=data_dir, by="country", measure=f.measure, top=10_000, freq=freq)
         return s, every.groupby("period", as_index=False)["y"].sum().assign(series_id=TOTAL)
     if key in ("taobao", "ml-100k"):
-        from chronorec.datasets.temporal import load_temporal_dataset
+        from chronorec.workflows.run import resolve_dataset
 
-        ev = load_temporal_dataset(key, data_dir=data_dir)
+        ev = resolve_dataset(key, data_dir=data_dir, frame=True)
         ent = "category" if key == "taobao" else "item_id"
         freq = "day" if f.freq in ("day", "week") else "hour"  # auto: hours, summed up to the chosen period
         s = events_series(ev, entity=ent, freq=freq, top=f.top, utc_offset_hours=utc_offset_for(key, None))
@@ -46,24 +56,39 @@ def _named_series(cfg: Any) -> tuple[Any, Any]:
 TOTAL = "__total__"
 
 
+@option_group
+class SeriesSource:
+    """Where ``forecast`` reads its series: a file or a named dataset."""
+
+    series: Annotated[Path | None, field_option(F, "series")] = None
+    dataset: DatasetOpt = None
+    data_dir: DataDirOpt = None
+
+
+@option_group
+class ForecastArgs:
+    """The options of ``forecast``, named like the ``forecast`` config section's fields."""
+
+    value: Annotated[str | None, field_option(F, "value")] = None
+    by: Annotated[str | None, field_option(F, "by")] = None
+    measure: Annotated[str | None, field_option(F, "measure")] = None
+    freq: Annotated[str | None, field_option(F, "freq")] = None
+    top: Annotated[int | None, field_option(F, "top")] = None
+    total: Annotated[bool | None, field_option(F, "total", "--total/--no-total")] = None
+    horizon: Annotated[int | None, field_option(F, "horizon")] = None
+    origins: Annotated[int | None, field_option(F, "origins")] = None
+    season: Annotated[int | None, field_option(F, "season")] = None
+    models: Annotated[str | None, field_option(F, "models")] = None
+    select: Annotated[str | None, field_option(F, "select")] = None
+    levels: Annotated[str | None, field_option(F, "levels")] = None
+    format: Annotated[str | None, field_option(F, "format")] = None
+    epochs: Annotated[int | None, field_option(F, "epochs")] = None
+
+
+@grouped
 def forecast(
-    series: Annotated[Path | None, field_option(F, "series")] = None,
-    dataset: DatasetOpt = None,
-    data_dir: DataDirOpt = None,
-    value: Annotated[str | None, field_option(F, "value")] = None,
-    by: Annotated[str | None, field_option(F, "by")] = None,
-    measure: Annotated[str | None, field_option(F, "measure")] = None,
-    freq: Annotated[str | None, field_option(F, "freq")] = None,
-    top: Annotated[int | None, field_option(F, "top")] = None,
-    total: Annotated[bool | None, field_option(F, "total", "--total/--no-total")] = None,
-    horizon: Annotated[int | None, field_option(F, "horizon")] = None,
-    origins: Annotated[int | None, field_option(F, "origins")] = None,
-    season: Annotated[int | None, field_option(F, "season")] = None,
-    models: Annotated[str | None, field_option(F, "models")] = None,
-    select: Annotated[str | None, field_option(F, "select")] = None,
-    levels: Annotated[str | None, field_option(F, "levels")] = None,
-    format: Annotated[str | None, field_option(F, "format")] = None,
-    epochs: Annotated[int | None, field_option(F, "epochs")] = None,
+    source: SeriesSource,
+    opts: ForecastArgs,
     seed: SeedOpt = None,
     threads: ThreadsOpt = None,
     out: Annotated[Path | None, field_option(F, "out")] = None,
@@ -71,28 +96,22 @@ def forecast(
 ) -> None:
     """Forecast each series h periods past the end of the data, with prediction intervals; save the
     forecaster; evaluate the ladder by rolling origin (MASE vs seasonal naive)."""
-    import pandas as pd
+    from chronorec.temporal.forecast.pipeline import series_matrix
 
-    from chronorec.errors import ConfigError
+    data = {"dataset": source.dataset, "data_dir": str(source.data_dir) if source.data_dir else None}
+    f_over = section(F, opts) | {"series": source.series and str(source.series), "out": out and str(out)}
+    cfg = load_config(config, {"data": data, "forecast": f_over, "seed": seed, "threads": threads})
+    f = cfg.forecast
+    s, total, col = _series(cfg)
+    sm = series_matrix(s, freq=f.freq, h=f.horizon, n_origins=f.origins, value=col, season=f.season)
+    _forecast(cfg, sm, total)
+
+
+def _forecast(cfg: Any, sm: Any, total: Any) -> None:
+    """Run the ladder on the series (and on their total, apart); write forecast.json and say where."""
     from chronorec.temporal.forecast.pipeline import run_forecast, series_matrix
 
-    data = {"dataset": dataset, "data_dir": str(data_dir) if data_dir else None}
-    cfg = load_config(config, {"data": data, "forecast": _section(F, locals()), "seed": seed, "threads": threads})
     f = cfg.forecast
-    total = None
-    if cfg.data.dataset is not None:
-        s, total = _named_series(cfg)
-        col = "y"
-    elif f.series is not None:
-        path = Path(f.series)
-        s = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-        col = f.value
-        missing = {"series_id", "period", col} - set(s.columns)
-        if missing:
-            raise ConfigError(f"{path} lacks the column(s) {sorted(missing)}: series_id, period and --value {col}")
-    else:
-        raise ConfigError("give --series FILE or --dataset NAME")
-    sm = series_matrix(s, freq=f.freq, h=f.horizon, n_origins=f.origins, value=col, season=f.season)
     rnn = {"epochs": f.epochs}
     kw = {
         "h": f.horizon,
@@ -120,3 +139,23 @@ def forecast(
         f"{msg}; {f.horizon}-{freq_name} forecast with {'/'.join(f'{v:g}' for v in f.levels)}% intervals in "
         f"{target}/{res['table']} (methods {res['methods_chosen']}); evaluation in {target}/forecast.json"
     )
+
+
+def _series(cfg: Any) -> tuple[Any, Any, str]:
+    """The long-format series to forecast, their total (None: not asked for) and the value column."""
+    import pandas as pd
+
+    from chronorec.errors import ConfigError
+
+    f = cfg.forecast
+    if cfg.data.dataset is not None:
+        s, total = _named_series(cfg)
+        return s, total, "y"
+    if f.series is None:
+        raise ConfigError("give --series FILE or --dataset NAME")
+    path = Path(f.series)
+    s = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    missing = {"series_id", "period", f.value} - set(s.columns)
+    if missing:
+        raise ConfigError(f"{path} lacks the column(s) {sorted(missing)}: series_id, period and --value {f.value}")
+    return s, None, f.value

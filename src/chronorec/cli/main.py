@@ -19,7 +19,20 @@ from __future__ import annotations
 
 import typer
 
-from chronorec.cli import bench, data, forecast, models, recommend, scale, serve, temporal
+from chronorec.cli import (
+    behavior,
+    bench,
+    calibrate,
+    data,
+    ensemble,
+    evaluate,
+    forecast,
+    recommend,
+    scale,
+    serve,
+    temporal,
+    train,
+)
 from chronorec.cli.common import LOG_LEVELS, configure_logging, report_errors
 
 app = typer.Typer(
@@ -43,16 +56,16 @@ def main(
 
 COMMANDS = {
     "ingest": data.ingest,
-    "train": models.train,
-    "evaluate": models.evaluate,
+    "train": train.train,
+    "evaluate": evaluate.evaluate,
     "recommend": recommend.recommend,
-    "calibrate": recommend.calibrate,
+    "calibrate": calibrate.calibrate,
     "demo": bench.demo,
-    "ensemble": models.ensemble,
+    "ensemble": ensemble.ensemble,
     "benchmark": bench.benchmark,
     "features": temporal.features,
     "serve": serve.serve,
-    "predict-behavior": temporal.predict_behavior,
+    "predict-behavior": behavior.predict_behavior,
     "forecast": forecast.forecast,
 }
 """Command name -> function, in the order ``chronorec --help`` lists them."""

@@ -12,7 +12,8 @@ from typing import Annotated
 
 import typer
 
-from chronorec.cli.common import ConfigOpt, field_option, load_config, report_errors, section_overrides
+from chronorec.cli.common import load_config, report_errors
+from chronorec.cli.options import ConfigOpt, field_option, grouped, option_group, section
 from chronorec.workflows.sections import StoreConfig, SynthConfig
 
 datasets_app = typer.Typer(help="Generate data sets (Taobao-scale synthetic logs).", no_args_is_help=True)
@@ -20,24 +21,29 @@ Y = SynthConfig
 B = StoreConfig
 
 
+@option_group
+class SynthArgs:
+    """The options of ``datasets synth``, named like the ``synth`` config section's fields."""
+
+    out: Annotated[Path | None, field_option(Y, "out", "--out", "-o")] = None
+    events: Annotated[str | None, field_option(Y, "events")] = None
+    users: Annotated[str | None, field_option(Y, "users")] = None
+    items: Annotated[str | None, field_option(Y, "items")] = None
+    categories: Annotated[int | None, field_option(Y, "categories")] = None
+    seed: Annotated[int | None, field_option(Y, "seed")] = None
+    chunk_events: Annotated[str | None, field_option(Y, "chunk_events")] = None
+
+
 @datasets_app.command("synth")
 @report_errors
-def synth(
-    out: Annotated[Path | None, field_option(Y, "out", "--out", "-o")] = None,
-    events: Annotated[str | None, field_option(Y, "events")] = None,
-    users: Annotated[str | None, field_option(Y, "users")] = None,
-    items: Annotated[str | None, field_option(Y, "items")] = None,
-    categories: Annotated[int | None, field_option(Y, "categories")] = None,
-    seed: Annotated[int | None, field_option(Y, "seed")] = None,
-    chunk_events: Annotated[str | None, field_option(Y, "chunk_events")] = None,
-    config: ConfigOpt = None,
-) -> None:
+@grouped
+def synth(opts: SynthArgs, config: ConfigOpt = None) -> None:
     """Write a synthetic log of the Taobao UserBehavior shape (pv/cart/fav/buy over 9 days) with planted
     structure (category clusters, item successors, funnels), chunk by chunk straight to Parquet."""
     from chronorec.datasets.large import TaobaoShape, parse_count, write_taobao
     from chronorec.errors import ConfigError
 
-    s = load_config(config, {"synth": section_overrides(Y, locals())}).synth
+    s = load_config(config, {"synth": section(Y, opts)}).synth
     if s.out is None:
         raise ConfigError("no output folder: give --out DIR")
     out = Path(s.out)
@@ -58,30 +64,35 @@ store_app = typer.Typer(
 )
 
 
-@store_app.command("build")
-@report_errors
-def store_build(
+@option_group
+class StoreArgs:
+    """The options of ``store build``, named like the ``store`` config section's fields."""
+
     source: Annotated[
         Path | None, typer.Argument(help="Events: a CSV, Parquet or JSON Lines file, or a folder of Parquet files.")
-    ] = None,
-    out: Annotated[Path | None, field_option(B, "out", "--out", "-o")] = None,
-    user_col: Annotated[str | None, field_option(B, "user_col")] = None,
-    item_col: Annotated[str | None, field_option(B, "item_col")] = None,
-    time_col: Annotated[str | None, field_option(B, "time_col")] = None,
-    behavior_col: Annotated[str | None, field_option(B, "behavior_col")] = None,
-    format: Annotated[str | None, field_option(B, "format")] = None,  # noqa: A002 - the option's name
-    time_unit: Annotated[str | None, field_option(B, "time_unit")] = None,
-    dedupe: Annotated[bool | None, field_option(B, "dedupe", "--dedupe/--no-dedupe")] = None,
-    memory_limit: Annotated[str | None, field_option(B, "memory_limit")] = None,
-    threads: Annotated[int | None, field_option(B, "threads")] = None,
-    config: ConfigOpt = None,
-) -> None:
+    ] = None
+    out: Annotated[Path | None, field_option(B, "out", "--out", "-o")] = None
+    user_col: Annotated[str | None, field_option(B, "user_col")] = None
+    item_col: Annotated[str | None, field_option(B, "item_col")] = None
+    time_col: Annotated[str | None, field_option(B, "time_col")] = None
+    behavior_col: Annotated[str | None, field_option(B, "behavior_col")] = None
+    format: Annotated[str | None, field_option(B, "format")] = None
+    time_unit: Annotated[str | None, field_option(B, "time_unit")] = None
+    dedupe: Annotated[bool | None, field_option(B, "dedupe", "--dedupe/--no-dedupe")] = None
+    memory_limit: Annotated[str | None, field_option(B, "memory_limit")] = None
+    threads: Annotated[int | None, field_option(B, "threads")] = None
+
+
+@store_app.command("build")
+@report_errors
+@grouped
+def store_build(opts: StoreArgs, config: ConfigOpt = None) -> None:
     """Ingest a log larger than memory into a Parquet event store plus memory-mapped CSR sequences (DuckDB);
     every command's --data accepts the store folder."""
     from chronorec.data.store import build_store
     from chronorec.errors import ConfigError
 
-    s = load_config(config, {"store": section_overrides(B, locals())}).store
+    s = load_config(config, {"store": section(B, opts)}).store
     if s.source is None or s.out is None:
         raise ConfigError("give the events to read (SOURCE, or store.source) and --out DIR")
     out = Path(s.out)

@@ -4,59 +4,80 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from chronorec.cli.common import ConfigOpt, field_option, load_config, section_overrides, set_threads
+from chronorec.cli.common import load_config, set_threads
+from chronorec.cli.options import ConfigOpt, field_option, grouped, option_group, section
 from chronorec.workflows.sections import ServeConfig
 
 S = ServeConfig
 
 
-def serve(
-    model: Annotated[Path | None, field_option(S, "model", "--model", "-m")] = None,
-    behavior_model: Annotated[Path | None, field_option(S, "behavior_model")] = None,
-    host: Annotated[str | None, field_option(S, "host")] = None,
-    port: Annotated[int | None, field_option(S, "port")] = None,
-    api_key: Annotated[str | None, field_option(S, "api_key", envvar="CHRONOREC_API_KEY")] = None,
-    api_key_file: Annotated[Path | None, field_option(S, "api_key_file", envvar="CHRONOREC_API_KEY_FILE")] = None,
-    state_dir: Annotated[Path | None, field_option(S, "state_dir")] = None,
-    items: Annotated[Path | None, field_option(S, "items")] = None,
-    settings: Annotated[Path | None, field_option(S, "settings")] = None,
-    threads: Annotated[int | None, field_option(S, "threads")] = None,
-    max_batch: Annotated[int | None, field_option(S, "max_batch")] = None,
-    max_wait_ms: Annotated[float | None, field_option(S, "max_wait_ms")] = None,
-    max_queue: Annotated[int | None, field_option(S, "max_queue")] = None,
-    query_cache: Annotated[int | None, field_option(S, "query_cache")] = None,
-    export_events: Annotated[Path | None, field_option(S, "export_events")] = None,
-    log_level: Annotated[str | None, field_option(S, "log_level")] = None,
-    config: ConfigOpt = None,
-) -> None:
+@option_group
+class ServeArgs:
+    """The options of ``serve``, named like the ``serve`` config section's fields."""
+
+    model: Annotated[Path | None, field_option(S, "model", "--model", "-m")] = None
+    behavior_model: Annotated[Path | None, field_option(S, "behavior_model")] = None
+    host: Annotated[str | None, field_option(S, "host")] = None
+    port: Annotated[int | None, field_option(S, "port")] = None
+    api_key: Annotated[str | None, field_option(S, "api_key", envvar="CHRONOREC_API_KEY")] = None
+    api_key_file: Annotated[Path | None, field_option(S, "api_key_file", envvar="CHRONOREC_API_KEY_FILE")] = None
+    state_dir: Annotated[Path | None, field_option(S, "state_dir")] = None
+    items: Annotated[Path | None, field_option(S, "items")] = None
+    settings: Annotated[Path | None, field_option(S, "settings")] = None
+    threads: Annotated[int | None, field_option(S, "threads")] = None
+    max_batch: Annotated[int | None, field_option(S, "max_batch")] = None
+    max_wait_ms: Annotated[float | None, field_option(S, "max_wait_ms")] = None
+    max_queue: Annotated[int | None, field_option(S, "max_queue")] = None
+    query_cache: Annotated[int | None, field_option(S, "query_cache")] = None
+    export_events: Annotated[Path | None, field_option(S, "export_events")] = None
+    log_level: Annotated[str | None, field_option(S, "log_level")] = None
+
+
+@grouped
+def serve(opts: ServeArgs, config: ConfigOpt = None) -> None:
     """Serve recommendations over HTTP: POST /recommend, POST /events, GET /health, GET /metrics, /docs."""
     from chronorec.errors import ConfigError
 
-    s = load_config(config, {"serve": section_overrides(S, locals())}).serve
+    s = load_config(config, {"serve": section(S, opts)}).serve
     if s.model is None:
         raise ConfigError("no model: give --model DIR")
-    model_dir = Path(s.model)
-    state = Path(s.state_dir) if s.state_dir else None
     if s.export_events is not None:
-        from chronorec.serving.app import STATE_DIR_NAME
-        from chronorec.serving.store import EventStore
-
-        store = EventStore(state if state is not None else model_dir / STATE_DIR_NAME)
-        out = store.export(Path(s.export_events))
-        typer.echo(f"Wrote {len(store)} live events to {out}")
+        _export_events(s)
         return
     import uvicorn
 
+    app = _create_app(s)
+    if s.host not in ("127.0.0.1", "localhost", "::1"):
+        typer.secho(f"warning: binding {s.host}: the service is reachable from other machines", err=True)
+    typer.echo(
+        f"Serving {app.state.service.model_version} from {Path(s.model)} on http://{s.host}:{s.port} (docs: /docs)"
+    )
+    uvicorn.run(app, host=s.host, port=s.port, log_level=s.log_level, access_log=False)
+
+
+def _export_events(s: ServeConfig) -> None:
+    """``--export-events FILE``: write the live events the service stored, and stop."""
+    from chronorec.serving.app import STATE_DIR_NAME
+    from chronorec.serving.store import EventStore
+
+    state = Path(s.state_dir) if s.state_dir else Path(s.model) / STATE_DIR_NAME
+    store = EventStore(state)
+    out = store.export(Path(s.export_events))
+    typer.echo(f"Wrote {len(store)} live events to {out}")
+
+
+def _create_app(s: ServeConfig) -> Any:
+    """The HTTP application of the serve settings (with the behaviour routes when a behaviour model is given)."""
     from chronorec.serving.app import create_app
 
     set_threads(max(1, s.threads))
     app = create_app(
-        model_dir,
-        state_dir=state,
+        Path(s.model),
+        state_dir=Path(s.state_dir) if s.state_dir else None,
         api_key=_api_key(s),
         items_path=Path(s.items) if s.items else None,
         settings_path=Path(s.settings) if s.settings else None,
@@ -69,10 +90,7 @@ def serve(
         from chronorec.serving.behavior import behavior_router
 
         app.include_router(behavior_router(Path(s.behavior_model)))
-    if s.host not in ("127.0.0.1", "localhost", "::1"):
-        typer.secho(f"warning: binding {s.host}: the service is reachable from other machines", err=True)
-    typer.echo(f"Serving {app.state.service.model_version} from {model_dir} on http://{s.host}:{s.port} (docs: /docs)")
-    uvicorn.run(app, host=s.host, port=s.port, log_level=s.log_level, access_log=False)
+    return app
 
 
 def _api_key(s: ServeConfig) -> str | None:

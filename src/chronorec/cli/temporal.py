@@ -1,4 +1,4 @@
-"""Temporal commands: ``features`` (per-entity features at cut-offs) and ``predict-behavior``."""
+"""``chronorec features``: per-entity temporal features at cut-offs; the event frames the temporal commands read."""
 
 from __future__ import annotations
 
@@ -7,27 +7,27 @@ from typing import Annotated, Any
 
 import typer
 
-from chronorec.cli.common import (
+from chronorec.cli.common import load_config
+from chronorec.cli.options import (
     BehaviorColOpt,
     ConfigOpt,
     DataDirOpt,
     DataOpt,
     DatasetOpt,
     ItemColOpt,
-    SeedOpt,
-    ThreadsOpt,
     TimeColOpt,
     UserColOpt,
     ValueColOpt,
-    data_overrides,
+    data_section,
     field_option,
-    load_config,
-    section_overrides,
+    grouped,
+    option_group,
+    section,
 )
 from chronorec.data import columns as C
-from chronorec.workflows.sections import BehaviorConfig, FeaturesConfig
+from chronorec.workflows.sections import FeaturesConfig
 
-F, B = FeaturesConfig, BehaviorConfig
+F = FeaturesConfig
 
 
 def utc_offset_for(dataset: str | None, given: float | None) -> float:
@@ -42,45 +42,43 @@ def utc_offset_for(dataset: str | None, given: float | None) -> float:
 
 
 def read_frame(cfg: Any, *, behavior_col: str | None, value_col: str | None, category_col: str | None) -> Any:
-    """The event frame of the config's data section: a named temporal dataset or an events file."""
-    from chronorec.datasets.temporal import load_temporal_dataset, read_event_frame
-    from chronorec.errors import ConfigError
+    """The event frame of the config's data section (:func:`chronorec.workflows.run.load_event_frame`)."""
+    from chronorec.workflows.run import load_event_frame
 
-    d = cfg.data
-    if d.dataset is not None:
-        return load_temporal_dataset(d.dataset, data_dir=d.data_dir, seed=cfg.seed)
-    if d.path is None:
-        raise ConfigError("give --data PATH or --dataset NAME")
-    return read_event_frame(Path(d.path), d.user_col, d.item_col, d.time_col, behavior_col, value_col, category_col)
+    return load_event_frame(cfg, behavior_col=behavior_col, value_col=value_col, category_col=category_col)
 
 
-def features(
-    data: DataOpt = None,
-    dataset: DatasetOpt = None,
-    data_dir: DataDirOpt = None,
-    user_col: UserColOpt = None,
-    item_col: ItemColOpt = None,
-    time_col: TimeColOpt = None,
-    behavior_col: BehaviorColOpt = None,
-    value_col: ValueColOpt = None,
-    category_col: Annotated[str | None, field_option(F, "category_col")] = None,
-    entity: Annotated[str | None, field_option(F, "entity")] = None,
-    freq: Annotated[str | None, field_option(F, "freq")] = None,
-    utc_offset: Annotated[float | None, field_option(F, "utc_offset")] = None,
-    windows: Annotated[str | None, field_option(F, "windows")] = None,
-    cutoffs: Annotated[list[str] | None, field_option(F, "cutoffs", "--cutoff")] = None,
-    cutoff_every: Annotated[int | None, field_option(F, "cutoff_every")] = None,
-    out: Annotated[Path | None, field_option(F, "out")] = None,
-    series: Annotated[bool | None, field_option(F, "series", "--series/--no-series")] = None,
-    config: ConfigOpt = None,
-) -> None:
+@option_group
+class FeaturesArgs:
+    """The options of ``features``: the data options, then the ``features`` config section's fields."""
+
+    data: DataOpt = None
+    dataset: DatasetOpt = None
+    data_dir: DataDirOpt = None
+    user_col: UserColOpt = None
+    item_col: ItemColOpt = None
+    time_col: TimeColOpt = None
+    behavior_col: BehaviorColOpt = None
+    value_col: ValueColOpt = None
+    category_col: Annotated[str | None, field_option(F, "category_col")] = None
+    entity: Annotated[str | None, field_option(F, "entity")] = None
+    freq: Annotated[str | None, field_option(F, "freq")] = None
+    utc_offset: Annotated[float | None, field_option(F, "utc_offset")] = None
+    windows: Annotated[str | None, field_option(F, "windows")] = None
+    cutoffs: Annotated[list[str] | None, field_option(F, "cutoffs", "--cutoff")] = None
+    cutoff_every: Annotated[int | None, field_option(F, "cutoff_every")] = None
+    out: Annotated[Path | None, field_option(F, "out")] = None
+    series: Annotated[bool | None, field_option(F, "series", "--series/--no-series")] = None
+
+
+@grouped
+def features(opts: FeaturesArgs, config: ConfigOpt = None) -> None:
     """Temporal features per entity and cut-off (Parquet), strictly from events before each cut-off."""
-    import json
     import time
 
-    from chronorec.temporal.features import CATEGORY, activity_series, default_cutoffs, feature_table
+    from chronorec.temporal.features import CATEGORY, default_cutoffs, feature_table
 
-    cfg = load_config(config, {"data": data_overrides(locals()), "features": section_overrides(F, locals())})
+    cfg = load_config(config, {"data": data_section(opts), "features": section(F, opts)})
     f = cfg.features
     df = read_frame(cfg, behavior_col=cfg.data.behavior_col, value_col=cfg.data.value_col, category_col=f.category_col)
     offset = utc_offset_for(cfg.data.dataset, f.utc_offset)
@@ -98,7 +96,19 @@ def features(
         windows=tuple(f.windows),
         progress=True,
     )
-    secs = time.perf_counter() - t0
+    info = _write_features(f, table, df, col, offset, time.perf_counter() - t0)
+    typer.echo(
+        f"{info['rows']} rows x {info['columns']} columns for {info['entities']} {f.entity}s in {info['seconds']:.2f}s "
+        f"-> {Path(f.out)}"
+    )
+
+
+def _write_features(f: Any, table: Any, df: Any, col: str, offset: float, secs: float) -> dict[str, Any]:
+    """Write features.parquet (and series.parquet when asked) and features.json; return the latter's content."""
+    import json
+
+    from chronorec.temporal.features import activity_series
+
     target = Path(f.out)
     target.mkdir(parents=True, exist_ok=True)
     table.to_parquet(target / "features.parquet", index=False)
@@ -113,157 +123,4 @@ def features(
         s.to_parquet(target / "series.parquet", index=False)
         info["series_rows"] = len(s)
     (target / "features.json").write_text(json.dumps(info, indent=2))
-    typer.echo(
-        f"{info['rows']} rows x {info['columns']} columns for {info['entities']} {f.entity}s in {secs:.2f}s -> {target}"
-    )
-
-
-def predict_behavior(
-    data: DataOpt = None,
-    dataset: DatasetOpt = None,
-    data_dir: DataDirOpt = None,
-    user_col: UserColOpt = None,
-    item_col: ItemColOpt = None,
-    time_col: TimeColOpt = None,
-    behavior_col: Annotated[
-        str | None, typer.Option("--behavior-col", help="Behaviour type column of --data (default behavior).")
-    ] = None,
-    category_col: Annotated[str | None, field_option(B, "category_col")] = None,
-    target: Annotated[str | None, field_option(B, "target")] = None,
-    horizon_hours: Annotated[float | None, field_option(B, "horizon_hours")] = None,
-    train_cutoffs: Annotated[int | None, field_option(B, "train_cutoffs")] = None,
-    step_hours: Annotated[float | None, field_option(B, "step_hours")] = None,
-    test_cutoffs: Annotated[int | None, field_option(B, "test_cutoffs")] = None,
-    freq: Annotated[str | None, field_option(B, "freq")] = None,
-    windows: Annotated[str | None, field_option(B, "windows")] = None,
-    utc_offset: Annotated[float | None, field_option(B, "utc_offset")] = None,
-    tasks: Annotated[str | None, field_option(B, "tasks")] = None,
-    models: Annotated[str | None, field_option(B, "models")] = None,
-    epochs: Annotated[int | None, field_option(B, "epochs")] = None,
-    max_len: Annotated[int | None, field_option(B, "max_len")] = None,
-    seed: SeedOpt = None,
-    threads: ThreadsOpt = None,
-    out: Annotated[Path | None, field_option(B, "out")] = None,
-    save: Annotated[Path | None, field_option(B, "save")] = None,
-    model: Annotated[Path | None, field_option(B, "model")] = None,
-    at: Annotated[str | None, field_option(B, "at")] = None,
-    predictions: Annotated[Path | None, field_option(B, "predictions")] = None,
-    calibration: Annotated[str | None, field_option(B, "calibration")] = None,
-    config: ConfigOpt = None,
-) -> None:
-    """Predict the target behaviour within H and the next event type, split by time: evaluate the
-    models (default), fit, calibrate and save one (--save), or write per-user probabilities with a
-    saved one (--model)."""
-    from chronorec.temporal.behavior import SequenceClassifierConfig
-    from chronorec.temporal.behavior import predict_behavior as run
-
-    over = {"data": data_overrides(locals()), "behavior": section_overrides(B, locals())}
-    cfg = load_config(config, {**over, "seed": seed, "threads": threads})
-    b = cfg.behavior
-    if b.model is not None:
-        _predict_with_saved(cfg)
-        return
-    df = read_frame(cfg, behavior_col=cfg.data.behavior_col or C.BEHAVIOR, value_col=None, category_col=b.category_col)
-    if b.save is not None:
-        _fit_and_save(cfg, df)
-        return
-    res = run(
-        df,
-        tasks=list(b.tasks),
-        target=b.target,
-        horizon_s=int(b.horizon_hours * 3600),
-        n_train_cutoffs=b.train_cutoffs,
-        step_s=int(b.step_hours * 3600) if b.step_hours else None,
-        test_cutoffs=b.test_cutoffs,
-        freq=b.freq,
-        windows=tuple(b.windows),
-        utc_offset_hours=utc_offset_for(cfg.data.dataset, b.utc_offset),
-        models=list(b.models),
-        seq_config=SequenceClassifierConfig(epochs=b.epochs, max_len=b.max_len),
-        threads=cfg.threads,
-        out_dir=Path(b.out),
-        seed=cfg.seed,
-    )
-    typer.echo(f"cases {res['data']['cases']}; results in {b.out}/behavior.json ({res['seconds']:.1f}s)")
-
-
-def _write_table(table: Any, path: Path) -> Path:
-    """A per-user table as CSV, or Parquet for a .parquet path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".parquet":
-        table.to_parquet(path, index=False)
-    else:
-        table.to_csv(path, index=False)
-    return path
-
-
-def _predictions_path(b: Any) -> Path:
-    return Path(b.predictions) if b.predictions else Path(b.out) / "predictions.csv"
-
-
-def _predict_with_saved(cfg: Any) -> None:
-    """``--model DIR``: probabilities at ``--at`` (default: the end of the data) for every user with
-    an event before it, from ``--data`` / ``--dataset`` or else the events saved with the model."""
-    from chronorec.temporal.behavior.model import load_behavior_model, parse_time
-
-    b = cfg.behavior
-    m = load_behavior_model(b.model)
-    events = None
-    if cfg.data.dataset is not None or cfg.data.path is not None:
-        events = read_frame(cfg, behavior_col=cfg.data.behavior_col or C.BEHAVIOR, value_col=None, category_col=None)
-    table = m.predict(events, at=parse_time(b.at))
-    path = _write_table(table, _predictions_path(b))
-    s = m.settings
-    typer.echo(
-        f"P({s['target']} within {s['horizon_s'] / 3600:g} h) from {table['at'].iloc[0]} for {len(table)} users "
-        f"(mean {table['probability'].mean():.3f}) -> {path}"
-    )
-
-
-def _fit_and_save(cfg: Any, df: Any) -> None:
-    """``--save DIR``: fit the first of --models that can be saved (gbm or logistic), calibrate it on
-    the validation cut-off, report its test figures and write its predictions at the end of the data."""
-    import json
-
-    from chronorec.errors import ConfigError
-    from chronorec.evaluation.calibration import calibration_plot
-    from chronorec.temporal.behavior.model import SAVED_KINDS, fit_behavior_model
-
-    b = cfg.behavior
-    kinds = [k for k in b.models if k in SAVED_KINDS]
-    if not kinds:
-        raise ConfigError(f"--save fits one of {', '.join(SAVED_KINDS)}: name it in --models")
-    m = fit_behavior_model(
-        df,
-        model=kinds[0],
-        target=b.target,
-        horizon_s=int(b.horizon_hours * 3600),
-        step_s=int(b.step_hours * 3600) if b.step_hours else None,
-        n_train_cutoffs=b.train_cutoffs,
-        freq=b.freq,
-        windows=tuple(b.windows),
-        utc_offset_hours=utc_offset_for(cfg.data.dataset, b.utc_offset),
-        calibration=b.calibration,
-        seed=cfg.seed,
-        threads=cfg.threads,
-    )
-    m.save(b.save)
-    out = Path(b.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "behavior_model.json").write_text(json.dumps(m.report, indent=2, default=float))
-    calibration_plot(
-        {
-            f"{kinds[0]} ({b.calibration})": (m.holdout["y"], m.holdout["probability"]),
-            f"{kinds[0]} (uncalibrated)": (m.holdout["y"], m.holdout["score"]),
-        },
-        out / "calibration_saved_model.png",
-        title=f"Test cut-off: P({b.target} within {b.horizon_hours:g} h)",
-    )
-    table = m.predict()
-    path = _write_table(table, _predictions_path(b))
-    t, r = m.report["test"], m.report["test_uncalibrated"]
-    typer.echo(
-        f"{kinds[0]} saved to {b.save}; test cut-off: ROC-AUC {t['roc_auc']:.3f}, Brier {r['brier']:.4f} -> "
-        f"{t['brier']:.4f} calibrated ({b.calibration}), ECE {r['ece']:.3f} -> {t['ece']:.3f}; "
-        f"{len(table)} users' probabilities -> {path}"
-    )
+    return info

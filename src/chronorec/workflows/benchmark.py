@@ -128,16 +128,17 @@ def run_one(
     best epoch; its saved model, when there, joins the ensemble). The row's training time is the
     search's plus the refit's: the cost of the whole recipe.
     """
-    from chronorec.datasets.formats import dataset_path, load_sequence_file
-    from chronorec.evaluation.split import leave_one_out
+    from chronorec.datasets.formats import dataset_path
     from chronorec.training.runtime import set_threads
+    from chronorec.workflows.config import SplitConfig
     from chronorec.workflows.experiment import run_models
+    from chronorec.workflows.run import make_split, resolve_dataset
 
     set_threads(threads)
     path = dataset_path(dataset, data_dir=data_dir)
     t0 = time.perf_counter()
-    log = load_sequence_file(path)
-    split = leave_one_out(log)
+    log = resolve_dataset(dataset, data_dir=data_dir, seed=seed)
+    split = make_split(log, SplitConfig())  # the published protocol: leave-one-out
     load_seconds = time.perf_counter() - t0
     search: dict[str, Any] = {}
     if refit_from is not None:  # the recipe is the finished run's, not the preset's

@@ -141,10 +141,11 @@ def run_demo(
     import torch
 
     from chronorec.datasets.synthetic import make_ecommerce_log
-    from chronorec.evaluation.split import leave_one_out
     from chronorec.plots import plot_metrics, plot_training_curves
     from chronorec.training.runtime import set_threads
+    from chronorec.workflows.config import SplitConfig
     from chronorec.workflows.experiment import metrics_table, run_models
+    from chronorec.workflows.run import make_split
 
     t_start = time.perf_counter()
     if out_dir is None:
@@ -163,7 +164,7 @@ def run_demo(
     }
     logger.info("[demo] generating a synthetic e-commerce log %s ...", data_params)
     log = make_ecommerce_log(**data_params)
-    split = leave_one_out(log)
+    split = make_split(log, SplitConfig())  # leave-one-out
     logger.info(
         "[demo] %d events, %d users, %d items; leave-one-out: %d training events, %d test users",
         *(len(log), log.n_users, log.n_items, len(split.train), len(split.test)),

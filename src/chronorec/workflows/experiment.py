@@ -22,6 +22,7 @@ from chronorec.errors import ConfigError
 from chronorec.evaluation.ranking import DEFAULT_KS, evaluate_ranking
 from chronorec.evaluation.split import EvalSet, Split
 from chronorec.models.base import Recommender
+from chronorec.workflows.steps import fit_on_split
 
 logger = logging.getLogger(__name__)
 
@@ -124,8 +125,7 @@ def run_models(
     for name, model in models.items():
         logger.info("-- %s: fitting %r", name, model)
         t0 = time.perf_counter()
-        model.fit(split.train, validation=split.validation)
-        model.record_split(split)
+        fit_on_split(model, split)
         fit_seconds = time.perf_counter() - t0
         decision = imposed or model_history(model)
         exclude = decision.exclude
