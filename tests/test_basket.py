@@ -268,6 +268,7 @@ def test_training_validation_on_a_next_basket_split_is_the_number_evaluate_repor
         "-p", "dim=16", "-p", "max_len=30", "--out", tmp_path / "sasrec",
     )  # fmt: skip
     assert res.exit_code == 0, res.output
+    assert "validation next-basket NDCG@10 (ideal DCG of the whole basket) 0." in res.output
     model = chronorec.load(tmp_path / "sasrec")
     monitored = model.fit_info["best_val_ndcg10"]
     assert model.fit_info["validation_metric"].startswith("next-basket NDCG@10")

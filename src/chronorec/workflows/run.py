@@ -205,7 +205,8 @@ def train_summary(model: Any, entry: Any, split: Any, target: Path) -> list[str]
     if info.get("best_epoch") is not None:
         line += f", best epoch {info['best_epoch']}"
     if info.get("best_val_ndcg10") is not None:
-        line += f", validation NDCG@10 {info['best_val_ndcg10']:.4f} ({model.history_label})"
+        metric = info.get("validation_metric") or "NDCG@10"  # next-basket splits: the Reality Check's NDCG
+        line += f", validation {metric} {info['best_val_ndcg10']:.4f} ({model.history_label})"
     chosen = {k: info[k] for k in ("decay", "weight", "temperature") if info.get(k) is not None}
     chosen |= info.get("chosen") or {}  # e.g. TIFU-KNN's hyper-parameters
     if chosen:  # buy-again's decay, a repeat blend's weight and temperature
