@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -27,6 +27,8 @@ from chronorec.data.eventlog import EventLog
 from chronorec.data.idmap import IdMap
 from chronorec.data.sequences import SequenceStore
 from chronorec.evaluation.ranking import SCORE_BATCH
+from chronorec.models.protocol import ListPath, Pairs
+from chronorec.models.sequential import context as ctxf
 from chronorec.models.topk import recommend_top_k
 from chronorec.settings import Strict
 from chronorec.training.tracking import log_model_folder
@@ -58,6 +60,8 @@ class Recommender:
         self.fit_info: dict[str, Any] = {}
         self.training_data: dict[str, Any] = {}  # chronorec.evaluation.leak.training_record (+ "split")
         self.history_protocol: dict[str, Any] | None = None  # HistoryDecision.to_dict(), decided at fit
+        self.query_cache: Any = None  # see enable_query_cache
+        self.list_path: ListPath | None = None  # the pipeline that makes its lists (attached by chronorec.load)
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.config.model_dump().items() if k != "kind")
@@ -226,8 +230,6 @@ class Recommender:
         and under ``"next"`` the request's own context, e.g. ``{"behavior": "buy", "timestamp": t}``.
         Models without context ignore it. ``exclude_seen`` None: the model's history protocol.
         """
-        from chronorec.models.sequential.context import encode_external
-
         exclude_seen = self.exclude_history if exclude_seen is None else exclude_seen
         if context is not None and len(context) != len(histories):
             raise ValueError(f"context has {len(context)} entries for {len(histories)} histories")
@@ -236,7 +238,7 @@ class Recommender:
             ids = self.items.to_internal(np.asarray(list(h))) if len(h) else np.zeros(0, np.int64)
             internal_hist.append(ids[ids > 0])
             c = context[r] if context is not None else None
-            encoded.append(encode_external(c, ids > 0, self.context_vocab) if c else None)
+            encoded.append(ctxf.encode_external(c, ids > 0, self.context_vocab) if c else None)
         labels = list(user_ids) if user_ids is not None else list(range(len(histories)))
         idx, val = self._topk(
             np.zeros(len(histories), np.int64),
@@ -246,6 +248,78 @@ class Recommender:
             context=encoded if context is not None else None,
         )
         return self._frame(labels, idx, val)
+
+    # ------------------------------------------------------------------ capabilities (models.protocol)
+    others_by_popularity: ClassVar[bool] = False
+    """True where the items outside the user's history follow by training popularity (buy-again kinds):
+    their explanations add the popularity reason to those items."""
+
+    def item_embeddings(self) -> np.ndarray | None:
+        """Unit-norm item vectors (n_items + 1, d), row 0 zero; None for models without them."""
+        return None
+
+    @property
+    def request_features(self) -> list[str]:
+        """The context features of the next event this model conditions its scores on (empty: none)."""
+        return []
+
+    @property
+    def history_context(self) -> bool:
+        """Whether this model embeds the context of past events (behaviour, time, context columns)."""
+        return False
+
+    def encode_request_context(self, context: Mapping[str, Any] | None) -> tuple[dict[str, Any] | None, list[str]]:
+        """``({"next": codes} or None, warnings)`` for one request's context (``{"device": "mobile",
+        "time": 1718000000, "behavior": "buy"}``), coded against the training vocabulary.
+
+        None where the context is empty or this model does not use it (then a warning says why)."""
+        ctx = {str(k): v for k, v in (context or {}).items() if v is not None}
+        if not ctx:
+            return None, []
+        features = self.request_features
+        if not features:
+            return None, [self._context_ignored(sorted(ctx))]
+        return ctxf.encode_request(ctx, self.context_vocab, features)
+
+    def _context_ignored(self, keys: list[str]) -> str:
+        if self.history_context:
+            why = "uses the context of past events only (trained without request_context=true)"
+        else:
+            why = (
+                "was trained without context (train a sequence model with -p use_context=true "
+                "-p request_context=true to use it)"
+            )
+        return f"context {keys} ignored by the model: this {self.kind} model {why}"
+
+    def explain_items(self, history: np.ndarray, items: np.ndarray, n: int) -> Pairs | None:
+        """Up to ``n`` history items behind each of ``items`` by the model's own contributions; None
+        where the model has none (the pipeline then explains by embeddings or categories)."""
+        return None
+
+    def history_reasons(self, history: np.ndarray, items: np.ndarray) -> list[str] | None:
+        """One sentence per item on how the user's own items are ranked (repeat models); else None."""
+        return None
+
+    def describe_items(self, items: np.ndarray) -> list[str] | None:
+        """One sentence per item on what it is popular in (models that rank by counts); else None."""
+        return None
+
+    def enable_query_cache(self, size: int) -> bool:
+        """Keep the query vectors of up to ``size`` histories (models with one query vector); returns
+        whether the cache is on (never, by default)."""
+        self.query_cache = None
+        return False
+
+    @property
+    def max_history_width(self) -> int | None:
+        """The most history items one forward pass reads (None: no fixed width); the service groups
+        a batch of requests by it."""
+        return None
+
+    @property
+    def members(self) -> list[Recommender]:
+        """The fitted models an ensemble combines (empty for a single model)."""
+        return []
 
     # ------------------------------------------------------------------ persistence
     def _state(self) -> dict[str, Any]:
