@@ -197,16 +197,9 @@ class PopularityIndex:
 
 # ============================================================================ embeddings
 def item_embeddings(model: Any) -> np.ndarray | None:
-    """Unit-norm item embeddings (n_items + 1, d) of a neural model, or None."""
-    module = getattr(model, "module", None)
-    emb = getattr(module, "item_emb", None) if module is not None else None
-    if emb is None or not hasattr(emb, "weight"):
-        return None
-    w = emb.weight.detach().float().cpu().numpy().astype(np.float32)
-    norm = np.linalg.norm(w, axis=1, keepdims=True)
-    out = w / np.maximum(norm, 1e-12)
-    out[0] = 0
-    return out
+    """Unit-norm item embeddings (n_items + 1, d) of a neural model, or None
+    (:meth:`~chronorec.models.base.Recommender.item_embeddings`)."""
+    return model.item_embeddings()
 
 
 __all__ = ["DAYPARTS", "ItemTable", "PopularityIndex", "context_keys", "daypart", "item_embeddings", "to_internal"]
