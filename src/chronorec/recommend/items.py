@@ -23,29 +23,12 @@ from chronorec.errors import ConfigError, DataError
 DAYPARTS = ((0, 6, "night"), (6, 12, "morning"), (12, 18, "afternoon"), (18, 24, "evening"))
 """(first hour, end hour, name) of the parts of a UTC day."""
 
-_NEVER_AN_ID = -(2**62)
-
 
 # ============================================================================ ids
 def to_internal(idmap: Any, values: Sequence[Any]) -> np.ndarray:
-    """External ids -> internal ids (0 = unknown), accepting ``"12"`` for integer ids and ``12`` for text ids."""
-    vals = list(values)
-    if not vals:
-        return np.zeros(0, np.int64)
-    dtype: Any = object
-    if np.issubdtype(np.asarray(idmap.external_ids).dtype, np.integer):
-        conv, dtype = [], np.int64
-        for v in vals:
-            try:
-                x = int(v) if not isinstance(v, bool) else _NEVER_AN_ID
-                conv.append(x if -(2**63) <= x < 2**63 else _NEVER_AN_ID)  # beyond int64: never an id
-            except (TypeError, ValueError):
-                conv.append(_NEVER_AN_ID)
-    else:
-        conv = [str(v) for v in vals]
-    if len(conv) == 1 and hasattr(idmap, "lookup"):  # one id (a request's user): no index to build
-        return np.array([idmap.lookup(conv[0])], dtype=np.int64)
-    return idmap.to_internal(np.asarray(conv, dtype=dtype))
+    """External ids -> internal ids (0 = unknown): :meth:`chronorec.data.idmap.IdMap.to_internal`, the
+    one conversion (``"12"`` finds integer id 12 and ``12`` text id ``"12"``)."""
+    return idmap.to_internal(list(values))
 
 
 # ============================================================================ item table
