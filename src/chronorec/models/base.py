@@ -202,17 +202,20 @@ class Recommender:
             df[C.USER] = pd.to_numeric(df[C.USER])
         return df
 
+    def lists(self) -> ListPath:
+        """What makes this model's lists: the recommendation pipeline attached to it (``list_path``:
+        :func:`chronorec.load` attaches the folder's, with its ``recommend.json``), else the pipeline's
+        core with default settings (:class:`CoreLists`), which ranks as that pipeline does."""
+        return self.list_path if self.list_path is not None else CoreLists(self)
+
     def recommend(self, users: Sequence[Any], k: int = 10, *, exclude_seen: bool | None = None) -> pd.DataFrame:
         """Top-k for known users (external ids), from their training histories.
 
         Users unknown to the model are answered from an empty history (popularity). ``exclude_seen``
-        None: the model's history protocol (:attr:`exclude_history`).
+        None: the list settings' filter, else the model's history protocol (:attr:`exclude_history`).
+        Ranked by :meth:`lists`: the same lists as ``chronorec recommend``, the service and the batch job.
         """
-        internal = self.users.to_internal(np.asarray(list(users)))
-        hist = [self.store.user_items(int(u)) if u > 0 else np.zeros(0, np.int64) for u in internal]
-        exclude_seen = self.exclude_history if exclude_seen is None else exclude_seen
-        idx, val = self._topk(internal, hist, k, exclude_seen)
-        return self._frame(users, idx, val)
+        return self.lists().model_lists(list(users), None, k, exclude_seen=exclude_seen)
 
     def recommend_from_history(
         self,
@@ -228,26 +231,17 @@ class Recommender:
         ``context`` (optional, one dict or None per history) gives the history's context with one
         value per item, e.g. ``{"behavior": ["view", "cart"], "timestamp": [t1, t2], "device": [...]}``,
         and under ``"next"`` the request's own context, e.g. ``{"behavior": "buy", "timestamp": t}``.
-        Models without context ignore it. ``exclude_seen`` None: the model's history protocol.
+        Models without context ignore it. ``exclude_seen`` None: as :meth:`recommend`.
         """
-        exclude_seen = self.exclude_history if exclude_seen is None else exclude_seen
         if context is not None and len(context) != len(histories):
             raise ValueError(f"context has {len(context)} entries for {len(histories)} histories")
-        internal_hist, encoded = [], []
-        for r, h in enumerate(histories):
-            ids = self.items.to_internal(np.asarray(list(h))) if len(h) else np.zeros(0, np.int64)
-            internal_hist.append(ids[ids > 0])
-            c = context[r] if context is not None else None
-            encoded.append(ctxf.encode_external(c, ids > 0, self.context_vocab) if c else None)
-        labels = list(user_ids) if user_ids is not None else list(range(len(histories)))
-        idx, val = self._topk(
-            np.zeros(len(histories), np.int64),
-            internal_hist,
-            k,
-            exclude_seen,
-            context=encoded if context is not None else None,
-        )
-        return self._frame(labels, idx, val)
+        hist = [list(h) for h in histories]
+        return self.lists().model_lists(None, hist, k, exclude_seen=exclude_seen, user_ids=user_ids, context=context)
+
+    def encode_history_context(self, context: Mapping[str, Any], keep: np.ndarray) -> dict[str, Any]:
+        """A live history's external context (one value per item, the request's under ``"next"``) as
+        the raw internal codes ``score`` takes, aligned to the kept (known) items."""
+        return ctxf.encode_external(context, keep, self.context_vocab)
 
     # ------------------------------------------------------------------ capabilities (models.protocol)
     others_by_popularity: ClassVar[bool] = False
@@ -414,3 +408,46 @@ class Recommender:
     def load(cls, directory: str | Path, device: str = "auto") -> "Recommender":
         """A saved model; ``device`` places neural weights ("auto": a GPU when present, else the CPU)."""
         return cls._load_dir(Path(directory), device=device)
+
+
+class CoreLists:
+    """The lists of a model that no recommendation pipeline was attached to (fitted in this process,
+    or loaded with ``chronorec.models.registry.load``): the pipeline's core with its default settings,
+    the one top-k (:func:`chronorec.models.topk.top_k`), the model's history protocol for seen items
+    and training popularity for an empty history, so they equal ``RecommendPipeline(model)``'s."""
+
+    def __init__(self, model: Recommender):
+        self.model = model
+
+    def model_lists(
+        self,
+        users: Sequence[Any] | None,
+        histories: Sequence[Sequence[Any]] | None,
+        k: int,
+        *,
+        exclude_seen: bool | None = None,
+        user_ids: Sequence[Any] | None = None,
+        context: Sequence[Mapping[str, Any] | None] | None = None,
+    ) -> pd.DataFrame:
+        m = self.model
+        exclude_seen = m.exclude_history if exclude_seen is None else exclude_seen
+        if users is not None:
+            internal = m.users.to_internal(list(users))
+            hist = [m.store.user_items(int(u)) if u > 0 else np.zeros(0, np.int64) for u in internal]
+            idx, val = m._topk(internal, hist, k, exclude_seen)
+            return m._frame(users, idx, val)
+        internal_hist, encoded = [], []
+        for r, h in enumerate(histories or []):
+            ids = m.items.to_internal(list(h))
+            internal_hist.append(ids[ids > 0])
+            c = context[r] if context is not None else None
+            encoded.append(m.encode_history_context(c, ids > 0) if c else None)
+        labels = list(user_ids) if user_ids is not None else list(range(len(internal_hist)))
+        idx, val = m._topk(
+            np.zeros(len(internal_hist), np.int64),
+            internal_hist,
+            k,
+            exclude_seen,
+            context=encoded if context is not None else None,
+        )
+        return m._frame(labels, idx, val)

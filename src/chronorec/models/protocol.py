@@ -41,6 +41,9 @@ class ContextEncoding(Protocol):
     def encode_request_context(self, context: Mapping[str, Any] | None) -> tuple[dict[str, Any] | None, list[str]]:
         """A request's context coded against the training vocabulary, and the warnings about it."""
 
+    def encode_history_context(self, context: Mapping[str, Any], keep: np.ndarray) -> dict[str, Any]:
+        """A live history's own context (one value per item) coded for ``score``, aligned to the kept items."""
+
 
 @runtime_checkable
 class SeenItemPolicy(Protocol):
@@ -92,7 +95,8 @@ class Provenance(Protocol):
 @runtime_checkable
 class ListPath(Protocol):
     """What makes a model's lists: the recommendation pipeline (``chronorec.recommend``), which
-    :func:`chronorec.load` attaches with the model folder's ``recommend.json``."""
+    :func:`chronorec.load` attaches with the model folder's ``recommend.json``
+    (:class:`chronorec.recommend.folder.ModelLists`)."""
 
     def model_lists(
         self,

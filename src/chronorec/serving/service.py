@@ -87,11 +87,7 @@ class Service:
         self.api_key = settings.key()
         digest = manifest["files"].get("model.safetensors", "")[:12]
         self.model_version = f"{manifest['kind']}-{digest}"
-        rec_settings = None
-        if settings.settings_path is not None:
-            rec_settings = RecommendSettings.load(settings.settings_path)
-        elif (self.model_dir / "recommend.json").exists():
-            rec_settings = RecommendSettings.load(self.model_dir / "recommend.json")
+        rec_settings = RecommendSettings.of_folder(self.model_dir, settings.settings_path)
         items = ItemTable.read(settings.items_path, self.model.items) if settings.items_path is not None else None
         self.popularity = PopularityIndex(self.model.popularity)
         self.model.enable_query_cache(settings.query_cache)  # sequence models: repeat users skip the forward
