@@ -125,7 +125,6 @@ class RecommendPipeline:
         self.popularity = popularity or PopularityIndex(model.popularity)
         self._emb: np.ndarray | None | bool = False  # False = not computed yet
         self.n_items = model.n_items
-        self._ext = model.items.external_ids
         self._names = self._item_names()
 
     # ---------------------------------------------------------------- items and users
@@ -157,11 +156,8 @@ class RecommendPipeline:
         return [str(x) for x in self._names[np.asarray(internal, np.int64)].tolist()]
 
     def external(self, internal: np.ndarray) -> np.ndarray:
-        """External item ids of internal ids (1..n_items)."""
-        idx = np.asarray(internal, dtype=np.int64)
-        if idx.size and (idx.min() < 1 or idx.max() > self.n_items):
-            raise KeyError("internal item id out of range")
-        return self._ext[idx - 1]
+        """External item ids of internal ids (1..n_items): the model's :class:`~chronorec.data.idmap.IdMap`."""
+        return self.model.items.to_external(internal)
 
     def user_history(self, user: int) -> np.ndarray:
         """Training history of an internal user (empty for 0)."""
