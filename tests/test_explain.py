@@ -82,14 +82,17 @@ def test_a_cold_start_list_says_it_is_popular(log):
 
 
 def test_neural_explanations_keep_their_embedding_similarity():
-    class Emb:
-        weight = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    from chronorec.data.idmap import IdMap
+    from chronorec.models.sequential.sasrec import SASRec
 
-    class Fake:
-        module = type("M", (), {"item_emb": Emb()})()
-
+    model = SASRec.__new__(SASRec)  # a neural model's item embedding alone: the rows of 3 items
+    model.module = torch.nn.Module()
+    model.module.item_emb = torch.nn.Embedding(4, 2)
+    with torch.no_grad():
+        model.module.item_emb.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
+    model.items = IdMap(["a", "b", "c"])
     p = RecommendPipeline.__new__(RecommendPipeline)
-    p.model, p._emb, p.item_table = Fake(), False, None
+    p.model, p._emb, p.item_table = model, False, None
     assert [j for j, _ in p.explain(np.array([1, 2]), np.array([3]), n=2)[0]] == [2, 1]
 
 

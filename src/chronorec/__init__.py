@@ -27,7 +27,7 @@ _EXPORTS = {
     "BERT4Rec": "chronorec.models.sequential.bert4rec",
     "HSTU": "chronorec.models.sequential.hstu",
     "ContentSASRec": "chronorec.models.sequential.content",
-    "load": "chronorec.models.registry",
+    "load": "chronorec.recommend.folder",  # the model with its folder's recommendation pipeline
     "read_events": "chronorec.data.eventlog",
     "ChronorecError": "chronorec.errors",
     "ConfigError": "chronorec.errors",

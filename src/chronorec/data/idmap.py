@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+_NEVER_AN_ID = -(2**62)  # the key of a value that cannot be an integer id
+
 
 class IdMap:
     """Bijection between external ids and internal ids 1..n (0 = padding/unknown)."""
@@ -39,17 +41,56 @@ class IdMap:
         return self._index.to_numpy()
 
     def to_internal(self, values: Any, *, strict: bool = False) -> np.ndarray:
-        """Map external ids to internal ids; unknown ids give 0 (or raise with ``strict``)."""
-        vals = pd.Index(np.asarray(values).ravel())
-        try:
-            vals = vals.astype(self._index.dtype) if len(self._index) else vals
-        except (TypeError, ValueError):
-            pass  # mixed or incompatible values: ids that cannot match map to 0 below
-        pos = self._index.get_indexer(vals)
+        """External ids -> internal ids; unknown ids give 0 (or raise ``KeyError`` with ``strict``).
+
+        The one conversion of external ids, forgiving about their type: ``"12"`` finds the integer
+        id 12 and ``12`` the text id ``"12"``; a bool, a number beyond int64 or a text that is not a
+        number never matches an integer id. Values already of the ids' type map in one vectorised step.
+        """
+        if isinstance(values, np.ndarray):
+            vals = values.ravel()
+        elif isinstance(values, (str, bytes)) or np.isscalar(values):
+            vals = np.asarray([values], dtype=object)
+        else:
+            vals = list(values)
+        if not len(vals):
+            return np.zeros(0, np.int64)
+        keys = self._keys(vals)
+        if len(keys) == 1 and not strict:  # one id (a request's user): no index to build
+            return np.array([self.lookup(keys[0])], dtype=np.int64)
+        pos = self._index.get_indexer(pd.Index(keys))
         if strict and (pos < 0).any():
-            bad = vals[pos < 0][:5].tolist()
+            bad = [vals[i] for i in np.flatnonzero(pos < 0)[:5]]
             raise KeyError(f"unknown ids (first {len(bad)}): {bad}")
         return (pos + 1).astype(np.int64)
+
+    def _keys(self, vals: Any) -> np.ndarray:
+        """``vals`` in the type of the ids (integers: int64, a value that cannot be one never matches;
+        text: str)."""
+        kind = self._index.dtype.kind
+        arr = vals if isinstance(vals, np.ndarray) else None
+        if kind in "iu":
+            if arr is not None and arr.dtype.kind in "iu":
+                return arr.astype(np.int64, copy=False)
+            out = np.empty(len(vals), dtype=np.int64)
+            for i, v in enumerate(vals.tolist() if arr is not None else vals):
+                try:
+                    x = int(v) if not isinstance(v, (bool, np.bool_)) else _NEVER_AN_ID
+                    out[i] = x if -(2**63) <= x < 2**63 else _NEVER_AN_ID  # beyond int64: never an id
+                except (TypeError, ValueError, OverflowError):
+                    out[i] = _NEVER_AN_ID
+            return out
+        if kind in "OSUT" or pd.api.types.is_string_dtype(self._index.dtype):
+            if arr is not None and arr.dtype.kind in "SU":
+                return arr.astype(str)
+            if arr is not None and arr.dtype.kind == "O" and pd.Index(arr).inferred_type == "string":
+                return arr  # text already (an ingested column): no per-value pass
+            return np.asarray([str(v) for v in (vals.tolist() if arr is not None else vals)], dtype=object)
+        keys = np.asarray(vals)  # other id types (float, datetime): compared as they are
+        try:
+            return keys.astype(self._index.dtype)
+        except (TypeError, ValueError):
+            return keys
 
     def lookup(self, value: Any) -> int:
         """The internal id of one external id (0 when unknown): one hash lookup, the per-request path."""

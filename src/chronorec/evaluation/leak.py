@@ -21,7 +21,8 @@ existed still load; their evaluation warns that leakage cannot be checked.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -88,12 +89,18 @@ def training_record(log: Any) -> dict[str, Any]:
     }
 
 
-def model_records(model: Any) -> list[dict[str, Any]]:
+class Trained(Protocol):
+    """What the leak checks read of a model (:class:`chronorec.models.base.Recommender` declares it)."""
+
+    training_data: dict[str, Any]
+
+    @property
+    def members(self) -> Sequence[Trained]: ...
+
+
+def model_records(model: Trained) -> list[dict[str, Any]]:
     """The training records of a model, or of each member of an ensemble (empty dicts where absent)."""
-    members = getattr(model, "models", None)
-    if members:
-        return [getattr(m, "training_data", {}) or {} for m in members]
-    return [getattr(model, "training_data", {}) or {}]
+    return [m.training_data or {} for m in (model.members or [model])]
 
 
 def _catalogue_check(label: str, model: Any, log: Any, cases: Any, part: str) -> list[str]:

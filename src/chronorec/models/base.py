@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -27,6 +27,8 @@ from chronorec.data.eventlog import EventLog
 from chronorec.data.idmap import IdMap
 from chronorec.data.sequences import SequenceStore
 from chronorec.evaluation.ranking import SCORE_BATCH
+from chronorec.models.protocol import ListPath, Pairs
+from chronorec.models.sequential import context as ctxf
 from chronorec.models.topk import recommend_top_k
 from chronorec.settings import Strict
 from chronorec.training.tracking import log_model_folder
@@ -58,6 +60,8 @@ class Recommender:
         self.fit_info: dict[str, Any] = {}
         self.training_data: dict[str, Any] = {}  # chronorec.evaluation.leak.training_record (+ "split")
         self.history_protocol: dict[str, Any] | None = None  # HistoryDecision.to_dict(), decided at fit
+        self.query_cache: Any = None  # see enable_query_cache
+        self.list_path: ListPath | None = None  # the pipeline that makes its lists (attached by chronorec.load)
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.config.model_dump().items() if k != "kind")
@@ -198,17 +202,20 @@ class Recommender:
             df[C.USER] = pd.to_numeric(df[C.USER])
         return df
 
+    def lists(self) -> ListPath:
+        """What makes this model's lists: the recommendation pipeline attached to it (``list_path``:
+        :func:`chronorec.load` attaches the folder's, with its ``recommend.json``), else the pipeline's
+        core with default settings (:class:`CoreLists`), which ranks as that pipeline does."""
+        return self.list_path if self.list_path is not None else CoreLists(self)
+
     def recommend(self, users: Sequence[Any], k: int = 10, *, exclude_seen: bool | None = None) -> pd.DataFrame:
         """Top-k for known users (external ids), from their training histories.
 
         Users unknown to the model are answered from an empty history (popularity). ``exclude_seen``
-        None: the model's history protocol (:attr:`exclude_history`).
+        None: the list settings' filter, else the model's history protocol (:attr:`exclude_history`).
+        Ranked by :meth:`lists`: the same lists as ``chronorec recommend``, the service and the batch job.
         """
-        internal = self.users.to_internal(np.asarray(list(users)))
-        hist = [self.store.user_items(int(u)) if u > 0 else np.zeros(0, np.int64) for u in internal]
-        exclude_seen = self.exclude_history if exclude_seen is None else exclude_seen
-        idx, val = self._topk(internal, hist, k, exclude_seen)
-        return self._frame(users, idx, val)
+        return self.lists().model_lists(list(users), None, k, exclude_seen=exclude_seen)
 
     def recommend_from_history(
         self,
@@ -224,28 +231,89 @@ class Recommender:
         ``context`` (optional, one dict or None per history) gives the history's context with one
         value per item, e.g. ``{"behavior": ["view", "cart"], "timestamp": [t1, t2], "device": [...]}``,
         and under ``"next"`` the request's own context, e.g. ``{"behavior": "buy", "timestamp": t}``.
-        Models without context ignore it. ``exclude_seen`` None: the model's history protocol.
+        Models without context ignore it. ``exclude_seen`` None: as :meth:`recommend`.
         """
-        from chronorec.models.sequential.context import encode_external
-
-        exclude_seen = self.exclude_history if exclude_seen is None else exclude_seen
         if context is not None and len(context) != len(histories):
             raise ValueError(f"context has {len(context)} entries for {len(histories)} histories")
-        internal_hist, encoded = [], []
-        for r, h in enumerate(histories):
-            ids = self.items.to_internal(np.asarray(list(h))) if len(h) else np.zeros(0, np.int64)
-            internal_hist.append(ids[ids > 0])
-            c = context[r] if context is not None else None
-            encoded.append(encode_external(c, ids > 0, self.context_vocab) if c else None)
-        labels = list(user_ids) if user_ids is not None else list(range(len(histories)))
-        idx, val = self._topk(
-            np.zeros(len(histories), np.int64),
-            internal_hist,
-            k,
-            exclude_seen,
-            context=encoded if context is not None else None,
-        )
-        return self._frame(labels, idx, val)
+        hist = [list(h) for h in histories]
+        return self.lists().model_lists(None, hist, k, exclude_seen=exclude_seen, user_ids=user_ids, context=context)
+
+    def encode_history_context(self, context: Mapping[str, Any], keep: np.ndarray) -> dict[str, Any]:
+        """A live history's external context (one value per item, the request's under ``"next"``) as
+        the raw internal codes ``score`` takes, aligned to the kept (known) items."""
+        return ctxf.encode_external(context, keep, self.context_vocab)
+
+    # ------------------------------------------------------------------ capabilities (models.protocol)
+    others_by_popularity: ClassVar[bool] = False
+    """True where the items outside the user's history follow by training popularity (buy-again kinds):
+    their explanations add the popularity reason to those items."""
+
+    def item_embeddings(self) -> np.ndarray | None:
+        """Unit-norm item vectors (n_items + 1, d), row 0 zero; None for models without them."""
+        return None
+
+    @property
+    def request_features(self) -> list[str]:
+        """The context features of the next event this model conditions its scores on (empty: none)."""
+        return []
+
+    @property
+    def history_context(self) -> bool:
+        """Whether this model embeds the context of past events (behaviour, time, context columns)."""
+        return False
+
+    def encode_request_context(self, context: Mapping[str, Any] | None) -> tuple[dict[str, Any] | None, list[str]]:
+        """``({"next": codes} or None, warnings)`` for one request's context (``{"device": "mobile",
+        "time": 1718000000, "behavior": "buy"}``), coded against the training vocabulary.
+
+        None where the context is empty or this model does not use it (then a warning says why)."""
+        ctx = {str(k): v for k, v in (context or {}).items() if v is not None}
+        if not ctx:
+            return None, []
+        features = self.request_features
+        if not features:
+            return None, [self._context_ignored(sorted(ctx))]
+        return ctxf.encode_request(ctx, self.context_vocab, features)
+
+    def _context_ignored(self, keys: list[str]) -> str:
+        if self.history_context:
+            why = "uses the context of past events only (trained without request_context=true)"
+        else:
+            why = (
+                "was trained without context (train a sequence model with -p use_context=true "
+                "-p request_context=true to use it)"
+            )
+        return f"context {keys} ignored by the model: this {self.kind} model {why}"
+
+    def explain_items(self, history: np.ndarray, items: np.ndarray, n: int) -> Pairs | None:
+        """Up to ``n`` history items behind each of ``items`` by the model's own contributions; None
+        where the model has none (the pipeline then explains by embeddings or categories)."""
+        return None
+
+    def history_reasons(self, history: np.ndarray, items: np.ndarray) -> list[str] | None:
+        """One sentence per item on how the user's own items are ranked (repeat models); else None."""
+        return None
+
+    def describe_items(self, items: np.ndarray) -> list[str] | None:
+        """One sentence per item on what it is popular in (models that rank by counts); else None."""
+        return None
+
+    def enable_query_cache(self, size: int) -> bool:
+        """Keep the query vectors of up to ``size`` histories (models with one query vector); returns
+        whether the cache is on (never, by default)."""
+        self.query_cache = None
+        return False
+
+    @property
+    def max_history_width(self) -> int | None:
+        """The most history items one forward pass reads (None: no fixed width); the service groups
+        a batch of requests by it."""
+        return None
+
+    @property
+    def members(self) -> list[Recommender]:
+        """The fitted models an ensemble combines (empty for a single model)."""
+        return []
 
     # ------------------------------------------------------------------ persistence
     def _state(self) -> dict[str, Any]:
@@ -340,3 +408,46 @@ class Recommender:
     def load(cls, directory: str | Path, device: str = "auto") -> "Recommender":
         """A saved model; ``device`` places neural weights ("auto": a GPU when present, else the CPU)."""
         return cls._load_dir(Path(directory), device=device)
+
+
+class CoreLists:
+    """The lists of a model that no recommendation pipeline was attached to (fitted in this process,
+    or loaded with ``chronorec.models.registry.load``): the pipeline's core with its default settings,
+    the one top-k (:func:`chronorec.models.topk.top_k`), the model's history protocol for seen items
+    and training popularity for an empty history, so they equal ``RecommendPipeline(model)``'s."""
+
+    def __init__(self, model: Recommender):
+        self.model = model
+
+    def model_lists(
+        self,
+        users: Sequence[Any] | None,
+        histories: Sequence[Sequence[Any]] | None,
+        k: int,
+        *,
+        exclude_seen: bool | None = None,
+        user_ids: Sequence[Any] | None = None,
+        context: Sequence[Mapping[str, Any] | None] | None = None,
+    ) -> pd.DataFrame:
+        m = self.model
+        exclude_seen = m.exclude_history if exclude_seen is None else exclude_seen
+        if users is not None:
+            internal = m.users.to_internal(list(users))
+            hist = [m.store.user_items(int(u)) if u > 0 else np.zeros(0, np.int64) for u in internal]
+            idx, val = m._topk(internal, hist, k, exclude_seen)
+            return m._frame(users, idx, val)
+        internal_hist, encoded = [], []
+        for r, h in enumerate(histories or []):
+            ids = m.items.to_internal(list(h))
+            internal_hist.append(ids[ids > 0])
+            c = context[r] if context is not None else None
+            encoded.append(m.encode_history_context(c, ids > 0) if c else None)
+        labels = list(user_ids) if user_ids is not None else list(range(len(internal_hist)))
+        idx, val = m._topk(
+            np.zeros(len(internal_hist), np.int64),
+            internal_hist,
+            k,
+            exclude_seen,
+            context=encoded if context is not None else None,
+        )
+        return m._frame(labels, idx, val)

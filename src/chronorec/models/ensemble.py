@@ -65,6 +65,25 @@ class Ensemble(Recommender):
     def uses_context(self) -> bool:  # type: ignore[override]
         return any(m.uses_context for m in self.models)
 
+    @property
+    def members(self) -> list[Recommender]:
+        return self.models
+
+    @property
+    def request_features(self) -> list[str]:
+        """What any member conditions on."""
+        return sorted({f for m in self.models for f in m.request_features})
+
+    @property
+    def history_context(self) -> bool:
+        return any(m.history_context for m in self.models)
+
+    @property
+    def max_history_width(self) -> int | None:
+        """The widest member's (None when no member has a fixed width)."""
+        widths = [w for m in self.models if (w := m.max_history_width) is not None]
+        return max(widths) if widths else None
+
     @classmethod
     def from_models(
         cls,

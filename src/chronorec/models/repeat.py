@@ -189,9 +189,9 @@ class RepeatBlend(Recommender):
     def explain_items(self, history: np.ndarray, items: np.ndarray, n: int) -> list[list[tuple[int, float]]]:
         """The base model's contributions where it has them (ItemKNN, EASE); else each repeated
         item itself with its buy-again share of the probability."""
-        hook = getattr(self.base, "explain_items", None)
-        if callable(hook):
-            return hook(history, items, n)
+        own = self.base.explain_items(history, items, n)
+        if own is not None:
+            return own
         rep, _ = self.shares(history, items)
         return [[(int(it), float(r))] if r > 0 and n > 0 else [] for it, r in zip(items, rep, strict=True)]
 

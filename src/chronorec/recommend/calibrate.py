@@ -20,6 +20,7 @@ import pandas as pd
 from chronorec.errors import DataError
 from chronorec.evaluation.calibration import expected_calibration_error, reliability_curve
 from chronorec.evaluation.ranking import SCORE_BATCH
+from chronorec.models.base import Recommender
 from chronorec.recommend.options import BlendOptions, RecommendOptions
 from chronorec.recommend.pipeline import RankedList, RecommendPipeline
 
@@ -133,7 +134,7 @@ def calibrate_temperature(
     used = "all" if evalset.single_target else "first"
     evalset = next_item_cases(evalset)
     if exclude_history is None:  # the model's history protocol, recorded at fit (a bare scorer: excluded)
-        exclude_history = bool(getattr(model, "exclude_history", True))
+        exclude_history = model.exclude_history if isinstance(model, Recommender) else True
     logits, targets = _collect_logits(model, evalset, exclude_history=exclude_history)
     if not len(targets):
         raise DataError("no validation case with a non-empty history to calibrate on")

@@ -49,9 +49,9 @@ def explain_items(
     empty: Pairs = [[] for _ in items]
     if n <= 0 or not len(history):
         return empty, "none"
-    hook = getattr(model, "explain_items", None)
-    if callable(hook):
-        return hook(np.asarray(history, np.int64), np.asarray(items, np.int64), n), "contribution"
+    own = model.explain_items(np.asarray(history, np.int64), np.asarray(items, np.int64), n)
+    if own is not None:
+        return own, "contribution"
     uniq = distinct_recent(history)
     if embeddings is not None:
         sims = embeddings[items] @ embeddings[uniq].T  # (k, h)
@@ -117,15 +117,13 @@ def fill_explanations(
     pairs, basis = explain_items(pipe.model, history, items, n, pipe.embeddings, pipe.item_table)
     ranked.explanations, ranked.basis = pairs, basis
     ranked.reasons = [reason_text(x, basis, pipe.item_name) for x in pairs]
-    history_reasons = getattr(pipe.model, "history_reasons", None)
-    if callable(history_reasons):  # repeat models: how the user's own items and the rest are ranked
-        told = history_reasons(np.asarray(history, np.int64), np.asarray(items, np.int64))
-        if getattr(pipe.model, "kind", "") in ("buyagain", "gptopfreq"):  # its other items follow by popularity
+    model = pipe.model
+    told = model.history_reasons(np.asarray(history, np.int64), np.asarray(items, np.int64))
+    if told is not None:  # repeat models: how the user's own items and the rest are ranked
+        if model.others_by_popularity:  # its other items follow by popularity
             pop = popularity_reasons(pipe.popularity.global_counts, items, "events")
             told = [t or p for t, p in zip(told, pop, strict=True)]
         ranked.reasons = ["; ".join(t for t in (d, r) if t) for d, r in zip(told, ranked.reasons, strict=True)]
-    describe = getattr(pipe.model, "describe_items", None)
-    if callable(describe):  # a model that ranks by counts says what the item is popular in
-        ranked.reasons = [
-            "; ".join(t for t in (d, r) if t) for d, r in zip(describe(items), ranked.reasons, strict=True)
-        ]
+    described = model.describe_items(items)
+    if described is not None:  # a model that ranks by counts says what the item is popular in
+        ranked.reasons = ["; ".join(t for t in (d, r) if t) for d, r in zip(described, ranked.reasons, strict=True)]

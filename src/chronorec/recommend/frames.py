@@ -47,8 +47,10 @@ def recommend_lists(
     user_ids: Sequence[Any] | None,
     contexts: Sequence[Mapping[str, Any] | None] | None,
     probabilities: bool = True,
+    model_contexts: Sequence[dict[str, Any] | None] | None = None,
 ) -> tuple[list[Any], list[Any]]:
-    """``(labels, ranked lists)`` for external users (their training histories) or external histories."""
+    """``(labels, ranked lists)`` for external users (their training histories) or external histories
+    (``model_contexts``: their own context, already coded by the model)."""
     if (users is None) == (histories is None):
         raise ValueError("give either users or histories")
     notes: list[list[str]] = []
@@ -71,7 +73,9 @@ def recommend_lists(
                 notes[-1].append(POPULARITY_FALLBACK)
     if contexts is not None and len(contexts) != len(hist):
         raise ValueError(f"{len(contexts)} contexts for {len(hist)} lists")
-    lists = pipe.rank(internal, hist, options, contexts=contexts, probabilities=probabilities)
+    lists = pipe.rank(
+        internal, hist, options, contexts=contexts, probabilities=probabilities, model_contexts=model_contexts
+    )
     for x, n in zip(lists, notes, strict=True):
         x.warnings[:0] = n
     return labels, lists

@@ -23,29 +23,12 @@ from chronorec.errors import ConfigError, DataError
 DAYPARTS = ((0, 6, "night"), (6, 12, "morning"), (12, 18, "afternoon"), (18, 24, "evening"))
 """(first hour, end hour, name) of the parts of a UTC day."""
 
-_NEVER_AN_ID = -(2**62)
-
 
 # ============================================================================ ids
 def to_internal(idmap: Any, values: Sequence[Any]) -> np.ndarray:
-    """External ids -> internal ids (0 = unknown), accepting ``"12"`` for integer ids and ``12`` for text ids."""
-    vals = list(values)
-    if not vals:
-        return np.zeros(0, np.int64)
-    dtype: Any = object
-    if np.issubdtype(np.asarray(idmap.external_ids).dtype, np.integer):
-        conv, dtype = [], np.int64
-        for v in vals:
-            try:
-                x = int(v) if not isinstance(v, bool) else _NEVER_AN_ID
-                conv.append(x if -(2**63) <= x < 2**63 else _NEVER_AN_ID)  # beyond int64: never an id
-            except (TypeError, ValueError):
-                conv.append(_NEVER_AN_ID)
-    else:
-        conv = [str(v) for v in vals]
-    if len(conv) == 1 and hasattr(idmap, "lookup"):  # one id (a request's user): no index to build
-        return np.array([idmap.lookup(conv[0])], dtype=np.int64)
-    return idmap.to_internal(np.asarray(conv, dtype=dtype))
+    """External ids -> internal ids (0 = unknown): :meth:`chronorec.data.idmap.IdMap.to_internal`, the
+    one conversion (``"12"`` finds integer id 12 and ``12`` text id ``"12"``)."""
+    return idmap.to_internal(list(values))
 
 
 # ============================================================================ item table
@@ -197,16 +180,9 @@ class PopularityIndex:
 
 # ============================================================================ embeddings
 def item_embeddings(model: Any) -> np.ndarray | None:
-    """Unit-norm item embeddings (n_items + 1, d) of a neural model, or None."""
-    module = getattr(model, "module", None)
-    emb = getattr(module, "item_emb", None) if module is not None else None
-    if emb is None or not hasattr(emb, "weight"):
-        return None
-    w = emb.weight.detach().float().cpu().numpy().astype(np.float32)
-    norm = np.linalg.norm(w, axis=1, keepdims=True)
-    out = w / np.maximum(norm, 1e-12)
-    out[0] = 0
-    return out
+    """Unit-norm item embeddings (n_items + 1, d) of a neural model, or None
+    (:meth:`~chronorec.models.base.Recommender.item_embeddings`)."""
+    return model.item_embeddings()
 
 
 __all__ = ["DAYPARTS", "ItemTable", "PopularityIndex", "context_keys", "daypart", "item_embeddings", "to_internal"]

@@ -143,9 +143,23 @@ class RecommendSettings(Strict):
     def load(cls, path: str | Path) -> RecommendSettings:
         return cls.model_validate_json(Path(path).read_text())
 
+    @classmethod
+    def of_folder(cls, model_dir: str | Path, path: str | Path | None = None) -> RecommendSettings | None:
+        """The settings a model folder's lists use: ``path`` where given, else ``<model_dir>/recommend.json``
+        where it exists, else None (the defaults). The library, the CLI, the service and the batch job
+        read them here."""
+        if path is not None:
+            return cls.load(path)
+        own = Path(model_dir) / SETTINGS_FILE
+        return cls.load(own) if own.exists() else None
+
+
+SETTINGS_FILE = "recommend.json"
+"""A model folder's list settings (:meth:`RecommendSettings.of_folder`)."""
 
 __all__ = [
     "MAX_HISTORY",
+    "SETTINGS_FILE",
     "MAX_ID_LIST",
     "BlendOptions",
     "FilterOptions",

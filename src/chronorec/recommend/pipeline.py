@@ -22,10 +22,12 @@ One pipeline serves the library, ``chronorec recommend`` and ``chronorec serve``
 A request's context reaches models trained to condition on it; otherwise the list's warnings say
 it was ignored (:mod:`chronorec.recommend.context`).
 
-Without any option the pipeline ranks by the raw model score, exactly as
-``Recommender.recommend`` does: both take their top-k from :func:`chronorec.models.topk.top_k`
-(higher score first, ties by the smaller internal id). ``score`` reports the calibrated
-probability.
+It is the one path to lists: ``Recommender.recommend`` and ``recommend_from_history`` rank through
+the pipeline attached by :func:`chronorec.load` (:func:`chronorec.recommend.folder.pipeline_for`: the
+folder's ``recommend.json``), as the CLI, the service and the batch job do. A model no pipeline was attached
+to (fitted in this process) ranks with the pipeline's core alone, :func:`chronorec.models.topk.top_k`
+(higher score first, ties by the smaller internal id), which is what the pipeline does without any
+option. ``score`` reports the calibrated probability.
 """
 
 from __future__ import annotations
@@ -123,7 +125,6 @@ class RecommendPipeline:
         self.popularity = popularity or PopularityIndex(model.popularity)
         self._emb: np.ndarray | None | bool = False  # False = not computed yet
         self.n_items = model.n_items
-        self._ext = model.items.external_ids
         self._names = self._item_names()
 
     # ---------------------------------------------------------------- items and users
@@ -155,11 +156,8 @@ class RecommendPipeline:
         return [str(x) for x in self._names[np.asarray(internal, np.int64)].tolist()]
 
     def external(self, internal: np.ndarray) -> np.ndarray:
-        """External item ids of internal ids (1..n_items)."""
-        idx = np.asarray(internal, dtype=np.int64)
-        if idx.size and (idx.min() < 1 or idx.max() > self.n_items):
-            raise KeyError("internal item id out of range")
-        return self._ext[idx - 1]
+        """External item ids of internal ids (1..n_items): the model's :class:`~chronorec.data.idmap.IdMap`."""
+        return self.model.items.to_external(internal)
 
     def user_history(self, user: int) -> np.ndarray:
         """Training history of an internal user (empty for 0)."""
@@ -307,6 +305,7 @@ class RecommendPipeline:
         contexts: Sequence[Mapping[str, Any] | None] | None = None,
         batch_size: int = SCORE_BATCH,
         probabilities: bool = True,
+        model_contexts: Sequence[dict[str, Any] | None] | None = None,
     ) -> list[RankedList]:
         """Recommendation lists for internal users and their internal histories (oldest first).
 
@@ -324,7 +323,10 @@ class RecommendPipeline:
         for s in range(0, len(hist), batch_size):
             chunk = hist[s : s + batch_size]
             ctx = None if contexts is None else list(contexts[s : s + batch_size])
-            model_ctx, ctx_warnings = request_contexts(self.model, ctx, len(chunk))
+            if model_contexts is not None:  # already coded by the model (a live history's own context)
+                model_ctx, ctx_warnings = list(model_contexts[s : s + batch_size]), [[] for _ in chunk]
+            else:
+                model_ctx, ctx_warnings = request_contexts(self.model, ctx, len(chunk))
             exclude = [seen_items(h.items, h.behaviors, plan.filters) for h in chunk]
             if self._plain(chunk, plan):  # the evaluation pass's steps: no full-size float64
                 scores = self._scores(users[s : s + batch_size], [h.items for h in chunk], model_ctx)

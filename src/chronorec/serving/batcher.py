@@ -300,7 +300,7 @@ class BatchedRanker:
         self.alone = 0  # requests ranked in their own thread (the only one in flight, the batcher idle)
         self._limiter: Any = None
         # sequence models pad a forward pass to its longest history: group the batch by width
-        self._width_cap: int | None = getattr(getattr(pipeline.model, "config", None), "max_len", None)
+        self._width_cap: int | None = pipeline.model.max_history_width
         self.batcher: MicroBatcher | None = None
         if max_batch > 1:
             self.batcher = MicroBatcher(

@@ -87,21 +87,16 @@ class Service:
         self.api_key = settings.key()
         digest = manifest["files"].get("model.safetensors", "")[:12]
         self.model_version = f"{manifest['kind']}-{digest}"
-        rec_settings = None
-        if settings.settings_path is not None:
-            rec_settings = RecommendSettings.load(settings.settings_path)
-        elif (self.model_dir / "recommend.json").exists():
-            rec_settings = RecommendSettings.load(self.model_dir / "recommend.json")
+        rec_settings = RecommendSettings.of_folder(self.model_dir, settings.settings_path)
         items = ItemTable.read(settings.items_path, self.model.items) if settings.items_path is not None else None
         self.popularity = PopularityIndex(self.model.popularity)
-        enable_cache = getattr(self.model, "enable_query_cache", None)  # sequence models: repeat users skip the forward
-        if callable(enable_cache):
-            enable_cache(settings.query_cache)
+        self.model.enable_query_cache(settings.query_cache)  # sequence models: repeat users skip the forward
         self.pipeline = RecommendPipeline(self.model, items=items, settings=rec_settings, popularity=self.popularity)
         self.ranker = BatchedRanker.from_settings(self.pipeline, settings)  # concurrent requests: one forward pass
         self.user_int_ids = np.issubdtype(np.asarray(self.model.users.external_ids).dtype, np.integer)
-        vocab = getattr(self.model, "context_vocab", None) or {}
-        self.behaviors = tuple(str(b) for b in vocab.get("behavior", ()))  # empty: trained without behaviour types
+        self.behaviors = tuple(
+            str(b) for b in self.model.context_vocab.get("behavior", ())
+        )  # empty: trained without behaviour types
         self._known_behaviors = frozenset(self.behaviors)
         self.metrics = ServiceMetrics(
             {
@@ -110,7 +105,7 @@ class Service:
                 "chronorec_version": str(manifest.get("chronorec_version", "")),
             }
         )
-        if getattr(self.model, "query_cache", None) is not None:
+        if self.model.query_cache is not None:
             self.metrics.watch_query_cache(self.model.query_cache)
         self.store = EventStore(settings.live_dir)
         self.live = LiveHistories()
@@ -326,7 +321,7 @@ class Service:
             "n_users": self.model.users.size,
             "live_events": len(self.store),
             "quarantined_events": self.store.n_quarantined(),
-            "query_cache": cache.stats() if (cache := getattr(self.model, "query_cache", None)) is not None else None,
+            "query_cache": cache.stats() if (cache := self.model.query_cache) is not None else None,
             "uptime_s": round(time.time() - self.started, 3),
         }
 

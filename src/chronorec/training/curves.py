@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from chronorec.plots import pyplot, save_figure
 
@@ -64,12 +64,19 @@ def plot_training_curve(
     return save_figure(fig, path)
 
 
-def write_training_curve(model: Any, folder: str | Path, *, title: str | None = None) -> Path | None:
+class Fitted(Protocol):
+    """What the curve reads of a model (:class:`chronorec.models.base.Recommender` declares it)."""
+
+    kind: str
+    fit_info: dict[str, Any]
+
+
+def write_training_curve(model: Fitted, folder: str | Path, *, title: str | None = None) -> Path | None:
     """``<folder>/training_curve.png`` of a fitted model with a per-epoch history (None for models
     trained in one pass: popular, itemknn, ease)."""
-    info = getattr(model, "fit_info", None) or {}
+    info = model.fit_info or {}
     history = info.get("history") or []
     if not history:
         return None
-    label = title or f"{getattr(model, 'kind', 'model')}: loss and validation per epoch"
+    label = title or f"{model.kind}: loss and validation per epoch"
     return plot_training_curve(history, Path(folder) / CURVE_FILE, title=label, best_epoch=info.get("best_epoch"))

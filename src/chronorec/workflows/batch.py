@@ -4,9 +4,11 @@ Spark is the first-class engine (docs/scale.md says why): the same job runs in l
 and, given ``--master spark://...`` / ``yarn`` / ``k8s://...``, on a cluster unchanged; the model folder
 and the data must then sit where every executor can read them (a shared file system or object store).
 
-* :func:`topk_spark` — users are split over partitions; each Python worker loads the model once
-  (``chronorec.load``, cached per process) and scores its partition with ``model.recommend`` in batches
-  (``mapInPandas``), so the result equals :func:`topk_local`, the single-process path, user by user.
+* :func:`topk_spark` — users are split over partitions; each Python worker loads the model folder's
+  recommendation pipeline once (:func:`~chronorec.recommend.folder.pipeline_for`, with
+  the folder's ``recommend.json``, cached per process) and ranks its partition through it in batches
+  (``mapInPandas``), so the result equals :func:`topk_local`, the single-process path, user by user, and
+  the lists of ``chronorec.load(dir).recommend``, ``chronorec recommend`` and the service.
 * :func:`user_features_spark` — recency, frequency and inter-event gaps per user at a cut-off, strictly
   from the events before it: the same values as the columns of the same names in
   :func:`chronorec.temporal.features.feature_table`.
@@ -22,7 +24,7 @@ import pandas as pd
 
 from chronorec.errors import ConfigError
 
-_MODELS: dict[str, Any] = {}  # model folder -> loaded model, per Python worker process
+_PIPELINES: dict[str, Any] = {}  # model folder -> its recommendation pipeline, per Python worker process
 FEATURES = ("n_events", "hours_since_last", "hours_since_first", "gap_mean_h", "gap_std_h", "gap_max_h", "gap_last_h")
 
 
@@ -45,16 +47,18 @@ def spark_session(master: str = "local[*]", app_name: str = "chronorec", **conf:
     return builder.getOrCreate()
 
 
-def _model(model_dir: str):
-    if model_dir not in _MODELS:
-        from chronorec.models.registry import load
+def _pipeline(model_dir: str):
+    if model_dir not in _PIPELINES:
+        from chronorec.recommend.folder import ModelLists, pipeline_for
 
-        _MODELS[model_dir] = load(model_dir, device="cpu")
-    return _MODELS[model_dir]
+        _PIPELINES[model_dir] = ModelLists(pipeline_for(model_dir, device="cpu"))
+    return _PIPELINES[model_dir]
 
 
-def _recommend(model, users: list, k: int, exclude_seen: bool, batch: int) -> pd.DataFrame:
-    parts = [model.recommend(users[s : s + batch], k, exclude_seen=exclude_seen) for s in range(0, len(users), batch)]
+def _recommend(pipe, users: list, k: int, exclude_seen: bool | None, batch: int) -> pd.DataFrame:
+    parts = [
+        pipe.model_lists(users[s : s + batch], None, k, exclude_seen=exclude_seen) for s in range(0, len(users), batch)
+    ]
     return (
         pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["user_id", "item_id", "score", "rank"])
     )
@@ -65,12 +69,13 @@ def model_users(model_dir: str | Path) -> np.ndarray:
     return pd.read_parquet(Path(model_dir) / "users.parquet").sort_values("internal_id")["external_id"].to_numpy()
 
 
-def topk_local(model_dir: str | Path, users: Any = None, *, k: int = 10, exclude_seen: bool = True,
+def topk_local(model_dir: str | Path, users: Any = None, *, k: int = 10, exclude_seen: bool | None = None,
                batch: int = 2048) -> pd.DataFrame:  # fmt: skip
-    """The single-process path: ``model.recommend`` over ``users`` (default: every user of the model) in batches."""
-    model = _model(str(model_dir))
+    """The single-process path: the folder's pipeline over ``users`` (default: every user of the model) in
+    batches. ``exclude_seen`` None: the folder's ``recommend.json``, else the model's history protocol."""
+    pipe = _pipeline(str(model_dir))
     users = model_users(model_dir) if users is None else np.asarray(users)
-    return _recommend(model, users.tolist(), k, exclude_seen, batch)
+    return _recommend(pipe, users.tolist(), k, exclude_seen, batch)
 
 
 def _numpy_text(df: pd.DataFrame) -> pd.DataFrame:
@@ -84,10 +89,11 @@ def _spark_type(values: np.ndarray) -> str:
     return "long" if np.issubdtype(np.asarray(values).dtype, np.integer) else "string"
 
 
-def topk_spark(spark, model_dir: str | Path, users: Any = None, *, k: int = 10, exclude_seen: bool = True,
+def topk_spark(spark, model_dir: str | Path, users: Any = None, *, k: int = 10, exclude_seen: bool | None = None,
                partitions: int | None = None, batch: int = 2048):  # fmt: skip
     """Top-``k`` of every user as a Spark DataFrame ``user_id, item_id, score, rank`` (lazy: write or
-    collect it). ``users``: a Spark DataFrame with a ``user_id`` column, a list, or None for every user."""
+    collect it). ``users``: a Spark DataFrame with a ``user_id`` column, a list, or None for every user;
+    ``exclude_seen`` as :func:`topk_local`."""
     path = str(Path(model_dir).resolve()) if "://" not in str(model_dir) else str(model_dir)
     item_ids = pd.read_parquet(Path(model_dir) / "items.parquet")["external_id"].to_numpy()
     if users is None or not hasattr(users, "rdd"):
@@ -99,10 +105,10 @@ def topk_spark(spark, model_dir: str | Path, users: Any = None, *, k: int = 10, 
     n = partitions or max(spark.sparkContext.defaultParallelism, 1)
 
     def score(frames):
-        model = _model(path)
+        pipe = _pipeline(path)
         for pdf in frames:
             if len(pdf):
-                out = _recommend(model, pdf["user_id"].tolist(), k, exclude_seen, batch)
+                out = _recommend(pipe, pdf["user_id"].tolist(), k, exclude_seen, batch)
                 out = out[["user_id", "item_id", "score", "rank"]].astype({"score": "float64", "rank": "int32"})
                 yield _numpy_text(out)
 

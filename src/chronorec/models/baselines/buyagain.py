@@ -54,6 +54,7 @@ def repeat_counts(histories: list[np.ndarray], n_items: int, decay: float, max_h
 class BuyAgain(Recommender):
     kind = "buyagain"
     ranks_own_items = True
+    others_by_popularity = True
     Config = BuyAgainConfig
 
     def _fit(self, log, validation) -> None:

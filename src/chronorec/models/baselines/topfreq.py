@@ -51,6 +51,7 @@ class PTopFreq(GPTopFreq):
 
     kind = "ptopfreq"
     Config = PTopFreqConfig
+    others_by_popularity = False  # every other item is unranked
 
     def _score(self, users: np.ndarray, histories: list[np.ndarray]) -> torch.Tensor:
         scores = super()._score(users, histories)

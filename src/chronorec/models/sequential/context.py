@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 TIME_FEATURES = ("gap", "hour", "weekday")
+TIME_KEYS = ("time", "timestamp")  # a request context's time: epoch seconds under either key
 GAP_BUCKETS = 24  # log2 buckets of the gap in seconds: 0 s .. ~97 days, longer gaps share the last
 BUILTIN_SIZES = {"gap": GAP_BUCKETS + 2, "hour": 25, "weekday": 8}  # code 0 = unknown, gap 1 = first event
 
@@ -92,6 +93,16 @@ def next_features(nxt: Mapping[str, Any], last_ts: int | None, features: Sequenc
     return out
 
 
+def vocab_codes(values: Sequence[Any], vocab: Sequence[Any]) -> np.ndarray:
+    """1-based codes of ``values`` in a training vocabulary, compared as text (0: never seen).
+
+    The one coding of external context values, for live histories and for requests alike."""
+    index: dict[str, int] = {}
+    for i, v in enumerate(vocab):
+        index.setdefault(str(v), i + 1)
+    return np.array([index.get(str(v), 0) for v in values], dtype=np.int64)
+
+
 def encode_external(context: Mapping[str, Any], keep: np.ndarray, vocab: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
     """External context of one live history -> raw internal codes, aligned to the kept items.
 
@@ -110,7 +121,7 @@ def encode_external(context: Mapping[str, Any], keep: np.ndarray, vocab: Mapping
         if key == "timestamp":
             out[key] = arr.astype(np.int64)
         elif key in vocab:
-            out[key] = _codes(arr, vocab[key])
+            out[key] = vocab_codes(arr, vocab[key])
     nxt = context.get("next")
     if nxt:
         enc: dict[str, Any] = {}
@@ -118,14 +129,46 @@ def encode_external(context: Mapping[str, Any], keep: np.ndarray, vocab: Mapping
             if key == "timestamp":
                 enc[key] = int(value)
             elif key in vocab:
-                enc[key] = int(_codes(np.array([value], dtype=object), vocab[key])[0])
+                enc[key] = int(vocab_codes([value], vocab[key])[0])
         out["next"] = enc
     return out
 
 
-def _codes(values: np.ndarray, vocab: Sequence[Any]) -> np.ndarray:
-    index = {str(v): i + 1 for i, v in enumerate(vocab)}
-    return np.array([index.get(str(v), 0) for v in values], dtype=np.int64)
+def encode_request(
+    context: Mapping[str, Any], vocab: Mapping[str, Sequence[Any]], features: Sequence[str]
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """``({"next": codes} or None, warnings)``: a request's own context (the event to predict) coded for
+    a model that conditions on ``features``; keys it does not use, does not know or values it never
+    saw are named in the warnings (unseen values count as unknown, code 0)."""
+    time_used = any(f in TIME_FEATURES for f in features)
+    nxt: dict[str, Any] = {}
+    unknown, unused, unseen, warnings = [], [], [], []
+    for key, value in sorted(context.items()):
+        if key in TIME_KEYS:
+            if not time_used:
+                unused.append(key)
+                continue
+            try:
+                nxt["timestamp"] = int(float(value))
+            except (TypeError, ValueError, OverflowError):
+                warnings.append(f"context {key}={value!r} ignored: not epoch seconds")
+        elif key in vocab:
+            if key not in features:
+                unused.append(key)
+                continue
+            nxt[key] = int(vocab_codes([value], vocab[key])[0])
+            if nxt[key] == 0:
+                unseen.append(f"{key}={value!r}")
+        else:
+            unknown.append(key)
+    known = sorted(set(vocab) & set(features)) + (["time"] if time_used else [])
+    if unknown:
+        warnings.append(f"context keys {unknown} unknown to the model: ignored (it uses {known})")
+    if unused:
+        warnings.append(f"context {unused} ignored: the model was trained on {list(features)} only")
+    if unseen:
+        warnings.append(f"context values {unseen} never seen in training: treated as unknown")
+    return ({"next": nxt} if nxt else None), warnings
 
 
 # ---------------------------------------------------------------------- codes of a fitted model

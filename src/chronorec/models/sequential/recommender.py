@@ -109,6 +109,32 @@ class SequentialRecommender(Recommender):
         return list(wanted)
 
     @property
+    def request_features(self) -> list[str]:
+        """The context features of the next event it conditions on: its context features when
+        trained with ``use_context`` and ``request_context``, else none."""
+        cfg = self.config
+        return self.context_features if cfg.use_context and cfg.request_context else []
+
+    @property
+    def history_context(self) -> bool:
+        return bool(self.config.use_context)
+
+    @property
+    def max_history_width(self) -> int | None:
+        """``max_len``: a forward pass reads at most the last ``max_len`` items of a history."""
+        return int(self.config.max_len)
+
+    def item_embeddings(self) -> np.ndarray | None:
+        """Unit-norm rows 0..n_items of the module's item embedding (tied to the output layer), row 0 zero."""
+        emb = getattr(self.module, "item_emb", None) if self.module is not None else None
+        if emb is None or not hasattr(emb, "weight"):
+            return None
+        w = emb.weight[: self.n_items + 1].detach().float().cpu().numpy().astype(np.float32)  # not a mask token
+        out = w / np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-12)
+        out[0] = 0
+        return out
+
+    @property
     def context_sizes(self) -> dict[str, int]:
         """Embedding table size per context feature (for ``blocks.ContextEmbedding``)."""
         return ctxf.feature_sizes(self.context_features, self.context_vocab)

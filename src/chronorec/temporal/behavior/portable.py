@@ -24,11 +24,11 @@ __all__ = ["calibrate", "export_gbm", "export_logistic", "fit_calibrator", "gbm_
 _NODE_FIELDS = ("feature_idx", "num_threshold", "missing_go_to_left", "left", "right", "is_leaf", "value")
 
 
-def export_gbm(model: Any) -> dict[str, np.ndarray]:
+def export_gbm(classifier: Any) -> dict[str, np.ndarray]:
     """The trees of a fitted binary ``HistGradientBoostingClassifier`` as arrays (nodes of all trees
     concatenated, child indices made global) plus the baseline raw score."""
-    preds = getattr(model, "_predictors", None)
-    if preds is None or len(getattr(model, "classes_", [])) != 2:
+    preds = getattr(classifier, "_predictors", None)
+    if preds is None or len(getattr(classifier, "classes_", [])) != 2:
         raise ConfigError("only a fitted binary HistGradientBoostingClassifier can be exported")
     cols: dict[str, list[np.ndarray]] = {f: [] for f in _NODE_FIELDS}
     roots, offset = [], 0
@@ -43,7 +43,7 @@ def export_gbm(model: Any) -> dict[str, np.ndarray]:
         offset += len(nodes)
     out = {f"gbm_{f}": np.concatenate(v) for f, v in cols.items()}
     out["gbm_roots"] = np.asarray(roots, dtype=np.int64)
-    out["gbm_baseline"] = np.asarray(model._baseline_prediction, dtype=np.float64).reshape(-1)
+    out["gbm_baseline"] = np.asarray(classifier._baseline_prediction, dtype=np.float64).reshape(-1)
     return out
 
 
