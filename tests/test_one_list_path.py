@@ -60,8 +60,7 @@ def test_library_cli_service_and_batch_give_the_same_lists(folder, tmp_path):
 
     out = tmp_path / "cli.csv"
     args = ["recommend", "-m", str(d), "--users", ",".join(users), "-k", str(K), "-o", str(out)]
-    # the CLI reads the folder's recommend.json only when given as --settings
-    res = CliRunner().invoke(app, [*args, "--settings", str(d / "recommend.json")])
+    res = CliRunner().invoke(app, args)  # the folder's recommend.json, as everywhere else
     assert res.exit_code == 0, res.output
     cli = _lists(pd.read_csv(out, dtype={"user_id": str, "item_id": str}), users)
 

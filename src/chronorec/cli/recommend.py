@@ -52,7 +52,9 @@ class RecommendArgs:
     rec_settings: Annotated[
         Path | None,
         typer.Option(
-            "--settings", help="chronorec.recommend.pipeline settings JSON (temperature, filters, rerank, blend)."
+            "--settings",
+            help="chronorec.recommend.pipeline settings JSON (temperature, filters, rerank, blend); default: "
+            "the model folder's recommend.json where it has one.",
         ),
     ] = None
     explain: Annotated[
@@ -117,7 +119,7 @@ def _pipeline(r: Any, opts: RecommendArgs) -> tuple[Any, Any]:
     from chronorec.recommend import ItemTable, RecommendOptions, RecommendPipeline, RecommendSettings
 
     m = require_fitted(load(r.model))
-    rec = RecommendSettings.load(opts.rec_settings) if opts.rec_settings else RecommendSettings()
+    rec = RecommendSettings.of_folder(r.model, opts.rec_settings) or RecommendSettings()  # the folder's own
     items = ItemTable.read(opts.items_table, m.items) if opts.items_table else None
     pipe = RecommendPipeline(m, items=items, settings=rec)
     filters = rec.filters if r.exclude_seen is None else rec.filters.model_copy(update={"exclude_seen": r.exclude_seen})
