@@ -14,7 +14,7 @@ from importlinter import cli as importlinter_cli
 
 @pytest.fixture(scope="module")
 def graph():
-    return grimp.build_graph("chronorec")
+    return grimp.build_graph("chronorec", exclude_type_checking_imports=True)
 
 
 def _cycles(graph) -> list[str]:
