@@ -223,8 +223,8 @@ def _load_if_saved(path: str | None):
 def _refit(cls, params: dict[str, Any], search: dict[str, Any], split, *, seed: int, progress: bool) -> dict[str, Any]:
     """Refit ``params`` on the training + validation events along the search run's validated
     schedule; the refit model, its test figures, and those of its ensemble with the search model."""
-    from chronorec.evaluation.ranking import evaluate_ranking
     from chronorec.models.ensemble import Ensemble
+    from chronorec.scoring.ranking import evaluate_ranking
     from chronorec.training.schedules import refit_plan
     from chronorec.workflows.experiment import DEFAULT_KS
 

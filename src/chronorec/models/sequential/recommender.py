@@ -24,7 +24,6 @@ import torch
 
 from chronorec.data import columns as C
 from chronorec.errors import ConfigError
-from chronorec.evaluation.monitor import validation_metric_name, validation_ndcg10
 from chronorec.models.base import Recommender
 from chronorec.models.sequential import context as ctxf
 from chronorec.models.sequential.batching import (
@@ -40,6 +39,7 @@ from chronorec.models.sequential.batching import (
 from chronorec.models.sequential.config import SequentialConfig
 from chronorec.models.sequential.losses import full_softmax_ce, gbce, sampled_softmax_ce
 from chronorec.models.sequential.query_cache import QueryCache
+from chronorec.scoring.monitor import validation_metric_name, validation_ndcg10
 from chronorec.training.checkpoint import data_fingerprint
 from chronorec.training.runtime import resolve_device, set_threads, to_device
 from chronorec.training.settings import TrainSettings
@@ -140,7 +140,7 @@ class SequentialRecommender(Recommender):
         return ctxf.feature_sizes(self.context_features, self.context_vocab)
 
     def _init_module(self) -> torch.nn.Module:
-        from chronorec.models.sequential.blocks import ContextEmbedding, set_attention
+        from chronorec.nn.blocks import ContextEmbedding, set_attention
 
         module = self._build_module()
         if self.config.use_context and self.config.request_context and not self.query_token:
@@ -293,7 +293,7 @@ class SequentialRecommender(Recommender):
     def _validator(self, validation):
         """The trainer's ``validate``: NDCG@10 on ``validation`` (or a fixed subset of its users), under
         the history protocol decided at fit (:attr:`exclude_history`) and the cases' own protocol (next
-        item or next basket): the number evaluation reports (:mod:`chronorec.evaluation.monitor`)."""
+        item or next basket): the number evaluation reports (:mod:`chronorec.scoring.monitor`)."""
         cfg = self.config
         if validation is None or not len(validation):
             return None

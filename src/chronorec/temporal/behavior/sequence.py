@@ -103,7 +103,7 @@ def _build_module(cfg: SequenceClassifierConfig, sizes: tuple[int, int, int], n_
     import torch
     from torch import nn
 
-    from chronorec.models.sequential.blocks import FastDropout, TransformerBlock, causal_padding_mask
+    from chronorec.nn.blocks import FastDropout, TransformerBlock, causal_padding_mask
 
     class SequenceClassifier(nn.Module):
         """Summed token embeddings -> GRU / LSTM / causal Transformer -> last position -> logits."""

@@ -174,7 +174,7 @@ class TransformerForecaster(RNNForecaster):
         import torch
         from torch import nn
 
-        from chronorec.models.sequential.blocks import TransformerBlock
+        from chronorec.nn.blocks import TransformerBlock
 
         cfg, h, L = self.config, self.h, self.L
         dim, layers, heads, dropout = cfg.dim, cfg.layers, cfg.heads, cfg.dropout
