@@ -1,6 +1,6 @@
 """Leak-proof evaluation: what a model was trained on, and a refusal to score data it has seen.
 
-Every fitted model records :func:`training_record` of its training log (a fingerprint of the
+Every fitted model records :func:`~chronorec.data.fingerprint.training_record` of its training log (a fingerprint of the
 events, the time of the last training event, a hash of the catalogue) and the split that made it
 (``split``: the protocol and its cut-offs or ``min_events``). :func:`check_evaluation` compares that
 record with an evaluation about to be scored and refuses, in one line, when
@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from chronorec.data.fingerprint import catalogue_hash, data_fingerprint, iso, training_record
+from chronorec.data.fingerprint import catalogue_hash, iso
 from chronorec.errors import ConfigError
 
 
@@ -164,11 +164,7 @@ def check_evaluation(
 
 __all__ = [
     "EvaluationRefused",
-    "catalogue_hash",
     "check_evaluation",
-    "data_fingerprint",
-    "iso",
     "model_records",
     "split_options",
-    "training_record",
 ]

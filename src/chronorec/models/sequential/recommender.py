@@ -40,7 +40,7 @@ from chronorec.models.sequential.config import SequentialConfig
 from chronorec.models.sequential.losses import full_softmax_ce, gbce, sampled_softmax_ce
 from chronorec.models.sequential.query_cache import QueryCache
 from chronorec.scoring.monitor import validation_metric_name, validation_ndcg10
-from chronorec.training.checkpoint import data_fingerprint
+from chronorec.training.checkpoint import data_record
 from chronorec.training.runtime import resolve_device, set_threads, to_device
 from chronorec.training.settings import TrainSettings
 from chronorec.training.trainer import train
@@ -354,7 +354,9 @@ class SequentialRecommender(Recommender):
                 "kind": self.kind,
                 **cfg.model_dump(exclude={"progress"}),
                 "history_protocol": self.history_label,  # named on every epoch line
-                "data": data_fingerprint(self.store.offsets, self.store.items, self.items.external_ids),
+                "data": data_record(
+                    self.training_data["fingerprint"], self.store.offsets, self.store.items, self.items.external_ids
+                ),
             },
         )
         lens = batcher.lengths
