@@ -78,7 +78,7 @@ def test_attention_gradients_match_the_manual_path():
 
 @pytest.mark.parametrize("causal", [True, False])
 def test_encoder_right_padding_equals_left_padding(causal):
-    from chronorec.models.sequential.batching import pad_right
+    from chronorec.models.sequential.windows import pad_right
     from chronorec.nn.blocks import SequenceEncoder
 
     torch.manual_seed(3)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from chronorec.errors import DataError
-from chronorec.evaluation.calibration import expected_calibration_error, reliability_curve
+from chronorec.evaluation.reliability_curves import expected_calibration_error, reliability_curve
 from chronorec.models.base import Recommender
 from chronorec.recommend.options import BlendOptions, RecommendOptions
 from chronorec.recommend.pipeline import RankedList, RecommendPipeline

@@ -45,7 +45,7 @@ class PresetFile(Strict):
     @field_validator("models")
     @classmethod
     def _valid_entries(cls, models: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        from chronorec.workflows.config import model_entry
+        from chronorec.workflows.run_config import model_entry
 
         for name, params in models.items():
             try:
@@ -60,7 +60,7 @@ def presets() -> dict[str, dict[str, dict[str, Any]]]:
     """Dataset name -> preset name -> model parameters, from every file in :data:`PRESET_DIR`."""
     import yaml
 
-    from chronorec.workflows.config import format_validation_error
+    from chronorec.workflows.run_config import format_validation_error
 
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for path in sorted(PRESET_DIR.glob("*.yaml")):
@@ -130,9 +130,9 @@ def run_one(
     """
     from chronorec.datasets.formats import dataset_path
     from chronorec.training.runtime import set_threads
-    from chronorec.workflows.config import SplitConfig
     from chronorec.workflows.experiment import run_models
     from chronorec.workflows.run import make_split, resolve_dataset
+    from chronorec.workflows.run_config import SplitConfig
 
     set_threads(threads)
     path = dataset_path(dataset, data_dir=data_dir)

@@ -26,7 +26,10 @@ from chronorec.data import columns as C
 from chronorec.errors import ConfigError
 from chronorec.models.base import Recommender
 from chronorec.models.sequential import context as ctxf
-from chronorec.models.sequential.batching import (
+from chronorec.models.sequential.losses import full_softmax_ce, gbce, sampled_softmax_ce
+from chronorec.models.sequential.model_config import SequentialConfig
+from chronorec.models.sequential.query_cache import QueryCache
+from chronorec.models.sequential.windows import (
     WindowBatcher,
     gather,
     next_time_groups,
@@ -36,9 +39,6 @@ from chronorec.models.sequential.batching import (
     token_batches,
     training_spans,
 )
-from chronorec.models.sequential.config import SequentialConfig
-from chronorec.models.sequential.losses import full_softmax_ce, gbce, sampled_softmax_ce
-from chronorec.models.sequential.query_cache import QueryCache
 from chronorec.scoring.monitor import validation_metric_name, validation_ndcg10
 from chronorec.training.checkpoint import data_record
 from chronorec.training.runtime import resolve_device, set_threads, to_device

@@ -17,7 +17,7 @@ import pandas as pd
 from chronorec.data import columns as C
 from chronorec.datasets.temporal import CATEGORY
 from chronorec.evaluation.classification import binary_metrics, multiclass_metrics
-from chronorec.temporal.behavior.config import SequenceClassifierConfig
+from chronorec.temporal.behavior.classifier_config import SequenceClassifierConfig
 from chronorec.temporal.behavior.data import BehaviorData
 from chronorec.temporal.behavior.feature_models import signed_log
 from chronorec.training.settings import RunSettings
