@@ -6,8 +6,8 @@ weight is tied to the output layer (rows 0..n_items; extra rows such as a mask t
 candidates). ``feats`` maps context feature names to (B, L) codes (and ``timestamp`` to raw
 seconds for models that use time directly).
 
-The parts live beside this module: the settings in ``config``, the training windows and batches
-in ``batching``, the context codes in ``context``, the losses in ``losses``; training runs in the
+The parts live beside this module: the settings in ``model_config``, the training windows and batches
+in ``windows``, the context codes in ``context``, the losses in ``losses``; training runs in the
 one :class:`chronorec.training.trainer.Trainer`. A subclass changes what it learns through two
 hooks: ``_make_batch`` (which tensors one batch holds; default: causal next-item inputs and
 targets) and ``_loss`` (default: the configured next-item loss over every target position: full
