@@ -43,7 +43,7 @@ import numpy as np
 from chronorec.data import columns as C
 from chronorec.data.eventlog import EventLog
 from chronorec.errors import ConfigError, DataError
-from chronorec.scoring.baskets import (
+from chronorec.scoring.basket_metrics import (
     BASKET_KS,
     PROTOCOL,
     UNRANKED,

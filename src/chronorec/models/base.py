@@ -29,7 +29,7 @@ from chronorec.data.sequences import SequenceStore
 from chronorec.models.protocol import ListPath, Pairs
 from chronorec.models.sequential import context as ctxf
 from chronorec.models.topk import recommend_top_k
-from chronorec.scoring.ranking import SCORE_BATCH
+from chronorec.scoring.ranking_metrics import SCORE_BATCH
 from chronorec.settings import Strict
 from chronorec.training.tracking import log_model_folder
 

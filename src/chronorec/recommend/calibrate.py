@@ -4,7 +4,7 @@
   NLL of the true next item, with reliability curves before and after;
 * :func:`tune_blend` -- the popularity and content weights for sparse histories (grid search);
 * :func:`evaluate_postprocessing` / :func:`list_metrics` -- NDCG@k and HR@k (via
-  :mod:`chronorec.scoring.ranking`), coverage, intra-list diversity and novelty of the final
+  :mod:`chronorec.scoring.ranking_metrics`), coverage, intra-list diversity and novelty of the final
   lists of each option variant.
 """
 
@@ -22,7 +22,7 @@ from chronorec.evaluation.reliability_curves import expected_calibration_error, 
 from chronorec.models.base import Recommender
 from chronorec.recommend.options import BlendOptions, RecommendOptions
 from chronorec.recommend.pipeline import RankedList, RecommendPipeline
-from chronorec.scoring.ranking import SCORE_BATCH
+from chronorec.scoring.ranking_metrics import SCORE_BATCH
 
 
 # ============================================================================ calibration
@@ -51,7 +51,7 @@ def _collect_logits(
     the target ids (single-target cases)."""
     import torch
 
-    from chronorec.scoring.ranking import exclude_items
+    from chronorec.scoring.ranking_metrics import exclude_items
 
     rows_all = [r for r in range(len(evalset)) if len(evalset.inputs([r])[0]) > 0]
     out, targets = [], []
@@ -202,12 +202,12 @@ def tune_blend(
     """Grid-search the popularity and content weights (model weight 1) on sparse validation histories.
 
     Sparse users are simulated by cutting each validation input to its last 1..sparse_below-1
-    items. Metrics come from :func:`chronorec.scoring.ranking.evaluate_ranking` on the blended
+    items. Metrics come from :func:`chronorec.scoring.ranking_metrics.evaluate_ranking` on the blended
     probabilities. Returns the best :class:`BlendOptions` and the table of every combination.
     """
     import torch
 
-    from chronorec.scoring.ranking import evaluate_ranking
+    from chronorec.scoring.ranking_metrics import evaluate_ranking
 
     es = _sparse_evalset(evalset, sparse_below)
     rows = []
@@ -240,9 +240,9 @@ def tune_blend(
 def list_metrics(
     pipeline: RecommendPipeline, lists: Sequence[RankedList], targets: Sequence[np.ndarray] | None, *, k: int = 10
 ) -> dict[str, float]:
-    """NDCG@k / HR@k (through :func:`chronorec.scoring.ranking.ranking_metrics_from_ranks`), coverage,
+    """NDCG@k / HR@k (through :func:`chronorec.scoring.ranking_metrics.ranking_metrics_from_ranks`), coverage,
     intra-list diversity (mean pairwise 1 - similarity) and novelty (mean -log2 popularity share)."""
-    from chronorec.scoring.ranking import ranking_metrics_from_ranks
+    from chronorec.scoring.ranking_metrics import ranking_metrics_from_ranks
 
     out: dict[str, float] = {}
     if targets is not None:

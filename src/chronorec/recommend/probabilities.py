@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from chronorec.models.topk import top_k
-from chronorec.scoring.ranking import exclude_items
+from chronorec.scoring.ranking_metrics import exclude_items
 
 
 def softmax_masked(x: np.ndarray, ok: np.ndarray, temperature: float) -> np.ndarray:

@@ -28,8 +28,8 @@ class EvalSet:
     target_items: np.ndarray
     name: str = "eval"
     protocol: str = "next-item"
-    """How the cases are scored: ``"next-item"`` (:func:`~chronorec.scoring.ranking.evaluate_ranking`) or
-    ``"next-basket"`` (the whole next basket, :func:`~chronorec.scoring.baskets.evaluate_baskets`)."""
+    """How the cases are scored: ``"next-item"`` (:func:`~chronorec.scoring.ranking_metrics.evaluate_ranking`) or
+    ``"next-basket"`` (the whole next basket, :func:`~chronorec.scoring.basket_metrics.evaluate_baskets`)."""
 
     def __len__(self) -> int:
         return len(self.users)

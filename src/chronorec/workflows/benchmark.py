@@ -224,7 +224,7 @@ def _refit(cls, params: dict[str, Any], search: dict[str, Any], split, *, seed: 
     """Refit ``params`` on the training + validation events along the search run's validated
     schedule; the refit model, its test figures, and those of its ensemble with the search model."""
     from chronorec.models.ensemble import Ensemble
-    from chronorec.scoring.ranking import evaluate_ranking
+    from chronorec.scoring.ranking_metrics import evaluate_ranking
     from chronorec.training.schedules import refit_plan
     from chronorec.workflows.experiment import DEFAULT_KS
 

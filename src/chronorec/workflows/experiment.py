@@ -21,7 +21,7 @@ from typing import Any
 from chronorec.errors import ConfigError
 from chronorec.models.base import Recommender
 from chronorec.scoring.cases import EvalSet, Split
-from chronorec.scoring.ranking import DEFAULT_KS, evaluate_ranking
+from chronorec.scoring.ranking_metrics import DEFAULT_KS, evaluate_ranking
 from chronorec.workflows.steps import fit_on_split
 
 logger = logging.getLogger(__name__)

@@ -279,7 +279,8 @@ def evaluate(cfg: Any, *, part: str = "test", out: Path | None = None, ks_given:
 
 def _evaluate_baskets(cfg: Any, log: Any, sp: Any, part: str, out: Path | None, ks_given: bool) -> EvaluateResult:
     """:func:`evaluate` on the next-basket split: the next-basket table (chronorec.evaluation.basket)."""
-    from chronorec.evaluation.basket import BASKET_KS, basket_table
+    from chronorec.evaluation.basket import basket_table
+    from chronorec.scoring.basket_metrics import BASKET_KS
     from chronorec.workflows.basket import compare_basket_models
 
     ev = cfg.evaluation

@@ -7,7 +7,7 @@ Reality Check" (TOIS 2023).
   recency (the Reality Check's script keeps them in order of first purchase).
 * **P-TopFreq** (``ptopfreq``): the user's own items by count and nothing else. Items outside the
   history score :data:`UNRANKED` (finite, so ``recommend`` still fills K slots in catalogue order);
-  the next-basket evaluation (:mod:`chronorec.scoring.baskets`) treats such scores as empty slots,
+  the next-basket evaluation (:mod:`chronorec.scoring.basket_metrics`) treats such scores as empty slots,
   as the Reality Check does with its shorter prediction lists.
 """
 
@@ -21,7 +21,7 @@ from pydantic import Field
 
 from chronorec.models.base import ModelConfig
 from chronorec.models.baselines.buyagain import BuyAgain
-from chronorec.scoring.baskets import UNRANKED
+from chronorec.scoring.basket_metrics import UNRANKED
 
 MAX_HISTORY = 100_000
 

@@ -17,7 +17,7 @@ from chronorec.data import columns as C
 from chronorec.data.eventlog import EventLog
 from chronorec.errors import DataError
 from chronorec.scoring.cases import EvalSet
-from chronorec.scoring.ranking import SCORE_BATCH
+from chronorec.scoring.ranking_metrics import SCORE_BATCH
 
 __all__ = [
     "BASKET_KS",
