@@ -1,7 +1,8 @@
 """Splits without leakage: leave-one-out, next item within the session and a global temporal cut-off.
 
 Every split returns a training EventLog (same id maps as the input) and EvalSets whose
-inputs are histories the model may see and whose targets it must predict.
+inputs are histories the model may see and whose targets it must predict (the two types live in
+:mod:`chronorec.scoring.cases`, below the models, which score validation cases while they train).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from chronorec.data import columns as C
 from chronorec.data.eventlog import EventLog
 from chronorec.errors import ConfigError
 from chronorec.scoring.cases import EvalSet, Split
+
+__all__ = ["EvalSet", "Split", "leave_one_out", "session_split", "temporal_split", "tied_targets"]
 
 logger = logging.getLogger(__name__)
 
