@@ -394,7 +394,7 @@ def compare_eval(runs: dict[str, Run], split, rounds: int, model=None) -> dict[s
     """``time_eval`` of each variant, interleaved over ``rounds``, with its code levers applied
     (``_score_batch``: rows per scoring batch); ``model``: a saved model scored by every variant
     instead of each variant's own."""
-    from chronorec.models.sequential.blocks import set_attention
+    from chronorec.nn.blocks import set_attention
 
     secs: dict[str, list[float]] = {k: [] for k in runs}
     ndcg: dict[str, float] = {}

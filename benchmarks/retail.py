@@ -108,8 +108,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:  # Long: the benchmark's st
     from chronorec.evaluation.split import temporal_split
     from chronorec.evaluation.stats import paired_test
     from chronorec.models.repeat import RepeatBlend
-    from chronorec.workflows.config import SplitConfig
     from chronorec.workflows.experiment import peak_rss_mb, provenance
+    from chronorec.workflows.run_config import SplitConfig
 
     torch.set_num_threads(args.threads)
     t_start = time.perf_counter()

@@ -221,22 +221,22 @@ def cmd_topk(a: argparse.Namespace) -> None:
     """Top-10 of every user of a saved model: the single-process path or Spark (local mode), to Parquet."""
     import shutil
 
-    from chronorec.workflows import batch
+    from chronorec.workflows import spark_jobs
 
     out = Path(a.out)
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
     with TreeRss() as rss:
-        users = batch.model_users(a.model)[: a.users] if a.users else None
+        users = spark_jobs.model_users(a.model)[: a.users] if a.users else None
         if a.engine == "local":
-            recs = batch.topk_local(a.model, users, k=a.k, batch=a.batch)
+            recs = spark_jobs.topk_local(a.model, users, k=a.k, batch=a.batch)
             out.mkdir(parents=True)
             recs.to_parquet(out / "part-0.parquet", index=False)
             n_users = recs["user_id"].nunique()
         else:
-            spark = batch.spark_session(f"local[{a.cores}]", "chronorec-topk", **{"spark.driver.memory": "2g"})
+            spark = spark_jobs.spark_session(f"local[{a.cores}]", "chronorec-topk", **{"spark.driver.memory": "2g"})
             t_start = time.perf_counter() - t0
-            recs = batch.topk_spark(spark, a.model, users, k=a.k, batch=a.batch, partitions=a.partitions)
+            recs = spark_jobs.topk_spark(spark, a.model, users, k=a.k, batch=a.batch, partitions=a.partitions)
             recs.write.parquet(str(out))
             n_users = spark.read.parquet(str(out)).select("user_id").distinct().count()
             spark.stop()

@@ -327,7 +327,7 @@ def forecast_intervals(ddir: Path, out: Path, quick: bool) -> dict[str, Any]:
 def behavior_model(taobao: Any, tz: float, out: Path, quick: bool, threads: int) -> dict[str, Any]:
     """Saved-model protocol on Taobao over the last test days: each day's model fitted on the cut-offs
     before its validation day, calibrated on that day, scored on the test day; pooled reliability."""
-    from chronorec.evaluation.calibration import calibration_plot
+    from chronorec.evaluation.reliability_curves import calibration_plot
     from chronorec.temporal.behavior.model import fit_behavior_model
     from chronorec.temporal.behavior.portable import calibrate, fit_calibrator
 
@@ -368,8 +368,8 @@ def behavior_model(taobao: Any, tz: float, out: Path, quick: bool, threads: int)
 
 
 def _bin_report(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
-    from chronorec.evaluation.calibration import expected_calibration_error, reliability_curve
     from chronorec.evaluation.classification import binary_metrics
+    from chronorec.evaluation.reliability_curves import expected_calibration_error, reliability_curve
 
     m = binary_metrics(y, p)
     curve = reliability_curve(p, y, n_bins=10)

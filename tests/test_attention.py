@@ -5,8 +5,8 @@ encoder gives the same hidden states for rows padded on the right (no mask, is_c
 import pytest
 import torch
 
-from chronorec.models.sequential import blocks
-from chronorec.models.sequential.blocks import (
+from chronorec.nn import blocks
+from chronorec.nn.blocks import (
     SelfAttention,
     TransformerBlock,
     additive_mask,
@@ -78,8 +78,8 @@ def test_attention_gradients_match_the_manual_path():
 
 @pytest.mark.parametrize("causal", [True, False])
 def test_encoder_right_padding_equals_left_padding(causal):
-    from chronorec.models.sequential.batching import pad_right
-    from chronorec.models.sequential.blocks import SequenceEncoder
+    from chronorec.models.sequential.windows import pad_right
+    from chronorec.nn.blocks import SequenceEncoder
 
     torch.manual_seed(3)
     enc = SequenceEncoder(12, 8, 6, 0.0, [TransformerBlock(8, 2, 0.0) for _ in range(2)]).eval()

@@ -3,13 +3,13 @@ import pandas as pd
 import pytest
 
 from chronorec.errors import DataError
-from chronorec.evaluation.calibration import calibration_curve
 from chronorec.evaluation.classification import (
     average_precision,
     binary_metrics,
     multiclass_metrics,
     roc_auc,
 )
+from chronorec.evaluation.reliability_curves import calibration_curve
 from chronorec.evaluation.stats import paired_bootstrap
 from chronorec.temporal.behavior import (
     SequenceClassifierConfig,
@@ -84,7 +84,7 @@ def test_undefined_metrics_are_nan_not_errors():
 
 
 def test_calibration_curve_is_the_reliability_curve_of_a_binary_outcome():
-    from chronorec.evaluation.calibration import reliability_curve
+    from chronorec.evaluation.reliability_curves import reliability_curve
 
     rng = np.random.default_rng(0)
     p, y = rng.random(200), rng.random(200) < 0.4
@@ -409,7 +409,7 @@ def test_behavior_endpoint_returns_probabilities_and_refuses_bad_input(saved_beh
 
 def test_calibration_plot_writes_the_case_count_of_each_bin(tmp_path, monkeypatch):
     import chronorec.plots as plots
-    from chronorec.evaluation.calibration import calibration_plot
+    from chronorec.evaluation.reliability_curves import calibration_plot
 
     seen = {}
     real = plots.save_figure

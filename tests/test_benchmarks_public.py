@@ -120,7 +120,7 @@ def test_the_check_catches_each_kind_of_private_use(tmp_path):
     bad.write_text(
         "from chronorec.models.sequential.losses import _ChunkedSoftmaxCE\n"
         "from chronorec.training._internal import thing\n"
-        "import chronorec.models.sequential.blocks as blocks\n"
+        "import chronorec.nn.blocks as blocks\n"
         "model._remember(log)\n"
         "blocks._sdpa = None\n"
         "x = getattr(model, '_item_loss')\n"

@@ -1,6 +1,6 @@
 import pytest
 
-from chronorec.workflows.config import ConfigError, SplitConfig, load_config, merge, parse_config
+from chronorec.workflows.run_config import ConfigError, SplitConfig, load_config, merge, parse_config
 
 YAML = """
 data:

@@ -11,12 +11,12 @@ pytest.importorskip("pyspark")
 
 from chronorec.datasets.synthetic import make_ecommerce_log  # noqa: E402
 from chronorec.models import registry  # noqa: E402
-from chronorec.workflows import batch  # noqa: E402
+from chronorec.workflows import spark_jobs  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def spark():
-    session = batch.spark_session("local[2]", "chronorec-tests", **{"spark.driver.memory": "1g"})
+    session = spark_jobs.spark_session("local[2]", "chronorec-tests", **{"spark.driver.memory": "1g"})
     yield session
     session.stop()
 
@@ -31,8 +31,8 @@ def log():
 def test_spark_topk_equals_the_single_process_path(spark, log, tmp_path, kind, params):
     model = registry.get(kind)(**params).fit(log)
     model.save(tmp_path / "m")
-    local = batch.topk_local(tmp_path / "m", k=10, batch=64)
-    dist = batch.topk_spark(spark, tmp_path / "m", k=10, partitions=2, batch=64).toPandas()
+    local = spark_jobs.topk_local(tmp_path / "m", k=10, batch=64)
+    dist = spark_jobs.topk_spark(spark, tmp_path / "m", k=10, partitions=2, batch=64).toPandas()
     assert len(local) == len(dist) == 10 * log.n_users
     key = ["user_id", "rank"]
     a, b = local.sort_values(key).reset_index(drop=True), dist.sort_values(key).reset_index(drop=True)
@@ -41,7 +41,7 @@ def test_spark_topk_equals_the_single_process_path(spark, log, tmp_path, kind, p
     np.testing.assert_allclose(a["score"].to_numpy(), b["score"].to_numpy(), rtol=1e-5, atol=1e-6)
     # a subset of users, given as a Spark DataFrame
     some = spark.createDataFrame(pd.DataFrame({"user_id": local["user_id"].unique()[:7]}))
-    assert batch.topk_spark(spark, tmp_path / "m", some, k=3).count() == 21
+    assert spark_jobs.topk_spark(spark, tmp_path / "m", some, k=3).count() == 21
 
 
 def test_spark_features_equal_feature_table(spark, log):
@@ -52,9 +52,9 @@ def test_spark_features_equal_feature_table(spark, log):
     cutoff = int(ev["timestamp"].quantile(0.7))
     ref = feature_table(ev, cutoffs=[cutoff], profiles=False).set_index("entity_id").sort_index()
     sdf = spark.createDataFrame(ev[["user_id", "timestamp", "behavior"]].assign(row=np.arange(len(ev))))
-    got = batch.user_features_spark(sdf, cutoff).toPandas().set_index("user_id").sort_index()
+    got = spark_jobs.user_features_spark(sdf, cutoff).toPandas().set_index("user_id").sort_index()
     assert list(got.index) == list(ref.index) and len(got) > 100
     behs = sorted(ev["behavior"].unique())
-    cols = [*batch.FEATURES, *(f"n_{b}" for b in behs), *(f"hours_since_last_{b}" for b in behs)]
+    cols = [*spark_jobs.FEATURES, *(f"n_{b}" for b in behs), *(f"hours_since_last_{b}" for b in behs)]
     for c in cols:
         np.testing.assert_allclose(got[c].to_numpy(float), ref[c].to_numpy(float), rtol=1e-9, atol=1e-9, err_msg=c)

@@ -131,8 +131,8 @@ def test_forecaster_configs_are_validated_with_the_old_defaults():
     from pydantic import ValidationError
 
     from chronorec.errors import ConfigError
-    from chronorec.temporal.forecast.config import TransformerForecastConfig
     from chronorec.temporal.forecast.core import model_config
+    from chronorec.temporal.forecast.forecaster_config import TransformerForecastConfig
 
     t = model_config("transformer", {"dim": 16})
     assert isinstance(t, TransformerForecastConfig) and t.dim == 16 and t.center and t.epochs == 40

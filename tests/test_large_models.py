@@ -13,9 +13,9 @@ from chronorec.datasets.synthetic import make_sequences
 from chronorec.evaluation.ranking import evaluate_ranking
 from chronorec.evaluation.split import leave_one_out
 from chronorec.models import registry
-from chronorec.models.sequential.blocks import HSTUBlock, causal_padding_mask
 from chronorec.models.sequential.context import encode_external, event_features, gap_bucket
 from chronorec.models.sequential.losses import full_softmax_ce, gbce, gbce_beta, gbce_from_logits, sampled_softmax_ce
+from chronorec.nn.blocks import HSTUBlock, causal_padding_mask
 
 
 # ---------------------------------------------------------------------------- learning
@@ -47,7 +47,7 @@ def test_large_models_learn_planted_transitions(planted, kind, params):
 
 def test_bert4rec_masks_and_scores_with_the_mask_token(planted):
     m = registry.get("bert4rec")(epochs=1, dim=16, max_len=10, progress=False, mask_prob=0.5).fit(planted.train)
-    from chronorec.models.sequential.batching import training_spans
+    from chronorec.models.sequential.windows import training_spans
 
     spans = training_spans(m.store)[:8]
     batch = m._make_batch([(max(a, b - 10), b) for a, b in spans], np.random.default_rng(0))
@@ -269,7 +269,7 @@ def test_cold_item_with_similar_content_ranks_near_the_popular_item():
 
 
 def test_fast_dropout_rate_scale_and_determinism():
-    from chronorec.models.sequential.blocks import FastDropout
+    from chronorec.nn.blocks import FastDropout
 
     drop = FastDropout(0.1).train()
     x = torch.ones(400_000)
@@ -286,7 +286,7 @@ def test_fast_dropout_rate_scale_and_determinism():
 
 
 def test_cpu_attention_under_autocast_matches_float32():
-    from chronorec.models.sequential.blocks import SelfAttention, causal_padding_mask
+    from chronorec.nn.blocks import SelfAttention, causal_padding_mask
 
     torch.manual_seed(0)
     attn = SelfAttention(16, 2)

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from chronorec.cli.main import app
 from chronorec.data.eventlog import EventLog
+from chronorec.data.fingerprint import data_fingerprint, training_record
 from chronorec.evaluation.leak import EvaluationRefused, check_evaluation
 from chronorec.evaluation.split import leave_one_out, temporal_split
 from chronorec.models.baselines.popular import MostPopular
@@ -59,6 +60,33 @@ def test_saved_model_records_its_training_data_and_split(shop):
     # the last training event: each user's 10th day (user 29 is the latest, 29 minutes in)
     assert meta["last_event_time"] == START + 9 * DAY + 29 * 60
     assert load(d / "pop-loo").training_data == meta
+
+
+def test_the_data_fingerprint_is_the_one_saved_folders_record():
+    """One definition (chronorec.data.fingerprint) for leak records and checkpoints, unchanged from the
+    records of folders saved before it moved: a pinned log keeps its pinned hash."""
+    log = EventLog.from_frame(
+        pd.DataFrame({"user_id": list("aabcb"), "item_id": list("xyxzz"), "timestamp": [1, 2, 3, 4, 5]})
+    )
+    assert data_fingerprint(log) == "33eb13e911c0cd1f29125425a7914d4e40ea6e226add28c4bb585036ee6a6ab7"
+    assert training_record(log)["fingerprint"] == data_fingerprint(log)
+
+
+def test_a_folder_saved_before_the_move_passes_its_leak_check(shop, tmp_path):
+    """A folder's config.json written by an older chronorec (its training_data fields as they were)
+    loads and is scored on an honest split."""
+    d, path = shop
+    assert invoke("train", "--kind", "popular", "--data", path, "--out", tmp_path / "old").exit_code == 0
+    cfg = json.loads((tmp_path / "old" / "config.json").read_text())
+    assert set(cfg["training_data"]) == {
+        "fingerprint", "n_events", "n_users", "n_items", "first_event_time", "last_event_time",
+        "last_event", "catalogue_hash", "catalogue_size", "split",
+    }  # fmt: skip
+    log = EventLog.load(path)
+    split = leave_one_out(log)
+    assert cfg["training_data"]["fingerprint"] == data_fingerprint(split.train)
+    model = load(tmp_path / "old")
+    assert check_evaluation("old", model, log, split, split.test)["leaks"] == []
 
 
 def test_leave_one_out_model_scored_on_a_temporal_split_inside_its_training_is_refused(shop):

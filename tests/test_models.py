@@ -190,7 +190,7 @@ def test_ensemble_sums_member_log_probabilities_and_learns(planted):
 
 
 def test_every_setting_is_described_and_declared_once():
-    from chronorec.models.sequential.config import SequentialConfig
+    from chronorec.models.sequential.model_config import SequentialConfig
     from chronorec.training.settings import TrainSettings
 
     for kind in registry.kinds():

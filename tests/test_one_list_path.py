@@ -16,7 +16,7 @@ from chronorec.datasets.synthetic import make_sequences
 from chronorec.models.sequential.sasrec import SASRec
 from chronorec.recommend import RecommendPipeline
 from chronorec.recommend.folder import ModelLists
-from chronorec.workflows import batch
+from chronorec.workflows import spark_jobs
 
 K = 10
 
@@ -76,7 +76,7 @@ def test_library_cli_service_and_batch_give_the_same_lists(folder, tmp_path):
             for u in users
         }
 
-    local = _lists(batch.topk_local(d, users, k=K, batch=3), users)
+    local = _lists(spark_jobs.topk_local(d, users, k=K, batch=3), users)
     assert library == cli == service == local
     for u in users:  # byte-identical item ids
         assert [x.encode() for x in library[u]] == [x.encode() for x in service[u]]
@@ -85,9 +85,9 @@ def test_library_cli_service_and_batch_give_the_same_lists(folder, tmp_path):
 def test_the_spark_job_gives_the_same_lists(folder):
     pytest.importorskip("pyspark")
     d, _, users, _ = folder
-    spark = batch.spark_session("local[1]", "chronorec-one-path", **{"spark.driver.memory": "1g"})
+    spark = spark_jobs.spark_session("local[1]", "chronorec-one-path", **{"spark.driver.memory": "1g"})
     try:
-        dist = batch.topk_spark(spark, d, users, k=K, partitions=2, batch=3).toPandas()
+        dist = spark_jobs.topk_spark(spark, d, users, k=K, partitions=2, batch=3).toPandas()
     finally:
         spark.stop()
     assert _lists(dist, users) == _lists(chronorec.load(d).recommend(users, K), users)

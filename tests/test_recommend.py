@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from chronorec.data.eventlog import EventLog
-from chronorec.evaluation.calibration import expected_calibration_error, reliability_curve
+from chronorec.evaluation.reliability_curves import expected_calibration_error, reliability_curve
 from chronorec.evaluation.split import EvalSet
 from chronorec.models.baselines.popular import MostPopular
 from chronorec.recommend import (

@@ -52,7 +52,7 @@ def test_time_budget_is_a_ceiling_not_a_deadline():
 def test_token_batches_cover_every_sequence_once_within_the_budget():
     import numpy as np
 
-    from chronorec.models.sequential.batching import token_batches
+    from chronorec.models.sequential.windows import token_batches
 
     rng = np.random.default_rng(0)
     lengths = np.concatenate([rng.integers(2, 60, 500), [200, 200, 400]])

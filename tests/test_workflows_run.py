@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chronorec.workflows import run
-from chronorec.workflows.config import parse_config
+from chronorec.workflows.run_config import parse_config
 
 
 def _cfg(tmp_path, **extra):

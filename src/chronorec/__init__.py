@@ -18,7 +18,7 @@ _EXPORTS = {
     "SequenceStore": "chronorec.data.sequences",
     "leave_one_out": "chronorec.evaluation.split",
     "temporal_split": "chronorec.evaluation.split",
-    "evaluate_ranking": "chronorec.evaluation.ranking",
+    "evaluate_ranking": "chronorec.scoring.ranking_metrics",
     "MostPopular": "chronorec.models.baselines.popular",
     "BuyAgain": "chronorec.models.baselines.buyagain",
     "RepeatBlend": "chronorec.models.repeat",

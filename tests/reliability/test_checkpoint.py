@@ -48,7 +48,33 @@ def test_the_checkpoint_carries_the_runs_fingerprint(ck):
     meta = json.loads((ck / "state" / "trainer.json").read_text())
     fp = meta["fingerprint"]
     assert fp["config"]["dim"] == 8 and "epochs" not in fp["config"] and "checkpoint_dir" not in fp["config"]
-    assert fp["data"]["n_items"] == 20 and len(fp["data"]["catalogue"]) == 16
+    assert fp["data"]["n_items"] == 20
+    # the one data fingerprint: the one the model's training_data (config.json) records
+    assert fp["data"]["fingerprint"] == fit(ck, resume=True, epochs=2).training_data["fingerprint"]
+
+
+def _old_data_record(ck: Path, **sizes) -> None:
+    """Rewrite the checkpoint's data record as an older chronorec wrote it (hashes of the sequences and
+    of the catalogue instead of the data fingerprint)."""
+    path = ck / "state" / "trainer.json"
+    meta = json.loads(path.read_text())
+    data = meta["fingerprint"]["data"]
+    del data["fingerprint"]
+    data.update({"sequences": "0123456789abcdef", "catalogue": "fedcba9876543210", **sizes})
+    path.write_text(json.dumps(meta))
+
+
+def test_a_checkpoint_of_an_older_chronorec_resumes_on_its_sizes(ck, caplog):
+    _old_data_record(ck)
+    with caplog.at_level("WARNING", logger="chronorec.training.checkpoint"):
+        m = fit(ck, resume=True, epochs=3)
+    assert [h["epoch"] for h in m.fit_info["history"]] == [1, 2, 3]
+    assert "written by an older chronorec" in caplog.text
+
+
+def test_a_checkpoint_of_an_older_chronorec_with_other_sizes_is_refused(ck):
+    _old_data_record(ck, n_events=1)
+    refused(ck, r"data n_events: 1 in the checkpoint, \d+ now")
 
 
 def test_another_dim_is_refused(ck):
@@ -66,7 +92,7 @@ def test_another_dataset_is_refused(ck):
 
 def test_another_dataset_of_the_same_shape_is_refused(ck):
     before = snapshot(ck)
-    with pytest.raises(CheckpointError, match=r"data (n_events|sequences):"):
+    with pytest.raises(CheckpointError, match=r"data fingerprint: '[0-9a-f]{12}\.\.\.' in the checkpoint"):
         fit(ck, log=small_log(seed=1), resume=True, epochs=3)
     assert snapshot(ck) == before
 

@@ -201,7 +201,7 @@ def _write_saved_report(m: Any, b: Any, kind: str) -> None:
     """The saved model's report (behavior_model.json) and its calibration plot on the test cut-off."""
     import json
 
-    from chronorec.evaluation.calibration import calibration_plot
+    from chronorec.evaluation.reliability_curves import calibration_plot
 
     out = Path(b.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -175,7 +175,7 @@ def _leak_check(path: Path, model: Any, log: Any, split: Any) -> dict[str, Any]:
 
 def _fit_temperature(model: Any, val: Any, plot_path: Path) -> tuple[float, dict[str, Any], Any]:
     """The softmax temperature fitted on validation, its before/after figures and the reliability plot."""
-    from chronorec.evaluation.calibration import plot_reliability
+    from chronorec.evaluation.reliability_curves import plot_reliability
     from chronorec.recommend import calibrate_temperature
 
     cal = calibrate_temperature(model, val)

@@ -1,6 +1,6 @@
 """What every command shares: the one error handler, logging, config loading, id parsing.
 
-Every command takes ``--config FILE`` (YAML, TOML or JSON; :mod:`chronorec.workflows.config`):
+Every command takes ``--config FILE`` (YAML, TOML or JSON; :mod:`chronorec.workflows.run_config`):
 the file's values are the base and the options given on the command line win. The shared options
 and option groups are in :mod:`chronorec.cli.options`; the use cases the commands call are in
 :mod:`chronorec.workflows.run`.
@@ -58,7 +58,7 @@ def report_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         from pydantic import ValidationError
 
         from chronorec.errors import ChronorecError
-        from chronorec.workflows.config import format_validation_error
+        from chronorec.workflows.run_config import format_validation_error
 
         try:
             return command(*args, **kwargs)
@@ -75,7 +75,7 @@ def report_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 # ---------------------------------------------------------------------- config loading
 def load_config(config: Path | None, overrides: dict[str, Any]) -> Any:
     """The validated config tree: the file's values (if any) with the command-line values on top."""
-    from chronorec.workflows.config import merge, parse_config, read_config_file
+    from chronorec.workflows.run_config import merge, parse_config, read_config_file
 
     raw = read_config_file(config) if config else {}
     data_over = overrides.get("data") or {}

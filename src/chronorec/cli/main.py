@@ -10,7 +10,7 @@
 Every command that reads data takes either ``--data PATH`` (a CSV / Parquet / JSON Lines file
 read with the column options, or a folder written by ``chronorec ingest``) or ``--dataset NAME``
 (a known benchmark dataset under ``--data-dir``, or ``synthetic``). Every command takes
-``--config FILE`` (YAML, TOML or JSON; see ``chronorec.workflows.config``) carrying its options;
+``--config FILE`` (YAML, TOML or JSON; see ``chronorec.workflows.run_config``) carrying its options;
 options given on the command line win. Every command goes through one error handler
 (:func:`chronorec.cli.common.report_errors`).
 """

@@ -18,7 +18,7 @@ HEADER = """# Command reference
 
 Generated from the command line by `python -m chronorec.cli.reference > docs/reference/cli.md`;
 do not edit by hand. Every command takes `--config FILE` (YAML, TOML or JSON) carrying its options
-under the config sections named in `chronorec.workflows.config`; options given on the command
+under the config sections named in `chronorec.workflows.run_config`; options given on the command
 line win. Errors a user can fix print one `error: ...` line and exit with status 1.
 """
 

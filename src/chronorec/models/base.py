@@ -26,10 +26,10 @@ from chronorec.data import columns as C
 from chronorec.data.eventlog import EventLog
 from chronorec.data.idmap import IdMap
 from chronorec.data.sequences import SequenceStore
-from chronorec.evaluation.ranking import SCORE_BATCH
 from chronorec.models.protocol import ListPath, Pairs
 from chronorec.models.sequential import context as ctxf
 from chronorec.models.topk import recommend_top_k
+from chronorec.scoring.ranking_metrics import SCORE_BATCH
 from chronorec.settings import Strict
 from chronorec.training.tracking import log_model_folder
 
@@ -58,7 +58,7 @@ class Recommender:
         self.item_names: pd.Series | None = None
         self.context_vocab: dict[str, list[str]] = {}  # behaviour names and context-column values (code - 1)
         self.fit_info: dict[str, Any] = {}
-        self.training_data: dict[str, Any] = {}  # chronorec.evaluation.leak.training_record (+ "split")
+        self.training_data: dict[str, Any] = {}  # chronorec.data.fingerprint.training_record (+ "split")
         self.history_protocol: dict[str, Any] | None = None  # HistoryDecision.to_dict(), decided at fit
         self.query_cache: Any = None  # see enable_query_cache
         self.list_path: ListPath | None = None  # the pipeline that makes its lists (attached by chronorec.load)
@@ -89,7 +89,7 @@ class Recommender:
         """Decide the history protocol once, before training, so the validation metric that chooses
         epochs is the one evaluation and recommendations use (``config.history``; ``auto`` measures
         the repeat share of the validation targets, or of the last training events without them)."""
-        from chronorec.evaluation.repeat import decide_history
+        from chronorec.scoring.history import decide_history
 
         store = self.store
         decision = decide_history(self.config.history, validation, training=(store.offsets, store.items))
@@ -116,7 +116,7 @@ class Recommender:
         return self
 
     def _remember(self, log: EventLog) -> None:
-        from chronorec.evaluation.leak import training_record
+        from chronorec.data.fingerprint import training_record
 
         self.training_data = training_record(log)
         self.users, self.items = log.users, log.items

@@ -136,7 +136,7 @@ class RepeatBlend(Recommender):
 
     def _choose(self, validation: Any) -> tuple[float, float, list[dict[str, float]]]:
         """(w, T) maximising validation NDCG@10 (under the model's history protocol) over the grids."""
-        from chronorec.evaluation.monitor import validation_metrics
+        from chronorec.scoring.monitor import validation_metrics
 
         n_max = max(1, min(self.config.max_validation, _CELLS // (self.n_items + 1)))
         rows = np.arange(len(validation))

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from chronorec.evaluation.ranking import SCORE_BATCH, exclude_items
+from chronorec.scoring.ranking_metrics import SCORE_BATCH, exclude_items
 
 ScoreFn = Callable[..., torch.Tensor]
 

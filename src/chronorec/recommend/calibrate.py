@@ -4,7 +4,7 @@
   NLL of the true next item, with reliability curves before and after;
 * :func:`tune_blend` -- the popularity and content weights for sparse histories (grid search);
 * :func:`evaluate_postprocessing` / :func:`list_metrics` -- NDCG@k and HR@k (via
-  :mod:`chronorec.evaluation.ranking`), coverage, intra-list diversity and novelty of the final
+  :mod:`chronorec.scoring.ranking_metrics`), coverage, intra-list diversity and novelty of the final
   lists of each option variant.
 """
 
@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 
 from chronorec.errors import DataError
-from chronorec.evaluation.calibration import expected_calibration_error, reliability_curve
-from chronorec.evaluation.ranking import SCORE_BATCH
+from chronorec.evaluation.reliability_curves import expected_calibration_error, reliability_curve
 from chronorec.models.base import Recommender
 from chronorec.recommend.options import BlendOptions, RecommendOptions
 from chronorec.recommend.pipeline import RankedList, RecommendPipeline
+from chronorec.scoring.ranking_metrics import SCORE_BATCH
 
 
 # ============================================================================ calibration
@@ -37,7 +37,7 @@ def next_item_cases(evalset: Any) -> Any:
     """
     if evalset.single_target:
         return evalset
-    from chronorec.evaluation.split import EvalSet
+    from chronorec.scoring.cases import EvalSet
 
     rows = np.flatnonzero(np.diff(evalset.target_offsets) > 0)  # a case without targets has no next item
     firsts = [t[:1] for t in evalset.targets(rows)]
@@ -51,7 +51,7 @@ def _collect_logits(
     the target ids (single-target cases)."""
     import torch
 
-    from chronorec.evaluation.ranking import exclude_items
+    from chronorec.scoring.ranking_metrics import exclude_items
 
     rows_all = [r for r in range(len(evalset)) if len(evalset.inputs([r])[0]) > 0]
     out, targets = [], []
@@ -183,7 +183,7 @@ def _starts(logits: list[np.ndarray]) -> list[tuple[np.ndarray, int]]:
 # ============================================================================ tuning and offline evaluation
 def _sparse_evalset(evalset: Any, sparse_below: int) -> Any:
     """The validation cases with inputs cut to their last 1 .. sparse_below - 1 items (row r keeps r % m + 1)."""
-    from chronorec.evaluation.split import EvalSet
+    from chronorec.scoring.cases import EvalSet
 
     m = max(sparse_below - 1, 1)
     inputs = [h[-(r % m + 1) :] if len(h) else h for r, h in enumerate(evalset.inputs(slice(None)))]
@@ -202,12 +202,12 @@ def tune_blend(
     """Grid-search the popularity and content weights (model weight 1) on sparse validation histories.
 
     Sparse users are simulated by cutting each validation input to its last 1..sparse_below-1
-    items. Metrics come from :func:`chronorec.evaluation.ranking.evaluate_ranking` on the blended
+    items. Metrics come from :func:`chronorec.scoring.ranking_metrics.evaluate_ranking` on the blended
     probabilities. Returns the best :class:`BlendOptions` and the table of every combination.
     """
     import torch
 
-    from chronorec.evaluation.ranking import evaluate_ranking
+    from chronorec.scoring.ranking_metrics import evaluate_ranking
 
     es = _sparse_evalset(evalset, sparse_below)
     rows = []
@@ -240,9 +240,9 @@ def tune_blend(
 def list_metrics(
     pipeline: RecommendPipeline, lists: Sequence[RankedList], targets: Sequence[np.ndarray] | None, *, k: int = 10
 ) -> dict[str, float]:
-    """NDCG@k / HR@k (through :func:`chronorec.evaluation.ranking.ranking_metrics_from_ranks`), coverage,
+    """NDCG@k / HR@k (through :func:`chronorec.scoring.ranking_metrics.ranking_metrics_from_ranks`), coverage,
     intra-list diversity (mean pairwise 1 - similarity) and novelty (mean -log2 popularity share)."""
-    from chronorec.evaluation.ranking import ranking_metrics_from_ranks
+    from chronorec.scoring.ranking_metrics import ranking_metrics_from_ranks
 
     out: dict[str, float] = {}
     if targets is not None:

@@ -52,8 +52,8 @@ from chronorec.recommend.options import (
     RecommendSettings,
     RerankOptions,
 )
+from chronorec.recommend.probabilities import allowed, lean_top, model_probabilities, normalise, softmax_masked
 from chronorec.recommend.rerank import mmr_order, rerank_order, similarity
-from chronorec.recommend.scoring import allowed, lean_top, model_probabilities, normalise, softmax_masked
 
 
 # ============================================================================ results

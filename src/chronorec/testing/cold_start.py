@@ -102,7 +102,7 @@ def cold_cases(store: Any, is_cold: np.ndarray) -> tuple[Any, dict[int, np.ndarr
     """Each user's last cold item as a cold case (input: the earlier items with cold items removed),
     the cold items each user saw before it, and the counts of users without cold items and of cases
     dropped (cold item at position < 3; no warm item before it)."""
-    from chronorec.evaluation.split import EvalSet
+    from chronorec.scoring.cases import EvalSet
 
     users, inputs, targets, seen_cold = [], [], [], {}
     no_cold = dropped_short = dropped_empty = 0

@@ -8,15 +8,17 @@ written aside and renamed into ``<checkpoint_dir>/state`` together, so a kill at
 the previous checkpoint whole, never a mix of two epochs. Never pickle.
 
 ``trainer.json`` also carries the run's fingerprint (:func:`fingerprint`: what is learnt -- the
-model's configuration without its run settings, the shapes of its weights -- and the training
-data with its catalogue); :func:`load` refuses a checkpoint whose fingerprint differs from the
-resuming run's, and one whose files are truncated or corrupt, with a :class:`CheckpointError`.
+model's configuration without its run settings, the shapes of its weights -- and the training data,
+by the :func:`~chronorec.data.fingerprint.data_fingerprint` its model records too); :func:`load`
+refuses a checkpoint whose fingerprint differs from the resuming run's, and one whose files are
+truncated or corrupt, with a :class:`CheckpointError`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,8 @@ import torch
 from chronorec.artifacts import atomic_dir, load_tensors, save_tensors
 from chronorec.errors import CheckpointError
 from chronorec.training.settings import RunSettings, StoppingParams
+
+logger = logging.getLogger(__name__)
 
 STATE_FILE = "trainer.json"
 STATE_DIR = "state"
@@ -61,21 +65,23 @@ def _digest(*arrays: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def data_fingerprint(offsets: Any, items: Any, item_ids: Any) -> dict[str, Any]:
-    """The training data in a few fields: sizes, and hashes of the sequences and the catalogue's ids."""
+def data_record(fingerprint: str, offsets: Any, items: Any, item_ids: Any) -> dict[str, Any]:
+    """The training data a checkpoint records: the log's
+    :func:`~chronorec.data.fingerprint.data_fingerprint` (the one a model's ``training_data`` records)
+    and its sizes, which a refusal names and which are all a checkpoint of an older chronorec (whose
+    record hashed the sequences on its own) shares with this one."""
     return {
+        "fingerprint": fingerprint,
         "n_sequences": int(len(offsets) - 1),
         "n_events": int(len(items)),
         "n_items": int(len(item_ids)),
-        "sequences": _digest(offsets, items),
-        "catalogue": _digest(item_ids),
     }
 
 
 def fingerprint(params: dict[str, Any], module: torch.nn.Module) -> dict[str, Any]:
     """What a resumed run must share with the run that wrote the checkpoint: the configuration of
     what is learnt (``params`` without :data:`RUN_ONLY`; a ``data`` entry from
-    :func:`data_fingerprint`), and the names and shapes of the module's weights."""
+    :func:`data_record`), and the names and shapes of the module's weights."""
     config = {k: v for k, v in params.items() if k not in RUN_ONLY and k != "data"}
     shapes = {k: list(v.shape) for k, v in module.state_dict().items()}
     out = {"config": json.loads(json.dumps(config, default=str)), "weights": _digest(json.dumps(shapes))}
@@ -84,13 +90,30 @@ def fingerprint(params: dict[str, Any], module: torch.nn.Module) -> dict[str, An
     return out
 
 
+def _show(value: Any) -> str:
+    return repr(value[:12] + "...") if isinstance(value, str) and len(value) > 16 else repr(value)
+
+
+def _data_parts(saved: dict[str, Any], current: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The data records to compare: whole, or, for a checkpoint written before the one data
+    fingerprint (its record has ``sequences`` and ``catalogue`` hashes instead), the sizes both have."""
+    if not saved or "fingerprint" in saved:
+        return saved, current
+    shared = set(saved) & set(current)
+    logger.warning(
+        "the checkpoint was written by an older chronorec: only the sizes of its training data (%s) are checked",
+        ", ".join(sorted(shared)) or "none",
+    )
+    return {k: saved[k] for k in shared}, {k: current[k] for k in shared}
+
+
 def _differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     out = []
-    for part in ("config", "data"):
-        a, b = saved.get(part) or {}, current.get(part) or {}
+    data = _data_parts(saved.get("data") or {}, current.get("data") or {})
+    for part, (a, b) in (("config", (saved.get("config") or {}, current.get("config") or {})), ("data", data)):
         for key in sorted(set(a) | set(b)):
             if a.get(key) != b.get(key):
-                out.append(f"{part} {key}: {a.get(key)!r} in the checkpoint, {b.get(key)!r} now")
+                out.append(f"{part} {key}: {_show(a.get(key))} in the checkpoint, {_show(b.get(key))} now")
     if not out and saved.get("weights") != current.get("weights"):
         out.append("the shapes of the weights differ")
     return out
@@ -253,7 +276,7 @@ def load(
 
 __all__ = [
     "Checkpoint",
-    "data_fingerprint",
+    "data_record",
     "exists",
     "fingerprint",
     "load",

@@ -3,7 +3,7 @@
 Hyper-parameters (what is learnt: optimiser, schedule, stopping) are kept apart from run settings
 (where and how a run happens: seed, threads, progress, checkpoints, time budget, tracking). Each
 field is declared once, here; a model's configuration inherits the groups it uses (see
-``chronorec.models.sequential.config``) and :meth:`TrainSettings.of` picks the trainer's fields
+``chronorec.models.sequential.model_config``) and :meth:`TrainSettings.of` picks the trainer's fields
 out of it, so nothing is copied by hand.
 """
 

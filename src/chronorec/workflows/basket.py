@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from chronorec.errors import ConfigError
-from chronorec.evaluation.basket import BASKET_KS, PROTOCOL, evaluate_baskets
-from chronorec.evaluation.split import Split
+from chronorec.scoring.basket_metrics import BASKET_KS, PROTOCOL, evaluate_baskets
+from chronorec.scoring.cases import Split
 
 __all__ = ["compare_basket_models"]
 

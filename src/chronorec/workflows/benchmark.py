@@ -45,7 +45,7 @@ class PresetFile(Strict):
     @field_validator("models")
     @classmethod
     def _valid_entries(cls, models: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-        from chronorec.workflows.config import model_entry
+        from chronorec.workflows.run_config import model_entry
 
         for name, params in models.items():
             try:
@@ -60,7 +60,7 @@ def presets() -> dict[str, dict[str, dict[str, Any]]]:
     """Dataset name -> preset name -> model parameters, from every file in :data:`PRESET_DIR`."""
     import yaml
 
-    from chronorec.workflows.config import format_validation_error
+    from chronorec.workflows.run_config import format_validation_error
 
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for path in sorted(PRESET_DIR.glob("*.yaml")):
@@ -130,9 +130,9 @@ def run_one(
     """
     from chronorec.datasets.formats import dataset_path
     from chronorec.training.runtime import set_threads
-    from chronorec.workflows.config import SplitConfig
     from chronorec.workflows.experiment import run_models
     from chronorec.workflows.run import make_split, resolve_dataset
+    from chronorec.workflows.run_config import SplitConfig
 
     set_threads(threads)
     path = dataset_path(dataset, data_dir=data_dir)
@@ -223,8 +223,8 @@ def _load_if_saved(path: str | None):
 def _refit(cls, params: dict[str, Any], search: dict[str, Any], split, *, seed: int, progress: bool) -> dict[str, Any]:
     """Refit ``params`` on the training + validation events along the search run's validated
     schedule; the refit model, its test figures, and those of its ensemble with the search model."""
-    from chronorec.evaluation.ranking import evaluate_ranking
     from chronorec.models.ensemble import Ensemble
+    from chronorec.scoring.ranking_metrics import evaluate_ranking
     from chronorec.training.schedules import refit_plan
     from chronorec.workflows.experiment import DEFAULT_KS
 

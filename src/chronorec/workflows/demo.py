@@ -143,9 +143,9 @@ def run_demo(
     from chronorec.datasets.synthetic import make_ecommerce_log
     from chronorec.plots import plot_metrics, plot_training_curves
     from chronorec.training.runtime import set_threads
-    from chronorec.workflows.config import SplitConfig
     from chronorec.workflows.experiment import metrics_table, run_models
     from chronorec.workflows.run import make_split
+    from chronorec.workflows.run_config import SplitConfig
 
     t_start = time.perf_counter()
     if out_dir is None:

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from chronorec.errors import ConfigError
-from chronorec.evaluation.ranking import DEFAULT_KS, evaluate_ranking
-from chronorec.evaluation.split import EvalSet, Split
 from chronorec.models.base import Recommender
+from chronorec.scoring.cases import EvalSet, Split
+from chronorec.scoring.ranking_metrics import DEFAULT_KS, evaluate_ranking
 from chronorec.workflows.steps import fit_on_split
 
 logger = logging.getLogger(__name__)
@@ -112,10 +112,10 @@ def run_models(
 
     ``exclude_history``: None (the default) scores each model under the history protocol it
     decided at fit (the one its validation metric used); True / False, or ``"exclude"``,
-    ``"include"``, ``"auto"`` (see :func:`chronorec.evaluation.repeat.decide_history`) impose one.
+    ``"include"``, ``"auto"`` (see :func:`chronorec.scoring.history.decide_history`) impose one.
     Each record says which was used (``history_protocol``) and the share of test targets already in
     the history (``repeat``)."""
-    from chronorec.evaluation.repeat import decide_history, repeat_stats
+    from chronorec.scoring.history import decide_history, repeat_stats
 
     results: dict[str, dict[str, Any]] = {}
     n_items = split.train.n_items
@@ -251,8 +251,8 @@ def refit_settings(model_dir: str | Path) -> tuple[str, dict[str, Any]]:
 
 
 def model_history(model: Recommender) -> Any:
-    """The :class:`~chronorec.evaluation.repeat.HistoryDecision` a fitted model recorded."""
-    from chronorec.evaluation.repeat import HistoryDecision
+    """The :class:`~chronorec.scoring.history.HistoryDecision` a fitted model recorded."""
+    from chronorec.scoring.history import HistoryDecision
 
     p = model.history_protocol
     if p is None:
@@ -272,7 +272,7 @@ def evaluation_history(
     comparison would mix protocols); models saved before it was recorded fall back to the ``auto``
     rule on ``validation``. ``"exclude"`` / ``"include"`` / a bool: imposed, with a warning for every
     model whose epochs were chosen under the other protocol."""
-    from chronorec.evaluation.repeat import decide_history
+    from chronorec.scoring.history import decide_history
 
     recorded = {label: m.history_protocol for label, m in models.items()}
     if mode is None or mode == "auto":
@@ -325,7 +325,7 @@ def compare_models(  # noqa: PLR0913 - the evaluation's options, one keyword eac
     of NDCG@K and HR@K at :func:`headline_k`).
     """
     from chronorec.evaluation.leak import check_evaluation
-    from chronorec.evaluation.repeat import repeat_stats
+    from chronorec.scoring.history import repeat_stats
 
     if part not in ("test", "validation"):
         raise ConfigError(f"part must be 'test' or 'validation', not {part!r}")

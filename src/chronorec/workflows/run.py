@@ -1,6 +1,6 @@
 """The library's use cases: load events, split them, pick a model's settings, train, evaluate.
 
-Each function takes the validated config tree (:mod:`chronorec.workflows.config`) or one of its
+Each function takes the validated config tree (:mod:`chronorec.workflows.run_config`) or one of its
 sections and returns plain results; the command line parses options into a config, calls one of
 these and prints what it returns, and the demo, the benchmark runner and the experiment helpers
 call the same functions instead of their own copies. Named datasets are resolved in one place
@@ -82,7 +82,7 @@ def model_entry(
     ``key=value`` ``params``, then the explicit ``run`` settings (epochs, resume, checkpoint_dir,
     seed, progress; None or absent: not given) and the config's seed and threads."""
     from chronorec.models import registry
-    from chronorec.workflows.config import model_entry as validate_entry
+    from chronorec.workflows.run_config import model_entry as validate_entry
 
     run = {key: None for key in RUN_KEYS} | (run or {})
     entry = pick_entry(cfg, kind, name)
@@ -279,7 +279,8 @@ def evaluate(cfg: Any, *, part: str = "test", out: Path | None = None, ks_given:
 
 def _evaluate_baskets(cfg: Any, log: Any, sp: Any, part: str, out: Path | None, ks_given: bool) -> EvaluateResult:
     """:func:`evaluate` on the next-basket split: the next-basket table (chronorec.evaluation.basket)."""
-    from chronorec.evaluation.basket import BASKET_KS, basket_table
+    from chronorec.evaluation.basket import basket_table
+    from chronorec.scoring.basket_metrics import BASKET_KS
     from chronorec.workflows.basket import compare_basket_models
 
     ev = cfg.evaluation

@@ -41,7 +41,7 @@ def resolve_dataset(name: str, *, data_dir: str | Path | None = None, seed: int 
 
 def load_events(cfg: Any) -> Any:
     """The EventLog of a config's data section (a whole config, whose seed draws the synthetic set, or a
-    :class:`~chronorec.workflows.config.DataConfig`): a named dataset, an ingest / store folder or an events file."""
+    :class:`~chronorec.workflows.run_config.DataConfig`): a named dataset, an ingest / store folder or an events file."""
     from chronorec.data.eventlog import EventLog
 
     d = getattr(cfg, "data", cfg)
@@ -85,9 +85,9 @@ def describe_log(log: Any) -> dict[str, Any]:
 
 def make_split(log: Any, cfg: Any) -> Any:
     """The evaluation split of ``log`` a config's split section asks for (a whole config or a
-    :class:`~chronorec.workflows.config.SplitConfig`): leave-one-out, global temporal, session or next-basket."""
+    :class:`~chronorec.workflows.run_config.SplitConfig`): leave-one-out, global temporal, session or next-basket."""
     from chronorec.evaluation.split import leave_one_out, temporal_split
-    from chronorec.workflows.config import SplitConfig
+    from chronorec.workflows.run_config import SplitConfig
 
     s = getattr(cfg, "split", cfg)
     if s.protocol == "loo":

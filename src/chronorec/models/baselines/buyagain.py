@@ -67,7 +67,7 @@ class BuyAgain(Recommender):
         self.fit_info["decay"] = self.decay
 
     def _choose_decay(self, validation) -> tuple[float, list[dict[str, float]]]:
-        from chronorec.evaluation.monitor import validation_metrics
+        from chronorec.scoring.monitor import validation_metrics
 
         table = []
         for decay in DECAY_GRID:

@@ -116,7 +116,7 @@ class TIFUKNN(Recommender):
     Config = TIFUKNNConfig
 
     def _fit(self, log, validation) -> None:
-        from chronorec.evaluation.basket import basket_ids
+        from chronorec.scoring.basket_metrics import basket_ids
 
         codes, key = basket_ids(log)
         users = log.events["user_idx"].to_numpy()
@@ -135,7 +135,7 @@ class TIFUKNN(Recommender):
 
     def _search(self, validation, free: list[str]) -> list[dict[str, Any]]:
         """Coordinate search: each free parameter in turn over its grid, the others held."""
-        from chronorec.evaluation.basket import evaluate_baskets
+        from chronorec.scoring.basket_metrics import evaluate_baskets
 
         table: list[dict[str, Any]] = []
         done: dict[tuple, dict[str, Any]] = {}

@@ -7,7 +7,7 @@ Reality Check" (TOIS 2023).
   recency (the Reality Check's script keeps them in order of first purchase).
 * **P-TopFreq** (``ptopfreq``): the user's own items by count and nothing else. Items outside the
   history score :data:`UNRANKED` (finite, so ``recommend`` still fills K slots in catalogue order);
-  the next-basket evaluation (:mod:`chronorec.evaluation.basket`) treats such scores as empty slots,
+  the next-basket evaluation (:mod:`chronorec.scoring.basket_metrics`) treats such scores as empty slots,
   as the Reality Check does with its shorter prediction lists.
 """
 
@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from chronorec.evaluation.basket import UNRANKED
 from chronorec.models.base import ModelConfig
 from chronorec.models.baselines.buyagain import BuyAgain
+from chronorec.scoring.basket_metrics import UNRANKED
 
 MAX_HISTORY = 100_000
 

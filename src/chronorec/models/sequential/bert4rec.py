@@ -16,9 +16,9 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from chronorec.models.sequential.batching import gather
-from chronorec.models.sequential.blocks import SequenceEncoder, TransformerBlock
 from chronorec.models.sequential.recommender import Batch, SequentialConfig, SequentialRecommender
+from chronorec.models.sequential.windows import gather
+from chronorec.nn.blocks import SequenceEncoder, TransformerBlock
 
 
 class BERT4RecConfig(SequentialConfig):

@@ -10,8 +10,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from chronorec.models.sequential.blocks import ContextEmbedding, FastDropout
 from chronorec.models.sequential.recommender import SequentialConfig, SequentialRecommender
+from chronorec.nn.blocks import ContextEmbedding, FastDropout
 
 
 class GRU4RecConfig(SequentialConfig):

@@ -16,8 +16,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from chronorec.models.sequential.blocks import HSTUBlock, SequenceEncoder
 from chronorec.models.sequential.recommender import SequentialConfig, SequentialRecommender
+from chronorec.nn.blocks import HSTUBlock, SequenceEncoder
 
 
 class HSTUConfig(SequentialConfig):

@@ -6,8 +6,8 @@ weight is tied to the output layer (rows 0..n_items; extra rows such as a mask t
 candidates). ``feats`` maps context feature names to (B, L) codes (and ``timestamp`` to raw
 seconds for models that use time directly).
 
-The parts live beside this module: the settings in ``config``, the training windows and batches
-in ``batching``, the context codes in ``context``, the losses in ``losses``; training runs in the
+The parts live beside this module: the settings in ``model_config``, the training windows and batches
+in ``windows``, the context codes in ``context``, the losses in ``losses``; training runs in the
 one :class:`chronorec.training.trainer.Trainer`. A subclass changes what it learns through two
 hooks: ``_make_batch`` (which tensors one batch holds; default: causal next-item inputs and
 targets) and ``_loss`` (default: the configured next-item loss over every target position: full
@@ -24,10 +24,12 @@ import torch
 
 from chronorec.data import columns as C
 from chronorec.errors import ConfigError
-from chronorec.evaluation.monitor import validation_metric_name, validation_ndcg10
 from chronorec.models.base import Recommender
 from chronorec.models.sequential import context as ctxf
-from chronorec.models.sequential.batching import (
+from chronorec.models.sequential.losses import full_softmax_ce, gbce, sampled_softmax_ce
+from chronorec.models.sequential.model_config import SequentialConfig
+from chronorec.models.sequential.query_cache import QueryCache
+from chronorec.models.sequential.windows import (
     WindowBatcher,
     gather,
     next_time_groups,
@@ -37,10 +39,8 @@ from chronorec.models.sequential.batching import (
     token_batches,
     training_spans,
 )
-from chronorec.models.sequential.config import SequentialConfig
-from chronorec.models.sequential.losses import full_softmax_ce, gbce, sampled_softmax_ce
-from chronorec.models.sequential.query_cache import QueryCache
-from chronorec.training.checkpoint import data_fingerprint
+from chronorec.scoring.monitor import validation_metric_name, validation_ndcg10
+from chronorec.training.checkpoint import data_record
 from chronorec.training.runtime import resolve_device, set_threads, to_device
 from chronorec.training.settings import TrainSettings
 from chronorec.training.trainer import train
@@ -140,7 +140,7 @@ class SequentialRecommender(Recommender):
         return ctxf.feature_sizes(self.context_features, self.context_vocab)
 
     def _init_module(self) -> torch.nn.Module:
-        from chronorec.models.sequential.blocks import ContextEmbedding, set_attention
+        from chronorec.nn.blocks import ContextEmbedding, set_attention
 
         module = self._build_module()
         if self.config.use_context and self.config.request_context and not self.query_token:
@@ -293,7 +293,7 @@ class SequentialRecommender(Recommender):
     def _validator(self, validation):
         """The trainer's ``validate``: NDCG@10 on ``validation`` (or a fixed subset of its users), under
         the history protocol decided at fit (:attr:`exclude_history`) and the cases' own protocol (next
-        item or next basket): the number evaluation reports (:mod:`chronorec.evaluation.monitor`)."""
+        item or next basket): the number evaluation reports (:mod:`chronorec.scoring.monitor`)."""
         cfg = self.config
         if validation is None or not len(validation):
             return None
@@ -354,7 +354,9 @@ class SequentialRecommender(Recommender):
                 "kind": self.kind,
                 **cfg.model_dump(exclude={"progress"}),
                 "history_protocol": self.history_label,  # named on every epoch line
-                "data": data_fingerprint(self.store.offsets, self.store.items, self.items.external_ids),
+                "data": data_record(
+                    self.training_data["fingerprint"], self.store.offsets, self.store.items, self.items.external_ids
+                ),
             },
         )
         lens = batcher.lengths

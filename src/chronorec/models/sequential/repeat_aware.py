@@ -29,9 +29,9 @@ from pydantic import Field
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from chronorec.models.sequential.batching import pad_right
 from chronorec.models.sequential.recommender import Batch
 from chronorec.models.sequential.sasrec import SASRec, SASRecConfig, SASRecModule
+from chronorec.models.sequential.windows import pad_right
 
 COUNT_BUCKETS = 16  # log2 buckets of an item's count in the history: 1, 2-3, 4-7, ... 2**15 and more
 MATCH_FLOOR = -1e4  # log-weight of positions that do not hold the target: finite, so no NaN gradients

@@ -9,8 +9,8 @@ from typing import Literal
 from pydantic import Field
 from torch import nn
 
-from chronorec.models.sequential.blocks import SequenceEncoder, TransformerBlock
 from chronorec.models.sequential.recommender import SequentialConfig, SequentialRecommender
+from chronorec.nn.blocks import SequenceEncoder, TransformerBlock
 
 
 class SASRecConfig(SequentialConfig):

@@ -9,7 +9,7 @@ Two tasks, both posed at a cut-off time ``t`` for every user with at least one e
 The modules: :mod:`~chronorec.temporal.behavior.data` (cut-offs, labels, funnel features, the
 trivial baselines' statistics), :mod:`~chronorec.temporal.behavior.feature_models` (logistic
 regression and gradient boosting on the temporal features),
-:mod:`~chronorec.temporal.behavior.config` and :mod:`~chronorec.temporal.behavior.sequence` (GRU /
+:mod:`~chronorec.temporal.behavior.classifier_config` and :mod:`~chronorec.temporal.behavior.sequence` (GRU /
 LSTM / Transformer classifiers over event tokens, trained with the shared trainer) and
 :mod:`~chronorec.temporal.behavior.protocol` (rolling folds, validation search, scoring, the
 paired bootstrap against the past rate: :func:`predict_behavior`). Encoders, scalers and token
@@ -17,7 +17,7 @@ vocabularies are fitted on the training window only.
 """
 
 from chronorec.evaluation.stats import paired_bootstrap
-from chronorec.temporal.behavior.config import SequenceClassifierConfig
+from chronorec.temporal.behavior.classifier_config import SequenceClassifierConfig
 from chronorec.temporal.behavior.data import (
     RECENT_HOURS,
     BehaviorData,

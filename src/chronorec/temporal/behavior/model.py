@@ -30,8 +30,8 @@ import pandas as pd
 
 from chronorec.data import columns as C
 from chronorec.errors import ConfigError, DataError
-from chronorec.evaluation.calibration import expected_calibration_error, reliability_curve
 from chronorec.evaluation.classification import binary_metrics
+from chronorec.evaluation.reliability_curves import expected_calibration_error, reliability_curve
 from chronorec.temporal.behavior.data import make_behavior_data
 from chronorec.temporal.behavior.feature_models import FEATURE_GRIDS, fit_feature_model
 from chronorec.temporal.behavior.portable import (

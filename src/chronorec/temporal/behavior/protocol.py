@@ -17,10 +17,10 @@ import pandas as pd
 
 from chronorec.data import columns as C
 from chronorec.errors import ConfigError, DataError
-from chronorec.evaluation.calibration import calibration_plot
 from chronorec.evaluation.classification import binary_metrics, multiclass_metrics
+from chronorec.evaluation.reliability_curves import calibration_plot
 from chronorec.evaluation.stats import paired_bootstrap
-from chronorec.temporal.behavior.config import SequenceClassifierConfig
+from chronorec.temporal.behavior.classifier_config import SequenceClassifierConfig
 from chronorec.temporal.behavior.data import BehaviorData, make_behavior_data
 from chronorec.temporal.behavior.feature_models import FEATURE_GRIDS, FEATURE_MODELS, fit_feature_model
 from chronorec.temporal.behavior.sequence import SEQUENCE_MODELS, fit_sequence_classifier

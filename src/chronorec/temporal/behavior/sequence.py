@@ -17,7 +17,7 @@ import pandas as pd
 from chronorec.data import columns as C
 from chronorec.datasets.temporal import CATEGORY
 from chronorec.evaluation.classification import binary_metrics, multiclass_metrics
-from chronorec.temporal.behavior.config import SequenceClassifierConfig
+from chronorec.temporal.behavior.classifier_config import SequenceClassifierConfig
 from chronorec.temporal.behavior.data import BehaviorData
 from chronorec.temporal.behavior.feature_models import signed_log
 from chronorec.training.settings import RunSettings
@@ -103,7 +103,7 @@ def _build_module(cfg: SequenceClassifierConfig, sizes: tuple[int, int, int], n_
     import torch
     from torch import nn
 
-    from chronorec.models.sequential.blocks import FastDropout, TransformerBlock, causal_padding_mask
+    from chronorec.nn.blocks import FastDropout, TransformerBlock, causal_padding_mask
 
     class SequenceClassifier(nn.Module):
         """Summed token embeddings -> GRU / LSTM / causal Transformer -> last position -> logits."""

@@ -16,7 +16,7 @@ recurrent network over windows of [scaled y, calendar] per period, calendar of t
 fed to the head, direct multi-output) and ``transformer`` (a small causal Transformer encoder over
 the same windows, same head), trained with :func:`chronorec.training.trainer.train`.
 
-Each model has its own pydantic hyper-parameter model (:mod:`~chronorec.temporal.forecast.config`);
+Each model has its own pydantic hyper-parameter model (:mod:`~chronorec.temporal.forecast.forecaster_config`);
 the modules: :mod:`~chronorec.temporal.forecast.series` (the matrix, scaler, calendar),
 :mod:`~chronorec.temporal.forecast.metrics`, :mod:`~chronorec.temporal.forecast.models` (the models
 without a network), :mod:`~chronorec.temporal.forecast.neural` and
@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from chronorec.errors import ConfigError, DataError
-from chronorec.temporal.forecast.config import ForecasterConfig
+from chronorec.temporal.forecast.forecaster_config import ForecasterConfig
 from chronorec.temporal.forecast.methods import METHODS as STAT_METHODS
 from chronorec.temporal.forecast.methods import method_class
 from chronorec.temporal.forecast.metrics import forecast_metrics, mase_scale

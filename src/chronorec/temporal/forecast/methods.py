@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from chronorec.errors import ConfigError
-from chronorec.temporal.forecast.config import ETSConfig, ForecasterConfig, MovingAverageConfig
+from chronorec.temporal.forecast.forecaster_config import ETSConfig, ForecasterConfig, MovingAverageConfig
 from chronorec.temporal.forecast.models import Forecaster
 
 __all__ = [

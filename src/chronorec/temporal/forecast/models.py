@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from chronorec.errors import ConfigError, DataError
-from chronorec.temporal.forecast.config import ForecasterConfig, GBMForecastConfig
+from chronorec.temporal.forecast.forecaster_config import ForecasterConfig, GBMForecastConfig
 from chronorec.training.settings import RunSettings
 
 __all__ = ["GBM", "Forecaster"]

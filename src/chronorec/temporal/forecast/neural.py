@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from chronorec.errors import DataError
-from chronorec.temporal.forecast.config import RNNForecastConfig, TransformerForecastConfig
+from chronorec.temporal.forecast.forecaster_config import RNNForecastConfig, TransformerForecastConfig
 from chronorec.temporal.forecast.models import Forecaster
 from chronorec.temporal.forecast.series import fit_scaler
 
@@ -164,7 +164,7 @@ class TransformerForecaster(RNNForecaster):
     Each input window is centred on its mean scaled value, which is added back to the output
     (``center``, on by default here, off by default for the LSTM / GRU).
 
-    Hyper-parameters: :class:`~chronorec.temporal.forecast.config.TransformerForecastConfig`.
+    Hyper-parameters: :class:`~chronorec.temporal.forecast.forecaster_config.TransformerForecastConfig`.
     """
 
     name = "transformer"
@@ -174,7 +174,7 @@ class TransformerForecaster(RNNForecaster):
         import torch
         from torch import nn
 
-        from chronorec.models.sequential.blocks import TransformerBlock
+        from chronorec.nn.blocks import TransformerBlock
 
         cfg, h, L = self.config, self.h, self.L
         dim, layers, heads, dropout = cfg.dim, cfg.layers, cfg.heads, cfg.dropout

@@ -5,10 +5,10 @@ a repeat blend's weight) calls :func:`validation_ndcg10`, so the number it recor
 ``evaluate --part validation`` prints for the same split:
 
 * next-item cases (leave-one-out, time, session splits): NDCG@10 of
-  :func:`~chronorec.evaluation.ranking.evaluate_ranking` under the model's history protocol (ideal DCG
+  :func:`~chronorec.scoring.ranking_metrics.evaluate_ranking` under the model's history protocol (ideal DCG
   cut at ``min(10, |targets|)``);
 * next-basket cases (:func:`~chronorec.evaluation.basket.next_basket_split`): NDCG@10 of
-  :func:`~chronorec.evaluation.basket.evaluate_baskets`, the history always included and the ideal DCG
+  :func:`~chronorec.scoring.basket_metrics.evaluate_baskets`, the history always included and the ideal DCG
   of the whole basket, as the Reality Check defines it.
 """
 
@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from chronorec.evaluation.basket import PROTOCOL as NEXT_BASKET
-from chronorec.evaluation.basket import evaluate_baskets
-from chronorec.evaluation.ranking import evaluate_ranking
-from chronorec.evaluation.split import EvalSet
+from chronorec.scoring.basket_metrics import PROTOCOL as NEXT_BASKET
+from chronorec.scoring.basket_metrics import evaluate_baskets
+from chronorec.scoring.cases import EvalSet
+from chronorec.scoring.ranking_metrics import evaluate_ranking
 
 __all__ = ["validation_metric_name", "validation_metrics", "validation_ndcg10"]
 

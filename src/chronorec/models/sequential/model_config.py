@@ -61,7 +61,7 @@ class ContextParams(Strict):
 
 
 class BatchingParams(Strict):
-    """How training windows are cut and batched (see ``chronorec.models.sequential.batching``)."""
+    """How training windows are cut and batched (see ``chronorec.models.sequential.windows``)."""
 
     batch_size: int = Field(128, ge=1, description="sequences per batch (tokens: batch_size x the mean length)")
     train_windows: Literal["last", "random"] = Field(

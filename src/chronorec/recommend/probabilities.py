@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from chronorec.evaluation.ranking import exclude_items
 from chronorec.models.topk import top_k
+from chronorec.scoring.ranking_metrics import exclude_items
 
 
 def softmax_masked(x: np.ndarray, ok: np.ndarray, temperature: float) -> np.ndarray:

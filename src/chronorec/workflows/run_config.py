@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, Field, ValidationError, create_model, field_validator, model_validator
 
-from chronorec.errors import ConfigError  # re-exported: chronorec.workflows.config.ConfigError
+from chronorec.errors import ConfigError  # re-exported: chronorec.workflows.run_config.ConfigError
 from chronorec.settings import Strict as _Strict
 from chronorec.workflows.sections import (
     BehaviorConfig,
