@@ -48,7 +48,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
     from chronorec.errors import ConfigError as ConfigError
     from chronorec.errors import IngestError as IngestError
     from chronorec.errors import NotFittedError as NotFittedError
-    from chronorec.evaluation.ranking import evaluate_ranking as evaluate_ranking
     from chronorec.evaluation.split import leave_one_out as leave_one_out
     from chronorec.evaluation.split import temporal_split as temporal_split
     from chronorec.models.baselines.buyagain import BuyAgain as BuyAgain
@@ -62,6 +61,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
     from chronorec.models.sequential.hstu import HSTU as HSTU
     from chronorec.models.sequential.sasrec import SASRec as SASRec
     from chronorec.recommend.folder import load as load
+    from chronorec.scoring.ranking_metrics import evaluate_ranking as evaluate_ranking
 
 
 __getattr__ = lazy_getattr(__name__, _EXPORTS)
