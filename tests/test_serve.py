@@ -25,7 +25,7 @@ from chronorec.models.baselines.popular import MostPopular
 from chronorec.models.sequential.sasrec import SASRec
 from chronorec.recommend import RecommendOptions, RecommendPipeline
 from chronorec.serving.app import MAX_HISTORY, check_model_dir, create_app
-from chronorec.serving.store import EventStore
+from chronorec.serving.store import LiveEventStore
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -126,7 +126,7 @@ def test_events_change_the_next_answer_and_survive_a_restart(sasrec_dir, tmp_pat
         again = post(c2, "/recommend", {"user_id": "u0003", "k": 5}).json()
         assert [x["item_id"] for x in again["items"]] == expected
         assert c2.get("/health").json()["live_events"] == 3
-    exported = EventStore(state).export(tmp_path / "live.parquet")
+    exported = LiveEventStore(state).export(tmp_path / "live.parquet")
     df = pd.read_parquet(exported)
     assert df["item_id"].tolist() == [*new, "not-an-item"]
     assert df["user_id"].tolist() == ["u0003"] * 3
@@ -394,7 +394,7 @@ def test_cli_serve_refuses_and_exports(sasrec_dir, tmp_path):
     (copy / "model.pt").write_bytes(b"x")
     res = CliRunner().invoke(app, ["serve", "--model", str(copy)])
     assert res.exit_code == 1 and "refusing to serve" in res.output
-    EventStore(tmp_path / "st").append(
+    LiveEventStore(tmp_path / "st").append(
         [{"user_id": 7, "item_id": "i0001", "timestamp": 5, "context": {"device": "tv"}}]
     )
     out = tmp_path / "ev.csv"

@@ -62,10 +62,10 @@ def serve(opts: ServeArgs, config: ConfigOpt = None) -> None:
 def _export_events(s: ServeConfig) -> None:
     """``--export-events FILE``: write the live events the service stored, and stop."""
     from chronorec.serving.app import STATE_DIR_NAME
-    from chronorec.serving.store import EventStore
+    from chronorec.serving.store import LiveEventStore
 
     state = Path(s.state_dir) if s.state_dir else Path(s.model) / STATE_DIR_NAME
-    store = EventStore(state)
+    store = LiveEventStore(state)
     out = store.export(Path(s.export_events))
     typer.echo(f"Wrote {len(store)} live events to {out}")
 

@@ -5,8 +5,9 @@ Modules: :mod:`~chronorec.serving.app` (factory and routes), :mod:`~chronorec.se
 (model, pipeline and live state of one service), :mod:`~chronorec.serving.schemas` (request and
 response bodies), :mod:`~chronorec.serving.settings` (:class:`ServiceSettings`),
 :mod:`~chronorec.serving.auth` (API key), :mod:`~chronorec.serving.metrics` (Prometheus),
-:mod:`~chronorec.serving.middleware` (body limit, metrics, 500s) and
-:mod:`~chronorec.serving.store` (the durable live-event store).
+:mod:`~chronorec.serving.middleware` (body limit, metrics, 500s),
+:mod:`~chronorec.serving.store` (:class:`LiveEventStore`, the durable live-event store) and
+:mod:`~chronorec.serving.microbatch` (micro-batching of ``/recommend``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ _EXPORTS = {
     "check_model_dir": "chronorec.serving.service",
     "Service": "chronorec.serving.service",
     "ServiceSettings": "chronorec.serving.settings",
-    "EventStore": "chronorec.serving.store",
+    "LiveEventStore": "chronorec.serving.store",
 }
 
 __all__ = list(_EXPORTS)

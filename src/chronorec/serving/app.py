@@ -114,7 +114,7 @@ def _add_recommend(app: FastAPI, svc: Service) -> None:
 async def _recommend(svc: Service, req: RecommendRequest) -> bytes | Response:
     """The answer to a valid request as JSON bytes (or a 503 response past ``max_queue``), without
     FastAPI's validation and encoding of what the service built to :class:`RecommendResponse` itself
-    (``tests/test_batcher.py`` validates real answers against it)."""
+    (``tests/test_microbatch.py`` validates real answers against it)."""
     if svc.ranker.batcher is None:  # unbatched: the pipeline in the request's thread
         answer = await svc.ranker.admit(svc.recommend, req)
     else:  # prepared and answered on the event loop, ranked with the requests that arrive with it

@@ -32,11 +32,11 @@ from chronorec.recommend import (
     to_internal,
 )
 from chronorec.recommend.frames import POPULARITY_FALLBACK
-from chronorec.serving.batcher import BatchedRanker
 from chronorec.serving.metrics import ServiceMetrics
+from chronorec.serving.microbatch import BatchedRanker
 from chronorec.serving.schemas import Event, HistoryItem, RecommendRequest
 from chronorec.serving.settings import STATE_DIR_NAME, ServiceSettings
-from chronorec.serving.store import EventStore, LiveHistories
+from chronorec.serving.store import LiveEventStore, LiveHistories
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class Service:
         )
         if self.model.query_cache is not None:
             self.metrics.watch_query_cache(self.model.query_cache)
-        self.store = EventStore(settings.live_dir)
+        self.store = LiveEventStore(settings.live_dir)
         self.live = LiveHistories()
         self._replay()
         self.started = time.time()
@@ -178,7 +178,7 @@ class Service:
     def add_events(self, events: list[Event], idempotency: tuple[str, str] | None = None) -> dict[str, Any]:
         """Commit events to the store, then let them count; events of unknown items are only stored.
 
-        ``idempotency`` (key, body digest) is committed with them (see :meth:`EventStore.append`)."""
+        ``idempotency`` (key, body digest) is committed with them (see :meth:`LiveEventStore.append`)."""
         now = int(time.time())
         rows = [
             {

@@ -15,7 +15,7 @@ import pytest
 from chronorec.datasets.synthetic import make_sequences
 from chronorec.models.sequential.sasrec import SASRec
 from chronorec.recommend import HistoryEvents, RecommendOptions, RecommendPipeline
-from chronorec.serving.batcher import BatchedRanker, MicroBatcher, Overloaded, width_groups
+from chronorec.serving.microbatch import BatchedRanker, MicroBatcher, Overloaded, width_groups
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
