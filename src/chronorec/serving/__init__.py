@@ -3,7 +3,7 @@
 Names are imported lazily: ``import chronorec.serving`` imports neither FastAPI nor torch.
 Modules: :mod:`~chronorec.serving.app` (factory and routes), :mod:`~chronorec.serving.service`
 (model, pipeline and live state of one service), :mod:`~chronorec.serving.schemas` (request and
-response bodies), :mod:`~chronorec.serving.settings` (:class:`ServiceSettings`),
+response bodies), the settings (:class:`~chronorec.settings.ServeSettings`, shared with the CLI and config files),
 :mod:`~chronorec.serving.auth` (API key), :mod:`~chronorec.serving.metrics` (Prometheus),
 :mod:`~chronorec.serving.middleware` (body limit, metrics, 500s),
 :mod:`~chronorec.serving.store` (:class:`LiveEventStore`, the durable live-event store) and
@@ -18,7 +18,7 @@ _EXPORTS = {
     "create_app": "chronorec.serving.app",
     "check_model_dir": "chronorec.serving.service",
     "Service": "chronorec.serving.service",
-    "ServiceSettings": "chronorec.serving.settings",
+    "ServeSettings": "chronorec.settings",
     "LiveEventStore": "chronorec.serving.store",
 }
 
