@@ -353,10 +353,11 @@ class BatchedRanker:
         if self._alone():
             self.alone += 1
             return self.pipeline.rank(np.array([user], np.int64), [history], options, contexts=[context])[0]
+        row = self._row(user, history, options, context)  # before it counts as submitted: see ``coming``
         with self._count_lock:
             self.submitted += 1
         try:
-            return await asyncio.wrap_future(self.submit(user, history, options, context))
+            return await asyncio.wrap_future(self.batcher.submit(row))
         except Overloaded:
             self.rejected += 1
             raise
@@ -367,7 +368,11 @@ class BatchedRanker:
     def submit(self, user: int, history: Any, options: Any, context: Mapping[str, Any] | None = None) -> Future:
         """Queue one request on the batch worker; the future holds its list (:class:`Overloaded` when the
         batcher's queue is full)."""
-        return self.batcher.submit(RankRow(int(user), history, options, context, _options_key(options)))
+        return self.batcher.submit(self._row(user, history, options, context))
+
+    @staticmethod
+    def _row(user: int, history: Any, options: Any, context: Mapping[str, Any] | None) -> RankRow:
+        return RankRow(int(user), history, options, context, _options_key(options))
 
     def _alone(self) -> bool:
         """The only request admitted, and the batcher idle (and able to take it): rank it where it is."""
