@@ -25,7 +25,7 @@ from chronorec.models.baselines.popular import MostPopular
 from chronorec.models.sequential.sasrec import SASRec
 from chronorec.recommend import RecommendOptions, RecommendPipeline
 from chronorec.serving.app import MAX_HISTORY, check_model_dir, create_app
-from chronorec.serving.store import EventStore
+from chronorec.serving.store import LiveEventStore
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -126,7 +126,7 @@ def test_events_change_the_next_answer_and_survive_a_restart(sasrec_dir, tmp_pat
         again = post(c2, "/recommend", {"user_id": "u0003", "k": 5}).json()
         assert [x["item_id"] for x in again["items"]] == expected
         assert c2.get("/health").json()["live_events"] == 3
-    exported = EventStore(state).export(tmp_path / "live.parquet")
+    exported = LiveEventStore(state).export(tmp_path / "live.parquet")
     df = pd.read_parquet(exported)
     assert df["item_id"].tolist() == [*new, "not-an-item"]
     assert df["user_id"].tolist() == ["u0003"] * 3
@@ -276,7 +276,7 @@ def test_an_internal_error_is_a_500_and_the_service_keeps_serving(sasrec_dir, tm
 # ---------------------------------------------------------------------- filters through the service
 def test_filters_and_rerank_through_the_service(popular_dir, tmp_path):
     d, _, items = popular_dir
-    with TestClient(create_app(d, state_dir=tmp_path / "s", items_path=items)) as c:
+    with TestClient(create_app(d, state_dir=tmp_path / "s", items=items)) as c:
         assert items_of(post(c, "/recommend", {"history": ["e"], "k": 3})) == ["a", "b", "c"]
         assert items_of(post(c, "/recommend", {"history": ["e"], "k": 3, "filters": {"deny": ["b"]}})) == [
             "a",
@@ -345,13 +345,13 @@ def test_metrics_are_prometheus_text_from_a_registry_per_app(client, sasrec_dir,
 def test_service_settings(sasrec_dir, tmp_path):
     from pydantic import ValidationError
 
-    from chronorec.serving.settings import ServiceSettings
+    from chronorec.settings import ServeSettings
 
-    assert all(f.description for f in ServiceSettings.model_fields.values())
-    s = ServiceSettings(model_dir=sasrec_dir[0], state_dir=tmp_path / "st", api_key="k3y", max_body_bytes=200)
+    assert all(f.description for f in ServeSettings.model_fields.values())
+    s = ServeSettings(model=sasrec_dir[0], state_dir=tmp_path / "st", api_key="k3y", max_body_bytes=200)
     assert "k3y" not in repr(s) and s.key() == "k3y" and s.live_dir == tmp_path / "st"
     with pytest.raises(ValidationError):
-        ServiceSettings(model_dir=sasrec_dir[0], prot=80)
+        ServeSettings(model=sasrec_dir[0], prot=80)
     with TestClient(create_app(s)) as c:
         assert c.post("/events", json={"events": [{"user_id": "u", "item_id": "i0001"}]}).status_code == 401
         assert post(c, "/recommend", {"user_id": "u0001", "history": ["i0001"] * 40}).status_code == 413
@@ -394,7 +394,7 @@ def test_cli_serve_refuses_and_exports(sasrec_dir, tmp_path):
     (copy / "model.pt").write_bytes(b"x")
     res = CliRunner().invoke(app, ["serve", "--model", str(copy)])
     assert res.exit_code == 1 and "refusing to serve" in res.output
-    EventStore(tmp_path / "st").append(
+    LiveEventStore(tmp_path / "st").append(
         [{"user_id": 7, "item_id": "i0001", "timestamp": 5, "context": {"device": "tv"}}]
     )
     out = tmp_path / "ev.csv"
@@ -564,9 +564,7 @@ def test_recommend_echoes_the_user_id_as_given_and_buyagain_keeps_seen_items(buy
 
 
 # ---------------------------------------------------------------------- the route answered before routing
-def test_guard_answers_fast_routes_and_leaves_the_rest_to_the_application():
-    """A fast handler's bytes are the answer (the application never sees the request); None hands the
-    request, body replayed, to the application; a response of its own is sent as it is."""
+def test_guard_answers_its_endpoints_and_leaves_the_rest_to_the_application():
     import asyncio
 
     from starlette.responses import JSONResponse
@@ -580,12 +578,14 @@ def test_guard_answers_fast_routes_and_leaves_the_rest_to_the_application():
         seen.append((await receive())["body"])
         await JSONResponse({"from": "app"})(scope, receive, send)
 
-    async def handler(body, scope):
-        return {b"fast": b'{"from":"fast"}', b"busy": JSONResponse({"error": "x"}, status_code=503)}.get(body)
+    async def endpoint(body, content_type):
+        if body == b"busy":
+            return 503, b'{"error":"x"}', [(b"retry-after", b"2")]
+        return 200, b'{"from":"endpoint"}', ()
 
-    guard = Guard(inner, ServiceMetrics({"kind": "t", "version": "v", "chronorec_version": ""}), 1000, {"/r": handler})
+    guard = Guard(inner, ServiceMetrics({"kind": "t", "version": "v", "chronorec_version": ""}), 1000, {"/r": endpoint})
 
-    def call(path, body):
+    def call(path, body, method="POST"):
         sent = []
         msgs = iter([{"type": "http.request", "body": body, "more_body": False}])
 
@@ -595,20 +595,22 @@ def test_guard_answers_fast_routes_and_leaves_the_rest_to_the_application():
         async def send(m):
             sent.append(m)
 
-        scope = {"type": "http", "method": "POST", "path": path, "headers": []}
+        scope = {"type": "http", "method": method, "path": path, "headers": []}
         asyncio.run(guard(scope, receive, send))
         return sent[0]["status"], json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
 
-    assert call("/r", b"fast") == (200, {"from": "fast"}) and seen == []
-    assert call("/r", b"other") == (200, {"from": "app"}) and seen == [b"other"]
-    assert call("/r", b"busy") == (503, {"error": "x"}) and len(seen) == 1
-    assert call("/elsewhere", b"fast") == (200, {"from": "app"}) and seen[-1] == b"fast"
+    assert call("/r", b"anything") == (200, {"from": "endpoint"}) and seen == []
+    assert call("/r", b"busy") == (503, {"error": "x"}) and seen == []
+    assert call("/r", b"", method="GET") == (405, {"error": "Method Not Allowed", "field": None}) and seen == []
+    assert call("/elsewhere", b"fast") == (200, {"from": "app"}) and seen == [b"fast"]
 
 
-def test_recommend_before_routing_answers_as_the_route(client):
-    """Valid requests are answered before FastAPI's routing with what the service builds; anything the
-    fast path does not take (another content type, malformed JSON, an invalid field) reaches the route
-    and gets its documented 400 / 422."""
+def test_recommend_has_one_entrance_for_valid_and_invalid_requests(client):
+    """Every POST /recommend, valid or not, is answered by the one endpoint before FastAPI's routing:
+    valid requests with what the service builds, another content type, malformed JSON or an invalid
+    field with the documented 400 / 422 in the shape of every route's errors."""
+    import asyncio
+
     from chronorec.serving.schemas import RecommendRequest
 
     svc = client.app.state.service
@@ -616,14 +618,14 @@ def test_recommend_before_routing_answers_as_the_route(client):
     guard = client.app.middleware_stack
     while type(guard).__name__ != "Guard":
         guard = guard.app
-    fast, taken = guard.fast["/recommend"], []
+    endpoint, taken = guard.endpoints["/recommend"], []
 
-    async def spy(body, scope):
-        answer = await fast(body, scope)
-        taken.append(answer is not None)
+    async def spy(body, content_type):
+        answer = await endpoint(body, content_type)
+        taken.append(answer[0])
         return answer
 
-    guard.fast["/recommend"] = spy
+    guard.endpoints["/recommend"] = spy
     bodies = [
         {"user_id": "u0001", "k": 3},
         {"history": ["i0003", "i0007"], "k": 4, "explain": False},
@@ -632,16 +634,20 @@ def test_recommend_before_routing_answers_as_the_route(client):
     for body in bodies:
         r = post(client, "/recommend", body)
         assert r.status_code == 200 and r.headers["content-type"] == "application/json"
-        want = svc.recommend(RecommendRequest.model_validate(body))
+        want = asyncio.run(svc.recommend(RecommendRequest.model_validate(body)))
         assert r.json() == json.loads(json.dumps(want))
-    assert taken == [True] * len(bodies)
+    assert taken == [200] * len(bodies)
     as_text = client.post("/recommend", content=json.dumps(bodies[0]), headers={"content-type": "text/plain"})
-    assert as_text.status_code == 422 and as_text.json()["error"].startswith("body:")  # the route's answer
+    assert as_text.status_code == 422 and as_text.json()["error"].startswith("body:")
     assert "Content-Type: application/json, not text/plain" in as_text.json()["error"]  # says what to send
     bad = client.post("/recommend", content=b'{"user_id": ', headers={"content-type": "application/json"})
-    assert bad.status_code == 400 and bad.json()["field"] == "body"
+    assert bad.status_code == 400 and bad.json()["field"] == "body" and "malformed JSON" in bad.json()["error"]
     wrong = post(client, "/recommend", {"user_id": "u0001", "k": 0})
     assert wrong.status_code == 422 and wrong.json()["error"].startswith("k:")
-    assert taken == [True] * len(bodies) + [False] * 3  # the handler declined all three
+    assert wrong.json()["detail"][0]["field"] == "k"
+    empty = client.post("/recommend", content=b"", headers={"content-type": "application/json"})
+    assert empty.status_code == 422 and empty.json()["error"] == "body: Field required"
+    assert taken == [200] * len(bodies) + [422, 400, 422, 422]  # the same endpoint answered all of them
+    assert client.get("/recommend").status_code == 405
     text = client.get("/metrics").text
     assert 'chronorec_requests_total{method="POST",route="/recommend",status="200"}' in text

@@ -1,6 +1,5 @@
 """The service's input boundary: live events and history items take the timestamps ``chronorec ingest``
-takes (ISO 8601 text, epochs in s / ms / us by the same unit rule), on the route and on the fast path
-before routing alike; a bad one is a 422 naming the field and why; a behaviour type the model was not
+takes (ISO 8601 text, epochs in s / ms / us by the same unit rule), on every endpoint alike; a bad one is a 422 naming the field and why; a behaviour type the model was not
 trained on is kept but named in the answer's warnings."""
 
 from __future__ import annotations
@@ -63,35 +62,6 @@ def _stored(client, key):
     return [json.loads(line)[key] for line in lines]
 
 
-def _guard(client):
-    client.post("/recommend", json={"user_id": "u0001", "k": 1})  # builds the middleware stack
-    guard = client.app.middleware_stack
-    while type(guard).__name__ != "Guard":
-        guard = guard.app
-    return guard
-
-
-def _both_paths(client, body):
-    """The answer of the fast path before routing and of the route (fast path removed), and whether
-    the fast path took the request."""
-    guard = _guard(client)
-    fast, taken = guard.fast["/recommend"], []
-
-    async def spy(raw, scope):
-        answer = await fast(raw, scope)
-        taken.append(answer is not None)
-        return answer
-
-    guard.fast["/recommend"] = spy
-    try:
-        via_fast = client.post("/recommend", json=body)
-        del guard.fast["/recommend"]
-        via_route = client.post("/recommend", json=body)
-    finally:
-        guard.fast["/recommend"] = fast
-    return via_fast, via_route, taken[0]
-
-
 # ---------------------------------------------------------------------- timestamps
 def test_ingest_reads_every_form_as_the_same_second():
     """The forms the service is tested with are the same instant for ingest (the rule both share)."""
@@ -131,9 +101,9 @@ def test_many_text_timestamps_in_one_request_are_each_read(client):
     assert _stored(client, "timestamp")[:31] == [1_717_200_000 + 86_400 * d for d in range(30)] + [1_717_200_000]
 
 
-def test_history_timestamps_in_any_form_order_the_history_on_both_paths(client, shop_dir):
+def test_history_timestamps_in_any_form_order_the_history(client, shop_dir):
     """Items sent out of order with ISO / ms / us / seconds timestamps are ordered by time, exactly
-    as the same items sent in time order; the fast path takes the request and answers as the route."""
+    as the same items sent in time order."""
     _, model = shop_dir
     in_order = ["i0001", "i0005", "i0009", "i0002"]
     shuffled = [
@@ -144,10 +114,8 @@ def test_history_timestamps_in_any_form_order_the_history_on_both_paths(client, 
     ]
     want = client.post("/recommend", json={"history": in_order, "k": 5}).json()
     assert [x["item_id"] for x in want["items"]] == model.recommend_from_history([in_order], k=5)["item_id"].tolist()
-    via_fast, via_route, taken = _both_paths(client, {"history": shuffled, "k": 5})
-    assert taken is True
-    assert via_fast.status_code == via_route.status_code == 200
-    assert via_fast.json() == via_route.json() == want
+    r = client.post("/recommend", json={"history": shuffled, "k": 5})
+    assert r.status_code == 200 and r.json() == want
 
 
 @pytest.mark.parametrize(
@@ -175,11 +143,8 @@ def test_a_bad_timestamp_is_a_422_with_one_clear_message_on_every_path(client, t
     assert error.startswith("events.1.timestamp: ") and why in error
     assert [d["field"] for d in r.json()["detail"]] == ["events.1.timestamp"]  # one message, one field
     assert client.get("/health").json()["live_events"] == before  # nothing stored
-    via_fast, via_route, taken = _both_paths(client, {"history": [{"item_id": "i0001", "timestamp": ts}], "k": 3})
-    assert taken is False  # the fast path leaves it to the route, whose 422 is the only one
-    assert via_fast.status_code == via_route.status_code == 422
-    assert via_fast.json() == via_route.json()
-    assert via_route.json()["error"].startswith("history.0.timestamp: ") and why in via_route.json()["error"]
+    r = client.post("/recommend", json={"history": [{"item_id": "i0001", "timestamp": ts}], "k": 3})
+    assert r.status_code == 422 and r.json()["error"].startswith("history.0.timestamp: ") and why in r.json()["error"]
 
 
 def test_plain_seconds_skip_the_parser_and_other_forms_are_parsed_once_per_request(monkeypatch):
@@ -237,7 +202,7 @@ def test_an_unknown_behaviour_is_stored_and_named_in_the_warnings(client):
     assert known.json()["warnings"] == []
 
 
-def test_an_unknown_behaviour_in_a_history_is_used_and_warned_on_both_paths(client):
+def test_an_unknown_behaviour_in_a_history_is_used_and_warned(client):
     plain = client.post("/recommend", json={"history": ["i0001", "i0002", "i0003"], "k": 5}).json()
     assert plain["warnings"] == []
     body = {
@@ -248,9 +213,7 @@ def test_an_unknown_behaviour_in_a_history_is_used_and_warned_on_both_paths(clie
         ],
         "k": 5,
     }
-    via_fast, via_route, taken = _both_paths(client, body)
-    assert taken is True and via_fast.json() == via_route.json()
-    answer = via_fast.json()
+    answer = client.post("/recommend", json=body).json()
     assert answer["items"] == plain["items"] and answer["history_length"] == 3  # the event still counts
     assert answer["warnings"] == [
         "history: behaviour types ['purchase'] unknown to the model, which knows ['view', 'cart', 'buy']: the "

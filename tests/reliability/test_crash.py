@@ -54,9 +54,9 @@ def test_the_checks_catch_a_checkpoint_mixing_two_epochs(crash, tmp_path):
 
 
 def test_the_checks_catch_a_lost_acknowledged_batch(crash, tmp_path):
-    from chronorec.serving.store import EventStore
+    from chronorec.serving.store import LiveEventStore
 
-    store = EventStore(tmp_path / "live")
+    store = LiveEventStore(tmp_path / "live")
     store.append([{"user_id": 0, "item_id": j, "timestamp": 1} for j in range(crash.BATCH)])
     store.close()
     assert crash.events_check(tmp_path, {}, 2) == "2 batches acknowledged, 1 stored"

@@ -10,14 +10,15 @@ import typer
 
 from chronorec.cli.common import load_config, set_threads
 from chronorec.cli.options import ConfigOpt, field_option, grouped, option_group, section
-from chronorec.workflows.sections import ServeConfig
+from chronorec.settings import ServeSettings
 
-S = ServeConfig
+S = ServeSettings
 
 
 @option_group
 class ServeArgs:
-    """The options of ``serve``, named like the ``serve`` config section's fields."""
+    """The options of ``serve``, named like the fields of :class:`~chronorec.settings.ServeSettings`
+    (the ``serve`` config section)."""
 
     model: Annotated[Path | None, field_option(S, "model", "--model", "-m")] = None
     behavior_model: Annotated[Path | None, field_option(S, "behavior_model")] = None
@@ -59,32 +60,25 @@ def serve(opts: ServeArgs, config: ConfigOpt = None) -> None:
     uvicorn.run(app, host=s.host, port=s.port, log_level=s.log_level, access_log=False)
 
 
-def _export_events(s: ServeConfig) -> None:
+def _export_events(s: ServeSettings) -> None:
     """``--export-events FILE``: write the live events the service stored, and stop."""
-    from chronorec.serving.app import STATE_DIR_NAME
-    from chronorec.serving.store import EventStore
+    from chronorec.serving.store import LiveEventStore
 
-    state = Path(s.state_dir) if s.state_dir else Path(s.model) / STATE_DIR_NAME
-    store = EventStore(state)
+    store = LiveEventStore(s.live_dir)
     out = store.export(Path(s.export_events))
     typer.echo(f"Wrote {len(store)} live events to {out}")
 
 
-def _create_app(s: ServeConfig) -> Any:
+def _create_app(s: ServeSettings) -> Any:
     """The HTTP application of the serve settings (with the behaviour routes when a behaviour model is given)."""
+    from pydantic import SecretStr
+
     from chronorec.serving.app import create_app
 
     set_threads(max(1, s.threads))
+    key = _api_key(s)
     app = create_app(
-        Path(s.model),
-        state_dir=Path(s.state_dir) if s.state_dir else None,
-        api_key=_api_key(s),
-        items_path=Path(s.items) if s.items else None,
-        settings_path=Path(s.settings) if s.settings else None,
-        max_batch=s.max_batch,
-        max_wait_ms=s.max_wait_ms,
-        max_queue=s.max_queue,
-        query_cache=s.query_cache,
+        s.model_copy(update={"api_key": SecretStr(key) if key is not None else None, "api_key_file": None})
     )
     if s.behavior_model is not None:
         from chronorec.serving.behavior import behavior_router
@@ -93,7 +87,7 @@ def _create_app(s: ServeConfig) -> Any:
     return app
 
 
-def _api_key(s: ServeConfig) -> str | None:
+def _api_key(s: ServeSettings) -> str | None:
     """The key from --api-key (or CHRONOREC_API_KEY) or from the first line of --api-key-file; an
     empty key is an error, never a silent "no authentication"."""
     from chronorec.errors import ConfigError
@@ -104,7 +98,7 @@ def _api_key(s: ServeConfig) -> str | None:
     if s.api_key is not None and s.api_key_file is not None:
         raise ConfigError("give the API key once: --api-key or --api-key-file, not both")
     if s.api_key_file is None:
-        return s.api_key
+        return s.key()
     path = Path(s.api_key_file)
     if not path.is_file():
         raise ConfigError(f"--api-key-file {path}: no such file")

@@ -3,10 +3,11 @@
 Names are imported lazily: ``import chronorec.serving`` imports neither FastAPI nor torch.
 Modules: :mod:`~chronorec.serving.app` (factory and routes), :mod:`~chronorec.serving.service`
 (model, pipeline and live state of one service), :mod:`~chronorec.serving.schemas` (request and
-response bodies), :mod:`~chronorec.serving.settings` (:class:`ServiceSettings`),
+response bodies), the settings (:class:`~chronorec.settings.ServeSettings`, shared with the CLI and config files),
 :mod:`~chronorec.serving.auth` (API key), :mod:`~chronorec.serving.metrics` (Prometheus),
-:mod:`~chronorec.serving.middleware` (body limit, metrics, 500s) and
-:mod:`~chronorec.serving.store` (the durable live-event store).
+:mod:`~chronorec.serving.middleware` (body limit, metrics, 500s),
+:mod:`~chronorec.serving.store` (:class:`LiveEventStore`, the durable live-event store) and
+:mod:`~chronorec.serving.microbatch` (micro-batching of ``/recommend``).
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ _EXPORTS = {
     "create_app": "chronorec.serving.app",
     "check_model_dir": "chronorec.serving.service",
     "Service": "chronorec.serving.service",
-    "ServiceSettings": "chronorec.serving.settings",
-    "EventStore": "chronorec.serving.store",
+    "ServeSettings": "chronorec.settings",
+    "LiveEventStore": "chronorec.serving.store",
 }
 
 __all__ = list(_EXPORTS)

@@ -15,6 +15,13 @@ Timestamps (events, history items) are read as ``chronorec ingest`` reads them (
 = UTC; epochs in s / ms / us / ns by magnitude; :data:`~chronorec.serving.schemas.TIMESTAMP_HELP`);
 a behaviour type the model was not trained on is kept and named in ``warnings``.
 
+``POST /recommend`` has one entrance, :func:`recommend_endpoint`, called by the outer middleware
+(:class:`~chronorec.serving.middleware.Guard`) with the request bytes, without FastAPI's routing:
+it parses and validates the body (400 / 422 in the same shape as every other route), asks
+:meth:`Service.recommend <chronorec.serving.service.Service.recommend>` (admission, preparation,
+micro-batched ranking) and maps the service's :class:`~chronorec.serving.microbatch.Overloaded` to
+503 with ``Retry-After``. The route is declared to the OpenAPI schema only (:func:`_recommend_doc`).
+
 Documented answers: a body that is not JSON -> 400; a field of the wrong type or out of range
 (``k <= 0``, unknown option, too long a list, a timestamp that is none) -> 422 whose ``error``
 names the field; a body over ``max_body_bytes`` -> 413; a history over ``MAX_HISTORY`` (10,000)
@@ -35,14 +42,17 @@ import orjson
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from chronorec.recommend.options import MAX_HISTORY
 from chronorec.serving.auth import DENIED, key_matches
 from chronorec.serving.metrics import LATENCY_BUCKETS
-from chronorec.serving.middleware import ROUTES, FastHandler, Guard
+from chronorec.serving.microbatch import Overloaded
+from chronorec.serving.middleware import ROUTES, Endpoint, Guard
 from chronorec.serving.schemas import (
     ERROR_RESPONSES,
     MAX_EVENTS_PER_REQUEST,
@@ -53,8 +63,8 @@ from chronorec.serving.schemas import (
     RecommendResponse,
 )
 from chronorec.serving.service import Service, check_model_dir
-from chronorec.serving.settings import MAX_BODY_BYTES, STATE_DIR_NAME, ServiceSettings
 from chronorec.serving.store import Replayed
+from chronorec.settings import MAX_BODY_BYTES, STATE_DIR_NAME, ServeSettings
 
 logger = logging.getLogger(__name__)
 
@@ -73,17 +83,17 @@ IdempotencyKey = Annotated[
 ]
 
 
-def create_app(model_dir: str | Path | ServiceSettings, **options: Any) -> FastAPI:
+def create_app(model_dir: str | Path | ServeSettings, **options: Any) -> FastAPI:
     """Build the FastAPI application for a saved model (loads it, verifies the manifest, opens the state).
 
-    ``model_dir`` is the model folder (``options`` are then the other :class:`ServiceSettings`
-    fields, e.g. ``state_dir=``, ``api_key=``, ``items_path=``, ``settings_path=``,
-    ``max_body_bytes=``) or a whole :class:`ServiceSettings` (``options`` override its fields).
+    ``model_dir`` is the model folder (``options`` are then the other :class:`~chronorec.settings.ServeSettings`
+    fields, e.g. ``state_dir=``, ``api_key=``, ``items=``, ``settings=``, ``max_body_bytes=``) or a whole
+    :class:`~chronorec.settings.ServeSettings` (``options`` override its fields).
     """
-    if isinstance(model_dir, ServiceSettings):
-        settings = ServiceSettings.model_validate({**model_dir.model_dump(), **options})
+    if isinstance(model_dir, ServeSettings):
+        settings = ServeSettings.model_validate({**dict(model_dir), **options})
     else:
-        settings = ServiceSettings(model_dir=model_dir, **options)
+        settings = ServeSettings(model=model_dir, **options)
     svc = Service(settings)
     app = FastAPI(
         title="chronorec",
@@ -94,50 +104,90 @@ def create_app(model_dir: str | Path | ServiceSettings, **options: Any) -> FastA
     app.state.service = svc
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    _add_recommend(app, svc)
+    _document(app, [_recommend_doc()])
     _add_events(app, svc)
     _add_status(app, svc)
-    app.add_middleware(
-        Guard, metrics=svc.metrics, max_body=settings.max_body_bytes, fast={"/recommend": _fast_recommend(svc)}
-    )
+    endpoints = {"/recommend": recommend_endpoint(svc)}
+    app.add_middleware(Guard, metrics=svc.metrics, max_body=settings.max_body_bytes, endpoints=endpoints)
     return app
 
 
-def _add_recommend(app: FastAPI, svc: Service) -> None:
-    @app.post("/recommend", response_model=RecommendResponse)
-    async def recommend(req: RecommendRequest):
-        """Top-k items for a user id and/or an explicit history (see the module docstring for the rules)."""
-        answer = await _recommend(svc, req)
-        return answer if isinstance(answer, Response) else Response(answer, media_type="application/json")
+_NO_HEADERS: tuple[tuple[bytes, bytes], ...] = ()
 
 
-async def _recommend(svc: Service, req: RecommendRequest) -> bytes | Response:
-    """The answer to a valid request as JSON bytes (or a 503 response past ``max_queue``), without
-    FastAPI's validation and encoding of what the service built to :class:`RecommendResponse` itself
-    (``tests/test_batcher.py`` validates real answers against it)."""
-    if svc.ranker.batcher is None:  # unbatched: the pipeline in the request's thread
-        answer = await svc.ranker.admit(svc.recommend, req)
-    else:  # prepared and answered on the event loop, ranked with the requests that arrive with it
-        answer = await svc.ranker.admit_async(svc.recommend_async, req)
-    return answer if isinstance(answer, Response) else orjson.dumps(answer)  # ids are 64-bit at most (schemas)
+def recommend_endpoint(svc: Service) -> Endpoint:
+    """``POST /recommend`` from its body bytes to its answer: the one path of every request (valid or not)."""
 
-
-def _fast_recommend(svc: Service) -> FastHandler:
-    """``POST /recommend`` answered before FastAPI's routing when its body is well-formed JSON of a valid
-    request: the same answer with less work per request. Anything else goes on to the route, whose
-    400 and 422 answers stay the only ones."""
-
-    async def handle(body: bytes, scope: dict[str, Any]) -> bytes | Response | None:
-        kind = dict(scope.get("headers") or []).get(b"content-type", b"application/json").split(b";")[0].strip()
-        if kind != b"application/json":
-            return None
+    async def recommend(body: bytes, content_type: bytes) -> tuple[int, bytes, Any]:
+        kind = content_type.split(b";")[0].strip().lower().decode("latin-1")
         try:
-            req = RecommendRequest.model_validate(orjson.loads(body))  # as FastAPI validates a body: Python mode
-        except (orjson.JSONDecodeError, ValidationError):
-            return None
-        return await _recommend(svc, req)
+            req = _request(body, kind)
+        except _MalformedJson as err:
+            return 400, orjson.dumps({"error": f"body: malformed JSON ({err})", "field": "body"}), _NO_HEADERS
+        except ValidationError as err:
+            return 422, orjson.dumps(_invalid(err.errors(), kind or "application/json")), _NO_HEADERS
+        try:
+            answer = await svc.recommend(req)
+        except Overloaded as err:
+            return 503, orjson.dumps({"error": str(err)}), [(b"retry-after", str(err.retry_after_s).encode())]
+        return 200, orjson.dumps(answer), _NO_HEADERS  # ids are 64-bit at most (schemas)
 
-    return handle
+    return recommend
+
+
+class _MalformedJson(ValueError):
+    """The body of a JSON request is not JSON (its text: the parser's reason)."""
+
+
+def _request(body: bytes, kind: str) -> RecommendRequest:
+    """The request in a body, read as FastAPI reads a JSON body (parsed when its type is JSON or not
+    given, the bytes otherwise) and validated in Python mode; :class:`_MalformedJson` or pydantic's
+    ``ValidationError`` when there is none."""
+    if not body:
+        raise ValidationError.from_exception_data("RecommendRequest", [{"type": "missing", "loc": (), "input": None}])
+    if kind and kind != "application/json" and not (kind.startswith("application/") and kind.endswith("+json")):
+        return RecommendRequest.model_validate(body)  # not JSON: refused, with a hint to send JSON
+    try:
+        return RecommendRequest.model_validate(orjson.loads(body))
+    except (orjson.JSONDecodeError, ValidationError):
+        pass  # orjson reads integers beyond 64 bits as floats: read the body again as JSON reads it
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError as err:
+        raise _MalformedJson(err.msg) from None
+    except UnicodeDecodeError:
+        raise _MalformedJson("not UTF-8 text") from None
+    return RecommendRequest.model_validate(data)
+
+
+def _recommend_doc() -> APIRoute:
+    """``POST /recommend`` as the OpenAPI schema shows it; requests are answered by :func:`recommend_endpoint`."""
+
+    async def recommend(req: RecommendRequest) -> RecommendResponse:  # pragma: no cover - documentation only
+        """Top-k items for a user id and/or an explicit history (see the module docstring for the rules)."""
+        raise NotImplementedError
+
+    return APIRoute(
+        "/recommend", recommend, methods=["POST"], response_model=RecommendResponse, responses=ERROR_RESPONSES
+    )
+
+
+def _document(app: FastAPI, routes: list[APIRoute]) -> None:
+    """Add ``routes`` (answered before FastAPI's routing) to the application's OpenAPI schema."""
+
+    def openapi() -> dict[str, Any]:
+        if not app.openapi_schema:
+            app.openapi_schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                openapi_version=app.openapi_version,
+                description=app.description,
+                routes=[*routes, *app.routes],
+                separate_input_output_schemas=app.separate_input_output_schemas,
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _add_events(app: FastAPI, svc: Service) -> None:
@@ -240,6 +290,12 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
             status_code=400,
             content={"error": f"body: malformed JSON ({ctx.get('error', 'invalid')})", "field": "body"},
         )
+    kind = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    return JSONResponse(status_code=422, content=_invalid(errors, kind))
+
+
+def _invalid(errors: Any, kind: str) -> dict[str, Any]:
+    """The body of a 422: the first bad field in ``error`` (one message per field), every one in ``detail``."""
     detail, fields = [], {}
     for e in errors:
         loc = [str(x) for x in e.get("loc", ()) if x != "body" and not _is_union_tag(x)]
@@ -252,10 +308,9 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
         fields[name] = len(detail)
         detail.append(entry)
     first = detail[0] if detail else {"field": "body", "message": "invalid request"}
-    kind = request.headers.get("content-type", "application/json").split(";")[0].strip()
     if first["field"] == "body" and kind != "application/json":  # e.g. curl -d without -H: a form, not JSON
         first = {**first, "message": f"{first['message']}; send JSON with Content-Type: application/json, not {kind}"}
-    return JSONResponse(status_code=422, content={"error": f"{first['field']}: {first['message']}", "detail": detail})
+    return {"error": f"{first['field']}: {first['message']}", "detail": detail}
 
 
 def _is_union_tag(part: Any) -> bool:
@@ -273,7 +328,8 @@ __all__ = [
     "MAX_HISTORY",
     "ROUTES",
     "STATE_DIR_NAME",
-    "ServiceSettings",
+    "ServeSettings",
     "check_model_dir",
     "create_app",
+    "recommend_endpoint",
 ]

@@ -5,9 +5,9 @@
 * an unexpected exception is logged with its traceback (``logger.exception``) and answered with
   a 500 whose JSON names only a request id (from ``X-Request-ID`` when the client sent a sane
   one), never the exception text; the process keeps serving;
-* ``fast`` routes (``POST`` path -> handler) are answered here, before the framework's routing,
-  when their handler accepts the body; a handler that returns None (a body it does not take as
-  well-formed) leaves the request to the application, which answers it as usual (400, 422...).
+* ``endpoints`` (path -> :data:`Endpoint`) are ``POST`` routes answered here from the request
+  bytes, without the framework's routing: the endpoint answers every body, valid or not (another
+  method on such a path is a 405); any other path goes on to the application.
 """
 
 from __future__ import annotations
@@ -77,16 +77,18 @@ async def _read_body(receive: Any, declared: bytes | None, max_body: int) -> tup
     return body, False
 
 
-FastHandler = Callable[[bytes, dict[str, Any]], Awaitable[Any]]
-"""``handler(body, scope)``: JSON bytes (a 200), an ASGI response, or None to let the application answer."""
+Endpoint = Callable[[bytes, bytes], Awaitable[tuple[int, bytes, Sequence[tuple[bytes, bytes]]]]]
+"""``endpoint(body, content_type)`` -> ``(status, JSON bytes, extra headers)``: the whole answer of a request."""
 
 
 class Guard:
     """Pure ASGI middleware around the application (see the module docstring)."""
 
-    def __init__(self, app: Any, metrics: ServiceMetrics, max_body: int, fast: Mapping[str, FastHandler] | None = None):
+    def __init__(
+        self, app: Any, metrics: ServiceMetrics, max_body: int, endpoints: Mapping[str, Endpoint] | None = None
+    ):
         self.app, self.metrics, self.max_body = app, metrics, max_body
-        self.fast = dict(fast or {})
+        self.endpoints = dict(endpoints or {})
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -114,18 +116,22 @@ class Guard:
             self.metrics.observe(scope.get("method", "?"), route, state["status"], time.perf_counter() - t0)
 
     async def _call(self, scope, receive, send):
-        if scope.get("method") not in ("POST", "PUT", "PATCH"):
+        method = scope.get("method")
+        endpoint = self.endpoints.get(scope.get("path", ""))
+        if endpoint is not None and method != "POST":
+            error = {"error": "Method Not Allowed", "field": None}
+            return await send_json(send, 405, error, [(b"allow", b"POST")])
+        if method not in ("POST", "PUT", "PATCH"):
             return await self.app(scope, receive, send)
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        body, too_big = await _read_body(receive, declared, self.max_body)
+        headers = dict(scope.get("headers") or [])
+        body, too_big = await _read_body(receive, headers.get(b"content-length"), self.max_body)
         if too_big:
             return await send_json(send, 413, {"error": f"body: request body over {self.max_body} bytes"})
         if body is None:
             return None  # the client left
-        handler = self.fast.get(scope.get("path", "")) if scope.get("method") == "POST" else None
-        answer = await handler(body, scope) if handler is not None else None
-        if isinstance(answer, bytes):
-            return await send_body(send, 200, answer)
+        if endpoint is not None:
+            status, answer, extra = await endpoint(body, headers.get(b"content-type", b""))
+            return await send_body(send, status, answer, extra)
         done = {"sent": False}
 
         async def replay():
@@ -134,9 +140,7 @@ class Guard:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        if answer is not None:  # a response of the handler's own (e.g. a 503)
-            return await answer(scope, replay, send)
         await self.app(scope, replay, send)
 
 
-__all__ = ["INTERNAL_ERROR", "ROUTES", "FastHandler", "Guard", "request_id", "send_body", "send_json"]
+__all__ = ["INTERNAL_ERROR", "ROUTES", "Endpoint", "Guard", "request_id", "send_body", "send_json"]

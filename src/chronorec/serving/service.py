@@ -32,11 +32,11 @@ from chronorec.recommend import (
     to_internal,
 )
 from chronorec.recommend.frames import POPULARITY_FALLBACK
-from chronorec.serving.batcher import BatchedRanker
 from chronorec.serving.metrics import ServiceMetrics
+from chronorec.serving.microbatch import BatchedRanker
 from chronorec.serving.schemas import Event, HistoryItem, RecommendRequest
-from chronorec.serving.settings import STATE_DIR_NAME, ServiceSettings
-from chronorec.serving.store import EventStore, LiveHistories
+from chronorec.serving.store import LiveEventStore, LiveHistories
+from chronorec.settings import STATE_DIR_NAME, ServeSettings
 
 logger = logging.getLogger(__name__)
 
@@ -77,18 +77,20 @@ def _py(v: Any) -> Any:
 class Service:
     """Model, pipeline, live events and metrics of one running service."""
 
-    def __init__(self, settings: ServiceSettings):
+    def __init__(self, settings: ServeSettings):
         from chronorec.models.registry import load
 
+        if settings.model is None:
+            raise ModelLoadError("no model: give the saved model folder (--model DIR)")
         self.settings = settings
-        self.model_dir = Path(settings.model_dir)
+        self.model_dir = Path(settings.model)
         manifest = check_model_dir(self.model_dir)
         self.model = load(self.model_dir)
         self.api_key = settings.key()
         digest = manifest["files"].get("model.safetensors", "")[:12]
         self.model_version = f"{manifest['kind']}-{digest}"
-        rec_settings = RecommendSettings.of_folder(self.model_dir, settings.settings_path)
-        items = ItemTable.read(settings.items_path, self.model.items) if settings.items_path is not None else None
+        rec_settings = RecommendSettings.of_folder(self.model_dir, settings.settings)
+        items = ItemTable.read(settings.items, self.model.items) if settings.items is not None else None
         self.popularity = PopularityIndex(self.model.popularity)
         self.model.enable_query_cache(settings.query_cache)  # sequence models: repeat users skip the forward
         self.pipeline = RecommendPipeline(self.model, items=items, settings=rec_settings, popularity=self.popularity)
@@ -107,7 +109,7 @@ class Service:
         )
         if self.model.query_cache is not None:
             self.metrics.watch_query_cache(self.model.query_cache)
-        self.store = EventStore(settings.live_dir)
+        self.store = LiveEventStore(settings.live_dir)
         self.live = LiveHistories()
         self._replay()
         self.started = time.time()
@@ -178,7 +180,7 @@ class Service:
     def add_events(self, events: list[Event], idempotency: tuple[str, str] | None = None) -> dict[str, Any]:
         """Commit events to the store, then let them count; events of unknown items are only stored.
 
-        ``idempotency`` (key, body digest) is committed with them (see :meth:`EventStore.append`)."""
+        ``idempotency`` (key, body digest) is committed with them (see :meth:`LiveEventStore.append`)."""
         now = int(time.time())
         rows = [
             {
@@ -265,18 +267,16 @@ class Service:
             "model_version": self.model_version,
         }
 
-    def recommend(self, req: RecommendRequest) -> dict[str, Any]:
-        """The answer of ``POST /recommend``, ranked in this thread (batched with concurrent calls)."""
-        warnings, user_int, history = self.prepare(req)
-        # the request is a RecommendOptions with its k, filters, rerank, blend and explain
-        ranked = self.ranker.rank(np.array([user_int], np.int64), [history], req, contexts=[req.context])[0]
-        return self.answer(req, warnings, history, ranked)
-
-    async def recommend_async(self, req: RecommendRequest) -> dict[str, Any]:
-        """:meth:`recommend` from the event loop: prepared and answered there, ranked by the batch worker."""
-        warnings, user_int, history = self.prepare(req)
-        ranked = await self.ranker.rank_async(user_int, history, req, req.context)
-        return self.answer(req, warnings, history, ranked)
+    async def recommend(self, req: RecommendRequest) -> dict[str, Any]:
+        """The answer of ``POST /recommend``, from the event loop: admitted (past ``max_queue``,
+        :class:`~chronorec.serving.microbatch.Overloaded`), prepared and answered here, and ranked by
+        :meth:`BatchedRanker.rank <chronorec.serving.microbatch.BatchedRanker.rank>` with the requests
+        that arrive with it."""
+        with self.ranker.admitted():
+            warnings, user_int, history = self.prepare(req)
+            # the request is a RecommendOptions with its k, filters, rerank, blend and explain
+            ranked = await self.ranker.rank(user_int, history, req, req.context)
+            return self.answer(req, warnings, history, ranked)
 
     def _items_out(self, ranked: RankedList) -> list[dict[str, Any]]:
         """A ranked list as response items with external ids, names and explanations."""

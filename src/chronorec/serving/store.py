@@ -75,7 +75,7 @@ class Replayed(Exception):
         self.key, self.digest, self.accepted, self.response = key, digest, accepted, response
 
 
-class EventStore:
+class LiveEventStore:
     """Append-only live events in ``<state_dir>/events.sqlite`` (thread-safe)."""
 
     def __init__(self, state_dir: str | Path):
@@ -253,4 +253,4 @@ class LiveHistories:
             return np.asarray(self._items.get(key, []), np.int64), list(self._behaviors.get(key, []))
 
 
-__all__ = ["DB_NAME", "KEY_TTL_S", "EventStore", "LiveHistories", "Replayed"]
+__all__ = ["DB_NAME", "KEY_TTL_S", "LiveEventStore", "LiveHistories", "Replayed"]

@@ -149,9 +149,9 @@ def checkpoint_check(root: Path, ctx: dict[str, Any], reported: int) -> str | No
 
 
 def events_setup(root: Path) -> dict[str, Any]:
-    from chronorec.serving.store import EventStore
+    from chronorec.serving.store import LiveEventStore
 
-    store = EventStore(root / "probe")
+    store = LiveEventStore(root / "probe")
     t0 = time.perf_counter()
     store.append([{"user_id": 0, "item_id": j, "timestamp": 1} for j in range(BATCH)], idempotency=("k", "d"))
     write_s = time.perf_counter() - t0
@@ -161,9 +161,9 @@ def events_setup(root: Path) -> dict[str, Any]:
 
 
 def events_check(root: Path, ctx: dict[str, Any], reported: int) -> str | None:
-    from chronorec.serving.store import EventStore, Replayed
+    from chronorec.serving.store import LiveEventStore, Replayed
 
-    store = EventStore(root / "live")
+    store = LiveEventStore(root / "live")
     try:
         n = len(store)
         if n % BATCH:
@@ -208,9 +208,9 @@ def child_context(path: str, root: Path) -> dict[str, Any]:
         opt = torch.optim.AdamW(module.parameters())
         epoch = ck.saved_epoch(root / "ck") or 0
         return {"module": module, "opt": opt, "epoch": epoch}
-    from chronorec.serving.store import EventStore
+    from chronorec.serving.store import LiveEventStore
 
-    return {"store": EventStore(root / "live")}
+    return {"store": LiveEventStore(root / "live")}
 
 
 def child(path: str, root: Path) -> None:

@@ -28,6 +28,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, Field, ValidationError, create_model, field_validator, model_validator
 
 from chronorec.errors import ConfigError  # re-exported: chronorec.workflows.run_config.ConfigError
+from chronorec.settings import ServeSettings
 from chronorec.settings import Strict as _Strict
 from chronorec.workflows.sections import (
     BehaviorConfig,
@@ -35,7 +36,6 @@ from chronorec.workflows.sections import (
     EnsembleConfig,
     FeaturesConfig,
     ForecastConfig,
-    ServeConfig,
     StoreConfig,
     SynthConfig,
 )
@@ -186,7 +186,7 @@ class _RootBase(_Strict):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig, description="chronorec features")
     behavior: BehaviorConfig = Field(default_factory=BehaviorConfig, description="chronorec predict-behavior")
     forecast: ForecastConfig = Field(default_factory=ForecastConfig, description="chronorec forecast")
-    serve: ServeConfig = Field(default_factory=ServeConfig, description="chronorec serve")
+    serve: ServeSettings = Field(default_factory=ServeSettings, description="chronorec serve")
     ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig, description="chronorec ensemble")
     benchmark: BenchmarkConfig = Field(default_factory=BenchmarkConfig, description="chronorec benchmark")
     synth: SynthConfig = Field(default_factory=SynthConfig, description="chronorec datasets synth")

@@ -133,41 +133,6 @@ class ForecastConfig(_Lists):
     )
 
 
-class ServeConfig(Strict):
-    """``chronorec serve``: the HTTP service."""
-
-    model: str | None = Field(None, description="Saved model folder (JSON + safetensors + Parquet only).")
-    behavior_model: str | None = Field(
-        None, description="Saved behaviour model (predict-behavior --save): adds POST /predict-behavior."
-    )
-    host: str = Field("127.0.0.1", description="Interface to bind (local only by default).")
-    port: int = Field(8000, ge=1, le=65535, description="TCP port (1-65535).")
-    api_key: str | None = Field(
-        None, description="Require this X-API-Key for POST /events and export (visible to ps: prefer --api-key-file)."
-    )
-    api_key_file: str | None = Field(None, description="Read the API key from the first line of this file.")
-    state_dir: str | None = Field(None, description="Folder of the live-event store (default: <model>/live/).")
-    items: str | None = Field(
-        None, description="Item table (.parquet/.csv: item_id, category, available, price, name)."
-    )
-    settings: str | None = Field(
-        None, description="RecommendSettings JSON (temperature, blend, ...; default <model>/recommend.json)."
-    )
-    threads: int = Field(1, ge=1, description="torch threads per request.")
-    max_batch: int = Field(64, ge=1, description="Most /recommend requests in one forward pass (1 = no batching).")
-    max_wait_ms: float = Field(2.0, ge=0, description="Longest wait of a request for its batch to fill, in ms.")
-    max_queue: int = Field(256, ge=1, description="Most /recommend requests in flight; more get 503 with Retry-After.")
-    query_cache: int = Field(
-        100_000,
-        ge=0,
-        description="Query vectors of up to this many histories kept, so a user asked again with an unchanged history skips the forward pass (sequence models without context; 0 = off).",
-    )
-    export_events: str | None = Field(
-        None, description="Write the stored live events to this .parquet/.csv/.jsonl and exit."
-    )
-    log_level: str = Field("warning", description="uvicorn log level.")
-
-
 class EnsembleConfig(_Lists):
     """``chronorec ensemble``: a score-level ensemble of saved models."""
 
@@ -218,7 +183,6 @@ __all__ = [
     "EnsembleConfig",
     "FeaturesConfig",
     "ForecastConfig",
-    "ServeConfig",
     "split_list",
 ]
 

@@ -1,6 +1,7 @@
 """Dynamic micro-batching of /recommend: batched lists equal the unbatched pipeline's, one failing
-request does not fail its batch, a full queue is a 503 with Retry-After, and a batch starts when it
-is full or when its oldest request has waited the bound (asserted on counts, not on timings)."""
+request does not fail its batch, a full queue is Overloaded (a 503 with Retry-After from the service),
+and a batch starts when it is full or when its oldest request has waited the bound (asserted on
+counts, not on timings)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from chronorec.datasets.synthetic import make_sequences
 from chronorec.models.sequential.sasrec import SASRec
 from chronorec.recommend import HistoryEvents, RecommendOptions, RecommendPipeline
-from chronorec.serving.batcher import BatchedRanker, MicroBatcher, Overloaded, width_groups
+from chronorec.serving.microbatch import BatchedRanker, MicroBatcher, Overloaded, width_groups
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -71,7 +72,7 @@ def fire(ranker, reqs, gated=None):
     def one(r):
         user, hist, opts = r
         try:
-            return ranker.rank(np.array([user]), [HistoryEvents(hist)], opts, contexts=[None])[0]
+            return ranker.submit(user, HistoryEvents(hist), opts, None).result(timeout=10)
         except Exception as err:  # noqa: BLE001 - returned for the test to inspect
             return err
 
@@ -176,12 +177,13 @@ def test_a_batch_starts_when_full_or_when_its_oldest_request_has_waited_the_boun
     b2.close()
 
 
-def test_max_batch_one_is_the_pipeline_itself_and_widths_are_grouped(model):
+def test_max_batch_one_ranks_one_at_a_time_and_widths_are_grouped(model):
     pipe = RecommendPipeline(model)
     ranker = BatchedRanker(pipe, max_batch=1)
-    assert ranker.batcher is None
     h = model.store.user_items(1)
-    same_list(ranker.rank(np.array([1]), [HistoryEvents(h)], None)[0], pipe.rank(np.array([1]), [h])[0])
+    same_list(ranker.submit(1, HistoryEvents(h), None).result(timeout=10), pipe.rank(np.array([1]), [h])[0])
+    assert ranker.batcher.stats.sizes == {1: 1}
+    ranker.close()
     # one pass pads every row to its widest: split where the padding costs more than another pass
     assert width_groups([200, 10, 190, 12], call_cost=100) == [[1, 3], [2, 0]]
     assert width_groups([200, 10, 190, 12], call_cost=10_000) == [[1, 3, 2, 0]]
@@ -211,7 +213,7 @@ def test_the_service_answers_503_with_retry_after_when_overloaded(model, tmp_pat
         assert c.post("/recommend", json=body).status_code == 503
         ranker.batcher.max_queue = 3
         assert c.post("/recommend", json=body).json()["items"] == ok.json()["items"]
-        assert ranker.stats()["rejected_503"] == 2
+        assert ranker.stats()["rejected"] == 2
 
 
 def test_the_batch_path_scores_by_history_length_and_answers_in_the_given_order(model):
@@ -227,24 +229,30 @@ def test_the_batch_path_scores_by_history_length_and_answers_in_the_given_order(
         same_list(a, b)
 
 
-def test_a_lone_admitted_request_is_ranked_in_its_own_thread(model, tmp_path):
+def test_a_lone_admitted_request_is_ranked_where_it_is(model, tmp_path):
     """With nothing else in flight and the batcher idle, a request skips the hand-over to the batch
-    worker (and back); its list is the batched one's."""
+    worker (and back); its list is the batched one's. Past ``max_queue`` in flight: Overloaded."""
     import asyncio
 
-    ranker = BatchedRanker(RecommendPipeline(model), max_batch=8, max_wait_s=0.001)
+    ranker = BatchedRanker(RecommendPipeline(model), max_batch=8, max_wait_s=0.001, max_queue=2)
     user = 1
     hist = HistoryEvents(model.store.user_items(user))
     opts = RecommendOptions(k=5)
 
-    def one():
-        return ranker.rank(np.array([user]), [hist], opts)[0]
+    async def one():
+        with ranker.admitted():
+            return await ranker.rank(user, hist, opts)
 
-    batched = one()  # not admitted (in_flight 0): through the batcher
+    batched = ranker.submit(user, hist, opts).result(timeout=10)  # not admitted: through the batcher
     assert ranker.stats()["ranked_alone"] == 0 and ranker.batcher.stats.batches == 1
-    alone = asyncio.run(ranker.admit(one))  # the only request admitted: ranked in its own thread
+    alone = asyncio.run(one())  # the only request admitted: ranked where it is
     assert ranker.stats()["ranked_alone"] == 1 and ranker.batcher.stats.batches == 1
     same_list(alone, batched)
+    ranker.in_flight = 2  # as if two requests were being scored
+    with pytest.raises(Overloaded) as refused:
+        asyncio.run(one())
+    assert refused.value.retry_after_s >= 1 and ranker.stats()["rejected"] == 1
+    ranker.in_flight = 0
     ranker.close()
 
 

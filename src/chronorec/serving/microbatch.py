@@ -5,18 +5,21 @@ thread takes them in batches: a batch starts when it holds ``max_batch`` request
 oldest request has waited ``max_wait_s``, whichever comes first (requests that queued while the
 previous batch was scored have usually waited that long already, so under load batches form
 without any added wait). The rest of a request (ids, live events, the response) stays on the event
-loop, which awaits the batch (:meth:`BatchedRanker.rank_async`): no thread per request waits on it.
+loop, which awaits the batch (:meth:`BatchedRanker.rank`): no thread per request waits on it.
+
+Nothing here knows of HTTP: a request refused for load raises :class:`Overloaded` (with the seconds
+to wait in ``retry_after_s``), which the service's entrance answers (503 with ``Retry-After``).
 
 * :class:`MicroBatcher` -- the generic queue and worker: ``batcher(item)`` blocks until the
   batch holding ``item`` is done and returns its result. A batch function that fails is run
   again one item at a time, so the error of one request reaches that request only. A full queue
   raises :class:`Overloaded`.
-* :class:`BatchedRanker` -- a drop-in for :meth:`RecommendPipeline.rank
-  <chronorec.recommend.pipeline.RecommendPipeline.rank>` of single requests: it groups a batch
-  by the requests' options and, for sequence models, by history width (each forward pass pads to
-  its longest history: :func:`width_groups`), so every list is the one the unbatched pipeline gives; ``admit`` bounds
-  the requests in flight and answers 503 with ``Retry-After`` beyond the bound instead of letting
-  latency grow without limit.
+* :class:`BatchedRanker` -- the service's one way to rank a request: :meth:`~BatchedRanker.admitted`
+  bounds the requests in flight (the one admission decision: :class:`Overloaded` beyond
+  ``max_queue``, instead of letting latency grow without limit), and :meth:`~BatchedRanker.rank`
+  ranks a request with those queued beside it. A batch is grouped by the requests' options and by
+  history width where the model pads a forward pass to its longest history (the model's
+  ``max_history_width``; :func:`width_groups`), so every list is the one the unbatched pipeline gives.
 """
 
 from __future__ import annotations
@@ -26,8 +29,9 @@ import math
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -44,7 +48,11 @@ OVERLOADED = "overloaded: the service has more requests in flight than its queue
 
 
 class Overloaded(ChronorecError):
-    """More requests are waiting than the batcher's queue holds (the service answers 503)."""
+    """More requests in flight or queued than the bound; ``retry_after_s``: seconds to wait before retrying."""
+
+    def __init__(self, message: str = OVERLOADED, retry_after_s: int = 1):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 @dataclass
@@ -129,7 +137,7 @@ class MicroBatcher(Generic[T, R]):
                 raise RuntimeError("the batcher is closed")
             if len(self._queue) >= self.max_queue:
                 self.stats.rejected += 1
-                raise Overloaded(OVERLOADED)
+                raise Overloaded(OVERLOADED, self.retry_after_s())
             self._queue.append(_Job(item, fut, time.monotonic()))
             self._cond.notify()
         return fut
@@ -274,12 +282,12 @@ def width_groups(widths: Sequence[int], call_cost: int = CALL_COST) -> list[list
 
 
 class BatchedRanker:
-    """``rank`` of single requests through a :class:`MicroBatcher` (``max_batch`` 1: the pipeline directly).
+    """The ranking of single requests through a :class:`MicroBatcher` (``max_batch`` 1: one at a time).
 
     Args:
         pipeline: the :class:`~chronorec.recommend.pipeline.RecommendPipeline` that ranks.
         max_batch, max_wait_s, max_queue: see :class:`MicroBatcher`; ``max_queue`` also bounds the
-            requests :meth:`admit` lets in at once.
+            requests :meth:`admitted` lets in at once.
     """
 
     def __init__(
@@ -293,85 +301,81 @@ class BatchedRanker:
     ):
         self.pipeline, self.call_cost = pipeline, call_cost
         self.max_batch, self.max_queue = max_batch, max_queue
-        self.in_flight = 0  # admitted by ``admit`` and not answered yet
+        self.in_flight = 0  # admitted and not answered yet
         self.submitted = 0  # of those, in the batcher (queued, being ranked, or just ranked)
         self._count_lock = threading.Lock()
         self.rejected = 0
-        self.alone = 0  # requests ranked in their own thread (the only one in flight, the batcher idle)
-        self._limiter: Any = None
+        self.alone = 0  # requests ranked where they were (the only one in flight, the batcher idle)
         # sequence models pad a forward pass to its longest history: group the batch by width
         self._width_cap: int | None = pipeline.model.max_history_width
-        self.batcher: MicroBatcher | None = None
-        if max_batch > 1:
-            self.batcher = MicroBatcher(
-                self._rank_rows,
-                max_batch=max_batch,
-                max_wait_s=max_wait_s,
-                max_queue=max_queue,
-                coming=lambda: self.in_flight - self.submitted,  # admitted requests still being prepared
-            )
+        self.batcher: MicroBatcher = MicroBatcher(
+            self._rank_rows,
+            max_batch=max_batch,
+            max_wait_s=max_wait_s,
+            max_queue=max_queue,
+            coming=lambda: self.in_flight - self.submitted,  # admitted requests still being prepared
+        )
 
     @classmethod
     def from_settings(cls, pipeline: Any, settings: Any) -> BatchedRanker:
-        """From a :class:`~chronorec.serving.settings.ServiceSettings` (its batching fields, where set)."""
+        """From a :class:`~chronorec.settings.ServeSettings` (its batching fields)."""
         return cls(
             pipeline,
-            max_batch=getattr(settings, "max_batch", 64),
-            max_wait_s=getattr(settings, "max_wait_ms", 2.0) / 1000,
-            max_queue=getattr(settings, "max_queue", 256),
+            max_batch=settings.max_batch,
+            max_wait_s=settings.max_wait_ms / 1000,
+            max_queue=settings.max_queue,
         )
 
-    # ---------------------------------------------------------------- the pipeline's rank
-    def rank(
-        self,
-        users: np.ndarray,
-        histories: Sequence[Any],
-        options: Any = None,
-        *,
-        contexts: Sequence[Mapping[str, Any] | None] | None = None,
-    ) -> list[Any]:
-        """As :meth:`RecommendPipeline.rank`; a single request goes through the batcher, unless it is
-        the only request admitted and the batcher is idle: then it is ranked in its own thread, which
-        spares a lone request the hand-over to the batch worker and back."""
-        if self.batcher is None or len(histories) != 1:
-            return self.pipeline.rank(users, histories, options, contexts=contexts)
-        if self._alone():
-            self.alone += 1
-            return self.pipeline.rank(users, histories, options, contexts=contexts)
-        ctx = contexts[0] if contexts is not None else None
-        row = RankRow(int(np.asarray(users)[0]), histories[0], options, ctx, _options_key(options))
-        with self._count_lock:
-            self.submitted += 1
+    # ---------------------------------------------------------------- admission
+    @contextmanager
+    def admitted(self) -> Iterator[None]:
+        """Count a request in flight while the block runs, or raise :class:`Overloaded` when ``max_queue``
+        are already in flight. Call from the event loop, around all of a request's work: the batch worker
+        waits for admitted requests still being prepared (``coming``)."""
+        if self.in_flight >= self.max_queue:
+            self.rejected += 1
+            raise Overloaded(OVERLOADED, self.batcher.retry_after_s())
+        self.in_flight += 1
         try:
-            return [self.batcher(row)]
+            yield
         finally:
-            with self._count_lock:
-                self.submitted -= 1
+            self.in_flight -= 1
 
-    async def rank_async(self, user: int, history: Any, options: Any, context: Mapping[str, Any] | None) -> Any:
-        """One request's list, from the event loop: through the batcher, whose worker ranks it with the
-        requests queued beside it, or right here when it is the only request admitted and the batcher is
-        idle. Needs a batcher (``max_batch`` > 1)."""
+    # ---------------------------------------------------------------- ranking
+    async def rank(self, user: int, history: Any, options: Any, context: Mapping[str, Any] | None = None) -> Any:
+        """One admitted request's list, from the event loop: through the batcher, whose worker ranks it
+        with the requests queued beside it, or right here when it is the only request admitted and the
+        batcher is idle (sparing a lone request the hand-over to the worker and back)."""
         import asyncio
 
-        assert self.batcher is not None, "rank_async needs a batcher: max_batch > 1"
         if self._alone():
             await asyncio.sleep(0)  # requests already received run up to here first: are there any?
         if self._alone():
             self.alone += 1
             return self.pipeline.rank(np.array([user], np.int64), [history], options, contexts=[context])[0]
-        row = RankRow(int(user), history, options, context, _options_key(options))
+        row = self._row(user, history, options, context)  # before it counts as submitted: see ``coming``
         with self._count_lock:
             self.submitted += 1
         try:
             return await asyncio.wrap_future(self.batcher.submit(row))
+        except Overloaded:
+            self.rejected += 1
+            raise
         finally:
             with self._count_lock:
                 self.submitted -= 1
 
+    def submit(self, user: int, history: Any, options: Any, context: Mapping[str, Any] | None = None) -> Future:
+        """Queue one request on the batch worker; the future holds its list (:class:`Overloaded` when the
+        batcher's queue is full)."""
+        return self.batcher.submit(self._row(user, history, options, context))
+
+    @staticmethod
+    def _row(user: int, history: Any, options: Any, context: Mapping[str, Any] | None) -> RankRow:
+        return RankRow(int(user), history, options, context, _options_key(options))
+
     def _alone(self) -> bool:
         """The only request admitted, and the batcher idle (and able to take it): rank it where it is."""
-        assert self.batcher is not None
         return self.in_flight == 1 and self.batcher.idle() and self.batcher.max_queue > 0
 
     def _rank_rows(self, rows: list[RankRow]) -> list[Any]:
@@ -399,58 +403,19 @@ class BatchedRanker:
                 out[i] = res
         return out
 
-    # ---------------------------------------------------------------- admission
-    async def admit_async(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """``await fn(*args)`` unless ``max_queue`` requests are already in flight (then, or when the
-        batcher's queue is full, a 503 with ``Retry-After``). Call from the event loop."""
-        if self.in_flight >= self.max_queue:
-            return self._overloaded()
-        self.in_flight += 1
-        try:
-            return await fn(*args)
-        except Overloaded:
-            return self._overloaded()
-        finally:
-            self.in_flight -= 1
-
-    async def admit(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run ``fn(*args)`` in a worker thread unless ``max_queue`` requests are already in flight:
-        then (or when the batcher's queue is full) a 503 with ``Retry-After``. Call from the event loop."""
-        import anyio
-
-        if self._limiter is None:  # as many threads as requests can wait on one batch (anyio's 40 at least)
-            self._limiter = anyio.CapacityLimiter(max(40, 2 * self.max_batch))
-        if self.in_flight >= self.max_queue:
-            return self._overloaded()
-        self.in_flight += 1
-        try:
-            return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
-        except Overloaded:
-            return self._overloaded()
-        finally:
-            self.in_flight -= 1
-
-    def _overloaded(self) -> Any:
-        from starlette.responses import JSONResponse
-
-        self.rejected += 1
-        retry = self.batcher.retry_after_s() if self.batcher is not None else 1
-        return JSONResponse({"error": OVERLOADED}, status_code=503, headers={"Retry-After": str(retry)})
-
     def stats(self) -> dict[str, Any]:
-        """Batches, their sizes, what started them, and the requests refused with 503."""
-        base = self.batcher.stats.as_dict() if self.batcher is not None else {"batches": 0}
+        """Batches, their sizes, what started them, and the requests refused as :class:`Overloaded`."""
+        base = self.batcher.stats.as_dict()
         return {
             **base,
             "max_batch": self.max_batch,
             "in_flight": self.in_flight,
-            "rejected_503": self.rejected,
+            "rejected": self.rejected,
             "ranked_alone": self.alone,
         }
 
     def close(self) -> None:
-        if self.batcher is not None:
-            self.batcher.close()
+        self.batcher.close()
 
 
-__all__ = ["BatchStats", "BatchedRanker", "MicroBatcher", "Overloaded", "RankRow", "width_groups"]
+__all__ = ["OVERLOADED", "BatchStats", "BatchedRanker", "MicroBatcher", "Overloaded", "RankRow", "width_groups"]
