@@ -125,3 +125,18 @@ def test_request_context_is_coded_by_the_model(split):
     assert plain.request_features == []
     _, warnings = plain.encode_request_context({"time": 1})
     assert "past events only" in warnings[0]
+
+
+def test_a_request_context_time_is_read_as_ingest_reads_times(split):
+    """``context.time`` takes what ingest and POST /events take: epoch s / ms / us and ISO 8601 text,
+    the same instant coded alike; text that is no time is ignored with the reason."""
+    model = registry.get("sasrec")(**SMALL, use_context=True, request_context=True).fit(split.train)
+    assert "hour" in model.request_features or "weekday" in model.request_features
+    seconds = 1_718_011_800  # 2024-06-10T09:30:00Z
+    coded = [
+        model.encode_request_context({"time": t})[0]
+        for t in (seconds, seconds * 1000, seconds * 1_000_000, "2024-06-10T09:30:00Z", "2024-06-10T11:30:00+02:00")
+    ]
+    assert coded[0] == {"next": {"timestamp": seconds}} and all(c == coded[0] for c in coded)
+    ctx, warnings = model.encode_request_context({"time": "next tuesday"})
+    assert ctx is None and "context time='next tuesday' ignored (bad timestamp): send epoch seconds" in warnings[0]

@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from chronorec.data.timestamps import parse_time_values
+
 TIME_FEATURES = ("gap", "hour", "weekday")
-TIME_KEYS = ("time", "timestamp")  # a request context's time: epoch seconds under either key
+TIME_KEYS = ("time", "timestamp")  # a request context's time, under either key, read as ingest reads times
 GAP_BUCKETS = 24  # log2 buckets of the gap in seconds: 0 s .. ~97 days, longer gaps share the last
 BUILTIN_SIZES = {"gap": GAP_BUCKETS + 2, "hour": 25, "weekday": 8}  # code 0 = unknown, gap 1 = first event
 
@@ -148,10 +150,14 @@ def encode_request(
             if not time_used:
                 unused.append(key)
                 continue
-            try:
-                nxt["timestamp"] = int(float(value))
-            except (TypeError, ValueError, OverflowError):
-                warnings.append(f"context {key}={value!r} ignored: not epoch seconds")
+            seconds, reason = parse_time_values([value])[0]  # the rules of ingest and of POST /events
+            if seconds is None:
+                warnings.append(
+                    f"context {key}={value!r} ignored ({reason}): send epoch seconds, milliseconds or "
+                    "microseconds, or an ISO 8601 date-time such as 2024-06-10T09:30:00Z"
+                )
+            else:
+                nxt["timestamp"] = seconds
         elif key in vocab:
             if key not in features:
                 unused.append(key)
