@@ -253,3 +253,24 @@ def test_without_statsforecast_the_numpy_rungs_still_forecast_and_the_rest_name_
     assert set(fc.methods) <= {"naive", "seasonal_naive"} and len(fc.forecast()) == 14
     with pytest.raises(ConfigError, match=r"chronorec\[forecast\]"):
         mmod.forecast_matrix("ets", sm.Y, 7, 7)
+
+
+def test_the_forecast_command_runs_the_default_ladder_on_the_base_install(monkeypatch, tmp_path):
+    """Without statsforecast the default models (ETS, Theta, Croston... among them) are not an error:
+    the methods this install runs are chosen among, and the result names the skipped ones and why;
+    asking only for methods that need the extra names the extra."""
+    import chronorec.temporal.forecast.methods as mmod
+    from chronorec.errors import ConfigError
+    from chronorec.temporal.forecast.pipeline import run_forecast
+    from chronorec.workflows.sections import ForecastConfig
+
+    monkeypatch.setattr(mmod, "has_statsforecast", lambda: False)
+    sm = _weekly_counts(2, T=84)
+    defaults = list(ForecastConfig().models)
+    assert "ets" in defaults  # the defaults do ask for the extra's methods
+    res = run_forecast(sm, tmp_path / "f", h=7, models=defaults, n_origins=2)
+    assert "ets" in res["skipped_methods"] and "statsforecast" in res["skipped_methods"]["ets"]
+    assert set(res["methods_chosen"]) <= {"naive", "seasonal_naive"}
+    assert (tmp_path / "f" / res["table"]).exists()
+    with pytest.raises(ConfigError, match=r"ets, theta need statsforecast: pip install 'chronorec\[forecast\]'"):
+        run_forecast(sm, tmp_path / "g", h=7, models=["ets", "theta"], n_origins=2)

@@ -134,6 +134,12 @@ def _forecast(cfg: Any, sm: Any, total: Any) -> None:
         payload["total"] = run_forecast(tm, target, prefix="total_", **kw)
         payload["total"]["what"] = "the sum over all entities (not only the top ones), forecast on its own"
         msg += f" (+ {TOTAL}, the total of all entities, forecast apart in total_forecast.{f.format})"
+    if res["skipped_methods"]:  # the base install: what ran is said, not only what failed
+        typer.echo(
+            f"Skipped {', '.join(res['skipped_methods'])}: they need statsforecast "
+            "(pip install 'chronorec[forecast]'); chose among the methods this install runs",
+            err=True,
+        )
     (target / "forecast.json").write_text(json.dumps(payload, indent=2, default=float))
     typer.echo(
         f"{msg}; {f.horizon}-{freq_name} forecast with {'/'.join(f'{v:g}' for v in f.levels)}% intervals in "

@@ -16,7 +16,7 @@ says which extra to install.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,7 @@ __all__ = [
     "StatsForecaster",
     "forecast_matrix",
     "has_statsforecast",
+    "installed_methods",
     "method_class",
 ]
 
@@ -47,6 +48,15 @@ def has_statsforecast() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("statsforecast") is not None
+
+
+def installed_methods(models: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``(models this install runs, statistical methods skipped)``: without the ``forecast`` extra,
+    every statistical method but :data:`NUMPY_METHODS` is skipped (other models are kept as given)."""
+    if has_statsforecast():
+        return list(models), []
+    skipped = [m for m in models if m in METHODS and m not in NUMPY_METHODS]
+    return [m for m in models if m not in skipped], skipped
 
 
 def _statsforecast_model(name: str, season: int, config: ForecasterConfig) -> Any:

@@ -21,7 +21,7 @@ import pandas as pd
 from chronorec.errors import ConfigError, DataError
 from chronorec.temporal.forecast.core import rolling_origin
 from chronorec.temporal.forecast.forecaster import fit_forecaster
-from chronorec.temporal.forecast.methods import METHODS
+from chronorec.temporal.forecast.methods import EXTRA_HINT, METHODS, installed_methods
 from chronorec.temporal.forecast.plots import plot_forecasts, plot_future
 from chronorec.temporal.forecast.series import FREQ_SECONDS, SEASONS, SeriesMatrix, choose_freq, to_matrix
 
@@ -99,7 +99,12 @@ def run_forecast(  # noqa: PLR0913 - one keyword per command option
 ) -> dict[str, Any]:
     """Evaluate ``models`` by rolling origin, fit the forecaster on their statistical methods, forecast
     ``h`` periods after the data and write the files (names start with ``prefix``) into ``out``."""
+    models, skipped = installed_methods(models)
     stat = [m for m in models if m in METHODS]
+    if not stat and skipped:
+        raise ConfigError(
+            f"{', '.join(skipped)} need statsforecast: {EXTRA_HINT}; naive and seasonal_naive run without it"
+        )
     if not stat:
         raise ConfigError(
             f"the forecast chooses among statistical methods: add one of {', '.join(METHODS)} to --models"
@@ -136,4 +141,5 @@ def run_forecast(  # noqa: PLR0913 - one keyword per command option
         "interval_quantiles_scaled": {f"{lv:g}": q.tolist() for lv, q in zip(fc.levels, fc.quantiles, strict=True)},
         "evaluation": {k: v for k, v in ev.items() if k not in ("forecasts", "actual")},
         "table": table.name,
+        "skipped_methods": {m: f"needs statsforecast: {EXTRA_HINT}" for m in skipped},
     }
