@@ -164,3 +164,24 @@ def test_forecast_top_n_gives_n_series_and_their_total_apart(tmp_path, monkeypat
     assert pd.read_csv(out / "forecast.csv")["series_id"].nunique() == 3
     total = pd.read_csv(out / "total_forecast.csv")
     assert set(total["series_id"]) == {"__total__"} and (out / "total_forecaster" / "manifest.json").exists()
+
+
+def test_forecast_top_keeps_the_largest_series_of_a_series_file(tmp_path):
+    """--top on a --series file keeps the N largest series (by total |value|) and says so; without it
+    every series of the file is forecast."""
+    periods = pd.date_range("2024-01-01", periods=42, freq="D").astype(str)
+    sizes = {"small": 1.0, "big": 50.0, "mid": 10.0}
+    s = pd.DataFrame(
+        [(sid, p, size * (1 + i % 7)) for sid, size in sizes.items() for i, p in enumerate(periods)],
+        columns=["series_id", "period", "y"],
+    )
+    path = tmp_path / "s.csv"
+    s.to_csv(path, index=False)
+    base = ["forecast", "--series", str(path), "--horizon", "7", "--origins", "2", "--models", "naive,seasonal_naive"]
+    r = runner.invoke(app, [*base, "--top", "2", "--out", str(tmp_path / "top")])
+    assert r.exit_code == 0, r.output
+    assert "Kept the 2 largest of 3 series" in r.output
+    assert set(pd.read_csv(tmp_path / "top" / "forecast.csv")["series_id"]) == {"big", "mid"}
+    r = runner.invoke(app, [*base, "--out", str(tmp_path / "all")])
+    assert r.exit_code == 0, r.output
+    assert set(pd.read_csv(tmp_path / "all" / "forecast.csv")["series_id"]) == set(sizes)

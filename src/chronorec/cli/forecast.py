@@ -24,6 +24,9 @@ from chronorec.cli.options import (
 from chronorec.cli.temporal import utc_offset_for
 from chronorec.workflows.sections import ForecastConfig
 
+NAMED_TOP = 50
+"""Series of named data when --top is not given (the largest first)."""
+
 F = ForecastConfig
 
 
@@ -36,7 +39,7 @@ def _named_series(cfg: Any) -> tuple[Any, Any]:
     f, key, data_dir = cfg.forecast, cfg.data.dataset.lower(), cfg.data.data_dir
     if key == "online-retail":
         freq = "D" if f.freq in ("day", "week") else "h"  # auto: hours, summed up to the chosen period
-        s = online_retail_series(data_dir=data_dir, by=f.by, measure=f.measure, top=f.top, freq=freq)
+        s = online_retail_series(data_dir=data_dir, by=f.by, measure=f.measure, top=f.top or NAMED_TOP, freq=freq)
         if not f.total:
             return s, None
         every = online_retail_series(data_dir=data_dir, by="country", measure=f.measure, top=10_000, freq=freq)
@@ -47,7 +50,7 @@ def _named_series(cfg: Any) -> tuple[Any, Any]:
         ev = resolve_dataset(key, data_dir=data_dir, frame=True)
         ent = "category" if key == "taobao" else "item_id"
         freq = "day" if f.freq in ("day", "week") else "hour"  # auto: hours, summed up to the chosen period
-        s = events_series(ev, entity=ent, freq=freq, top=f.top, utc_offset_hours=utc_offset_for(key, None))
+        s = events_series(ev, entity=ent, freq=freq, top=f.top or NAMED_TOP, utc_offset_hours=utc_offset_for(key, None))
         total = s[s["series_id"] == TOTAL]
         return s[s["series_id"] != TOTAL], (total if f.total else None)
     raise ConfigError(f"unknown dataset {cfg.data.dataset!r}: online-retail, taobao or ml-100k")
@@ -164,4 +167,9 @@ def _series(cfg: Any) -> tuple[Any, Any, str]:
     missing = {"series_id", "period", f.value} - set(s.columns)
     if missing:
         raise ConfigError(f"{path} lacks the column(s) {sorted(missing)}: series_id, period and --value {f.value}")
+    if f.top is not None and (n := s["series_id"].nunique()) > f.top:
+        from chronorec.temporal.forecast.pipeline import largest_series
+
+        s = largest_series(s, f.top, f.value)
+        typer.echo(f"Kept the {f.top} largest of {n} series (--top; by total |{f.value}|)", err=True)
     return s, None, f.value

@@ -106,8 +106,11 @@ class ForecastConfig(_Lists):
     freq: Literal["auto", "hour", "day", "week"] = Field(
         "auto", description="Period: hour, day, week, or auto (the coarsest that the data's span allows)."
     )
-    top: int = Field(
-        50, ge=1, description="Named data: number of series (largest first; their total is forecast apart)."
+    top: int | None = Field(
+        None,
+        ge=1,
+        description="Number of series, largest first: named data 50 unless given (their total is forecast "
+        "apart); a --series file keeps every series unless given.",
     )
     total: bool = Field(
         True, description="Named data: also forecast the total of all entities, as series __total__ apart."

@@ -25,7 +25,7 @@ from chronorec.temporal.forecast.methods import EXTRA_HINT, METHODS, installed_m
 from chronorec.temporal.forecast.plots import plot_forecasts, plot_future
 from chronorec.temporal.forecast.series import FREQ_SECONDS, SEASONS, SeriesMatrix, choose_freq, to_matrix
 
-__all__ = ["resample_long", "run_forecast", "series_matrix"]
+__all__ = ["largest_series", "resample_long", "run_forecast", "series_matrix"]
 
 _FLOOR = {"hour": "h", "day": "D"}
 
@@ -79,6 +79,14 @@ def _cache(ev: dict[str, Any]) -> dict:
         if name in METHODS
         for j, o in enumerate(ev["origin_index"])
     }
+
+
+def largest_series(frame: pd.DataFrame, top: int, value: str) -> pd.DataFrame:
+    """The rows of the ``top`` series of a long frame (``series_id``, ``period``, ``value``) with the
+    largest total absolute value; ties go to the series seen first."""
+    totals = frame[value].abs().groupby(frame["series_id"], sort=False).sum()
+    keep = totals.sort_values(ascending=False, kind="stable").index[:top]
+    return frame[frame["series_id"].isin(keep)].reset_index(drop=True)
 
 
 def run_forecast(  # noqa: PLR0913 - one keyword per command option
