@@ -328,7 +328,9 @@ def parse_time_values(values: Sequence[Any], *, timezone: str | None = None) -> 
     out: list[tuple[int | None, str]] = [(None, "missing timestamp")] * len(values)
     groups: dict[str, list[int]] = {"int": [], "float": [], "zoned": [], "object": []}
     for i, v in enumerate(values):
-        if type(v) is int and -(2**63) <= v < 2**63:
+        if type(v) is int and 0 <= v <= MAX_EPOCH_SECONDS:  # plain epoch seconds, as a column reads them: no pandas
+            out[i] = (v, "")
+        elif type(v) is int and -(2**63) <= v < 2**63:
             groups["int"].append(i)
         elif type(v) is float:
             groups["float"].append(i)
