@@ -38,6 +38,11 @@ class CheckpointError(ChronorecError, ValueError):
     """A training checkpoint cannot be resumed: absent, truncated, or written by another run."""
 
 
+class DivergedError(ChronorecError, RuntimeError):
+    """Training produced a non-finite loss or non-finite weights (a learning rate too large, or
+    extreme input values); nothing is saved."""
+
+
 class NotFittedError(ChronorecError, RuntimeError):
     """A model was asked to score or recommend before ``fit``."""
 
@@ -47,6 +52,7 @@ __all__ = [
     "ChronorecError",
     "ConfigError",
     "DataError",
+    "DivergedError",
     "IngestError",
     "ModelFolderError",
     "ModelLoadError",

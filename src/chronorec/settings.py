@@ -11,10 +11,27 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
-class Strict(BaseModel):
-    """A pydantic model that refuses unknown fields, so a misspelt key is an error, not a no-op."""
+def clean_api_key(raw: str, source: str = "the API key") -> str:
+    """The key a client can send: a leading byte-order mark and surrounding whitespace removed; it must
+    then be non-empty printable ASCII (an HTTP header carries nothing else, so any other key would
+    lock every client out with 401). Raises ``ValueError`` naming ``source``."""
+    key = raw.lstrip("\ufeff").strip()
+    if not key:
+        raise ValueError(f"{source} is empty: give a key, or none at all for an open service")
+    bad = next((c for c in key if not (" " <= c <= "~")), None)
+    if bad is not None:
+        raise ValueError(
+            f"{source} holds {bad!r} (U+{ord(bad):04X}): a key is printable ASCII only, as an HTTP header "
+            "carries it; no client could send this one"
+        )
+    return key
 
-    model_config = ConfigDict(extra="forbid")
+
+class Strict(BaseModel):
+    """A pydantic model that refuses unknown fields, so a misspelt key is an error, not a no-op, and
+    infinite or NaN numbers (``lr=inf`` would train a model of NaN weights)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 STATE_DIR_NAME = "live"
@@ -65,10 +82,8 @@ class ServeSettings(Strict):
 
     @field_validator("api_key")
     @classmethod
-    def _key_not_empty(cls, v: SecretStr | None) -> SecretStr | None:
-        if v is not None and not v.get_secret_value().strip():
-            raise ValueError("the API key is empty: give a key, or none at all for an open service")
-        return v
+    def _key_usable(cls, v: SecretStr | None) -> SecretStr | None:
+        return None if v is None else SecretStr(clean_api_key(v.get_secret_value()))
 
     @property
     def live_dir(self) -> Path:
@@ -84,4 +99,4 @@ class ServeSettings(Strict):
         return self.api_key.get_secret_value() if self.api_key is not None else None
 
 
-__all__ = ["MAX_BODY_BYTES", "STATE_DIR_NAME", "ServeSettings", "Strict"]
+__all__ = ["MAX_BODY_BYTES", "STATE_DIR_NAME", "ServeSettings", "Strict", "clean_api_key"]

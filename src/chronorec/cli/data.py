@@ -135,14 +135,20 @@ class IngestArgs:
 def ingest(opts: IngestArgs, config: ConfigOpt = None) -> None:
     """Read and validate an events file, quarantine bad rows, and write an EventLog folder plus a report."""
     from chronorec.data import read_events
+    from chronorec.errors import DataError
 
     cfg = load_config(config, {"data": opts.section()})
     _check_out(opts.out, opts.rejects)  # before the read: a bad --out fails now, not after it
     log = read_events(opts.source, rejects_path=opts.rejects, **cfg.data.read_options())
+    if len(log) == 0:  # an empty EventLog is never what was meant: say where the rows went, write nothing
+        raise DataError(f"{opts.source}: no events left to write. {_summary(log.report)}")
     log.save(opts.out)  # atomic: events, id maps, ingest_report.json and rejects.csv together, or nothing
-    report = log.report
-    typer.echo(report.summary() if hasattr(report, "summary") else str(report))
+    typer.echo(_summary(log.report))
     typer.echo(f"Wrote the EventLog ({len(log)} events, {log.n_users} users, {log.n_items} items) to {opts.out}/")
+
+
+def _summary(report: Any) -> str:
+    return report.summary() if hasattr(report, "summary") else str(report)
 
 
 def _check_out(out: Path, rejects: Path | None) -> None:
@@ -150,6 +156,8 @@ def _check_out(out: Path, rejects: Path | None) -> None:
     from chronorec.errors import ConfigError
 
     check_save_target(out)
+    if rejects is not None and rejects.is_dir():
+        raise ConfigError(f"--rejects {rejects} is a folder; name a file, e.g. {rejects / 'rejects.csv'}")
     if rejects is not None and out.resolve() in rejects.resolve().parents:
         raise ConfigError(
             f"--rejects {rejects} is inside --out {out}, which each ingest replaces as a whole; "

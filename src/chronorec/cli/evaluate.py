@@ -58,7 +58,7 @@ class EvaluateArgs:
         """The ``evaluation`` config section these options (and the model folders) give."""
         include = self.include_history
         return {
-            "ks": [int(x) for x in self.ks.split(",")] if self.ks else None,
+            "ks": [x.strip() for x in self.ks.split(",")] if self.ks else None,
             "history": self.history if include is None else ("include" if include else "exclude"),
             "allow_leak": self.allow_leak or None,
             "model_dirs": [str(p) for p in model_dirs] if model_dirs else None,

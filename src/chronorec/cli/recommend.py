@@ -138,17 +138,26 @@ def _user_ids(r: Any) -> list[Any]:
 
 
 def _read_user_file(path: Path) -> list[Any]:
+    """User ids from a Parquet / CSV / TSV file (its ``user_id`` column, else the first) or a text file
+    (one id per line, UTF-8); a file that does not read as one is a one-line error naming it."""
     import pandas as pd
 
     from chronorec.data import columns as C
+    from chronorec.errors import DataError
 
     suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        df = pd.read_parquet(path)
-    elif suffix in (".csv", ".tsv"):
-        df = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str)
-    else:
-        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    try:
+        if suffix == ".parquet":
+            df = pd.read_parquet(path)
+        elif suffix in (".csv", ".tsv"):
+            df = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str)
+        else:
+            return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (UnicodeDecodeError, ValueError, OSError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        kind = "a Parquet file" if suffix == ".parquet" else "UTF-8 text, one user id per line (or .csv / .parquet)"
+        raise DataError(f"--users-file {path}: not {kind} ({type(e).__name__})") from e
     col = C.USER if C.USER in df.columns else df.columns[0]
     return df[col].tolist()
 

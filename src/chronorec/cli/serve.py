@@ -102,8 +102,13 @@ def _api_key(s: ServeSettings) -> str | None:
     path = Path(s.api_key_file)
     if not path.is_file():
         raise ConfigError(f"--api-key-file {path}: no such file")
-    lines = path.read_text(encoding="utf-8").splitlines()
-    key = lines[0].strip() if lines else ""
-    if not key:
-        raise ConfigError(f"--api-key-file {path}: the first line is empty")
-    return key
+    from chronorec.settings import clean_api_key
+
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"--api-key-file {path}: not UTF-8 text") from e
+    try:
+        return clean_api_key(lines[0] if lines else "", f"--api-key-file {path}: the first line")
+    except ValueError as e:
+        raise ConfigError(str(e)) from e

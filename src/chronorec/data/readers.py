@@ -11,7 +11,6 @@ the file and the fix, never a decoder's own exception.
 from __future__ import annotations
 
 import bz2
-import codecs
 import csv
 import errno
 import gzip
@@ -31,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from chronorec.data.baskets import keyed_object, read_keyed
+from chronorec.data.text_checks import check_encoding, check_header, check_separator
 from chronorec.errors import IngestError
 
 __all__ = ["RawTable", "detect_format", "detect_separator", "non_scalar", "read_csv_bytes", "read_raw", "shorten"]
@@ -195,15 +195,8 @@ def _check_text(path: Path, data: bytes, encoding: str) -> None:
         raise IngestError(f"{path} is not a text/CSV file: it is {what}; pass a CSV, JSON Lines or Parquet file")
 
 
-def _check_encoding(path: Path, encoding: str) -> None:
-    try:
-        codecs.lookup(encoding)
-    except LookupError as e:
-        raise IngestError(f"{path}: unknown encoding {encoding!r}; pass e.g. encoding='utf-8' or 'latin-1'") from e
-
-
 def _decode(path: Path, data: bytes, encoding: str) -> str:
-    _check_encoding(path, encoding)
+    check_encoding(path, encoding)
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as e:
@@ -253,10 +246,12 @@ def detect_separator(text: str, *, max_lines: int = 50) -> str:
 
 
 def read_csv_bytes(path: Path, data: bytes, *, sep: str | None, header: bool, names, encoding: str) -> RawTable:
-    _check_encoding(path, encoding)
+    check_encoding(path, encoding)
     text_head = data[:65536].decode(encoding, errors="replace")
     if sep is None:
         sep = detect_separator(text_head)
+    check_separator(path, sep)
+    check_header(path, text_head, sep, header, names)
     if not data.strip():
         return RawTable(pd.DataFrame(), np.zeros(0, np.int64), str(path), True, sep)
     n_lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)

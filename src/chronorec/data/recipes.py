@@ -15,7 +15,8 @@ rows are validated:
 
 A condition is ``{column: NAME, OP: VALUE}`` with exactly one operator: ``eq``, ``ne``, ``lt``,
 ``le``, ``gt``, ``ge`` (numbers compare as numbers), ``in``, ``not_in`` (lists, compared as
-text), ``regex`` (a search: anchor it with ``^``/``$``) or ``missing`` (true/false). A missing
+text), ``regex`` (a search, anchored with ``^``/``$``, in linear time: no look-around or back-references)
+or ``missing`` (true/false). A missing
 value satisfies no operator but ``missing: true``.
 
 Every row removed by a rule is counted under the rule's ``name`` in the ingest report; a row is
@@ -25,7 +26,6 @@ counted under the first rule that removes it. Recipes shipped with the package (
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -36,6 +36,7 @@ import pandas as pd
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from chronorec.data import columns as C
+from chronorec.data.text_checks import expanded_size, regex_search
 from chronorec.errors import ConfigError
 from chronorec.settings import Strict
 
@@ -89,10 +90,7 @@ class Condition(Strict):
     @classmethod
     def _compiles(cls, v: str | None) -> str | None:
         if v is not None:
-            try:
-                re.compile(v)
-            except re.error as e:
-                raise ValueError(f"invalid regex {v!r}: {e}") from None
+            regex_search(pd.Series([""], dtype=object), v)  # compiles it, or says why not
         return v
 
     def mask(self, frame: pd.DataFrame) -> np.ndarray:
@@ -126,7 +124,7 @@ class Condition(Strict):
             hit = text.isin([str(v) for v in (self.in_ if self.in_ is not None else self.not_in)]).to_numpy()
             out = hit if self.in_ is not None else ~hit
         else:
-            out = text.str.contains(self.regex, regex=True).to_numpy(dtype=bool)
+            out = regex_search(text, self.regex)
         return out & ~miss
 
 
@@ -290,6 +288,12 @@ def bundled_recipes() -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
+MAX_RECIPE_CHARS = 1_000_000
+MAX_RECIPE_NODES = 100_000
+"""A recipe's size limits: its text, and the values it expands to (YAML aliases share one object
+per anchor, so ten nested aliases of ten make 10^10 values to validate from a 0.6 KB file)."""
+
+
 def load_recipe(recipe: str | Path | Recipe) -> Recipe:
     """A bundled recipe by name, or a recipe YAML file; raises ConfigError naming the file and key."""
     if isinstance(recipe, Recipe):
@@ -297,10 +301,17 @@ def load_recipe(recipe: str | Path | Recipe) -> Recipe:
     import yaml
 
     text, where = _recipe_text(str(recipe))
+    if len(text) > MAX_RECIPE_CHARS:
+        raise ConfigError(f"{where}: {len(text):,} characters; a recipe holds at most {MAX_RECIPE_CHARS:,}")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"{where}: cannot parse: {' '.join(str(e).split())}") from None
+    if expanded_size(data, MAX_RECIPE_NODES) > MAX_RECIPE_NODES:
+        raise ConfigError(
+            f"{where}: expands to more than {MAX_RECIPE_NODES:,} values (nested YAML aliases?); "
+            "write the rules out, without aliases that multiply"
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: a recipe is a mapping (columns, behaviors, rules, ...)")
     try:

@@ -74,6 +74,11 @@ def _sql_str(s: str | Path) -> str:
     return "'" + str(s).replace("'", "''") + "'"
 
 
+def _sql_ident(name: str) -> str:
+    """A column name as a quoted SQL identifier (a quote inside it doubled): a name is never SQL."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
 def source_relation(source: str | Path, fmt: str | None = None) -> tuple[str, str, str, int]:
     """(FROM clause, line expression, order key expression, header lines) of a file or folder."""
     p = Path(source)
@@ -176,7 +181,7 @@ def build_store(  # noqa: PLR0913 - one keyword per ingest option
 
 def _stage_clean(con, source, fmt, cols, time_unit: str, dedupe: bool, report: StoreReport) -> None:
     """Table ``checked`` (every row with its reject reason) and ``clean`` (valid, deduplicated)."""
-    user_col, item_col, time_col, behavior_col = (None if c is None else f'"{c}"' for c in cols)
+    user_col, item_col, time_col, behavior_col = (None if c is None else _sql_ident(c) for c in cols)
     rel, line, order, _ = source_relation(source, fmt)
     names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall()]
     types = dict(r[:2] for r in con.execute(f"DESCRIBE SELECT * FROM {rel}").fetchall())

@@ -6,7 +6,7 @@ import importlib
 from pathlib import Path
 
 from chronorec.artifacts import FIX, MANIFEST, read_manifest
-from chronorec.errors import ChronorecError, ModelFolderError, ModelLoadError
+from chronorec.errors import ChronorecError, ConfigError, ModelFolderError, ModelLoadError
 
 KINDS = {
     "popular": "chronorec.models.baselines.popular:MostPopular",
@@ -27,6 +27,13 @@ KINDS = {
 }
 
 
+class UnknownKindError(ConfigError, KeyError):
+    """A model kind that is not registered: a user error (one line on the CLI) that is still a ``KeyError``."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 class _Registry:
     def kinds(self) -> list[str]:
         return list(KINDS)
@@ -41,7 +48,7 @@ class _Registry:
     @staticmethod
     def _entry(kind: str) -> tuple[str, str]:
         if kind not in KINDS:
-            raise KeyError(f"unknown model kind {kind!r}; known: {', '.join(KINDS)}")
+            raise UnknownKindError(f"unknown model kind {kind!r}; known: {', '.join(KINDS)}")
         module, name = KINDS[kind].split(":")
         return module, name
 

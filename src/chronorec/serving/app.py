@@ -233,9 +233,13 @@ def _add_events(app: FastAPI, svc: Service) -> None:
 
 def _add_status(app: FastAPI, svc: Service) -> None:
     @app.get("/health")
-    def health():
-        """Liveness and what is served."""
-        return svc.health()
+    def health(x_api_key: ApiKey = None):
+        """Liveness and what is served; the model folder's path only to a caller with the API key (a
+        service with a key tells an anonymous caller nothing about its file system)."""
+        out = svc.health()
+        if svc.api_key is not None and not key_matches(svc.api_key, x_api_key):
+            out.pop("model_dir", None)
+        return out
 
     @app.get("/metrics", response_class=Response, responses=METRICS_RESPONSES)
     def metrics():

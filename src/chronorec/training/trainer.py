@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from chronorec.errors import CheckpointError
+from chronorec.errors import CheckpointError, DivergedError
 from chronorec.training import checkpoint as ckpt
 from chronorec.training import distributed as dist
 from chronorec.training.runtime import (
@@ -308,6 +308,19 @@ class Trainer:
         release_allocator()  # what comes next (evaluation, scoring) allocates without a fault per block
         return self.result
 
+    def _check_finite(self, entry: dict) -> None:
+        """Stop with one line when the epoch's loss (float32 training) or any weight is not finite:
+        a diverged model is never validated, checkpointed or saved."""
+        loss_bad = not math.isfinite(entry["loss"]) and not self.scaler.is_enabled()
+        weights_bad = any(not bool(torch.isfinite(p).all()) for p in self.module.parameters())
+        if loss_bad or weights_bad:
+            what = "weights" if weights_bad else "loss"
+            raise DivergedError(
+                f"{self.settings.label}: training diverged at epoch {entry['epoch']} (non-finite {what}, "
+                f"loss {entry['loss']:.4g} at lr {entry['lr']:.3g}); lower the learning rate (-p lr=...) "
+                "or check the input values; nothing was saved"
+            )
+
     def _tracked_params(self) -> dict[str, Any]:
         own = self.settings.model_dump(exclude={"progress", "checkpoint_dir", "resume", "label"})
         return {**own, **self.params, "monitor": self.monitor}
@@ -317,6 +330,7 @@ class Trainer:
         epoch_seconds: list[float] = []  # this call's epochs, to foresee whether another fits the budget
         for epoch in range(self.start_epoch, self.epochs + 1):
             entry = self.train_epoch(epoch, batches, loss_fn, n_batches)
+            self._check_finite(entry)
             metric = self.validate(epoch, validate, entry)
             r.train_seconds += entry["seconds"]
             r.history.append(entry)

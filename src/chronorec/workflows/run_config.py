@@ -119,6 +119,14 @@ class SplitConfig(_Strict):
     def _cutoff_needed(self) -> "SplitConfig":
         if self.protocol == "temporal" and self.cutoff is None:
             raise ValueError("split.cutoff is required when split.protocol is 'temporal'")
+        for name in ("cutoff", "validation_cutoff"):  # a date that does not parse is refused before any training
+            try:
+                self.to_seconds(getattr(self, name))
+            except (ValueError, OverflowError) as e:
+                raise ValueError(
+                    f"split.{name} {getattr(self, name)!r} is not a time: give epoch seconds or an ISO date "
+                    "such as 2024-03-01 or 2024-03-01T12:00"
+                ) from e
         return self
 
     @staticmethod
@@ -192,8 +200,8 @@ class _RootBase(_Strict):
     synth: SynthConfig = Field(default_factory=SynthConfig, description="chronorec datasets synth")
     store: StoreConfig = Field(default_factory=StoreConfig, description="chronorec store build")
     output_dir: str | None = None
-    seed: int = 0
-    threads: int | None = Field(None, ge=1)
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="random seed: 0 .. 2^32 - 1")
+    threads: int | None = Field(None, ge=1, le=1024)
 
     @model_validator(mode="after")
     def _unique_names(self):

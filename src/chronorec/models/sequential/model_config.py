@@ -10,7 +10,7 @@ The trainer picks its own fields out of it (``TrainSettings.of``).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -22,8 +22,8 @@ from chronorec.training.settings import OptimizerParams, RunSettings, SchedulePa
 class ArchitectureParams(Strict):
     """Shape of the network shared by every sequence model."""
 
-    max_len: int = Field(200, ge=1, description="the most recent events a sequence is cut to")
-    dim: int = Field(64, ge=1, description="width of the item embeddings and hidden states")
+    max_len: int = Field(200, ge=1, le=100_000, description="the most recent events a sequence is cut to")
+    dim: int = Field(64, ge=1, le=16_384, description="width of the item embeddings and hidden states")
     dropout: float = Field(0.2, ge=0, lt=1, description="dropout rate")
     similarity: Literal["dot", "cosine"] = Field(
         "dot",
@@ -143,3 +143,17 @@ __all__ = [
     "ObjectiveParams",
     "SequentialConfig",
 ]
+
+
+def check_network_size(cfg: Any, n_items: int, kind: str) -> None:
+    """Refuse, before allocating, a network whose weights, gradients and Adam moments (16 bytes per
+    parameter: the item and position tables plus about 12 dim^2 per layer) exceed the memory."""
+    from chronorec.budget import check_memory
+
+    layers = int(getattr(cfg, "layers", 1) or 1)
+    n_params = (n_items + 1 + cfg.max_len) * cfg.dim + 12 * layers * cfg.dim**2
+    check_memory(
+        16.0 * n_params,
+        f"{kind} with dim {cfg.dim}, {layers} layer(s) and max_len {cfg.max_len} on {n_items:,} items",
+        "lower -p dim (or -p layers / -p max_len)",
+    )

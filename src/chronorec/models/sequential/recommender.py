@@ -27,7 +27,7 @@ from chronorec.errors import ConfigError
 from chronorec.models.base import Recommender
 from chronorec.models.sequential import context as ctxf
 from chronorec.models.sequential.losses import full_softmax_ce, gbce, sampled_softmax_ce
-from chronorec.models.sequential.model_config import SequentialConfig
+from chronorec.models.sequential.model_config import SequentialConfig, check_network_size
 from chronorec.models.sequential.query_cache import QueryCache
 from chronorec.models.sequential.windows import (
     WindowBatcher,
@@ -327,6 +327,7 @@ class SequentialRecommender(Recommender):
         self._codes = self._next_time = None
         device = self.device
         self._check_execution(device)
+        check_network_size(self.config, self.n_items, self.kind)
         self.module = self._init_module().to(device)
         batcher = WindowBatcher(
             training_spans(self.store),
