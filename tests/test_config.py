@@ -80,7 +80,7 @@ def test_toml_loads(tmp_path):
         ({"data": {"path": "x.csv", "usr_col": "u"}}, "data.usr_col"),
         ({"models": [{"kind": "sasrec", "dimm": 3}]}, "models.0.sasrec.dimm"),
         ({"models": [{"kind": "gru4rec", "cell": "rnn"}]}, "models.0.gru4rec.cell"),
-        ({"evaluation": {"ks": [0]}}, "evaluation.ks"),
+        ({"evaluation": {"ks": [0]}}, "evaluation.ks.0"),
     ],
 )
 def test_unknown_or_bad_key_is_named(data, key):

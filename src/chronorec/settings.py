@@ -63,14 +63,23 @@ class ServeSettings(Strict):
     settings: Path | None = Field(
         None, description="RecommendSettings JSON (temperature, blend, ...; default <model>/recommend.json)."
     )
-    threads: int = Field(1, ge=1, description="torch threads per request.")
-    max_body_bytes: int = Field(MAX_BODY_BYTES, ge=1, description="Largest request body in bytes (larger: 413).")
-    max_batch: int = Field(64, ge=1, description="Most /recommend requests in one forward pass (1 = no batching).")
-    max_wait_ms: float = Field(2.0, ge=0, description="Longest wait of a request for its batch to fill, in ms.")
-    max_queue: int = Field(256, ge=1, description="Most /recommend requests in flight; more get 503 with Retry-After.")
+    threads: int = Field(1, ge=1, le=1024, description="torch threads per request.")
+    max_body_bytes: int = Field(
+        MAX_BODY_BYTES, ge=1, le=1_000_000_000, description="Largest request body in bytes (larger: 413)."
+    )
+    max_batch: int = Field(
+        64, ge=1, le=100_000, description="Most /recommend requests in one forward pass (1 = no batching)."
+    )
+    max_wait_ms: float = Field(
+        2.0, ge=0, le=60_000, description="Longest wait of a request for its batch to fill, in ms."
+    )
+    max_queue: int = Field(
+        256, ge=1, le=1_000_000, description="Most /recommend requests in flight; more get 503 with Retry-After."
+    )
     query_cache: int = Field(
         100_000,
         ge=0,
+        le=100_000_000,
         description="Query vectors of up to this many histories kept, so a user asked again with an unchanged history skips the forward pass (sequence models without context; 0 = off).",
     )
     export_events: Path | None = Field(

@@ -88,11 +88,13 @@ def test_huge_numbers_in_a_recommendation_request_are_a_422(client, body):
     assert client.post("/recommend", json={"user_id": 1, "k": 3}).status_code == 200
 
 
-def test_a_huge_k_is_clamped_to_the_catalogue_with_a_warning(client):
-    r = client.post("/recommend", json={"user_id": 1, "k": HUGE})
+def test_a_k_above_the_catalogue_is_clamped_with_a_warning_and_a_huge_one_is_422(client):
+    r = client.post("/recommend", json={"user_id": 1, "k": 5000})
     assert r.status_code == 200
     assert len(r.json()["items"]) == 20
     assert any("is above the catalogue size 20; clamped to 20" in w for w in r.json()["warnings"])
+    r = client.post("/recommend", json={"user_id": 1, "k": HUGE})  # past the declared bound of k
+    assert r.status_code == 422 and "k" in r.text and "100000" in r.text
 
 
 # ---------------------------------------------------------------------- idempotency

@@ -23,6 +23,8 @@ NprocOpt = Annotated[
     int,
     typer.Option(
         "--nproc-per-node",
+        min=1,
+        max=1024,
         help="Train data-parallel in N processes on this machine (torchrun; gloo on CPU, NCCL on GPU); "
         "rank 0 validates, checkpoints and saves. Multi-node: see docs/scale.md.",
     ),

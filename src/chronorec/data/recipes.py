@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
@@ -174,18 +174,22 @@ class Rule(Strict):
         return hit
 
 
+ColumnIndex = Annotated[int, Field(ge=0, le=100_000)]
+"""A column given by position (0 = the first) in a file without a header."""
+
+
 class RecipeColumns(Strict):
     """Source column names (or 0-based positions) for each role."""
 
-    user: str | int = C.USER
-    item: str | int = C.ITEM
-    time: str | int | None = C.TIME
-    behavior: str | int | None = None
-    value: str | int | None = None
-    item_name: str | int | None = None
-    context: list[str | int] = Field(default_factory=list)
-    basket: str | int | None = Field(None, description="basket / order / invoice id column (kept as 'basket')")
-    session: str | int | None = Field(None, description="session id column (kept as 'session')")
+    user: str | ColumnIndex = C.USER
+    item: str | ColumnIndex = C.ITEM
+    time: str | ColumnIndex | None = C.TIME
+    behavior: str | ColumnIndex | None = None
+    value: str | ColumnIndex | None = None
+    item_name: str | ColumnIndex | None = None
+    context: list[str | ColumnIndex] = Field(default_factory=list)
+    basket: str | ColumnIndex | None = Field(None, description="basket / order / invoice id column (kept as 'basket')")
+    session: str | ColumnIndex | None = Field(None, description="session id column (kept as 'session')")
 
 
 class Recipe(Strict):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -44,7 +44,9 @@ def _fit_info(models: Sequence[Recommender]) -> dict[str, Any]:
 class EnsembleConfig(ModelConfig):
     kind: Literal["ensemble"] = Field("ensemble", description="the model kind")
     members: list[dict[str, Any]] = Field(default_factory=list, description="member configurations, each with a kind")
-    weights: list[float] | None = Field(None, description="member weights (None: equal)")
+    weights: list[Annotated[float, Field(ge=0, le=1e6)]] | None = Field(
+        None, max_length=1000, description="member weights (None: equal)"
+    )
     combine: Literal["log_softmax", "zscore"] = Field(
         "log_softmax", description="sum the members' log-probabilities or per-row z-scores"
     )

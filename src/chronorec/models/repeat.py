@@ -39,10 +39,15 @@ class RepeatBlendConfig(ModelConfig):
         None, ge=0, le=1, description=f"repeat share w; None: chosen on validation among {list(WEIGHT_GRID)}"
     )
     temperature: float | None = Field(
-        None, gt=0, description=f"softmax temperature of the model's z-scores; None: chosen among {TEMPERATURE_GRID}"
+        None,
+        gt=0,
+        le=1000,
+        description=f"softmax temperature of the model's z-scores; None: chosen among {TEMPERATURE_GRID}",
     )
-    decay: float | None = Field(None, ge=0, description="buy-again decay; None: chosen on validation")
-    max_validation: int = Field(5000, ge=1, description="validation cases used to choose w and T (a seeded sample)")
+    decay: float | None = Field(None, ge=0, le=100, description="buy-again decay; None: chosen on validation")
+    max_validation: int = Field(
+        5000, ge=1, le=10_000_000, description="validation cases used to choose w and T (a seeded sample)"
+    )
 
 
 def _share_fitted(src: Recommender, dst: Recommender) -> None:

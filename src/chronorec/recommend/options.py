@@ -60,10 +60,10 @@ class FilterOptions(Strict):
     )
     available_only: bool = Field(False, description="Only items whose availability flag is true.")
     min_price: float | None = Field(
-        None, ge=0, description="Lowest price kept; items with an unknown price are dropped by a range."
+        None, ge=0, le=1e15, description="Lowest price kept; items with an unknown price are dropped by a range."
     )
     max_price: float | None = Field(
-        None, ge=0, description="Highest price kept; items with an unknown price are dropped by a range."
+        None, ge=0, le=1e15, description="Highest price kept; items with an unknown price are dropped by a range."
     )
 
     @property
@@ -99,13 +99,13 @@ class RerankOptions(Strict):
 class BlendOptions(Strict):
     """Hybrid scoring for sparse histories: weights of model, popularity and content distributions."""
 
-    model: float = Field(1.0, ge=0, description="Weight of the model's calibrated distribution.")
-    popularity: float = Field(0.0, ge=0, description="Weight of the popularity distribution.")
-    content: float = Field(0.0, ge=0, description="Weight of the content-similarity distribution.")
+    model: float = Field(1.0, ge=0, le=1e6, description="Weight of the model's calibrated distribution.")
+    popularity: float = Field(0.0, ge=0, le=1e6, description="Weight of the popularity distribution.")
+    content: float = Field(0.0, ge=0, le=1e6, description="Weight of the content-similarity distribution.")
     popularity_source: Literal["global", "context"] = Field(
         "global", description="Global counts, or counts in the request's context (device, daypart, ...)."
     )
-    sparse_below: int = Field(5, ge=0, description="Histories shorter than this are blended.")
+    sparse_below: int = Field(5, ge=0, le=100_000, description="Histories shorter than this are blended.")
 
     @property
     def active(self) -> bool:
@@ -115,7 +115,9 @@ class BlendOptions(Strict):
 class RecommendOptions(Strict):
     """Everything a caller may set per request (unset parts fall back to the deployment's settings)."""
 
-    k: int = Field(10, gt=0, description="List length; above the catalogue size it is clamped (with a warning).")
+    k: int = Field(
+        10, gt=0, le=100_000, description="List length; above the catalogue size it is clamped (with a warning)."
+    )
     filters: FilterOptions | None = Field(None, description="Item filters (null = the deployment's).")
     rerank: RerankOptions | None = Field(None, description="Re-ranking (null = the deployment's).")
     blend: BlendOptions | None = Field(None, description="Sparse-history blending (null = the deployment's).")
@@ -126,7 +128,9 @@ class RecommendOptions(Strict):
 class RecommendSettings(Strict):
     """Defaults of a deployment: the calibrated temperature, the tuned blend, default filters and re-ranking."""
 
-    temperature: float = Field(1.0, gt=0, description="Softmax temperature T of probabilities softmax(score / T).")
+    temperature: float = Field(
+        1.0, gt=0, le=1e6, description="Softmax temperature T of probabilities softmax(score / T)."
+    )
     blend: BlendOptions = Field(default_factory=BlendOptions, description="Default blending of sparse histories.")
     filters: FilterOptions = Field(default_factory=FilterOptions, description="Default item filters.")
     rerank: RerankOptions = Field(default_factory=RerankOptions, description="Default re-ranking.")

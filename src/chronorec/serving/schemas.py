@@ -128,7 +128,8 @@ def _with_times(data: Any, handler: Any, key: str) -> Any:
 
 
 Timestamp = Annotated[
-    Annotated[StrictInt, Field(ge=0, lt=SECONDS_BELOW)] | Annotated[int, PlainValidator(_timestamp)],
+    Annotated[StrictInt, Field(ge=0, lt=SECONDS_BELOW)]
+    | Annotated[int, Field(ge=0, le=MAX_EPOCH_SECONDS), PlainValidator(_timestamp)],
     Field(union_mode="left_to_right"),
     WithJsonSchema(
         {

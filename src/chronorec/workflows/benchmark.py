@@ -89,8 +89,8 @@ class BenchmarkSettings(BenchmarkConfig):
     data_dir: str | None = Field(
         None, description="Benchmark data folder (default: $CHRONOREC_DATA or ../shared/data)."
     )
-    seed: int = Field(0, description="Random seed.")
-    threads: int | None = Field(None, ge=1, description="torch threads (default: all cores).")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Random seed.")
+    threads: int | None = Field(None, ge=1, le=1024, description="torch threads (default: all cores).")
 
 
 class BenchmarkJob(BenchmarkSettings):

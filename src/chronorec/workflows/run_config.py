@@ -67,8 +67,8 @@ class DataConfig(_Strict):
     timezone: str | None = Field(None, description="IANA zone of naive date-times (default: read as UTC)")
     recipe: str | None = Field(None, description="data recipe: a bundled name (online-retail, taobao) or a YAML path")
     dedupe: bool = True
-    min_user_events: int = Field(0, ge=0)
-    min_item_events: int = Field(0, ge=0)
+    min_user_events: int = Field(0, ge=0, le=1_000_000)
+    min_item_events: int = Field(0, ge=0, le=1_000_000)
     reject_time_outliers: bool = Field(False, description="reject negative, pre-1990 and future timestamps")
 
     @model_validator(mode="after")
@@ -104,16 +104,24 @@ class DataConfig(_Strict):
         }
 
 
+Epoch = Annotated[int, Field(ge=-(2**41), le=2**41)]
+"""Epoch seconds (about +-70,000 years: far enough for any log, small enough for every time type)."""
+
+
 class SplitConfig(_Strict):
     protocol: Literal["loo", "temporal", "next-basket", "session"] = Field(
         "loo",
         description="loo (leave-one-out), temporal (global cut-off), next-basket (whole last basket) or session "
         "(the last item of each user's last session, given everything before it)",
     )
-    cutoff: int | str | None = Field(None, description="temporal test cut-off: epoch seconds or an ISO date")
-    validation_cutoff: int | str | None = None
-    min_events: int = Field(3, ge=2, description="leave-one-out: users with fewer events are not evaluated")
-    min_baskets: int = Field(3, ge=3, description="next-basket: users with fewer baskets are not evaluated")
+    cutoff: Epoch | str | None = Field(None, description="temporal test cut-off: epoch seconds or an ISO date")
+    validation_cutoff: Epoch | str | None = None
+    min_events: int = Field(
+        3, ge=2, le=1_000_000, description="leave-one-out: users with fewer events are not evaluated"
+    )
+    min_baskets: int = Field(
+        3, ge=3, le=1_000_000, description="next-basket: users with fewer baskets are not evaluated"
+    )
 
     @model_validator(mode="after")
     def _cutoff_needed(self) -> "SplitConfig":
@@ -144,7 +152,7 @@ class SplitConfig(_Strict):
 
 
 class EvaluationConfig(_Strict):
-    ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
+    ks: list[Annotated[int, Field(ge=1, le=100_000)]] = Field(default_factory=lambda: [5, 10, 20], max_length=64)
     history: Literal["exclude", "include", "auto"] = Field(
         "auto", description="exclude or include history items, or auto: exclude when validation targets never repeat"
     )
@@ -164,7 +172,7 @@ class RecommendConfig(_Strict):
     model: str | None = None
     users: list[str] = Field(default_factory=list)
     users_file: str | None = None
-    k: int = Field(10, ge=1)
+    k: int = Field(10, ge=1, le=100_000)
     out: str | None = None
     exclude_seen: bool | None = None  # None: the model's default (kept for buyagain / repeat-blend)
 

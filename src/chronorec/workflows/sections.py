@@ -8,7 +8,7 @@ Comma-separated text (``"1,7,28"``) is accepted wherever a list is expected, as 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -41,13 +41,15 @@ class FeaturesConfig(_Lists):
     entity: str = Field("user", description="Entity: user, item or category.")
     freq: Literal["hour", "day", "week"] = Field("day", description="Period: hour, day or week.")
     utc_offset: float | None = Field(
-        None, description="Hours added to UTC for period alignment (default: the dataset's own, else 0)."
+        None, ge=-14, le=14, description="Hours added to UTC for period alignment (default: the dataset's own, else 0)."
     )
-    windows: list[int] = Field([1, 7, 28], description="Trailing windows in periods, comma-separated.")
+    windows: list[Annotated[int, Field(ge=1, le=100_000)]] = Field(
+        [1, 7, 28], min_length=1, max_length=64, description="Trailing windows in periods, comma-separated."
+    )
     cutoffs: list[str] = Field(
         [], description="Cut-off times (epoch seconds or ISO, UTC); repeat the option. Default: every period."
     )
-    cutoff_every: int = Field(1, ge=1, description="Default cut-offs: every N periods.")
+    cutoff_every: int = Field(1, ge=1, le=1_000_000, description="Default cut-offs: every N periods.")
     out: str = Field("runs/features", description="Output folder: features.parquet and series.parquet.")
     series: bool = Field(True, description="Also write the long-format activity series.")
 
@@ -141,7 +143,9 @@ class EnsembleConfig(_Lists):
 
     model_dirs: list[str] = Field([], description="Saved model folders fitted on the same data.")
     out: str | None = Field(None, description="Folder for the saved ensemble.")
-    weights: list[float] | None = Field(None, description="Comma-separated member weights (default: equal).")
+    weights: list[Annotated[float, Field(ge=0, le=1e6)]] | None = Field(
+        None, max_length=1000, description="Comma-separated member weights (default: equal)."
+    )
     combine: Literal["log_softmax", "zscore"] = Field(
         "log_softmax", description="log_softmax (sum of member log-probabilities) or zscore."
     )
@@ -197,8 +201,8 @@ class SynthConfig(Strict):
     events: str = Field("1M", description="Number of events, e.g. 100M, 10M, 250K.")
     users: str = Field("10K", description="Number of users, e.g. 1M.")
     items: str = Field("40K", description="Number of items, e.g. 4M.")
-    categories: int = Field(0, ge=0, description="Item categories (0: one per 400 items).")
-    seed: int = Field(0, ge=0, description="Random seed; the output depends only on it and the sizes.")
+    categories: int = Field(0, ge=0, le=10_000_000, description="Item categories (0: one per 400 items).")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Random seed; the output depends only on it and the sizes.")
     chunk_events: str = Field("2M", description="Events held in memory at once (one Parquet file each).")
 
 
@@ -215,4 +219,4 @@ class StoreConfig(Strict):
     time_unit: Literal["auto", "s", "ms", "us", "ns"] = Field("auto", description="Unit of epoch numbers.")
     dedupe: bool = Field(True, description="Drop exact duplicate events.")
     memory_limit: str = Field("2GB", description="DuckDB's memory limit; beyond it sorts spill to disk.")
-    threads: int | None = Field(None, ge=1, description="DuckDB threads (default: all cores).")
+    threads: int | None = Field(None, ge=1, le=1024, description="DuckDB threads (default: all cores).")

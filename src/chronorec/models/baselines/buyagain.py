@@ -27,10 +27,11 @@ class BuyAgainConfig(ModelConfig):
     decay: float | None = Field(
         None,
         ge=0,
+        le=100,
         description="weight of an occurrence k events ago = exp(-decay * k); None: chosen on validation "
         f"among {list(DECAY_GRID)} (NDCG@10 under the history protocol), {DEFAULT_DECAY} without validation",
     )
-    max_history: int = Field(500, ge=1, description="the most recent history items counted")
+    max_history: int = Field(500, ge=1, le=100_000, description="the most recent history items counted")
 
 
 def repeat_counts(histories: list[np.ndarray], n_items: int, decay: float, max_history: int = 500) -> torch.Tensor:

@@ -15,7 +15,7 @@ from chronorec.models.base import ModelConfig, Recommender
 
 class EASEConfig(ModelConfig):
     kind: Literal["ease"] = Field("ease", description="the model kind")
-    l2: float = Field(500.0, gt=0, description="L2 regularisation of the item-item weights")
+    l2: float = Field(500.0, gt=0, le=1e9, description="L2 regularisation of the item-item weights")
     threads: int | None = Field(None, ge=1, le=1024, description="CPU threads for the solve (None: torch's default)")
     max_memory_gb: float = Field(
         8.0, gt=0, le=4096, description="refuse to fit when the dense item-item solve would need more memory (GiB)"

@@ -17,10 +17,14 @@ from chronorec.models.base import ModelConfig, Recommender
 
 class ItemKNNConfig(ModelConfig):
     kind: Literal["itemknn"] = Field("itemknn", description="the model kind")
-    neighbours: int = Field(100, ge=1, description="neighbours kept per item")
-    shrink: float = Field(10.0, ge=0, description="shrinkage of the cosine similarity towards 0 for rare pairs")
-    recency_decay: float = Field(0.0, ge=0, description="weight of the i-th most recent history item = exp(-decay * i)")
-    max_history: int = Field(200, ge=1, description="the most recent history items a recommendation looks at")
+    neighbours: int = Field(100, ge=1, le=100_000, description="neighbours kept per item")
+    shrink: float = Field(10.0, ge=0, le=1e6, description="shrinkage of the cosine similarity towards 0 for rare pairs")
+    recency_decay: float = Field(
+        0.0, ge=0, le=100, description="weight of the i-th most recent history item = exp(-decay * i)"
+    )
+    max_history: int = Field(
+        200, ge=1, le=100_000, description="the most recent history items a recommendation looks at"
+    )
 
 
 class ItemKNN(Recommender):

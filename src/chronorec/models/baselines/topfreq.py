@@ -28,12 +28,12 @@ MAX_HISTORY = 100_000
 
 class GPTopFreqConfig(ModelConfig):
     kind: Literal["gptopfreq"] = Field("gptopfreq", description="the model kind")
-    max_history: int = Field(MAX_HISTORY, ge=1, description="the most recent history items counted")
+    max_history: int = Field(MAX_HISTORY, ge=1, le=100_000, description="the most recent history items counted")
 
 
 class PTopFreqConfig(ModelConfig):
     kind: Literal["ptopfreq"] = Field("ptopfreq", description="the model kind")
-    max_history: int = Field(MAX_HISTORY, ge=1, description="the most recent history items counted")
+    max_history: int = Field(MAX_HISTORY, ge=1, le=100_000, description="the most recent history items counted")
 
 
 class GPTopFreq(BuyAgain):

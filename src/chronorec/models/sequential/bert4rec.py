@@ -23,9 +23,9 @@ from chronorec.nn.blocks import SequenceEncoder, TransformerBlock
 
 class BERT4RecConfig(SequentialConfig):
     kind: Literal["bert4rec"] = Field("bert4rec", description="the model kind")
-    layers: int = Field(2, ge=1, description="Transformer blocks")
-    heads: int = Field(2, ge=1, description="attention heads per block")
-    ffn_mult: int = Field(4, ge=1, description="feed-forward width as a multiple of dim")
+    layers: int = Field(2, ge=1, le=64, description="Transformer blocks")
+    heads: int = Field(2, ge=1, le=256, description="attention heads per block")
+    ffn_mult: int = Field(4, ge=1, le=64, description="feed-forward width as a multiple of dim")
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout rate")
     mask_prob: float = Field(0.2, gt=0, le=1, description="probability that an item of a training window is masked")
     mask_last_prob: float = Field(

@@ -61,7 +61,9 @@ def minilm_encoder(texts: list[str], batch_size: int = 256) -> np.ndarray:
 class ContentSASRecConfig(SASRecConfig):
     kind: Literal["contentrec"] = Field("contentrec", description="the model kind")  # type: ignore[assignment]
     encoder: Literal["minilm", "hashing"] = Field("minilm", description="text encoder of the item content")
-    content_dim: int = Field(MINILM_DIM, ge=1, description="the hashing encoder's width (minilm is always 384)")
+    content_dim: int = Field(
+        MINILM_DIM, ge=1, le=16_384, description="the hashing encoder's width (minilm is always 384)"
+    )
     id_dropout: float = Field(0.3, ge=0, le=1, description="probability of dropping an item's id part in training")
 
 

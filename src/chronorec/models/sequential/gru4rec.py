@@ -17,8 +17,8 @@ from chronorec.nn.blocks import ContextEmbedding, FastDropout
 class GRU4RecConfig(SequentialConfig):
     kind: Literal["gru4rec"] = Field("gru4rec", description="the model kind")
     cell: Literal["gru", "lstm"] = Field("gru", description="the recurrent cell")
-    layers: int = Field(1, ge=1, description="recurrent layers")
-    hidden: int = Field(128, ge=1, description="width of the recurrent state")
+    layers: int = Field(1, ge=1, le=64, description="recurrent layers")
+    hidden: int = Field(128, ge=1, le=16_384, description="width of the recurrent state")
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout rate")
 
 

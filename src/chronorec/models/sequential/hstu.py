@@ -22,10 +22,10 @@ from chronorec.nn.blocks import HSTUBlock, SequenceEncoder
 
 class HSTUConfig(SequentialConfig):
     kind: Literal["hstu"] = Field("hstu", description="the model kind")
-    layers: int = Field(2, ge=1, description="HSTU layers")
-    heads: int = Field(1, ge=1, description="attention heads per layer")
+    layers: int = Field(2, ge=1, le=64, description="HSTU layers")
+    heads: int = Field(1, ge=1, le=256, description="attention heads per layer")
     time_bias: bool = Field(True, description="relative time bias from the events' timestamps")
-    time_buckets: int = Field(64, ge=1, description="log-scale buckets of the relative time bias")
+    time_buckets: int = Field(64, ge=1, le=100_000, description="log-scale buckets of the relative time bias")
 
 
 class HSTUModule(SequenceEncoder):

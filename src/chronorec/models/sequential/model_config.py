@@ -30,7 +30,7 @@ class ArchitectureParams(Strict):
         description="'dot': logits are hidden . item embedding; 'cosine': both are L2-normalised and the "
         "logits divided by temperature (as in HSTU's training recipe)",
     )
-    temperature: float = Field(0.05, gt=0, description="divisor of cosine-similarity logits")
+    temperature: float = Field(0.05, gt=0, le=100, description="divisor of cosine-similarity logits")
 
 
 class ObjectiveParams(Strict):
@@ -41,7 +41,7 @@ class ObjectiveParams(Strict):
         description="'ce': full-catalogue softmax; 'sampled' / 'sampled_pop': softmax over uniform / "
         "popularity-sampled negatives; 'gbce': generalised BCE over sampled negatives",
     )
-    n_negatives: int = Field(1000, ge=1, description="negatives per target for the sampled losses")
+    n_negatives: int = Field(1000, ge=1, le=1_000_000, description="negatives per target for the sampled losses")
     logq_correction: bool | None = Field(
         None, description="sampled softmax: subtract log sampling probability (None: for popularity negatives only)"
     )
@@ -63,7 +63,9 @@ class ContextParams(Strict):
 class BatchingParams(Strict):
     """How training windows are cut and batched (see ``chronorec.models.sequential.windows``)."""
 
-    batch_size: int = Field(128, ge=1, description="sequences per batch (tokens: batch_size x the mean length)")
+    batch_size: int = Field(
+        128, ge=1, le=1_000_000, description="sequences per batch (tokens: batch_size x the mean length)"
+    )
     train_windows: Literal["last", "random"] = Field(
         "last", description="each epoch trains on a user's last window, or on a random one of a long sequence"
     )
@@ -79,7 +81,9 @@ class BatchingParams(Strict):
         "targets of one another (logs without timestamps: next_event); 'auto': next_time on logs with baskets "
         "(a basket file or --basket-col), next_event otherwise",
     )
-    eval_users: int | None = Field(None, description="validate on a fixed random subset of users (None: all)")
+    eval_users: int | None = Field(
+        None, ge=1, le=10**9, description="validate on a fixed random subset of users (None: all)"
+    )
 
 
 class ExecutionSettings(RunSettings):
@@ -110,7 +114,7 @@ class ExecutionSettings(RunSettings):
         "logits per chunk, the earlier kernel, to measure against)",
     )
     ce_chunk_rows: int | None = Field(
-        None, ge=1, description="loss='ce': rows of logits computed at a time (None: 512)"
+        None, ge=1, le=10_000_000, description="loss='ce': rows of logits computed at a time (None: 512)"
     )
 
 

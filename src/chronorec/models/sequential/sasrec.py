@@ -15,9 +15,9 @@ from chronorec.nn.blocks import SequenceEncoder, TransformerBlock
 
 class SASRecConfig(SequentialConfig):
     kind: Literal["sasrec"] = Field("sasrec", description="the model kind")
-    layers: int = Field(2, ge=1, description="Transformer blocks")
-    heads: int = Field(1, ge=1, description="attention heads per block")
-    ffn_mult: int = Field(4, ge=1, description="feed-forward width as a multiple of dim")
+    layers: int = Field(2, ge=1, le=64, description="Transformer blocks")
+    heads: int = Field(1, ge=1, le=256, description="attention heads per block")
+    ffn_mult: int = Field(4, ge=1, le=64, description="feed-forward width as a multiple of dim")
 
 
 class SASRecModule(SequenceEncoder):
