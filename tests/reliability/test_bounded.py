@@ -111,11 +111,28 @@ def test_a_non_finite_learning_rate_is_refused(cli, data, tmp_path, value):
     assert not (tmp_path / "m").exists()
 
 
-def test_a_diverging_run_stops_with_one_line_and_saves_nothing(cli, data, tmp_path):
-    args = ("-p", "lr=1e30", "-p", "dim=8", "-p", "max_len=8", "--epochs", "3", "--no-progress")
-    res = cli("train", "--data", data["csv"], "--kind", "sasrec", *args, "--out", tmp_path / "m")
-    fails(res, "training diverged", "lower the learning rate")
-    assert not (tmp_path / "m").exists()
+def test_a_diverging_run_stops_with_one_line_and_saves_nothing(tmp_path):
+    """Inputs of 1e20 make the squared loss overflow: the trainer stops at the first epoch, before any
+    validation or checkpoint, with the error the CLI prints as one line."""
+    import torch
+
+    from chronorec.errors import DivergedError
+    from chronorec.training.settings import TrainSettings
+    from chronorec.training.trainer import train
+
+    torch.manual_seed(0)
+    module = torch.nn.Linear(4, 1)
+    x = torch.full((8, 4), 1e20)
+
+    def loss_fn(m, batch):
+        return (m(batch) ** 2).mean()
+
+    validated = []
+    settings = TrainSettings(epochs=3, progress=False, grad_clip=None, checkpoint_dir=str(tmp_path / "ck"))
+    with pytest.raises(DivergedError, match="training diverged at epoch 1 .*lower the learning rate"):
+        train(module, batches=lambda e, rng: [x], loss_fn=loss_fn, validate=lambda: validated.append(1) or 0.0,
+              settings=settings)  # fmt: skip
+    assert validated == [] and not (tmp_path / "ck").exists()
 
 
 # ---------------------------------------------------------------------- keys an operator can use
@@ -210,3 +227,59 @@ def test_a_synthetic_log_larger_than_memory_is_refused_at_once(cli, tmp_path):
     res = cli("datasets", "synth", "--items", "3G", "--out", tmp_path / "s")
     fails(res, "3,000,000,000 items", "needs about", "lower --items")
     assert not (tmp_path / "s").exists()
+
+
+# ---------------------------------------------------------------------- event stores are verified at open
+@pytest.fixture
+def store(cli, data, tmp_path):
+    pytest.importorskip("duckdb")
+    res = cli("store", "build", data["csv"], "--out", tmp_path / "st", "--behavior-col", "")
+    assert res.exit_code == 0, res.output
+    return tmp_path / "st"
+
+
+def _train_on(cli, store, tmp_path):
+    return cli("train", "--data", store, "--kind", "popular", "--out", tmp_path / "m")
+
+
+def test_an_intact_store_trains(cli, store, tmp_path):
+    assert _train_on(cli, store, tmp_path).exit_code == 0
+
+
+def test_offsets_that_are_not_monotone_are_refused(cli, store, tmp_path):
+    import numpy as np
+
+    off = np.load(store / "sequences" / "offsets.npy")
+    off[[2, 3]] = off[[3, 2]]
+    np.save(store / "sequences" / "offsets.npy", off)  # same size: only the checksum and shape tell
+    fails(_train_on(cli, store, tmp_path), "offsets.npy does not match its checksum")
+
+
+def test_a_store_json_claiming_more_events_is_refused(cli, store, tmp_path):
+    import json
+
+    meta = json.loads((store / "store.json").read_text())
+    meta["n_events"] *= 3
+    (store / "store.json").write_text(json.dumps(meta))
+    fails(_train_on(cli, store, tmp_path), "not monotone from 0 to the")
+    assert not (tmp_path / "m").exists()
+
+
+def test_item_ids_outside_the_catalogue_are_refused(cli, store, tmp_path):
+    import json
+
+    import numpy as np
+
+    items = np.load(store / "sequences" / "items.npy")
+    items[5] = 10_000
+    np.save(store / "sequences" / "items.npy", items)
+    meta = json.loads((store / "store.json").read_text())
+    meta["files"]["sequences/items.npy"].pop("sha256")  # as for an array too large to hash
+    (store / "store.json").write_text(json.dumps(meta))
+    fails(_train_on(cli, store, tmp_path), "item ids outside the catalogue")
+
+
+def test_a_truncated_array_is_refused(cli, store, tmp_path):
+    p = store / "sequences" / "timestamps.npy"
+    p.write_bytes(p.read_bytes()[:-16])
+    fails(_train_on(cli, store, tmp_path), "timestamps.npy has", "bytes")

@@ -33,6 +33,7 @@ import numpy as np
 
 from chronorec.data.idmap import IdMap
 from chronorec.data.sequences import SequenceStore
+from chronorec.data.store_check import file_records, verify_store
 from chronorec.errors import ConfigError, DataError, IngestError
 
 STORE_MARKER = "store.json"
@@ -312,6 +313,7 @@ def _write_meta(out: Path, report: StoreReport, behaviors: bool) -> None:
         "dtypes": DTYPES,
         "parts": sorted(p.name for p in (out / "events").glob("*.parquet")),
         "report": report.to_dict(),
+        "files": file_records(out, skip=(STORE_MARKER,)),
     }
     (out / STORE_MARKER).write_text(json.dumps(meta, indent=2, default=str))
 
@@ -327,18 +329,19 @@ class EventStore:
 
     path: Path
     meta: dict[str, Any]
+    arrays: dict[str, np.ndarray] | None = field(default=None, repr=False)  # verified at open
 
     @property
     def n_events(self) -> int:
         return int(self.meta["n_events"])
 
     def sequences(self) -> SequenceStore:
-        """The CSR arrays, memory-mapped (nothing is read until a page is touched)."""
-        seq = self.path / "sequences"
-        arr = {k: np.load(seq / f"{k}.npy", mmap_mode="r") for k in ("items", "timestamps", "behaviors")}
+        """The CSR arrays, memory-mapped (nothing is read until a page is touched), checked by
+        :func:`~chronorec.data.store_check.verify_store` first."""
+        arr = self.arrays if self.arrays is not None else verify_store(self.path, self.meta)
         n = self.n_events
         return SequenceStore(
-            offsets=np.load(seq / "offsets.npy"),
+            offsets=arr["offsets"],
             items=arr["items"][:n],
             n_items=int(self.meta["n_items"]),
             timestamps=arr["timestamps"][:n],
@@ -355,7 +358,10 @@ class EventStore:
 
         from chronorec.data import columns as C
 
-        frame = pd.read_parquet(self.path / "events")
+        try:
+            frame = pd.read_parquet(self.path / "events")
+        except (OSError, ValueError) as e:  # pyarrow's errors derive from these
+            raise DataError(f"{self.path}: its Parquet parts do not read ({type(e).__name__}); rebuild it") from e
         out = pd.DataFrame({C.USER_IDX: frame["user_idx"].to_numpy(np.int64),
                             C.ITEM_IDX: frame["item_idx"].to_numpy(np.int64),
                             C.TIME: frame["timestamp"].to_numpy(np.int64)})  # fmt: skip
@@ -371,7 +377,9 @@ def open_store(directory: str | Path) -> EventStore:
         meta = json.loads((d / STORE_MARKER).read_text())
     except (OSError, ValueError) as e:
         raise DataError(f"{d}: not a readable event store ({e}); build it with `chronorec store build`") from e
-    return EventStore(d, meta)
+    if not isinstance(meta, dict):
+        raise DataError(f"{d}: store.json is not an object; rebuild it with `chronorec store build`")
+    return EventStore(d, meta, verify_store(d, meta))
 
 
 __all__ = ["EventStore", "StoreReport", "build_store", "is_store", "open_store"]
