@@ -283,3 +283,16 @@ def test_a_truncated_array_is_refused(cli, store, tmp_path):
     p = store / "sequences" / "timestamps.npy"
     p.write_bytes(p.read_bytes()[:-16])
     fails(_train_on(cli, store, tmp_path), "timestamps.npy has", "bytes")
+
+
+def test_a_history_id_beyond_64_bits_is_answered_as_an_id(data, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from chronorec.serving.app import create_app
+
+    with TestClient(create_app(data["pop"], state_dir=tmp_path / "live")) as c:
+        r = c.post("/recommend", json={"history": [2**70], "k": 3})
+        assert r.status_code == 422
+        assert "history.0" in r.json()["error"] and "less than or equal to 9223372036854775807" in r.json()["error"]
+        assert "dictionary" not in r.text
+        assert c.post("/recommend", json={"history": [3, "i0001", {"item_id": 4}], "k": 3}).status_code == 200

@@ -321,6 +321,7 @@ def _is_union_tag(part: Any) -> bool:
     """Pydantic adds the member of a union to an error location ('int', 'constrained-str', 'HistoryItem')."""
     return isinstance(part, str) and (
         part in ("int", "str", "float", "bool", "none", "constrained-int", "constrained-str", "HistoryItem")
+        or part in ("history-event", "history-id")
         or part.startswith("function-")
     )
 

@@ -8,11 +8,13 @@ from typing import Annotated, Any
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     PlainValidator,
     StrictFloat,
     StrictInt,
     StringConstraints,
+    Tag,
     ValidationError,
     WithJsonSchema,
     model_validator,
@@ -165,6 +167,17 @@ class HistoryItem(Strict):
     )
 
 
+def _history_kind(value: Any) -> str:
+    return "history-event" if isinstance(value, dict | HistoryItem) else "history-id"
+
+
+HistoryEntry = Annotated[
+    Annotated[HistoryItem, Tag("history-event")] | Annotated[ItemId, Tag("history-id")], Discriminator(_history_kind)
+]
+"""An event object or a bare id, told apart by the JSON type, so that a bad id is answered as an id
+(e.g. one beyond 64 bits: "less than or equal to ...") rather than as "not a valid dictionary"."""
+
+
 class StrictFilters(FilterOptions):
     model_config = STRICT
 
@@ -183,7 +196,7 @@ class RecommendRequest(RecommendOptions):
     model_config = STRICT
 
     user_id: ItemId | None = Field(None, description="Known users: training history + live events.")
-    history: list[HistoryItem | ItemId] | None = Field(
+    history: list[HistoryEntry] | None = Field(
         None,
         max_length=MAX_HISTORY,
         description=f"Recent events, oldest first (at most {MAX_HISTORY}); appended to the user's history.",
