@@ -222,7 +222,26 @@ def check_target(path: str | Path, marker: str = MANIFEST) -> None:
     _check_target(Path(path), marker)
 
 
+def _unwritable(final: Path, e: OSError) -> str:
+    return f"cannot write {final}: {e.strerror or type(e).__name__.lower()}; choose an output folder you can write to"
+
+
+def check_writable(final: Path) -> None:
+    """Create and remove a probe folder where the save will go (its nearest existing folder): a target
+    under ``/proc`` or a read-only mount fails now, naming the target, not after the work."""
+    base = next((p for p in (final.parent, *final.parent.parents) if p.exists()), None)
+    if base is None or not base.is_dir():
+        return  # a path under a file: the caller's own check names it
+    probe = base / f".{final.name}.probe-{uuid.uuid4().hex[:12]}"
+    try:
+        probe.mkdir()
+        probe.rmdir()
+    except OSError as e:
+        raise ConfigError(_unwritable(final, e)) from e
+
+
 def _check_target(final: Path, marker: str) -> None:
+    check_writable(final)
     if final.exists() and not final.is_dir():
         raise ConfigError(f"{final} exists and is not a folder; choose another output folder")
     if final.is_dir() and any(final.iterdir()) and not (final / marker).exists():
@@ -284,11 +303,14 @@ def atomic_dir(path: str | Path, *, marker: str = MANIFEST) -> Iterator[Path]:
     without ``marker`` (the file a complete save writes) is refused rather than replaced.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    _recover(final)
     _check_target(final, marker)
-    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:12]}"
-    tmp.mkdir()
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        _recover(final)
+        tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:12]}"
+        tmp.mkdir()
+    except OSError as e:
+        raise ConfigError(_unwritable(final, e)) from e
     old: Path | None = None
     try:
         yield tmp

@@ -296,3 +296,15 @@ def test_a_history_id_beyond_64_bits_is_answered_as_an_id(data, tmp_path):
         assert "history.0" in r.json()["error"] and "less than or equal to 9223372036854775807" in r.json()["error"]
         assert "dictionary" not in r.text
         assert c.post("/recommend", json={"history": [3, "i0001", {"item_id": 4}], "k": 3}).status_code == 200
+
+
+@pytest.mark.parametrize("command", ["train", "ingest"])
+def test_an_output_under_proc_is_refused_before_the_work_naming_the_target(cli, data, command):
+    """It used to fail after training, naming an internal temporary folder (``/proc/.x.tmp-...``)."""
+    if command == "train":
+        res = cli("train", "--data", data["csv"], "--kind", "popular", "--out", "/proc/chronorec-x")
+        assert "Training" not in res.output
+    else:
+        res = cli("ingest", data["csv"], "--out", "/proc/chronorec-x")
+    line = fails(res, "cannot write /proc/chronorec-x")
+    assert ".tmp-" not in line and ".probe-" not in line

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from chronorec.artifacts import atomic_dir
+from chronorec.artifacts import atomic_dir, check_writable
 from chronorec.data import columns as C
 from chronorec.data.idmap import IdMap
 from chronorec.data.ingest import CleanEvents, ColumnSpec, clean_events
@@ -334,6 +334,7 @@ def check_save_target(directory: str | Path) -> None:
     p = Path(directory)
     if p.exists() and not p.is_dir():
         raise ConfigError(f"{p} exists and is a file, not a folder; choose another output folder")
+    check_writable(p)
     if p.is_dir() and any(p.iterdir()) and not (p / MARKER).exists():
         raise ConfigError(
             f"{p} is a non-empty folder that is not an EventLog (no {MARKER}): refusing to replace it; "
