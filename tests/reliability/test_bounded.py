@@ -308,3 +308,12 @@ def test_an_output_under_proc_is_refused_before_the_work_naming_the_target(cli, 
         res = cli("ingest", data["csv"], "--out", "/proc/chronorec-x")
     line = fails(res, "cannot write /proc/chronorec-x")
     assert ".tmp-" not in line and ".probe-" not in line
+
+
+def test_an_ensemble_of_models_on_different_catalogues_is_one_line(cli, data, tmp_path):
+    other = tmp_path / "other.csv"
+    other.write_text("user_id,item_id,timestamp\n1,2,1600000000\n1,3,1600000100\n")
+    assert cli("train", "--data", other, "--kind", "popular", "--out", tmp_path / "p2").exit_code == 0
+    res = cli("ensemble", data["pop"], tmp_path / "p2", "--out", tmp_path / "ens")
+    fails(res, "fitted on another catalogue", "trained on the same data")
+    assert not (tmp_path / "ens").exists()

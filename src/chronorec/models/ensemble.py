@@ -20,6 +20,7 @@ from pydantic import Field
 
 from chronorec.artifacts import atomic_dir, write_manifest
 from chronorec.data.eventlog import EventLog
+from chronorec.errors import ConfigError
 from chronorec.models.base import ModelConfig, Recommender
 
 
@@ -60,7 +61,7 @@ class Ensemble(Recommender):
         super().__init__(**params)
         w = self.config.weights
         if w is not None and len(w) != len(self.config.members):
-            raise ValueError(f"{len(w)} weights for {len(self.config.members)} members")
+            raise ConfigError(f"{len(w)} weights for {len(self.config.members)} members")
         self.models: list[Recommender] = []
 
     @property
@@ -95,11 +96,15 @@ class Ensemble(Recommender):
     ) -> "Ensemble":
         """An ensemble of fitted models, which must share the item id map (same training data)."""
         if not models:
-            raise ValueError("an ensemble needs at least one model")
+            raise ConfigError("an ensemble needs at least one model")
         first = models[0]
         for m in models[1:]:
             if m.items is None or not np.array_equal(m.items.external_ids, first.items.external_ids):
-                raise ValueError(f"{type(m).__name__} was fitted on another catalogue than {type(first).__name__}")
+                n_m = 0 if m.items is None else m.items.size
+                raise ConfigError(
+                    f"{type(m).__name__} was fitted on another catalogue ({n_m:,} items) than "
+                    f"{type(first).__name__} ({first.items.size:,} items): ensemble models trained on the same data"
+                )
         ens = cls(
             members=[m.config.model_dump() for m in models],
             weights=list(weights) if weights is not None else None,
