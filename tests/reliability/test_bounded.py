@@ -317,3 +317,12 @@ def test_an_ensemble_of_models_on_different_catalogues_is_one_line(cli, data, tm
     res = cli("ensemble", data["pop"], tmp_path / "p2", "--out", tmp_path / "ens")
     fails(res, "fitted on another catalogue", "trained on the same data")
     assert not (tmp_path / "ens").exists()
+
+
+def test_distributed_training_checks_its_options_once_before_starting_workers(cli, data, tmp_path):
+    res = cli("train", "--data", data["csv"], "--kind", "bogus", "--nproc-per-node", "2", "--out", tmp_path / "m")
+    line = fails(res, "unknown model kind 'bogus'")
+    assert res.output.count("unknown model kind") == 1 and "rank" not in line
+    res = cli("train", "--data", data["csv"], "--kind", "popular", "--nproc-per-node", "0", "--out", tmp_path / "m")
+    assert res.exit_code == 2 and "--nproc-per-node" in res.output  # click's range check: 1..1024
+    assert not (tmp_path / "m").exists()

@@ -88,6 +88,10 @@ def train(
     from chronorec.workflows import run
 
     if nproc_per_node > 1 and not distributed.in_worker():  # start the workers; each runs this command
+        # the options are checked once, here, before any worker starts (a bad kind came from every rank)
+        cfg = load_config(config, run_overrides(data, split, seed, threads))
+        entry = run.model_entry(cfg, opts.kind, opts.name, opts.param, {"epochs": opts.epochs, "seed": seed})
+        run.train_target(cfg, entry, opts.out, opts.refit_from)
         distributed.launch(distributed.strip_option(distributed.command_args(), "--nproc-per-node"), nproc_per_node)
         typer.echo(f"Trained in {nproc_per_node} processes; rank 0 saved the model.")
         return
