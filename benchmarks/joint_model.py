@@ -54,7 +54,7 @@ RARE = -1  # the shared item id of items with fewer than MIN_ITEM_EVENTS events 
 MIN_ITEM_EVENTS = 5
 FILE = "taobao-userbehavior/UserBehavior_first814users.csv"
 SETTINGS = {
-    **{"max_len": 50, "dim": 64, "layers": 2, "heads": 1, "dropout": 0.3, "lr": 3e-3, "batch_size": 128},
+    **{"max_len": 50, "dim": 64, "layers": 2, "heads": 1, "dropout": 0.3, "lr": 3e-3, "batch_size": 32},
     **{"train_windows": "random", "progress": False, "seed": 0},
 }
 """Every model's settings; ``patience`` is the epoch cap: every epoch runs and validation keeps the best
