@@ -120,6 +120,8 @@ def test_outlook_inputs_are_checked(fitted):
         model.event_outlook(users, hist, ctx, at - 3600)
     with pytest.raises(ConfigError, match="positive seconds"):
         model.event_outlook(users, hist, ctx, at, horizons_s=(0,))
+    with pytest.raises(ConfigError, match="positive seconds"):
+        model.event_outlook(users, hist, ctx, at, horizons_s=3600)
     with pytest.raises(ConfigError, match="differ"):
         model.event_outlook(users, hist, ctx, at[:-1])
 

@@ -208,7 +208,7 @@ class JointSASRec(SASRec):
             raise RuntimeError("JointSASRec is not fitted: call fit(log) first")
         hz = np.asarray(horizons_s, dtype=np.float64)
         if hz.ndim != 1 or not len(hz) or not np.all(np.isfinite(hz)) or (hz <= 0).any():
-            raise ConfigError(f"horizons are positive seconds, not {list(horizons_s)}")
+            raise ConfigError(f"horizons are a list of positive seconds, not {horizons_s!r}")
         at = np.asarray(at, dtype=np.int64)
         users = np.asarray(users, dtype=np.int64)
         if not (len(at) == len(histories) == len(users)):
