@@ -14,6 +14,7 @@ KINDS = {
     "ease": "chronorec.models.baselines.ease:EASE",
     "gru4rec": "chronorec.models.sequential.gru4rec:GRU4Rec",
     "sasrec": "chronorec.models.sequential.sasrec:SASRec",
+    "joint": "chronorec.models.sequential.joint:JointSASRec",
     "bert4rec": "chronorec.models.sequential.bert4rec:BERT4Rec",
     "hstu": "chronorec.models.sequential.hstu:HSTU",
     "contentrec": "chronorec.models.sequential.content:ContentSASRec",
