@@ -111,6 +111,16 @@ class KaplanMeierSegments:
         return out
 
 
+def _informative(x: np.ndarray) -> np.ndarray:
+    """Indices of the columns of ``x`` with at least two distinct finite values."""
+    ok = []
+    for j in range(x.shape[1]):
+        v = x[:, j][np.isfinite(x[:, j])]
+        if len(v) and v.min() < v.max():
+            ok.append(j)
+    return np.asarray(ok, dtype=np.int64)
+
+
 def _design(data: WhenData, train_rows: np.ndarray, *, scale: bool) -> tuple[Any, np.ndarray]:
     """(fitted transformer, X of every case): signed log, median imputation with indicators, optional scaling."""
     from sklearn.impute import SimpleImputer
@@ -124,7 +134,7 @@ def _design(data: WhenData, train_rows: np.ndarray, *, scale: bool) -> tuple[Any
         steps.append(StandardScaler())
     x = data.features.to_numpy(np.float64)
     tr = x[train_rows]
-    keep = np.isfinite(tr).any(0) & (np.nanstd(np.where(np.isfinite(tr), tr, np.nan), 0) > 0)
+    keep = _informative(tr)
     pipe = make_pipeline(*steps).fit(tr[:, keep])
     return pipe, pipe.transform(x[:, keep])
 
@@ -242,18 +252,20 @@ def fit_horizon_classifiers(
     out: dict[float, dict[str, Any]] = {}
     for h in horizons_hours:
         tr = data.part("train")
-        tr = tr[follow[tr] >= h]
+        tr = tr[follow[tr] >= h - 1e-6]
         va = data.part("validation")
-        if not len(tr) or follow[va].max() < h:
+        if not len(tr) or follow[va].max() < h - 1e-6:
             continue
         y = (data.observed[:, ti] & (data.time[:, ti] <= h)).astype(np.int64)
         if len(np.unique(y[tr])) < 2 or len(np.unique(y[va])) < 2:
             continue
+        cols = _informative(x[tr])  # a column with no value (or one) in training is left out
         best = None
         for params in FEATURE_GRIDS[kind]:
-            m = fit_feature_model(kind, x[tr], y[tr], seed=seed, params=params)
-            auc = float(binary_metrics(y[va], m.predict_proba(x[va])[:, 1])["roc_auc"])
+            m = fit_feature_model(kind, x[tr][:, cols], y[tr], seed=seed, params=params)
+            auc = float(binary_metrics(y[va], m.predict_proba(x[va][:, cols])[:, 1])["roc_auc"])
             if best is None or auc > best["validation_roc_auc"]:
-                best = {"model": m, "params": params, "validation_roc_auc": auc, "train_cases": int(len(tr))}
+                best = {"model": m, "params": params, "validation_roc_auc": auc, "train_cases": int(len(tr)),
+                        "columns": cols}  # fmt: skip
         out[float(h)] = best
     return out

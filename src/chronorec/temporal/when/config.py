@@ -35,9 +35,23 @@ class WhenModelConfig(OptimizerParams, StoppingParams):
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout of the step embeddings and the feature branch")
     use_sequence: bool = Field(True, description="encode the step sequence (a GRU)")
     use_features: bool = Field(True, description="feed the standardised temporal features to the head")
+    item_bag: int = Field(
+        0,
+        ge=0,
+        description="embed the bag of the user's last item_bag items (the category where the log has one) next to "
+        "the steps; 0: off",
+    )
+    min_item_count: int = Field(5, ge=1, description="items seen fewer times in the training window share one token")
     aux_weight: float = Field(
         0.5, ge=0, description="weight of the other behaviours' likelihood next to the target's (multi-task)"
     )
+    rank_weight: float = Field(
+        0.0,
+        ge=0,
+        description="weight of a pairwise ranking term on the target (DeepHit's: for each pair of a batch where "
+        "case i's event came first, exp(-(F_i(T_i) - F_j(T_i)) / rank_sigma)) next to the likelihood",
+    )
+    rank_sigma: float = Field(0.1, gt=0, description="scale of the ranking term")
     epochs: int = Field(30, ge=1, description="the most epochs (early stopping on validation)")
     patience: int = Field(4, ge=0, description="stop after this many validations without a gain")
     batch_size: int = Field(256, ge=1, description="training cases per batch")

@@ -27,11 +27,12 @@ import numpy as np
 import pandas as pd
 
 from chronorec.data import columns as C
-from chronorec.datasets.temporal import event_frame
+from chronorec.datasets.temporal import CATEGORY, event_frame
 from chronorec.errors import ConfigError, DataError
 
 __all__ = [
     "N_STEP_FEATURES",
+    "ItemHistory",
     "StepSequences",
     "WhenData",
     "make_when_cutoffs",
@@ -178,6 +179,44 @@ class StepSequences:
         return tok.astype(np.int64), num
 
 
+@dataclass
+class ItemHistory:
+    """Every event's item (or category) sorted by (user, time): the bag of a user's last items before a cut-off."""
+
+    users: np.ndarray
+    times: np.ndarray
+    items: np.ndarray  # the raw item / category values
+    user_index: pd.Index
+    block: np.ndarray  # each event's position of its user in user_index
+
+    @classmethod
+    def build(cls, df: pd.DataFrame, column: str) -> ItemHistory:
+        ev = df.sort_values([C.USER, C.TIME], kind="stable")
+        users = ev[C.USER].to_numpy()
+        codes, uniq = pd.factorize(ev[C.USER], sort=False)
+        return cls(users, ev[C.TIME].to_numpy(np.int64), ev[column].astype(str).to_numpy(), pd.Index(uniq), codes)
+
+    def vocabulary(self, before: int, min_count: int) -> list[str]:
+        """The items seen at least ``min_count`` times before ``before`` (the training window), most frequent first."""
+        counts = pd.Series(self.items[self.times < before]).value_counts(sort=True)
+        return [str(i) for i in counts.index[counts >= min_count]]
+
+    def bags(self, users: np.ndarray, cutoffs: np.ndarray, vocab: Sequence[str], size: int) -> np.ndarray:
+        """(n, size) int64: the codes of each case's last ``size`` items strictly before its cut-off
+        (1 = outside ``vocab``, 2.. = its position, 0 = padding)."""
+        code = self.user_index.get_indexer(users).astype(np.int64)
+        key = self.block.astype(np.int64) * (1 << 33) + self.times
+        start = np.searchsorted(key, np.maximum(code, 0) * (1 << 33), side="left")
+        hi = np.searchsorted(key, code * (1 << 33) + np.asarray(cutoffs, np.int64), side="left")
+        hi = np.where(code >= 0, hi, 0)
+        start = np.where(code >= 0, start, 0)
+        idx = hi[:, None] - size + np.arange(size)[None, :]
+        valid = idx >= start[:, None]
+        item_code = pd.Index(list(vocab)).get_indexer(self.items).astype(np.int64) + 2
+        item_code = np.where(item_code >= 2, item_code, 1)
+        return np.where(valid, item_code[np.maximum(idx, 0)], 0).astype(np.int64)
+
+
 def when_features(
     df: pd.DataFrame,
     cutoffs: Sequence[int],
@@ -225,6 +264,7 @@ class WhenData:
     cutoffs: dict[str, list[int]]
     sequences: StepSequences = field(repr=False)
     events: pd.DataFrame = field(repr=False)
+    items: ItemHistory | None = field(default=None, repr=False)  # the category (else item) of every event
 
     @property
     def target_index(self) -> int:
@@ -296,4 +336,5 @@ def make_when_data(
         cutoffs={k: list(v) for k, v in cutoffs.items()},
         sequences=StepSequences.build(steps, utc_offset_hours),
         events=df,
+        items=ItemHistory.build(df, CATEGORY if CATEGORY in df.columns else C.ITEM) if C.ITEM in df.columns else None,
     )

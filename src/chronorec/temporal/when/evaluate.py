@@ -131,11 +131,11 @@ def evaluate_when(  # noqa: PLR0913 - the protocol's keyword API
         clf = fit_horizon_classifiers(data, horizons, seed=run.seed)
         x = data.features.to_numpy(np.float64)[te]
         for h, c in clf.items():
-            p = c["model"].predict_proba(x)[:, 1]
+            p = c["model"].predict_proba(x[:, c["columns"]])[:, 1]
             results[f"gbm_{h:g}h"] = {
                 "cindex_harrell": concordance(t_h, e, p),
                 f"calibration_{h:g}h": calibration(e & (t_h <= h), p),
-                "fit": {k: v for k, v in c.items() if k != "model"},
+                "fit": {k: v for k, v in c.items() if k not in ("model", "columns")},
             }
             p_within[f"gbm_{h:g}h"] = {h: p}
         for h in horizons:

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from chronorec.data import columns as C
+from chronorec.datasets.temporal import CATEGORY
 from chronorec.errors import DataError
 from chronorec.temporal.when.config import WhenModelConfig
 from chronorec.temporal.when.data import N_STEP_FEATURES, WhenData, make_when_data
@@ -78,7 +79,7 @@ class FeatureScaler:
         return {"scaler.mu": self.mu, "scaler.sd": self.sd, "scaler.indicator": self.indicator.astype(np.int8)}
 
 
-def _build_net(n_beh: int, n_feats: int, cfg: WhenModelConfig):
+def _build_net(n_beh: int, n_feats: int, cfg: WhenModelConfig, n_items: int = 0):
     import torch
     from torch import nn
 
@@ -99,12 +100,15 @@ def _build_net(n_beh: int, n_feats: int, cfg: WhenModelConfig):
             if cfg.use_features and n_feats:
                 self.feats = nn.Sequential(nn.Linear(n_feats, d), nn.GELU(), nn.Dropout(cfg.dropout), nn.Linear(d, d))
                 width += d
+            if cfg.item_bag and n_items:
+                self.items = nn.EmbeddingBag(n_items + 2, d, mode="mean", padding_idx=0)
+                width += d
             if not width:
                 raise ValueError("the model needs the sequence, the features or both")
             self.mix = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, d), nn.GELU())
             self.head = LogNormalMixtureHead(d, n_beh, cfg.components)
 
-        def forward(self, tok: torch.Tensor, num: torch.Tensor, f: torch.Tensor):
+        def forward(self, tok: torch.Tensor, num: torch.Tensor, f: torch.Tensor, bag: torch.Tensor):
             parts = []
             if cfg.use_sequence:
                 h = (self.beh(tok) + self.num(num)) * (tok > 0).unsqueeze(-1)
@@ -112,6 +116,8 @@ def _build_net(n_beh: int, n_feats: int, cfg: WhenModelConfig):
                 parts.append(out[:, -1])
             if cfg.use_features and n_feats:
                 parts.append(self.feats(f))
+            if cfg.item_bag and n_items:
+                parts.append(self.items(bag))
             return self.head(self.mix(torch.cat(parts, -1)))
 
     return WhenNet()
@@ -160,6 +166,7 @@ class WhenModel:
     settings: dict[str, Any]  # behaviors, target, freq, windows, utc_offset_hours, horizons_hours
     events: pd.DataFrame = field(repr=False)
     report: dict[str, Any] = field(default_factory=dict)
+    item_vocab: list[str] = field(default_factory=list)  # the item bag's tokens (empty: no bag)
 
     @property
     def behaviors(self) -> list[str]:
@@ -174,18 +181,12 @@ class WhenModel:
         import torch
 
         rows = np.arange(len(data.cases)) if rows is None else np.asarray(rows)
-        tok, num = data.sequences.encode(
-            data.cases[C.USER].to_numpy()[rows], data.cases["cutoff"].to_numpy(np.int64)[rows], self.config.max_len
-        )
-        f = self.scaler.transform(data.features.iloc[rows])
-        tok_t, num_t, f_t = torch.from_numpy(tok), torch.from_numpy(num), torch.from_numpy(f)
+        x = _inputs(data, rows, self.scaler, self.config, self.item_vocab)
         out = []
         with torch.inference_mode():
             for net in self.nets:
                 net.eval()
-                chunks = [
-                    net(tok_t[b : b + 2048], num_t[b : b + 2048], f_t[b : b + 2048]) for b in range(0, len(rows), 2048)
-                ]
+                chunks = [net(*(v[b : b + 2048] for v in x)) for b in range(0, len(rows), 2048)]
                 out.append(_cat(chunks))
         return MixturePrediction(out)
 
@@ -255,9 +256,10 @@ class WhenModel:
             "settings": self.settings,
             "features": self.scaler.names,
             "n_networks": len(self.nets),
+            "item_vocab": self.item_vocab,
             "report": self.report,
         }
-        cols = [c for c in (C.USER, C.ITEM, C.TIME, C.BEHAVIOR) if c in self.events.columns]
+        cols = [c for c in (C.USER, C.ITEM, C.TIME, C.BEHAVIOR, CATEGORY) if c in self.events.columns]
         with atomic_dir(path) as tmp:
             (tmp / "when.json").write_text(json.dumps(meta, indent=2, default=_json_default))
             save_tensors(tmp / "when.safetensors", arrays)
@@ -309,31 +311,66 @@ def load_when_model(path: str | Path) -> WhenModel:
         list(meta["features"]), arrays["scaler.mu"], arrays["scaler.sd"], arrays["scaler.indicator"].astype(bool)
     )
     n_beh = len(meta["settings"]["behaviors"])
+    vocab = [str(v) for v in meta.get("item_vocab", [])]
     nets = []
     for k in range(int(meta["n_networks"])):
-        net = _build_net(n_beh, scaler.width, cfg)
+        net = _build_net(n_beh, scaler.width, cfg, len(vocab))
         prefix = f"net{k}."
         state = {n[len(prefix) :]: torch.from_numpy(v.copy()) for n, v in arrays.items() if n.startswith(prefix)}
         net.load_state_dict(state)
         net.eval()
         nets.append(net)
-    return WhenModel(cfg, nets, scaler, meta["settings"], pd.read_parquet(d / "events.parquet"), meta.get("report", {}))
+    events = pd.read_parquet(d / "events.parquet")
+    return WhenModel(cfg, nets, scaler, meta["settings"], events, meta.get("report", {}), vocab)
 
 
 # ----------------------------------------------------------------------------- fitting
-def _tensors(data: WhenData, rows: np.ndarray, scaler: FeatureScaler, cfg: WhenModelConfig) -> tuple[Any, ...]:
+def _inputs(
+    data: WhenData, rows: np.ndarray, scaler: FeatureScaler, cfg: WhenModelConfig, vocab: list[str]
+) -> tuple[Any, ...]:
+    """The network's inputs of the cases ``rows``: step tokens, step numbers, features, item bags."""
     import torch
 
-    tok, num = data.sequences.encode(
-        data.cases[C.USER].to_numpy()[rows], data.cases["cutoff"].to_numpy(np.int64)[rows], cfg.max_len
-    )
+    users = data.cases[C.USER].to_numpy()[rows]
+    cuts = data.cases["cutoff"].to_numpy(np.int64)[rows]
+    tok, num = data.sequences.encode(users, cuts, cfg.max_len)
     f = scaler.transform(data.features.iloc[rows])
+    if vocab and data.items is not None:
+        bag = data.items.bags(users, cuts, vocab, cfg.item_bag)
+    else:
+        bag = np.zeros((len(rows), 1), np.int64)
+    return torch.from_numpy(tok), torch.from_numpy(num), torch.from_numpy(f), torch.from_numpy(bag)
+
+
+def _tensors(
+    data: WhenData, rows: np.ndarray, scaler: FeatureScaler, cfg: WhenModelConfig, vocab: list[str]
+) -> tuple[Any, ...]:
+    import torch
+
     t = data.time[rows].astype(np.float32)
-    return (torch.from_numpy(tok), torch.from_numpy(num), torch.from_numpy(f), torch.from_numpy(t),
-            torch.from_numpy(data.observed[rows]))  # fmt: skip
+    return (*_inputs(data, rows, scaler, cfg, vocab), torch.from_numpy(t), torch.from_numpy(data.observed[rows]))
 
 
-def _fit_one(data: WhenData, scaler: FeatureScaler, cfg: WhenModelConfig, run: RunSettings, seed: int):
+def ranking_loss(params: Any, t: Any, observed: Any, mark: int, sigma: float) -> Any:
+    """DeepHit's ranking term over the pairs of a batch: for each (i, j) with ``i``'s event observed
+    before ``t_j``, ``exp(-(F_i(t_i) - F_j(t_i)) / sigma)`` (``F``: the mark's CDF), averaged."""
+    import torch
+
+    z = (torch.log(t.clamp_min(1e-6)) - params.loc) / params.scale  # (n,)
+    mu, sd, w = params.mu[:, mark], params.sigma[:, mark], params.log_w[:, mark].exp()  # (n, K)
+    # F[j, i] = CDF of case j at case i's time
+    F = (w[:, None, :] * torch.special.ndtr((z[None, :, None] - mu[:, None, :]) / sd[:, None, :])).sum(-1)
+    own = torch.diagonal(F)  # F_i(t_i)
+    pair = observed[:, None] & (t[:, None] < t[None, :])  # (i, j)
+    if not bool(pair.any()):
+        return t.new_zeros(())
+    margin = own[:, None] - F.T  # F_i(t_i) - F_j(t_i), indexed (i, j)
+    return torch.exp(-margin / sigma)[pair].mean()
+
+
+def _fit_one(
+    data: WhenData, scaler: FeatureScaler, cfg: WhenModelConfig, run: RunSettings, seed: int, vocab: list[str]
+):
     """One network trained on the training cases, its epoch chosen on the validation cases."""
     import torch
 
@@ -342,10 +379,10 @@ def _fit_one(data: WhenData, scaler: FeatureScaler, cfg: WhenModelConfig, run: R
 
     torch.manual_seed(seed)
     tr, va = data.part("train"), data.part("validation")
-    xtr, xva = _tensors(data, tr, scaler, cfg), _tensors(data, va, scaler, cfg)
-    net = _build_net(len(data.behaviors), scaler.width, cfg)
-    observed_times = xtr[3][xtr[4]]
-    net.head.set_time_scale(observed_times if observed_times.numel() > 1 else xtr[3].flatten())
+    xtr, xva = _tensors(data, tr, scaler, cfg, vocab), _tensors(data, va, scaler, cfg, vocab)
+    net = _build_net(len(data.behaviors), scaler.width, cfg, len(vocab))
+    observed_times = xtr[4][xtr[5]]
+    net.head.set_time_scale(observed_times if observed_times.numel() > 1 else xtr[4].flatten())
     ti = data.target_index
     w = torch.full((len(data.behaviors),), float(cfg.aux_weight))
     w[ti] = 1.0
@@ -358,17 +395,21 @@ def _fit_one(data: WhenData, scaler: FeatureScaler, cfg: WhenModelConfig, run: R
             yield tuple(x[i] for x in xtr)
 
     def loss_fn(m, batch):
-        tok, num, f, t, obs = batch
-        return m.head.nll(m(tok, num, f), t, obs, w.expand_as(t))
+        tok, num, f, bag, t, obs = batch
+        p = m(tok, num, f, bag)
+        loss = m.head.nll(p, t, obs, w.expand_as(t))
+        if cfg.rank_weight > 0:
+            loss = loss + cfg.rank_weight * ranking_loss(p, t[:, ti], obs[:, ti], ti, cfg.rank_sigma)
+        return loss
 
     def validate() -> float:
         net.eval()
         with torch.inference_mode():
-            p = net(*xva[:3])
+            p = net(*xva[:4])
             if cfg.monitor == "nll":
-                return -float(net.head.nll(p, xva[3], xva[4], w.expand_as(xva[3])))
-            risk = p.cdf(torch.full_like(xva[3], tau_val))[:, ti].numpy()
-        return concordance(xva[3][:, ti].numpy(), xva[4][:, ti].numpy(), risk)
+                return -float(net.head.nll(p, xva[4], xva[5], w.expand_as(xva[4])))
+            risk = p.cdf(torch.full_like(xva[4], tau_val))[:, ti].numpy()
+        return concordance(xva[4][:, ti].numpy(), xva[5][:, ti].numpy(), risk)
 
     res = train(
         net,
@@ -413,9 +454,12 @@ def fit_when_model(
     if not len(data.part("train")) or not len(data.part("validation")):
         raise DataError("the time-to-event model needs training and validation cases: earlier cut-offs")
     scaler = FeatureScaler.fit(data.features, data.part("train"))
+    vocab: list[str] = []
+    if cfg.item_bag and data.items is not None:  # the training window: every training follow-up ends here
+        vocab = data.items.vocabulary(min(data.cutoffs["validation"]), cfg.min_item_count)
     nets, infos = [], []
     for k in range(cfg.ensemble):
-        net, info = _fit_one(data, scaler, cfg, run, run.seed + k)
+        net, info = _fit_one(data, scaler, cfg, run, run.seed + k, vocab)
         nets.append(net)
         infos.append(info)
     settings = {
@@ -429,4 +473,4 @@ def fit_when_model(
     }
     report = {"fit": infos, "fit_seconds": time.perf_counter() - t0,
               "cases": {p: int(len(data.part(p))) for p in ("train", "validation", "test")}}  # fmt: skip
-    return WhenModel(cfg, nets, scaler, settings, data.events, report)
+    return WhenModel(cfg, nets, scaler, settings, data.events, report, vocab)

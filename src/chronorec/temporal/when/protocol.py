@@ -91,11 +91,12 @@ def run_when(
     run: RunSettings | None = None,
     out_dir: str | Path | None = None,
     title: str = "time to the next event",
+    write_predictions: bool = True,
     log: Any = print,
 ) -> dict[str, Any]:
     """Evaluate the learned model and the baselines (:func:`chronorec.temporal.when.evaluate.evaluate_when`);
     with ``out_dir``: ``when.json``, the survival-curve and calibration plots and the test cases'
-    predictions (``test_predictions.csv``)."""
+    predictions (``test_predictions.csv``, unless ``write_predictions`` is off)."""
     from chronorec.temporal.when.evaluate import evaluate_when, write_plots
 
     t0 = time.perf_counter()
@@ -115,8 +116,9 @@ def run_when(
         out.mkdir(parents=True, exist_ok=True)
         (out / "when.json").write_text(json.dumps(_json(res), indent=2, default=_default))
         write_plots(res, out, title=title)
-        table = res["_model"].table(_test_cases(data), horizons_hours=cfg.horizons_hours)
-        write_table(table, out / "test_predictions.csv")
+        if write_predictions:
+            table = res["_model"].table(_test_cases(data), horizons_hours=cfg.horizons_hours)
+            write_table(table, out / "test_predictions.csv")
     return res
 
 
