@@ -263,8 +263,8 @@ def test_cli_saves_and_predict_behavior_writes_a_when_model_s_columns(tmp_path):
     t = pd.read_csv(out)
     assert {"p_within_24h", "p_within_168h", "expected_hours", "median_hours", "q10_hours", "q90_hours"} <= set(t)
     assert pd.Timestamp(t["at"].iloc[0]) == pd.Timestamp(int(at), unit="s", tz="UTC")
-    # evaluation with the baselines that need no extra package
-    r = runner.invoke(app, ["predict-when", *common, "--baselines", "km,gbm", "--bootstrap", "50",
+    # evaluation against Kaplan-Meier (no extra package needed)
+    r = runner.invoke(app, ["predict-when", *common, "--baselines", "km", "--bootstrap", "50",
                             "--out", str(tmp_path / "eval")])  # fmt: skip
     assert r.exit_code == 0, r.output
     res = json.loads((tmp_path / "eval" / "when.json").read_text())
@@ -273,3 +273,36 @@ def test_cli_saves_and_predict_behavior_writes_a_when_model_s_columns(tmp_path):
     # a bad option is one line naming it
     r = runner.invoke(app, ["predict-when", "--data", str(src), "--baselines", "deepsurv"])
     assert r.exit_code == 1 and "deepsurv" in r.output
+
+
+def test_evaluation_scores_every_method_and_skips_what_needs_the_extra(planted_fit, monkeypatch):
+    import chronorec.temporal.behavior as behavior
+    import chronorec.temporal.when.evaluate as ev
+
+    _, _, data, _, _ = planted_fit
+    monkeypatch.setattr(ev, "_sksurv_available", lambda: False)  # as on the base install
+    monkeypatch.setitem(behavior.FEATURE_GRIDS, "gbm", [{"learning_rate": 0.1, "max_iter": 30, "max_leaf_nodes": 4}])
+    cfg = WhenModelConfig(dim=8, max_len=8, components=2, epochs=2, batch_size=256)
+    res = ev.evaluate_when(data, model_config=cfg, baselines=("km", "cox", "rsf", "gbm"), horizons_hours=(24, 168),
+                           n_boot=50, log=lambda m: None)  # fmt: skip
+    assert set(res["results"]) == {"when", "km", "gbm_24h"}
+    assert set(res["skipped"]) == {"cox", "rsf"} and "survival" in res["skipped"]["cox"]
+    # the test follow-up is 120 h: 168 h is beyond it and not scored
+    assert res["horizons_hours"] == [24.0] and res["horizons_beyond_follow_up"] == [168.0]
+    km, gbm = res["results"]["km"], res["results"]["gbm_24h"]
+    assert 0.6 < km["cindex_harrell"] <= 1 and 0.6 < gbm["cindex_harrell"] <= 1
+    assert 0 < km["integrated_brier"] < 0.25 and km["calibration_24h"]["n"] == len(data.part("test"))
+    assert res["bar"]["best_survival_baseline"] == "km" and set(res["bar"]["versus"]) == {"km"}
+    json.dumps({k: v for k, v in res.items() if not k.startswith("_")}, default=float)
+
+
+def test_predict_when_help_describes_every_option():
+    from typer.testing import CliRunner
+
+    from chronorec.cli import app
+
+    r = CliRunner().invoke(app, ["predict-when", "--help"], env={"COLUMNS": "250", "NO_COLOR": "1"})
+    assert r.exit_code == 0
+    opts = [ln for ln in r.output.splitlines() if ln.strip().startswith("│ --")]
+    assert len(opts) > 25 and all(len(ln.split()) > 3 for ln in opts)
+    assert "--horizons" in r.output and "--test-cutoff" in r.output

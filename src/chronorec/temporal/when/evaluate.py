@@ -108,41 +108,14 @@ def evaluate_when(  # noqa: PLR0913 - the protocol's keyword API
         s = km.survival(data, te, list(grid) + horizons)
         surv["km"], p_within["km"] = s[:, : len(grid)], {h: 1 - s[:, len(grid) + k] for k, h in enumerate(horizons)}
         info["km"] = {"segments": len(km.curves), "seconds": time.perf_counter() - t0}
-    for name, fit in (("cox", fit_cox), ("rsf", fit_rsf)):
-        if name not in baselines:
-            continue
-        if not _sksurv_available():
-            skipped[name] = "needs scikit-survival: pip install 'chronorec[survival]'"
-            log(f"{name}: skipped ({skipped[name]})")
-            continue
-        t0 = time.perf_counter()
-        kw = dict(rsf_options or {}, seed=run.seed) if name == "rsf" else {}
-        m = fit(data, **kw)
-        s = m.survival(data, te, list(grid) + horizons)
-        surv[name], p_within[name] = s[:, : len(grid)], {h: 1 - s[:, len(grid) + k] for k, h in enumerate(horizons)}
-        info[name] = {"params": m.params, "search": m.search, "seconds": time.perf_counter() - t0}
-        log(f"{name}: fitted in {info[name]['seconds']:.0f}s ({m.params})")
-
+    for name in ("cox", "rsf"):
+        if name in baselines:
+            _sksurv_baseline(name, data, grid, horizons, surv, p_within, info, skipped, rsf_options, run.seed, log)
     results: dict[str, Any] = {}
     for name, s in surv.items():
         results[name] = {**score_survival(t_h, e, s, grid, horizons, p_within[name], tau), "fit": info[name]}
     if "gbm" in baselines:
-        t0 = time.perf_counter()
-        clf = fit_horizon_classifiers(data, horizons, seed=run.seed)
-        x = data.features.to_numpy(np.float64)[te]
-        for h, c in clf.items():
-            p = c["model"].predict_proba(x[:, c["columns"]])[:, 1]
-            results[f"gbm_{h:g}h"] = {
-                "cindex_harrell": concordance(t_h, e, p),
-                f"calibration_{h:g}h": calibration(e & (t_h <= h), p),
-                "fit": {k: v for k, v in c.items() if k not in ("model", "columns")},
-            }
-            p_within[f"gbm_{h:g}h"] = {h: p}
-        for h in horizons:
-            if h not in clf:
-                skipped[f"gbm_{h:g}h"] = "the validation follow-up is shorter than the horizon (or one class only)"
-        log(f"gbm: {len(clf)} horizon classifier(s) in {time.perf_counter() - t0:.0f}s")
-
+        _gbm_baselines(data, horizons, results, p_within, skipped, run.seed, log)
     bar = _bar(t_h, e, surv, n_boot=n_boot, seed=run.seed)
     out = {
         "protocol": __doc__.split("\n\n")[1].replace("\n", " "),
@@ -161,6 +134,47 @@ def evaluate_when(  # noqa: PLR0913 - the protocol's keyword API
     out["_model"] = model
     out["_test"] = {"time": t_h, "observed": e, "grid": grid, "surv": surv, "p_within": p_within, "rows": te}
     return out
+
+
+def _sksurv_baseline(  # noqa: PLR0913 - fills the evaluation's tables in place
+    name: str, data: WhenData, grid: np.ndarray, horizons: list[float], surv: dict, p_within: dict, info: dict,
+    skipped: dict, rsf_options: dict[str, Any] | None, seed: int, log: Any,
+) -> None:  # fmt: skip
+    """Cox or the forest (scikit-survival), or a note that the extra is missing."""
+    if not _sksurv_available():
+        skipped[name] = "needs scikit-survival: pip install 'chronorec[survival]'"
+        log(f"{name}: skipped ({skipped[name]})")
+        return
+    te = data.part("test")
+    t0 = time.perf_counter()
+    m = fit_rsf(data, **dict(rsf_options or {}, seed=seed)) if name == "rsf" else fit_cox(data)
+    s = m.survival(data, te, list(grid) + horizons)
+    surv[name], p_within[name] = s[:, : len(grid)], {h: 1 - s[:, len(grid) + k] for k, h in enumerate(horizons)}
+    info[name] = {"params": m.params, "search": m.search, "seconds": time.perf_counter() - t0}
+    log(f"{name}: fitted in {info[name]['seconds']:.0f}s ({m.params})")
+
+
+def _gbm_baselines(
+    data: WhenData, horizons: list[float], results: dict, p_within: dict, skipped: dict, seed: int, log: Any
+) -> None:
+    """The per-horizon classifiers: C-index with their probability as the risk, calibration at their horizon."""
+    te, ti = data.part("test"), data.target_index
+    t_h, e = data.time[te, ti], data.observed[te, ti]
+    t0 = time.perf_counter()
+    clf = fit_horizon_classifiers(data, horizons, seed=seed)
+    x = data.features.to_numpy(np.float64)[te]
+    for h, c in clf.items():
+        p = c["model"].predict_proba(x[:, c["columns"]])[:, 1]
+        results[f"gbm_{h:g}h"] = {
+            "cindex_harrell": concordance(t_h, e, p),
+            f"calibration_{h:g}h": calibration(e & (t_h <= h), p),
+            "fit": {k: v for k, v in c.items() if k not in ("model", "columns")},
+        }
+        p_within[f"gbm_{h:g}h"] = {h: p}
+    for h in horizons:
+        if h not in clf:
+            skipped[f"gbm_{h:g}h"] = "the validation follow-up is shorter than the horizon (or one class only)"
+    log(f"gbm: {len(clf)} horizon classifier(s) in {time.perf_counter() - t0:.0f}s")
 
 
 def _bar(t_h: np.ndarray, e: np.ndarray, surv: dict[str, np.ndarray], *, n_boot: int, seed: int) -> dict[str, Any]:
