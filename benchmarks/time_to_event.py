@@ -41,7 +41,6 @@ SPECS: dict[str, dict[str, Any]] = {
             "horizons_hours": [24, 168],
             "max_len": 32,
         },
-        "rsf_grid_hours": 24.0,
         "utc_offset": 0.0,
         "scale": "daily",
     },
@@ -60,7 +59,6 @@ SPECS: dict[str, dict[str, Any]] = {
             "horizons_hours": [24, 168],
             "max_len": 32,
         },
-        "rsf_grid_hours": 1.0,
         "utc_offset": 8.0,
         "scale": "hourly",
     },
@@ -78,7 +76,6 @@ SPECS: dict[str, dict[str, Any]] = {
             "horizons_hours": [5 / 60, 10 / 60],
             "max_len": 16,
         },
-        "rsf_grid_hours": 1 / 60,
         "utc_offset": 0.0,
         "scale": "minutes",
     },
@@ -146,14 +143,8 @@ def _f(x: Any, nd: int = 4) -> str:
 
 
 def markdown(payload: dict[str, Any]) -> str:
-    prov = payload["provenance"]
     lines = [
         "# Time to the next purchase: learned model vs survival baselines",
-        "",
-        f"Command: `{prov['command']}`  ",
-        f"Commit {prov['git_commit']}, chronorec {prov['chronorec_version']}, machine: "
-        f"{prov['machine']['platform']}, {prov['machine']['cpu_count']} cores, torch threads {prov['threads']}, "
-        f"seed {prov['seed']}, ensemble {prov['ensemble']}.",
         "",
         "Harrell's C-index of the target on the test cut-off (risk = 1 - S(test follow-up)); IBS = integrated "
         "Brier score (IPCW) over the follow-up; ECE over 10 equal-mass bins of P(within H). The bar: learned - "
@@ -162,8 +153,13 @@ def markdown(payload: dict[str, Any]) -> str:
     ]
     for name, res in payload["datasets"].items():
         bar = res["bar"]
+        prov = res["provenance"]
         lines += [
             f"## {name}",
+            "",
+            f"Command: `{prov['command']}`; commit {prov['git_commit']}, chronorec {prov['chronorec_version']}, "
+            f"{prov['machine']['platform']}, {prov['machine']['cpu_count']} cores, torch threads {prov['threads']}, "
+            f"seed {prov['seed']}, ensemble {prov['ensemble']}.",
             "",
             f"{res['data']['file']}. Cut-offs: {res['cutoffs']}. Cases: {res['cases']}; test follow-up "
             f"{res['test_follow_up_hours']:.1f} h, {100 * res['test_event_rate']:.1f} % of test users "
@@ -230,10 +226,17 @@ def main() -> None:
         ),  # fmt: skip
         "datasets": {},
     }
+    summary = out / f"{args.name}.json"
     for name in [d.strip() for d in args.datasets.split(",") if d.strip()]:
         print(f"== {name}", flush=True)
-        payload["datasets"][name] = run_one(name, root, out, args)
-        (out / f"{args.name}.json").write_text(json.dumps(payload, indent=2, default=str))
+        res = run_one(name, root, out, args)
+        res["provenance"] = payload["provenance"]
+        # the other datasets' results of an earlier (or a parallel) run are kept
+        if summary.exists():
+            payload["datasets"] = {**json.loads(summary.read_text()).get("datasets", {}), **payload["datasets"]}
+        payload["datasets"][name] = res
+        payload["datasets"] = {k: payload["datasets"][k] for k in SPECS if k in payload["datasets"]}
+        summary.write_text(json.dumps(payload, indent=2, default=str))
         (out / f"{args.name}.md").write_text(markdown(payload))
     print(f"results in {out / args.name}.json / .md")
 

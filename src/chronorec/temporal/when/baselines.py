@@ -7,8 +7,8 @@
 * :func:`fit_cox` and :func:`fit_rsf` (the ``survival`` extra: scikit-survival): Cox proportional
   hazards (ridge penalty chosen on the validation C-index) and a random survival forest (leaf size
   chosen so) on the temporal features (signed log, median imputation with missing indicators;
-  standardised for Cox). The forest is trained on at most ``max_cases`` training cases with times
-  rounded to ``time_grid_hours`` (its leaves store a curve per distinct time).
+  standardised for Cox). The forest (100 trees) is trained on at most ``max_cases`` training cases
+  with times rounded up to a grid of about 200 steps (its leaves store a curve per distinct time).
 * :func:`fit_horizon_classifiers`: the per-horizon gradient-boosting classifiers of behaviour
   prediction (:func:`chronorec.temporal.behavior.fit_feature_model`), one per horizon H, trained on
   the training cases whose follow-up covers H, their settings chosen on validation ROC-AUC.
@@ -212,14 +212,16 @@ def fit_cox(data: WhenData, *, alphas: Sequence[float] = (0.1, 1.0, 10.0, 100.0)
 def fit_rsf(
     data: WhenData,
     *,
-    leaves: Sequence[int] = (20, 80),
-    n_estimators: int = 200,
-    max_cases: int = 20000,
-    time_grid_hours: float = 1.0,
+    leaves: Sequence[int] = (20, 60),
+    n_estimators: int = 100,
+    max_cases: int = 10000,
+    time_grid_hours: float | None = None,
     seed: int = 0,
     n_jobs: int | None = None,
 ) -> SkSurvModel:
-    """A random survival forest on the features, its leaf size chosen on the validation C-index."""
+    """A random survival forest on the features, its leaf size chosen on the validation C-index. Times
+    are rounded up to ``time_grid_hours`` (default: the longest training time / 200, so at most about
+    200 distinct times: each leaf stores a curve over them)."""
     require_sksurv()
     from sksurv.ensemble import RandomSurvivalForest
 
@@ -227,7 +229,8 @@ def fit_rsf(
     _, X = _design(data, tr, scale=False)
     rng = np.random.default_rng(seed)
     fit_rows = np.sort(rng.choice(tr, size=min(max_cases, len(tr)), replace=False))
-    y = _surv_target(data, fit_rows, round_to=time_grid_hours)
+    step = time_grid_hours or float(data.time[tr, data.target_index].max()) / 200
+    y = _surv_target(data, fit_rows, round_to=step)
 
     def make(**p: Any) -> Any:
         return RandomSurvivalForest(n_estimators=n_estimators, max_features="sqrt", random_state=seed, n_jobs=n_jobs,

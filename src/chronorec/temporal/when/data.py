@@ -137,7 +137,6 @@ class StepSequences:
     count: np.ndarray
     utc_offset_s: int
     starts: pd.Series  # user -> first step row
-    stops: pd.Series  # user -> one past the last step row
 
     @classmethod
     def build(cls, steps: pd.DataFrame, utc_offset_hours: float) -> StepSequences:
@@ -151,7 +150,6 @@ class StepSequences:
             count=steps["n"].to_numpy(np.int64),
             utc_offset_s=int(round(utc_offset_hours * 3600)),
             starts=pd.Series(starts, index=u[first]),
-            stops=pd.Series(np.r_[starts[1:], len(u)], index=u[first]),
         )
 
     def encode(self, users: np.ndarray, cutoffs: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
@@ -281,8 +279,8 @@ class WhenData:
 
 
 def event_behaviors(df: pd.DataFrame, behaviors: Sequence[str] | None, target: str) -> list[str]:
-    """The behaviours modelled: those asked for (each must occur), else every type in the log, target first
-    only in the sense that it must be among them."""
+    """The behaviours modelled: those asked for (each must occur in the log), else every type in the log;
+    the target must be among them."""
     present = sorted(pd.unique(df[C.BEHAVIOR].astype(str)).tolist())
     chosen = list(behaviors) if behaviors else present
     missing = [b for b in chosen if b not in present]
