@@ -173,7 +173,10 @@ def _gbm_baselines(
         p_within[f"gbm_{h:g}h"] = {h: p}
     for h in horizons:
         if h not in clf:
-            skipped[f"gbm_{h:g}h"] = "the validation follow-up is shorter than the horizon (or one class only)"
+            skipped[f"gbm_{h:g}h"] = (
+                "no training cut-off or the validation cut-off is followed up for the whole horizon (or its labels "
+                "hold one class only)"
+            )
     log(f"gbm: {len(clf)} horizon classifier(s) in {time.perf_counter() - t0:.0f}s")
 
 

@@ -33,7 +33,10 @@ def survival_figure(test: dict[str, Any], path: str | Path, *, title: str, users
     ax.set_xlabel("hours after the test cut-off")
     ax.set_ylabel("P(no event yet)")
     ax.set_ylim(0, 1.02)
-    ax.set_title(f"{title}\nsolid: learned model; dashed: Kaplan-Meier of the user's segment; x = event, o = censored")
+    ax.set_title(
+        f"{title}\nsolid: learned model, dashed: Kaplan-Meier of the user's segment\nx: the user's event, o: censored",
+        fontsize=10,
+    )
     ax.legend(fontsize=7)
     return save_figure(fig, path)
 
