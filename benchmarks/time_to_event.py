@@ -32,9 +32,10 @@ SPECS: dict[str, dict[str, Any]] = {
         "file": "online-retail/online_retail.csv.xz (bundled online-retail recipe: customers only, cancellations "
         "netted, non-product codes dropped); one behaviour: buy (an invoice = one step)",
         "when": {
-            # a Monday: the shop never trades on Saturdays, so a Saturday cut-off has no purchase within 24 h
+            # Mondays: the shop never trades on Saturdays, so a Saturday cut-off has no purchase within 24 h;
+            # validation 4 weeks and training every 2 weeks before it keep every cut-off on a Monday
             "test_cutoff": "2011-10-03",
-            "validation_hours": 30 * 24,
+            "validation_hours": 28 * 24,
             "step_hours": 14 * 24,
             "min_history_hours": 60 * 24,
             "freq": "day",
