@@ -363,7 +363,7 @@ def test_every_command_accepts_a_config_file():
     assert {"ingest", "train", "evaluate", "recommend", "serve", "forecast", "datasets synth", "store build"} <= set(
         commands
     )
-    assert len(commands) == 14
+    assert len(commands) == 15
     for name, cmd in commands.items():
         assert any("--config" in p.opts for p in cmd.params), f"{name} takes no --config"
 
@@ -376,6 +376,7 @@ def test_every_command_accepts_a_config_file():
         ("features", "features: {freq: fortnight}", []),
         ("forecast", "forecast: {horizon: 0}", []),
         ("predict-behavior", "behavior: {epochs: 0}", []),
+        ("predict-when", "when: {horizons_hours: [-1]}", []),
         ("serve", "serve: {port: 99999}", []),
         ("demo", "seed: not-a-number", []),
         ("evaluate", "evaluation: {ks: []}", []),

@@ -144,14 +144,24 @@ def _predictions_path(b: Any) -> Path:
 
 def _predict_with_saved(cfg: Any) -> None:
     """``--model DIR``: probabilities at ``--at`` (default: the end of the data) for every user with
-    an event before it, from ``--data`` / ``--dataset`` or else the events saved with the model."""
+    an event before it, from ``--data`` / ``--dataset`` or else the events saved with the model. A
+    when-model folder (``predict-when --save``) writes P(within H) per horizon, expected hours and
+    quantiles per user and behaviour instead (dispatched on the folder's kind)."""
+    from chronorec.artifacts import read_manifest
     from chronorec.temporal.behavior.model import load_behavior_model, parse_time
+    from chronorec.temporal.when.model import KIND as WHEN_KIND
 
     b = cfg.behavior
-    m = load_behavior_model(b.model)
     events = None
     if cfg.data.dataset is not None or cfg.data.path is not None:
         events = read_frame(cfg, behavior_col=cfg.data.behavior_col or C.BEHAVIOR, value_col=None, category_col=None)
+    if Path(b.model).is_dir() and (Path(b.model) / "manifest.json").is_file():
+        if read_manifest(b.model).get("kind") == WHEN_KIND:
+            from chronorec.cli.when import write_when_predictions
+
+            typer.echo(write_when_predictions(b.model, events, b.at, _predictions_path(b)))
+            return
+    m = load_behavior_model(b.model)
     table = m.predict(events, at=parse_time(b.at))
     path = _write_table(table, _predictions_path(b))
     s = m.settings

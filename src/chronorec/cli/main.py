@@ -32,6 +32,7 @@ from chronorec.cli import (
     serve,
     temporal,
     train,
+    when,
 )
 from chronorec.cli.common import LOG_LEVELS, configure_logging, report_errors
 
@@ -67,6 +68,7 @@ COMMANDS = {
     "serve": serve.serve,
     "predict-behavior": behavior.predict_behavior,
     "forecast": forecast.forecast,
+    "predict-when": when.predict_when,
 }
 """Command name -> function, in the order ``chronorec --help`` lists them."""
 
