@@ -326,3 +326,15 @@ def test_distributed_training_checks_its_options_once_before_starting_workers(cl
     res = cli("train", "--data", data["csv"], "--kind", "popular", "--nproc-per-node", "0", "--out", tmp_path / "m")
     assert res.exit_code == 2 and "--nproc-per-node" in res.output  # click's range check: 1..1024
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("bad", [[True], [False], [2**64], [1.0]])
+def test_predict_behavior_user_ids_take_json_types_as_they_are(bad):
+    """``[true]`` was answered 200 for user "1"."""
+    from pydantic import ValidationError
+
+    from chronorec.serving.behavior import BehaviorRequest
+
+    with pytest.raises(ValidationError):
+        BehaviorRequest.model_validate({"user_ids": bad})
+    assert BehaviorRequest.model_validate({"user_ids": [7, "u1"]}).user_ids == [7, "u1"]

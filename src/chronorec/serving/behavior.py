@@ -25,7 +25,7 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StringConstraints
 
 __all__ = [
     "MAX_HORIZONS",
@@ -41,7 +41,11 @@ __all__ = [
 MAX_USERS = 10_000
 MAX_HORIZONS = 32
 MAX_HORIZON_HOURS = 24.0 * 366 * 10  # ten years
-UserId = int | Annotated[str, StringConstraints(min_length=1, max_length=128)]
+UserId = (
+    Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
+    | Annotated[str, StringConstraints(min_length=1, max_length=128)]
+)
+"""A user id as JSON gives it: an int64 integer (``true`` is no integer) or a non-empty string."""
 Hours = Annotated[float, Field(gt=0, le=MAX_HORIZON_HOURS, allow_inf_nan=False)]
 
 
