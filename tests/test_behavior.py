@@ -386,6 +386,20 @@ def test_exported_gbm_and_logistic_score_as_scikit_learn_does():
     np.testing.assert_allclose(logistic_scores(export_logistic(lr), Xp), lr.predict_proba(Xp)[:, 1], rtol=1e-12)
 
 
+def test_gbm_stops_on_the_validation_cases_and_exports_what_it_kept():
+    from chronorec.temporal.behavior.feature_models import GBM_DEFAULTS, fit_feature_model
+    from chronorec.temporal.behavior.portable import export_gbm, gbm_scores
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(3000, 6))
+    X[rng.random(X.shape) < 0.1] = np.nan
+    y = (np.nan_to_num(X[:, 0]) - np.nan_to_num(X[:, 1]) + rng.normal(size=3000) > 0).astype(int)
+    gbm = fit_feature_model("gbm", X[:2000], y[:2000], validation=(X[2000:2500], y[2000:2500]))
+    assert 1 <= gbm.n_iter_ < GBM_DEFAULTS["max_iter"]  # stopped on the validation loss, far before the cap
+    assert roc_auc(y[2500:], gbm.predict_proba(X[2500:])[:, 1]) > 0.8  # the planted signal is learned
+    np.testing.assert_allclose(gbm_scores(export_gbm(gbm), X[2500:]), gbm.predict_proba(X[2500:])[:, 1], rtol=1e-12)
+
+
 def test_behavior_endpoint_returns_probabilities_and_refuses_bad_input(saved_behavior_model):
     from fastapi import FastAPI
     from fastapi.testclient import TestClient

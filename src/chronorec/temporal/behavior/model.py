@@ -184,13 +184,20 @@ def _scores(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
 def _search(kind: str, X: np.ndarray, y: np.ndarray, rows: dict[str, np.ndarray], seed: int) -> tuple[Any, dict, list]:
     """The model of ``kind`` whose regularisation scores the best validation ROC-AUC."""
     best, search = None, []
+    xv, yv = X[rows["validation"]], y[rows["validation"]]
     for params in FEATURE_GRIDS[kind]:
-        m = fit_feature_model(kind, X[rows["train"]], y[rows["train"]], seed=seed, params=params)
-        auc = float(binary_metrics(y[rows["validation"]], m.predict_proba(X[rows["validation"]])[:, 1])["roc_auc"])
-        search.append({"params": params, "validation_roc_auc": auc})
+        m = fit_feature_model(kind, X[rows["train"]], y[rows["train"]], seed=seed, params=params, validation=(xv, yv))
+        auc = float(binary_metrics(yv, m.predict_proba(xv)[:, 1])["roc_auc"])
+        search.append({"params": params, "validation_roc_auc": auc} | _n_trees(m))
         if best is None or auc > best[1]:
             best = (m, auc, params)
     return best[0], best[2], search
+
+
+def _n_trees(model: Any) -> dict[str, int]:
+    """The number of boosting rounds early stopping kept (gradient boosting only)."""
+    n = getattr(model, "n_iter_", None)
+    return {} if n is None else {"n_trees": int(n)}
 
 
 def fit_behavior_model(  # noqa: PLR0913 - the public keyword API: one keyword per protocol choice
@@ -249,7 +256,7 @@ def fit_behavior_model(  # noqa: PLR0913 - the public keyword API: one keyword p
         fitted, params, search = _search(model, X, y, rows, seed)
     arrays = export_gbm(fitted) if model == "gbm" else export_logistic(fitted)
     bm = BehaviorModel(model, arrays, names, settings, ev)
-    raw = {p: bm.scores(X[r]) for p, r in rows.items()}
+    raw = {p: bm.scores(X[rows[p]]) for p in ("validation", "test")}  # training cases are never scored
     bm.arrays.update(fit_calibrator(calibration, raw["validation"], y[rows["validation"]]))
     cal_test = bm.proba(X[rows["test"]])
     yt = y[rows["test"]]

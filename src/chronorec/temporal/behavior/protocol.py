@@ -133,7 +133,9 @@ def _fit_feature_kind(
             cols = np.flatnonzero(np.isfinite(xtr).any(0) & (np.nanstd(xtr, 0) > 0))  # drop empty / constant
         xva = setup.x_all[sel["validation"]][:, cols]
         for params in FEATURE_GRIDS[kind] if setup.tune else [{}]:
-            m = fit_feature_model(kind, xtr[:, cols], y_all[rows], seed=setup.run.seed, params=params)
+            m = fit_feature_model(
+                kind, xtr[:, cols], y_all[rows], seed=setup.run.seed, params=params, validation=(xva, ys_val)
+            )
             pv = _proba(m, xva, len(data.classes), binary)
             crit = _selection_metric(ys_val, pv, binary)
             search.append({"params": params, "train_cutoffs": cut_set, "validation": crit})
