@@ -214,6 +214,7 @@ def test_predict_behavior_runs_on_a_three_hour_log_at_minute_scale(tmp_path):
         (["--train-cutoffs", "0"], "train_cutoffs"),
         (["--horizon", "2h"], "try --horizon"),
         (["--horizon", "1d"], "try --horizon 30m --min-history 30m"),
+        (["--freq", "minute"], "hour, day, week or a duration"),
     ):
         r = runner.invoke(app, [*base, *extra])
         assert r.exit_code != 0 and says in r.output, (extra, r.output)

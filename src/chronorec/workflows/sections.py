@@ -125,6 +125,10 @@ class BehaviorConfig(_Lists):
         try:
             parse_duration(value, name=f"--{info.field_name.replace('_', '-')}")
         except ConfigError as e:
+            if info.field_name == "freq":
+                raise ValueError(
+                    f"--freq must be hour, day, week or a duration such as 5m or 2h, not {value!r}"
+                ) from None
             raise ValueError(str(e)) from None
         return value
 
