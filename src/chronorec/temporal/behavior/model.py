@@ -192,7 +192,7 @@ def _search(kind: str, X: np.ndarray, y: np.ndarray, rows: dict[str, np.ndarray]
     for params in FEATURE_GRIDS[kind]:
         m = fit_feature_model(kind, X[rows["train"]], y[rows["train"]], seed=seed, params=params, validation=(xv, yv))
         auc = float(binary_metrics(yv, m.predict_proba(xv)[:, 1])["roc_auc"])
-        search.append({"params": params, "validation_roc_auc": auc} | _n_trees(m))
+        search.append({"params": params, "validation_roc_auc": auc} | _n_trees(kind, m))
         if best is None or auc > best[1]:
             best = (m, auc, params)
     return best[0], best[2], search
@@ -208,10 +208,9 @@ def _scale_settings(scale: Any) -> dict[str, Any]:
     }
 
 
-def _n_trees(model: Any) -> dict[str, int]:
+def _n_trees(kind: str, fitted: Any) -> dict[str, int]:
     """The number of boosting rounds early stopping kept (gradient boosting only)."""
-    n = getattr(model, "n_iter_", None)
-    return {} if n is None else {"n_trees": int(n)}
+    return {"n_trees": int(fitted.n_iter_)} if kind == "gbm" else {}
 
 
 def fit_behavior_model(  # noqa: PLR0913 - the public keyword API: one keyword per protocol choice
