@@ -386,6 +386,20 @@ def test_exported_gbm_and_logistic_score_as_scikit_learn_does():
     np.testing.assert_allclose(logistic_scores(export_logistic(lr), Xp), lr.predict_proba(Xp)[:, 1], rtol=1e-12)
 
 
+def test_gbm_stops_on_the_validation_cases_and_exports_what_it_kept():
+    from chronorec.temporal.behavior.feature_models import GBM_DEFAULTS, fit_feature_model
+    from chronorec.temporal.behavior.portable import export_gbm, gbm_scores
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(3000, 6))
+    X[rng.random(X.shape) < 0.1] = np.nan
+    y = (np.nan_to_num(X[:, 0]) - np.nan_to_num(X[:, 1]) + rng.normal(size=3000) > 0).astype(int)
+    gbm = fit_feature_model("gbm", X[:2000], y[:2000], validation=(X[2000:2500], y[2000:2500]))
+    assert 1 <= gbm.n_iter_ < GBM_DEFAULTS["max_iter"]  # stopped on the validation loss, far before the cap
+    assert roc_auc(y[2500:], gbm.predict_proba(X[2500:])[:, 1]) > 0.8  # the planted signal is learned
+    np.testing.assert_allclose(gbm_scores(export_gbm(gbm), X[2500:]), gbm.predict_proba(X[2500:])[:, 1], rtol=1e-12)
+
+
 def test_behavior_endpoint_returns_probabilities_and_refuses_bad_input(saved_behavior_model):
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
@@ -449,3 +463,103 @@ def test_serve_mounts_the_behavior_model_next_to_the_recommender(saved_behavior_
         bad = c.post("/predict-behavior", json={"user_ids": "b1"})
         assert bad.status_code == 422 and "user_ids" in bad.text
         assert c.post("/recommend", json={"history": ["a"], "k": 2}).status_code == 200
+
+
+# ----------------------------------------------------------------------------- time scale
+def _minute_log(n_users: int = 150, minutes: int = 180, seed: int = 0) -> pd.DataFrame:
+    """Three hours of browsing: a cart is followed by a buy 5-15 minutes later with probability 0.8,
+    other buys are rare, so the signal is the cart of the last minutes."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        t = T0 + int(rng.integers(0, 600))
+        while t < T0 + minutes * 60:
+            item = int(rng.integers(40))
+            rows.append((f"u{u}", item, t, "pv"))
+            if rng.random() < 0.08:
+                rows.append((f"u{u}", item, t + 20, "cart"))
+                if rng.random() < 0.8:
+                    rows.append((f"u{u}", item, t + int(rng.integers(300, 900)), "buy"))
+            elif rng.random() < 0.003:
+                rows.append((f"u{u}", item, t + 30, "buy"))
+            t += int(rng.exponential(240)) + 30
+    df = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "behavior"])
+    return df[df["timestamp"] < T0 + minutes * 60].reset_index(drop=True)
+
+
+def test_durations_take_units_and_plain_numbers_keep_their_unit():
+    from chronorec.errors import ConfigError
+    from chronorec.temporal.durations import format_duration, nice_duration, parse_duration
+
+    assert [parse_duration(v) for v in ("45s", "30m", "2h", "1d", "1w", "1.5", 24)] == [
+        45,
+        1800,
+        7200,
+        DAY,
+        7 * DAY,
+        5400,
+        DAY,
+    ]
+    assert parse_duration("10", default_unit="m") == 600
+    for bad in ("5x", "-1h", "0", "h", "", "20 years"):
+        with pytest.raises(ConfigError, match="--horizon"):
+            parse_duration(bad, name="--horizon")
+    assert [format_duration(s) for s in (DAY, 7200, 5400, 90)] == ["1d", "2h", "90m", "90s"]
+    assert [nice_duration(s) for s in (1350, 20000, 3 * DAY + 5)] == [1200, 3 * 3600, 3 * DAY]
+
+
+def test_four_days_or_more_keep_the_daily_scale():
+    from chronorec.temporal.behavior.timescale import derive_time_scale
+
+    s = derive_time_scale(np.array([T0, T0 + 9 * DAY - 1]))
+    assert (s.horizon_s, s.step_s, s.min_history_s, s.align_s) == (DAY, 6 * 3600, DAY, DAY)
+    assert (s.freq, s.windows, s.recent_s) == ("day", (1, 7, 28), (3600, 6 * 3600, DAY, 3 * DAY))
+    # windows as durations become whole periods of the frequency
+    assert derive_time_scale(
+        np.array([T0, T0 + DAY]), horizon="1h", freq="10m", windows=["1h", "3", "25m"]
+    ).windows == (
+        3,
+        6,
+    )
+
+
+def test_a_three_hour_log_runs_at_minute_scale_and_learns_the_cart():
+    df = _minute_log()
+    d = make_behavior_data(df)
+    assert d.scale.horizon_s < 3600 and d.scale.freq.endswith("m")  # minutes, derived from the span
+    c = d.cutoffs
+    assert c["test"][0] - c["validation"][0] == d.horizon_s and c["test"][0] % DAY != 0  # not whole days
+    assert max(c["train"]) + d.horizon_s <= c["validation"][0]
+    assert "recent5m_cart" in d.features.columns and "open_cart_items_20m" in d.features.columns  # H / 4, H
+    res = predict_behavior(df, tasks=["target"], models=["logistic"], threads=1, progress=False, test_cutoffs=2)
+    r = res["tasks"]["target"]
+    assert res["data"]["time_scale"]["horizon"] == f"{d.horizon_s // 60}m"
+    assert r["logistic"]["test"]["roc_auc"] > r["past_rate"]["test"]["roc_auc"] + 0.1
+
+
+def test_too_little_history_names_real_options_and_a_horizon_that_fits():
+    import re
+
+    from typer.testing import CliRunner
+
+    from chronorec.cli.main import app
+    from chronorec.temporal.durations import parse_duration
+
+    ts = np.array([T0, T0 + 3 * 3600 - 1])
+    with pytest.raises(DataError) as e:
+        make_cutoffs(ts, horizon_s=2 * 3600, min_history_s=3600, align_s=3600)
+    msg = str(e.value)
+    help_text = CliRunner().invoke(app, ["predict-behavior", "--help"], env={"COLUMNS": "250"}).output
+    named = set(re.findall(r"--[a-z-]+", msg))
+    assert named and all(o in help_text for o in named), named
+    fits = parse_duration(re.search(r"try --horizon (\S+)", msg).group(1))
+    c = make_cutoffs(ts, horizon_s=fits, min_history_s=3600, align_s=900)
+    assert c["train"] and c["test"][0] + fits <= ts.max() + 1
+
+
+def test_a_frequency_too_fine_for_the_span_is_refused_before_any_work():
+    from chronorec.errors import ConfigError
+    from chronorec.temporal.behavior.timescale import derive_time_scale
+
+    with pytest.raises(ConfigError, match="--freq 1s .* periods"):
+        derive_time_scale(np.array([T0, T0 + 30 * DAY]), freq="1s")

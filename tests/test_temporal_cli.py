@@ -185,3 +185,37 @@ def test_forecast_top_keeps_the_largest_series_of_a_series_file(tmp_path):
     r = runner.invoke(app, [*base, "--out", str(tmp_path / "all")])
     assert r.exit_code == 0, r.output
     assert set(pd.read_csv(tmp_path / "all" / "forecast.csv")["series_id"]) == set(sizes)
+
+
+def test_predict_behavior_runs_on_a_three_hour_log_at_minute_scale(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(80):
+        for t in np.sort(rng.integers(0, 3 * 3600, 25)):
+            rows.append((f"u{u}", int(rng.integers(30)), 1_700_006_400 + int(t), "view"))
+            if rng.random() < 0.1:
+                rows.append((f"u{u}", 1, 1_700_006_400 + int(t) + 600, "purchase"))
+    path = tmp_path / "ev.csv"
+    pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "behavior"]).to_csv(path, index=False)
+    base = ["predict-behavior", "--data", str(path), "--target", "purchase", "--tasks", "target"]
+    base += ["--models", "logistic", "--threads", "1", "--out", str(tmp_path / "o")]
+    r = runner.invoke(app, base)
+    assert r.exit_code == 0, r.output
+    scale = json.loads((tmp_path / "o" / "behavior.json").read_text())["data"]["time_scale"]
+    assert scale["horizon"].endswith("m") and scale["freq"].endswith("m")  # minutes, from the span
+    r = runner.invoke(app, [*base, "--horizon", "30m", "--step", "10m", "--min-history", "20m", "--windows", "1,30m"])
+    assert r.exit_code == 0, r.output
+    assert "horizon 30m, step 10m, min_history 20m" in r.output
+    r = runner.invoke(app, [*base, "--horizon-hours", "0.5"])  # the older spelling still works
+    assert r.exit_code == 0 and "horizon 30m" in r.output, r.output
+    for extra, says in (
+        (["--horizon", "30m", "--horizon-hours", "1"], "--horizon or --horizon-hours, not both"),
+        (["--horizon", "5x"], "duration such as"),
+        (["--train-cutoffs", "0"], "train_cutoffs"),
+        (["--horizon", "2h"], "try --horizon"),
+        (["--horizon", "1d"], "try --horizon 30m --min-history 30m"),
+        (["--freq", "minute"], "hour, day, week or a duration"),
+    ):
+        r = runner.invoke(app, [*base, *extra])
+        assert r.exit_code != 0 and says in r.output, (extra, r.output)
+        assert "Traceback" not in r.output

@@ -52,9 +52,12 @@ class BehaviorArgs:
 
     category_col: Annotated[str | None, field_option(B, "category_col")] = None
     target: Annotated[str | None, field_option(B, "target")] = None
+    horizon: Annotated[str | None, field_option(B, "horizon")] = None
     horizon_hours: Annotated[float | None, field_option(B, "horizon_hours")] = None
     train_cutoffs: Annotated[int | None, field_option(B, "train_cutoffs")] = None
+    step: Annotated[str | None, field_option(B, "step")] = None
     step_hours: Annotated[float | None, field_option(B, "step_hours")] = None
+    min_history: Annotated[str | None, field_option(B, "min_history")] = None
     test_cutoffs: Annotated[int | None, field_option(B, "test_cutoffs")] = None
     freq: Annotated[str | None, field_option(B, "freq")] = None
     windows: Annotated[str | None, field_option(B, "windows")] = None
@@ -112,12 +115,9 @@ def _evaluate_behavior(cfg: Any, df: Any) -> None:
         df,
         tasks=list(b.tasks),
         target=b.target,
-        horizon_s=int(b.horizon_hours * 3600),
+        **b.lengths(),
         n_train_cutoffs=b.train_cutoffs,
-        step_s=int(b.step_hours * 3600) if b.step_hours else None,
         test_cutoffs=b.test_cutoffs,
-        freq=b.freq,
-        windows=tuple(b.windows),
         utc_offset_hours=utc_offset_for(cfg.data.dataset, b.utc_offset),
         models=list(b.models),
         seq_config=SequenceClassifierConfig(epochs=b.epochs, max_len=b.max_len),
@@ -125,7 +125,8 @@ def _evaluate_behavior(cfg: Any, df: Any) -> None:
         out_dir=Path(b.out),
         seed=cfg.seed,
     )
-    typer.echo(f"cases {res['data']['cases']}; results in {b.out}/behavior.json ({res['seconds']:.1f}s)")
+    scale = ", ".join(f"{k} {v}" for k, v in res["data"]["time_scale"].items() if k != "recent")
+    typer.echo(f"{scale}; cases {res['data']['cases']}; results in {b.out}/behavior.json ({res['seconds']:.1f}s)")
 
 
 def _write_table(table: Any, path: Path) -> Path:
@@ -185,11 +186,8 @@ def _fit_and_save(cfg: Any, df: Any) -> None:
         df,
         model=kinds[0],
         target=b.target,
-        horizon_s=int(b.horizon_hours * 3600),
-        step_s=int(b.step_hours * 3600) if b.step_hours else None,
+        **b.lengths(),
         n_train_cutoffs=b.train_cutoffs,
-        freq=b.freq,
-        windows=tuple(b.windows),
         utc_offset_hours=utc_offset_for(cfg.data.dataset, b.utc_offset),
         calibration=b.calibration,
         seed=cfg.seed,
@@ -201,7 +199,7 @@ def _fit_and_save(cfg: Any, df: Any) -> None:
     path = _write_table(table, _predictions_path(b))
     t, r = m.report["test"], m.report["test_uncalibrated"]
     typer.echo(
-        f"{kinds[0]} saved to {b.save}; test cut-off: ROC-AUC {t['roc_auc']:.3f}, Brier {r['brier']:.4f} -> "
+        f"{kinds[0]} saved to {b.save} (horizon {m.report['time_scale']['horizon']}); test cut-off: ROC-AUC {t['roc_auc']:.3f}, Brier {r['brier']:.4f} -> "
         f"{t['brier']:.4f} calibrated ({b.calibration}), ECE {r['ece']:.3f} -> {t['ece']:.3f}; "
         f"{len(table)} users' probabilities -> {path}"
     )
@@ -222,5 +220,5 @@ def _write_saved_report(m: Any, b: Any, kind: str) -> None:
             f"{kind} (uncalibrated)": (m.holdout["y"], m.holdout["score"]),
         },
         out / "calibration_saved_model.png",
-        title=f"Test cut-off: P({b.target} within {b.horizon_hours:g} h)",
+        title=f"Test cut-off: P({b.target} within {m.report['time_scale']['horizon']})",
     )

@@ -73,9 +73,7 @@ class PeriodGrid:
         cls, timestamps: np.ndarray, *, freq: str = "day", utc_offset_hours: float = 0.0, end: int | None = None
     ) -> "PeriodGrid":
         """The smallest aligned grid covering ``timestamps`` (and the UTC time ``end``, if given)."""
-        if freq not in PERIOD_SECONDS:
-            raise ConfigError(f"freq must be one of {', '.join(PERIOD_SECONDS)} (got {freq!r})")
-        step = PERIOD_SECONDS[freq]
+        step = period_seconds(freq)
         offset = int(round(utc_offset_hours * 3600))
         ts = np.asarray(timestamps, dtype=np.int64)
         if ts.size == 0:
@@ -103,6 +101,20 @@ class PeriodGrid:
     def complete_before(self, t: int) -> int:
         """Number of leading periods that end at or before the UTC time ``t``."""
         return int(np.clip((t + self.offset - self.origin) // self.step, 0, self.n_periods))
+
+
+def period_seconds(freq: str) -> int:
+    """The length of a period: ``hour``, ``day``, ``week``, or a duration such as ``5m`` or ``2h``."""
+    if freq in PERIOD_SECONDS:
+        return PERIOD_SECONDS[freq]
+    from chronorec.temporal.durations import parse_duration
+
+    try:
+        return parse_duration(freq, name="freq")
+    except ConfigError:
+        raise ConfigError(
+            f"freq must be one of {', '.join(PERIOD_SECONDS)} or a duration such as 5m or 2h (got {freq!r})"
+        ) from None
 
 
 def _behaviours(df: pd.DataFrame) -> list[str]:

@@ -55,30 +55,52 @@ class FeaturesConfig(_Lists):
 
 
 class BehaviorConfig(_Lists):
-    """``chronorec predict-behavior``: the target behaviour within H and the next event type."""
+    """``chronorec predict-behavior``: the target behaviour within H and the next event type.
+
+    Lengths take units (``45s``, ``30m``, ``2h``, ``1d``, ``1w``; a plain number is hours, as the
+    ``*_hours`` fields always were); left out, they come from the data's span
+    (:mod:`chronorec.temporal.behavior.timescale`)."""
 
     category_col: str | None = Field(None, description="Optional category column of --data.")
     target: str = Field("buy", description="Target behaviour of the binary task.")
-    horizon_hours: float = Field(24.0, gt=0, description="Label window H after each cut-off, in hours.")
+    horizon: str | None = Field(
+        None,
+        description="Label window H after each cut-off: 30m, 2h, 1d (a plain number is hours). Default: 1d on "
+        "four days of data or more, else about an eighth of the data's span, rounded down (3 hours: 15m).",
+    )
+    horizon_hours: float | None = Field(None, gt=0, le=87600, description="--horizon in hours (older spelling).")
     train_cutoffs: int | None = Field(
-        None, description="At most this many training cut-offs (default: all the history allows)."
+        None, ge=1, le=5000, description="At most this many training cut-offs (default: all the history allows)."
     )
-    step_hours: float | None = Field(None, description="Hours between training cut-offs (default H / 4).")
+    step: str | None = Field(None, description="Time between training cut-offs: 15m, 6h, 1d (default H / 4).")
+    step_hours: float | None = Field(None, gt=0, le=87600, description="--step in hours (older spelling).")
+    min_history: str | None = Field(
+        None, description="History before the first training cut-off: 1h, 1d (default H, at most 1d)."
+    )
     test_cutoffs: int = Field(
-        1, ge=1, description="Rolling test cut-offs, one horizon apart; models are refitted per cut-off."
+        1, ge=1, le=100, description="Rolling test cut-offs, one horizon apart; models are refitted per cut-off."
     )
-    freq: Literal["hour", "day", "week"] = Field("day", description="Period of the series features: hour, day or week.")
-    windows: list[int] = Field([1, 7, 28], description="Trailing feature windows in periods, comma-separated.")
+    freq: str | None = Field(
+        None,
+        description="Period of the series features: hour, day, week or a duration such as 5m "
+        "(default: day when H is 1d or more, else about H / 3).",
+    )
+    windows: list[int | str] | None = Field(
+        None,
+        description="Trailing feature windows, comma-separated: periods of --freq (7) or durations (6h); "
+        "default 1,7,28 when H is 1d or more, else 1,3,12.",
+    )
     utc_offset: float | None = Field(
-        None, description="Local time offset in hours (default: the dataset's own, else 0)."
+        None, ge=-14, le=14, description="Local time offset in hours (default: the dataset's own, else 0)."
     )
+
     tasks: list[str] = Field(["target", "next_type"], description="Comma-separated: target, next_type.")
     models: list[str] = Field(
         ["logistic", "gbm", "gru", "transformer"],
         description="Comma-separated: logistic, gbm, gru, lstm, transformer (baselines always run).",
     )
-    epochs: int = Field(30, ge=1, description="Maximum epochs of the sequence classifiers.")
-    max_len: int = Field(50, ge=1, description="Events per sequence-classifier input.")
+    epochs: int = Field(30, ge=1, le=10000, description="Maximum epochs of the sequence classifiers.")
+    max_len: int = Field(50, ge=1, le=10000, description="Events per sequence-classifier input.")
     out: str = Field("runs/behavior", description="Output folder: behavior.json and calibration plots.")
     save: str | None = Field(
         None, description="Fit the chosen model on all the data (calibrated on its last horizon) and save it here."
@@ -93,6 +115,61 @@ class BehaviorConfig(_Lists):
     calibration: Literal["platt", "isotonic", "none"] = Field(
         "platt", description="Calibrator of a saved model, fitted on the validation cut-off."
     )
+
+    @field_validator("horizon", "step", "min_history", "freq")
+    @classmethod
+    def _duration(cls, value: str | None, info: Any) -> str | None:
+        from chronorec.errors import ConfigError
+        from chronorec.temporal.durations import parse_duration
+
+        if value is None or (info.field_name == "freq" and value in ("hour", "day", "week")):
+            return value
+        try:
+            parse_duration(value, name=f"--{info.field_name.replace('_', '-')}")
+        except ConfigError as e:
+            if info.field_name == "freq":
+                raise ValueError(
+                    f"--freq must be hour, day, week or a duration such as 5m or 2h, not {value!r}"
+                ) from None
+            raise ValueError(str(e)) from None
+        return value
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, value: list[int | str] | None) -> list[str] | None:
+        from chronorec.errors import ConfigError
+        from chronorec.temporal.durations import parse_duration
+
+        for w in value or []:
+            try:
+                if not str(w).strip().isdigit():
+                    parse_duration(str(w), name="--windows")
+                elif int(w) < 1:
+                    raise ConfigError(f"--windows are periods (1 or more) or durations, not {w!r}")
+            except ConfigError as e:
+                raise ValueError(str(e)) from None
+        return [str(w).strip() for w in value] if value is not None else None
+
+    def lengths(self) -> dict[str, Any]:
+        """``horizon_s``, ``step_s``, ``min_history_s`` (seconds, None: from the data) plus ``freq`` and
+        ``windows``: what the library's functions take."""
+        from chronorec.errors import ConfigError
+        from chronorec.temporal.durations import parse_duration
+
+        def one(text: str | None, hours: float | None, name: str) -> int | None:
+            if text is not None and hours is not None:
+                raise ConfigError(f"give --{name} or --{name}-hours, not both")
+            if hours is not None:
+                return int(round(hours * 3600))
+            return parse_duration(text, name=f"--{name}") if text is not None else None
+
+        return {
+            "horizon_s": one(self.horizon, self.horizon_hours, "horizon"),
+            "step_s": one(self.step, self.step_hours, "step"),
+            "min_history_s": one(self.min_history, None, "min-history"),
+            "freq": self.freq,
+            "windows": tuple(self.windows) if self.windows is not None else None,
+        }
 
 
 class ForecastConfig(_Lists):

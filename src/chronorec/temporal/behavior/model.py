@@ -42,6 +42,7 @@ from chronorec.temporal.behavior.portable import (
     gbm_scores,
     logistic_scores,
 )
+from chronorec.temporal.behavior.timescale import DAILY_RECENT_S
 
 __all__ = ["BehaviorModel", "fit_behavior_model", "load_behavior_model", "parse_time"]
 
@@ -142,6 +143,8 @@ def load_behavior_model(path: str | Path) -> BehaviorModel:
 
 
 def _cases(events: pd.DataFrame, settings: dict[str, Any], cutoffs: dict[str, list[int]]) -> Any:
+    """The cases at ``cutoffs`` with the model's lengths (a model saved before the recency windows
+    followed the horizon has the daily ones: 1, 6, 24 and 72 hours)."""
     return make_behavior_data(
         events,
         target=settings["target"],
@@ -150,6 +153,7 @@ def _cases(events: pd.DataFrame, settings: dict[str, Any], cutoffs: dict[str, li
         freq=settings["freq"],
         windows=tuple(settings["windows"]),
         utc_offset_hours=float(settings["utc_offset_hours"]),
+        recent_s=settings.get("recent_s", DAILY_RECENT_S),
     )
 
 
@@ -184,13 +188,29 @@ def _scores(y: np.ndarray, p: np.ndarray) -> dict[str, Any]:
 def _search(kind: str, X: np.ndarray, y: np.ndarray, rows: dict[str, np.ndarray], seed: int) -> tuple[Any, dict, list]:
     """The model of ``kind`` whose regularisation scores the best validation ROC-AUC."""
     best, search = None, []
+    xv, yv = X[rows["validation"]], y[rows["validation"]]
     for params in FEATURE_GRIDS[kind]:
-        m = fit_feature_model(kind, X[rows["train"]], y[rows["train"]], seed=seed, params=params)
-        auc = float(binary_metrics(y[rows["validation"]], m.predict_proba(X[rows["validation"]])[:, 1])["roc_auc"])
-        search.append({"params": params, "validation_roc_auc": auc})
+        m = fit_feature_model(kind, X[rows["train"]], y[rows["train"]], seed=seed, params=params, validation=(xv, yv))
+        auc = float(binary_metrics(yv, m.predict_proba(xv)[:, 1])["roc_auc"])
+        search.append({"params": params, "validation_roc_auc": auc} | _n_trees(kind, m))
         if best is None or auc > best[1]:
             best = (m, auc, params)
     return best[0], best[2], search
+
+
+def _scale_settings(scale: Any) -> dict[str, Any]:
+    """What a saved model keeps of its time scale: what its features at a new time are built with."""
+    return {
+        "horizon_s": scale.horizon_s,
+        "freq": scale.freq,
+        "windows": list(scale.windows),
+        "recent_s": list(scale.recent_s),
+    }
+
+
+def _n_trees(kind: str, fitted: Any) -> dict[str, int]:
+    """The number of boosting rounds early stopping kept (gradient boosting only)."""
+    return {"n_trees": int(fitted.n_iter_)} if kind == "gbm" else {}
 
 
 def fit_behavior_model(  # noqa: PLR0913 - the public keyword API: one keyword per protocol choice
@@ -198,40 +218,53 @@ def fit_behavior_model(  # noqa: PLR0913 - the public keyword API: one keyword p
     *,
     model: str = "gbm",
     target: str = "buy",
-    horizon_s: int = 86400,
+    horizon_s: int | None = None,
     step_s: int | None = None,
     n_train_cutoffs: int | None = None,
-    freq: str = "day",
-    windows: Sequence[int] = (1, 7, 28),
+    freq: str | None = None,
+    windows: Sequence[int | str] | None = None,
     utc_offset_hours: float = 0.0,
     calibration: str = "platt",
     test_cutoff: int | None = None,
     seed: int = 0,
     threads: int | None = None,
+    min_history_s: int | None = None,
 ) -> BehaviorModel:
     """Fit, calibrate on validation and score on the held-out test cut-off (see the module docstring;
-    ``test_cutoff``, UTC seconds, moves it back in time). ``threads`` caps the OpenMP threads of the
+    ``test_cutoff``, UTC seconds, moves it back in time). Lengths left None come from the data's span
+    (:mod:`~chronorec.temporal.behavior.timescale`). ``threads`` caps the OpenMP threads of the
     gradient boosting (default: scikit-learn's own)."""
     from chronorec.datasets.temporal import event_frame
-    from chronorec.temporal.behavior.data import make_cutoffs
+    from chronorec.temporal.behavior.data import make_cutoffs, resolve_scale
 
     if model not in SAVED_KINDS:
         raise ConfigError(f"a saved behaviour model is one of {', '.join(SAVED_KINDS)}, not {model!r}")
     t0 = time.perf_counter()
     ev = event_frame(events)
-    settings = {
-        "target": target,
-        "horizon_s": int(horizon_s),
-        "freq": freq,
-        "windows": [int(w) for w in windows],
-        "utc_offset_hours": float(utc_offset_hours),
-    }
-    cuts = make_cutoffs(
+    if C.BEHAVIOR in ev.columns and target not in set(ev[C.BEHAVIOR]):
+        raise ConfigError(
+            f"target behaviour {target!r} not in the data (types: {sorted(set(ev[C.BEHAVIOR]))}): name one with --target"
+        )
+    scale = resolve_scale(
         ev[C.TIME].to_numpy(),
         horizon_s=horizon_s,
-        step_s=step_s or max(horizon_s // 4, 1),
+        step_s=step_s,
+        min_history_s=min_history_s,
+        freq=freq,
+        windows=windows,
+        events=ev if C.BEHAVIOR in ev.columns else None,
+        target=target,
+        utc_offset_hours=utc_offset_hours,
+    )
+    settings = {"target": target, **_scale_settings(scale), "utc_offset_hours": float(utc_offset_hours)}
+    cuts = make_cutoffs(
+        ev[C.TIME].to_numpy(),
+        horizon_s=scale.horizon_s,
+        step_s=scale.step_s,
         n_train=n_train_cutoffs,
         test_cutoff=test_cutoff,
+        min_history_s=scale.min_history_s,
+        align_s=scale.align_s,
         utc_offset_hours=utc_offset_hours,
     )
     data = _cases(ev, settings, cuts)
@@ -249,7 +282,7 @@ def fit_behavior_model(  # noqa: PLR0913 - the public keyword API: one keyword p
         fitted, params, search = _search(model, X, y, rows, seed)
     arrays = export_gbm(fitted) if model == "gbm" else export_logistic(fitted)
     bm = BehaviorModel(model, arrays, names, settings, ev)
-    raw = {p: bm.scores(X[r]) for p, r in rows.items()}
+    raw = {p: bm.scores(X[rows[p]]) for p in ("validation", "test")}  # training cases are never scored
     bm.arrays.update(fit_calibrator(calibration, raw["validation"], y[rows["validation"]]))
     cal_test = bm.proba(X[rows["test"]])
     yt = y[rows["test"]]
@@ -257,6 +290,7 @@ def fit_behavior_model(  # noqa: PLR0913 - the public keyword API: one keyword p
     bm.holdout = {"y": yt, "score": raw["test"], "probability": cal_test, "y_val": yv, "score_val": raw["validation"]}
     bm.report = {
         "protocol": "fit on the training cut-offs, calibrated on the validation cut-off, scored on the test cut-off",
+        "time_scale": scale.describe(),
         "cutoffs": {p: [str(pd.Timestamp(t, unit="s")) + " UTC" for t in v] for p, v in cuts.items()},
         "cases": {p: int(len(r)) for p, r in rows.items()},
         "params": params,

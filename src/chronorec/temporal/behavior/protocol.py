@@ -133,7 +133,9 @@ def _fit_feature_kind(
             cols = np.flatnonzero(np.isfinite(xtr).any(0) & (np.nanstd(xtr, 0) > 0))  # drop empty / constant
         xva = setup.x_all[sel["validation"]][:, cols]
         for params in FEATURE_GRIDS[kind] if setup.tune else [{}]:
-            m = fit_feature_model(kind, xtr[:, cols], y_all[rows], seed=setup.run.seed, params=params)
+            m = fit_feature_model(
+                kind, xtr[:, cols], y_all[rows], seed=setup.run.seed, params=params, validation=(xva, ys_val)
+            )
             pv = _proba(m, xva, len(data.classes), binary)
             crit = _selection_metric(ys_val, pv, binary)
             search.append({"params": params, "train_cutoffs": cut_set, "validation": crit})
@@ -274,6 +276,7 @@ def _data_summary(data: BehaviorData, views: list[BehaviorData], folds: list[dic
         "classes": data.classes,
         "target": data.target,
         "horizon_hours": data.horizon_s / 3600,
+        "time_scale": data.scale.describe() if data.scale is not None else None,
         "n_features": n_features,
         "positive_rate": {p: float(np.concatenate([y_target[v.part(p)] for v in views]).mean()) for p in parts},
     }
@@ -284,13 +287,14 @@ def predict_behavior(  # noqa: PLR0913 - the public keyword API: one keyword per
     *,
     tasks: Sequence[str] = ("target", "next_type"),
     target: str = "buy",
-    horizon_s: int = 86400,
+    horizon_s: int | None = None,
     n_train_cutoffs: int | None = None,
     step_s: int | None = None,
     test_cutoffs: int = 1,
-    freq: str = "day",
-    windows: Sequence[int] = (1, 7, 28),
+    freq: str | None = None,
+    windows: Sequence[int | str] | None = None,
     utc_offset_hours: float = 0.0,
+    min_history_s: int | None = None,
     models: Sequence[str] = ("logistic", "gbm", "gru", "transformer"),
     seq_config: SequenceClassifierConfig | None = None,
     tune: bool = True,
@@ -329,9 +333,10 @@ def predict_behavior(  # noqa: PLR0913 - the public keyword API: one keyword per
         freq=freq,
         windows=windows,
         utc_offset_hours=utc_offset_hours,
+        min_history_s=min_history_s,
     )
     prep = time.perf_counter() - t0
-    folds = rolling_folds(data.cutoffs, horizon_s, test_cutoffs)
+    folds = rolling_folds(data.cutoffs, data.horizon_s, test_cutoffs)
     views = [_fold_view(data, f) for f in folds]
     run = RunSettings(seed=seed, threads=threads, progress=progress)
     setup = _Setup(data.model_input(), tuple(models), seq_config or SequenceClassifierConfig(), run, tune)
