@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, StringConstraints, field_validator
 
 from chronorec.settings import Strict
 
@@ -85,10 +85,13 @@ class BehaviorConfig(_Lists):
         description="Period of the series features: hour, day, week or a duration such as 5m "
         "(default: day when H is 1d or more, else about H / 3).",
     )
-    windows: list[int | str] | None = Field(
-        None,
-        description="Trailing feature windows, comma-separated: periods of --freq (7) or durations (6h); "
-        "default 1,7,28 when H is 1d or more, else 1,3,12.",
+    windows: list[Annotated[int, Field(ge=1, le=100_000)] | Annotated[str, StringConstraints(max_length=32)]] | None = (
+        Field(
+            None,
+            max_length=64,
+            description="Trailing feature windows, comma-separated: periods of --freq (7) or durations (6h); "
+            "default 1,7,28 when H is 1d or more, else 1,3,12.",
+        )
     )
     utc_offset: float | None = Field(
         None, ge=-14, le=14, description="Local time offset in hours (default: the dataset's own, else 0)."
