@@ -96,8 +96,10 @@ def test_to_matrix_fills_missing_periods():
     s = pd.DataFrame(
         {"series_id": ["a", "a", "b"], "period": ["2024-01-01", "2024-01-03", "2024-01-02"], "y": [1.0, 3.0, 2.0]}
     )
-    sm = to_matrix(s)
-    assert sm.season == 7 and sm.Y.tolist() == [[1.0, 0.0, 3.0], [0.0, 2.0, 0.0]]
+    sm = to_matrix(s)  # each series starts at its first event: NaN before, 0 where a later period has no row
+    np.testing.assert_array_equal(sm.Y, [[1.0, 0.0, 3.0], [np.nan, 2.0, 0.0]])
+    assert sm.season == 7
+    assert to_matrix(s, start="grid").Y.tolist() == [[1.0, 0.0, 3.0], [0.0, 2.0, 0.0]]
 
 
 def test_global_transformer_beats_naive_and_seasonal_naive_on_planted_season_and_trend():
