@@ -96,12 +96,14 @@ class IntervalForecaster:
     h: int
     methods: list[str]  # chosen per series
     levels: list[float]
-    quantiles: np.ndarray  # (levels, series, 2, h) scaled absolute-error quantiles: zero / non-zero forecast
+    quantiles: np.ndarray  # (levels, series, 2, h, 2) band multipliers: zero / non-zero forecast, lower / upper
     scale: np.ndarray  # (series,)
     nonnegative: bool
     info: dict[str, Any] = field(default_factory=dict)
     floor: np.ndarray | None = None  # (series,) the least upper bound (a recent non-zero value)
     calibration: str = "series"
+    score: str = "scale"  # errors over the series' scale, or over scale + |forecast| ("forecast")
+    sides: str = "count"  # symmetric, signed or count (:func:`~chronorec.temporal.forecast.intervals.series_quantiles`)
 
     def future_periods(self) -> pd.DatetimeIndex:
         """The ``h`` periods after the last observed one."""
@@ -124,8 +126,12 @@ class IntervalForecaster:
         rows = np.arange(len(mean))[:, None]
         steps = np.arange(mean.shape[1])[None, :]
         for lv, q in zip(self.levels, self.quantiles, strict=True):
-            half = q[rows, seg, steps] * self.scale[:, None]
-            lo, hi = mean - half, mean + half
+            d = difficulty(mean, self.scale, self.score)
+            m = q[rows, seg, steps]  # (series, h, 2)
+            with np.errstate(invalid="ignore"):  # an infinite lower multiplier: the band reaches 0
+                lo = np.where(np.isinf(m[..., 0]), -np.inf, mean - m[..., 0] * d)
+            hi = mean + m[..., 1] * d
+            hi = np.maximum(hi, lo)
             if self.floor is not None:
                 hi = np.maximum(hi, self.floor[:, None])
             out[f"lo-{lv:g}"] = np.maximum(lo, 0.0) if self.nonnegative else lo
@@ -166,6 +172,8 @@ class IntervalForecaster:
             "levels": self.levels,
             "nonnegative": self.nonnegative,
             "calibration": self.calibration,
+            "score": self.score,
+            "sides": self.sides,
             "info": self.info,
         }
         with atomic_dir(path) as tmp:
@@ -192,8 +200,8 @@ def load_forecaster(path: str | Path) -> IntervalForecaster:
     t = load_tensors(d / "forecaster.safetensors")
     periods = pd.date_range(meta["start"], periods=meta["n_periods"], freq=pd.Timedelta(seconds=meta["step_seconds"]))
     q = t["quantiles"]
-    if q.ndim == 2:  # saved before the per-series calibration: one pooled quantile per level and step
-        q = np.broadcast_to(q[:, None, None, :], (q.shape[0], len(meta["ids"]), 2, q.shape[1])).copy()
+    if q.ndim == 2:  # saved before the per-series calibration: one pooled |error| quantile per level and step
+        q = np.broadcast_to(q[:, None, None, :, None], (q.shape[0], len(meta["ids"]), 2, q.shape[1], 2)).copy()
     return IntervalForecaster(
         ids=list(meta["ids"]),
         periods=periods,
@@ -208,6 +216,8 @@ def load_forecaster(path: str | Path) -> IntervalForecaster:
         info=meta.get("info", {}),
         floor=t.get("floor"),
         calibration=meta.get("calibration", "pooled"),
+        score=meta.get("score", "scale"),
+        sides=meta.get("sides", "symmetric"),
     )
 
 
@@ -264,6 +274,8 @@ def fit_forecaster(  # noqa: PLR0913 - the public keyword API: one keyword per p
     cache: dict | None = None,
     calibration: str = "series",
     n_jobs: int | None = None,
+    score: str = "scale",
+    sides: str = "count",
 ) -> IntervalForecaster:
     """Choose the method(s) and calibrate the intervals on ``n_origins`` rolling origins ``step``
     periods apart (default ``h``), the last ending at the end of the data; ``nonnegative`` (default:
@@ -294,15 +306,22 @@ def fit_forecaster(  # noqa: PLR0913 - the public keyword API: one keyword per p
     if nonneg:
         best = np.maximum(best, 0.0)
     full_scale = series_scale(sm.Y, sm.season)  # the scale the bands are drawn with, known at fit time
-    z = np.abs(best - actual) / full_scale[:, None, None]
-    quantiles = series_quantiles(z, np.abs(best) <= ZERO, levels, calibration=calibration)
+    score = score if calibration == "series" else "scale"
+    z = np.abs(best - actual) / difficulty(best, full_scale, score)
+    sides = sides if calibration == "series" else "symmetric"
+    if sides == "count" and not nonneg:
+        sides = "signed"  # a series that goes negative has no zero floor to reach
+    z = np.sign(actual - best) * z
+    quantiles = series_quantiles(
+        z, np.abs(best) <= ZERO, levels, calibration=calibration, sides=sides, actual_zero=actual == 0
+    )
     info = {
         "origins": [str(sm.periods[o]) for o in origins],
         "select": select,
         **sel,
         "candidates": {n: _summary(forecast_metrics(actual, p, scale)) for n, p in preds.items()},
         "chosen": _summary(forecast_metrics(actual, best, scale)),
-        "intermittent_share": float(np.mean([(y[np.isfinite(y)] == 0).mean() > 0.3 for y in sm.Y])),
+        "intermittent_share": float(np.mean([nanmean(np.where(np.isfinite(y), y == 0, np.nan)) > 0.3 for y in sm.Y])),
         "calibration": calibration,
     }
     return IntervalForecaster(
@@ -319,7 +338,23 @@ def fit_forecaster(  # noqa: PLR0913 - the public keyword API: one keyword per p
         info=info,
         floor=min_upper(sm.Y, max(sm.season, h)) if calibration == "series" else None,
         calibration=calibration,
+        score=score,
+        sides=sides,
     )
+
+
+def difficulty(mean: np.ndarray, scale: np.ndarray, score: str) -> np.ndarray:
+    """What a cell's absolute error is divided by: the series' scale (``score="scale"``), or the scale
+    plus the forecast's size (``"forecast"``: a forecast of 24 units errs more than one of 2)."""
+    sc = scale.reshape((-1,) + (1,) * (mean.ndim - 1))
+    if score == "scale":
+        return np.broadcast_to(sc, mean.shape)
+    f = np.abs(np.nan_to_num(mean))
+    if score == "forecast":
+        return sc + f
+    if score == "relative":
+        return np.where(f > ZERO, f, sc)
+    raise ConfigError(f"score must be scale, forecast or relative, not {score!r}")
 
 
 def _summary(m: dict[str, Any]) -> dict[str, Any]:
@@ -340,6 +375,8 @@ def interval_coverage(  # noqa: PLR0913 - the evaluation's keyword API mirrors f
     n_jobs: int | None = None,
     cache: dict | None = None,
     arrays: bool = False,
+    score: str = "scale",
+    sides: str = "count",
 ) -> dict[str, Any]:
     """Held-out coverage of the intervals: at each of ``n_test`` origins ``step`` apart (the last
     ending at the end of the data), a forecaster fitted on the data before the origin only (method
@@ -377,6 +414,8 @@ def interval_coverage(  # noqa: PLR0913 - the evaluation's keyword API mirrors f
             cache=cache,
             calibration=calibration,
             n_jobs=n_jobs,
+            score=score,
+            sides=sides,
         )
         mean = _refit_at(sm, int(t), h, fc, cache, n_jobs)
         b = fc.intervals(mean)
@@ -391,7 +430,7 @@ def interval_coverage(  # noqa: PLR0913 - the evaluation's keyword API mirrors f
         per_origin.append(row)
         means.append(mean)
         actual.append(y)
-        chosen.append(fc.info["chosen_counts"])
+        chosen.append(fc.methods)
     pred, act = np.stack(means, 1), np.stack(actual, 1)
     B = {k: np.stack(v, 1) for k, v in bands.items()}
     o0 = int(tests[0])
@@ -402,6 +441,7 @@ def interval_coverage(  # noqa: PLR0913 - the evaluation's keyword API mirrors f
         {lv: (B[f"lo-{lv:g}"], B[f"hi-{lv:g}"]) for lv in levels},
         scale,
         np.nansum(np.abs(sm.Y[:, :o0]), 1),
+        recent=recent_activity(sm.Y, tests, max(sm.season, h)),
     )
     ok = np.isfinite(act) & np.isfinite(pred)
     out = {
@@ -417,13 +457,19 @@ def interval_coverage(  # noqa: PLR0913 - the evaluation's keyword API mirrors f
         },
         "report": report,
         "per_origin": per_origin,
-        "methods_chosen": chosen,
+        "methods_chosen": [pd.Series(c).value_counts().to_dict() for c in chosen],
         "point": _summary(forecast_metrics(act, pred, scale)),
         "intermittent_methods": [m for m in (methods or default_methods()) if m in INTERMITTENT],
     }
     if arrays:
-        out["arrays"] = {"mean": pred, "actual": act, **B}
+        out["arrays"] = {"mean": pred, "actual": act, "methods": chosen, "test_index": tests, **B}
     return out
+
+
+def recent_activity(Y: np.ndarray, origins: np.ndarray, window: int) -> np.ndarray:
+    """(series, origins): whether each series has a non-zero value in the ``window`` periods before
+    each origin (the series whose bands must not have zero width)."""
+    return np.stack([np.nan_to_num(np.abs(Y[:, max(0, int(o) - window) : int(o)])).sum(1) > 0 for o in origins], 1)
 
 
 def _refit_at(sm: SeriesMatrix, t: int, h: int, fc: IntervalForecaster, cache: dict, n_jobs: int | None) -> np.ndarray:

@@ -79,37 +79,85 @@ def _row_quantiles(z: np.ndarray, lv: float) -> tuple[np.ndarray, np.ndarray]:
     return np.where(ok, q, 0.0), ok
 
 
-def series_quantiles(
+def _sides(z: np.ndarray, lv: float, sides: str) -> list[tuple[np.ndarray, float]]:
+    """The (scores, probability in %) whose upper conformal quantiles are the band's lower and upper
+    multipliers: ``|z|`` at ``lv`` twice (``symmetric``), or ``-z`` and ``z`` at ``1 - alpha / 2``
+    (``signed``: equal tails of the signed errors, so that a count band can reach 0 below a
+    forecast purchase without being as wide above it)."""
+    if sides in ("symmetric", "count"):
+        a = np.abs(z)
+        return [(a, lv), (a, lv)]
+    if sides == "signed":
+        p = 100.0 - (100.0 - lv) / 2
+        return [(-z, p), (z, p)]
+    raise ConfigError(f"sides must be symmetric or signed, not {sides!r}")
+
+
+def _calibrate(
+    sc: np.ndarray, mask: np.ndarray, p: float, every: np.ndarray, shrink: float, min_pool: int
+) -> np.ndarray:
+    """(series, h): each series' conformal quantile of ``sc`` at ``p`` over its cells in ``mask``,
+    shrunk towards the segment's pooled quantile of the step (``every`` where the segment is small)."""
+    S = sc.shape[0]
+    zg = np.where(mask, sc, np.nan)
+    n = np.isfinite(zg).sum((1, 2))
+    pooled = conformal_quantiles(zg, [p], min_pool=min_pool)[0] if n.sum() >= min_pool else every
+    own, ok = _row_quantiles(zg.reshape(S, -1), p)
+    w = np.where(ok, n / (n + shrink), 0.0)[:, None]
+    return w * own[:, None] + (1 - w) * pooled[None, :]
+
+
+def series_quantiles(  # noqa: PLR0913 - one keyword per calibration choice
     z: np.ndarray,
     zero: np.ndarray,
     levels: Sequence[float],
     *,
     calibration: str = "series",
-    shrink: float = SHRINK,
+    sides: str = "symmetric",
+    actual_zero: np.ndarray | None = None,
+    shrink: float | None = None,
     min_pool: int = MIN_POOL,
 ) -> np.ndarray:
-    """Quantiles (levels, series, 2, h) of the scaled absolute errors ``z`` (series, origins, h):
-    index 0 of the third axis for the cells with a zero forecast (``zero``), 1 for the others.
+    """Band multipliers (levels, series, 2, h, 2) from the scaled signed errors ``z`` (series,
+    origins, h): the third axis is the segment (0: the cells with a zero forecast, ``zero``; 1: the
+    others), the last the side (lower, upper: the band is ``mean - lower x s .. mean + upper x s``).
 
-    ``pooled``: one quantile per step for every series and both segments (:func:`conformal_quantiles`).
-    ``series``: per segment, each series' own quantile (all its steps and origins in the segment)
-    shrunk towards the segment's pooled quantile of the step by ``n / (n + shrink)``; a segment
-    with fewer than ``min_pool`` errors in all borrows the all-cell pooled quantile."""
+    ``pooled``: one |error| quantile per step for every series and both segments
+    (:func:`conformal_quantiles`). ``series``: per segment, each series' own quantile (all its steps
+    and origins in the segment) shrunk towards the segment's pooled quantile of the step by
+    ``n / (n + shrink)``; a segment with fewer than ``min_pool`` errors in all borrows the all-cell
+    pooled quantile. A zero forecast (of a count) errs upwards only: its band is ``0 .. q(|z|)``.
+    ``sides``: ``symmetric`` (|z| at the level), ``signed`` (equal tails of ``z``) or ``count``:
+    where at least ``alpha / 2`` of a series' non-zero-forecast cells had a zero actual
+    (``actual_zero``; shrunk like the quantiles), the band of a forecast purchase is one-sided,
+    ``0 .. mean + q(z, level)`` (the shortest band of a zero-inflated count), else signed."""
     if calibration not in CALIBRATIONS:
         raise ConfigError(f"calibration must be one of {', '.join(CALIBRATIONS)}, not {calibration!r}")
+    if sides == "count" and actual_zero is None:
+        raise ConfigError("sides='count' needs actual_zero")
+    shrink = SHRINK if shrink is None else shrink
     S, _, h = z.shape
-    every = conformal_quantiles(z, levels, min_pool=min_pool)
-    out = np.broadcast_to(every[:, None, None, :], (len(levels), S, 2, h)).copy()
-    if calibration == "pooled":
-        return out
-    for g, mask in enumerate((zero, ~zero)):
-        zg = np.where(mask, z, np.nan)
-        pooled = conformal_quantiles(zg, levels, min_pool=min_pool) if np.isfinite(zg).sum() >= min_pool else every
-        n = np.isfinite(zg).sum((1, 2))
-        for i, lv in enumerate(levels):
-            own, ok = _row_quantiles(zg.reshape(S, -1), lv)
-            w = np.where(ok, n / (n + shrink), 0.0)[:, None]
-            out[i, :, g] = w * own[:, None] + (1 - w) * pooled[i][None, :]
+    out = np.empty((len(levels), S, 2, h, 2))
+    ok = np.isfinite(z)
+    for i, lv in enumerate(levels):
+        for g, mask in enumerate((zero & ok, ~zero & ok)):
+            kind = "symmetric" if g == 0 else ("signed" if sides == "count" else sides)
+            for side, (sc, p) in enumerate(_sides(z, lv, kind)):
+                every = conformal_quantiles(sc, [p], min_pool=min_pool)[0]
+                if calibration == "pooled":
+                    out[i, :, g, :, side] = every[None, :]
+                else:
+                    out[i, :, g, :, side] = _calibrate(sc, mask, p, every, shrink, min_pool)
+            if sides == "count" and g == 1 and calibration == "series":
+                n = mask.sum((1, 2))
+                pz = (mask & actual_zero).sum() / max(mask.sum(), 1)
+                share = (np.where(n > 0, (mask & actual_zero).sum((1, 2)) / np.maximum(n, 1), 0) * n + shrink * pz) / (
+                    n + shrink
+                )
+                inflated = share >= (1 - lv / 100.0) / 2
+                upper = _calibrate(z, mask, lv, conformal_quantiles(z, [lv], min_pool=min_pool)[0], shrink, min_pool)
+                out[i, inflated, 1, :, 0] = np.inf
+                out[i, inflated, 1, :, 1] = upper[inflated]
     return out
 
 
@@ -133,14 +181,18 @@ def interval_report(  # noqa: PLR0913 - one array per ingredient of the report
     scale: np.ndarray,
     volume: np.ndarray,
     *,
+    recent: np.ndarray | None = None,
     by_step: bool = True,
 ) -> dict[str, Any]:
     """Held-out coverage of interval ``bands`` (level -> (lo, hi), each (series, origins, h) like
     ``actual`` and ``mean``) by segment: pooled, on the cells with a non-zero and a zero forecast,
     per series (median and quartiles), by volume decile of the series (``volume``: e.g. the total
     before the first test origin; decile 10 is the largest), by step; the share of zero-width
-    bands and MSIS (the interval score over ``scale``). Cells with a NaN actual or forecast are left
-    out."""
+    bands (all, and ``zero_width_share_recent`` on the series with a recent non-zero value:
+    ``recent``, (series, origins)) and MSIS (the interval score over ``scale``). Cells with a NaN
+    actual or forecast are left out. ``zero_actual_share_nonzero_forecast`` is the least coverage
+    any band reaching 0 has on the non-zero-forecast cells (counts are discrete: a band cannot
+    cover 80 % of cells of which 89 % are 0 or 1 except by covering 89 %)."""
     ok = np.isfinite(actual) & np.isfinite(mean)
     nz = ok & (np.abs(mean) > ZERO)
     S = actual.shape[0]
@@ -149,6 +201,7 @@ def interval_report(  # noqa: PLR0913 - one array per ingredient of the report
     out: dict[str, Any] = {
         "cells": int(ok.sum()),
         "nonzero_forecast_share": float(nz.sum() / max(ok.sum(), 1)),
+        "zero_actual_share_nonzero_forecast": float((actual[nz] == 0).mean()) if nz.any() else None,
         "levels": {},
     }
     for lv, (lo, hi) in bands.items():
@@ -169,6 +222,9 @@ def interval_report(  # noqa: PLR0913 - one array per ingredient of the report
             "by_volume_decile": [_coverage(hit, ok & (decile == d)[:, None, None]) for d in range(10)],
             "nonzero_forecast_by_volume_decile": [_coverage(hit, nz & (decile == d)[:, None, None]) for d in range(10)],
             "zero_width_share": float(((hi - lo) <= 1e-12)[ok].mean()) if ok.any() else None,
+            "zero_width_share_recent": _coverage((hi - lo) <= 1e-12, ok & recent[:, :, None])
+            if recent is not None
+            else None,
             "MSIS": float(np.mean(msis_s[good])) if good.any() else None,
             "MSIS_median": float(np.median(msis_s[good])) if good.any() else None,
             "mean_width": float(np.mean((hi - lo)[ok])) if ok.any() else None,

@@ -51,9 +51,11 @@ def series_matrix(
     n_origins: int,
     value: str = "y",
     season: int | None = None,
+    start: str = "first",
 ) -> SeriesMatrix:
     """The series on a common grid at ``freq`` (``auto``: :func:`~chronorec.temporal.forecast.series.choose_freq`
-    on their span, never finer than the data's own step); periods without a row are 0."""
+    on their span, never finer than the data's own step); each series starts at its first non-zero
+    value (``start="grid"``: at the grid's first period), and later periods without a row are 0."""
     if series.empty:
         raise DataError("no series to forecast")
     p = pd.to_datetime(series["period"])
@@ -68,7 +70,7 @@ def series_matrix(
         raise ConfigError(f"the series are recorded every {native} s: they cannot be forecast per {freq}")
     long = resample_long(series, freq, value=value)
     step = pd.Timedelta(seconds=FREQ_SECONDS[freq])
-    return to_matrix(long, value=value, season=season or SEASONS[freq], freq=step)
+    return to_matrix(long, value=value, season=season or SEASONS[freq], freq=step, start=start)
 
 
 def _cache(ev: dict[str, Any]) -> dict:
