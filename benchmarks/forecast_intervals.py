@@ -238,6 +238,9 @@ def intervals_part(ddir: Path, only: list[str] | None) -> dict[str, Any]:
             for k, ar in arrays.items():
                 res[k] = _variant_report(ar, mask, scale, volume, count, recent)
                 res[k]["seconds"] = runs[k]["seconds"]
+            every = np.isfinite(arrays["series"]["mean"]) & np.isfinite(arrays["series"]["actual"])
+            for k in ("pooled", "series"):  # the chosen-method intervals on every cell, not only those compared
+                res[f"{k}_all_cells"] = _variant_report(arrays[k], every, scale, volume, count, recent)
             res["point"] = runs["series"]["point"]
             res["methods_chosen"] = {k: int(v) for k, v in pd.Series(np.concatenate(chosen)).value_counts().items()}
             res["compared_cells"] = int(mask.sum())
@@ -453,6 +456,19 @@ def markdown(all_res: dict[str, Any]) -> str:
                         f"{fmt(q['series_median'])} | {fmt(q['zero_width_share'])} ({fmt(q['zero_width_share_recent'])}) | {fmt(q['MSIS'])} |"
                     )
             lines.append("")
+            if "series_all_cells" in r:
+                lines += [f"On all {r['all_cells']} cells (not only those statsforecast's conformal windows fit):", ""]
+                for var in ("pooled", "series"):
+                    q = r[f"{var}_all_cells"]["levels"]
+                    lines.append(
+                        f"- {var}: "
+                        + "; ".join(
+                            f"{lv}% non-zero fc {q[lv]['nonzero_forecast']:.3f}, median series {q[lv]['series_median']:.3f}, "
+                            f"MSIS {q[lv]['MSIS']:.2f}"
+                            for lv in ("80", "95")
+                        )
+                    )
+                lines.append("")
     if "amazon" in all_res:
         a = all_res["amazon"]["result"]
         lines += [

@@ -401,33 +401,18 @@ def interval_coverage(  # noqa: PLR0913 - the evaluation's keyword API mirrors f
     cache = {} if cache is None else cache
     bands: dict[str, list[np.ndarray]] = {}
     means, actual, per_origin, chosen = [], [], [], []
+    fit_kw = {"h": h, "methods": methods, "levels": levels, "n_origins": n_calibration, "step": step}
+    fit_kw |= {"select": select, "cache": cache, "calibration": calibration, "n_jobs": n_jobs}
+    fit_kw |= {"score": score, "sides": sides}
     for t in tests:
         past = SeriesMatrix(ids=sm.ids, periods=sm.periods[:t], Y=sm.Y[:, :t], season=sm.season)
-        fc = fit_forecaster(
-            past,
-            h=h,
-            methods=methods,
-            levels=levels,
-            n_origins=n_calibration,
-            step=step,
-            select=select,
-            cache=cache,
-            calibration=calibration,
-            n_jobs=n_jobs,
-            score=score,
-            sides=sides,
-        )
+        fc = fit_forecaster(past, **fit_kw)
         mean = _refit_at(sm, int(t), h, fc, cache, n_jobs)
         b = fc.intervals(mean)
         y = sm.Y[:, t : t + h]
-        row = {"origin": str(sm.periods[t])}
-        for lv in levels:
-            lo, hi = b[f"lo-{lv:g}"], b[f"hi-{lv:g}"]
-            ok = np.isfinite(y) & np.isfinite(mean)
-            row[f"coverage_{lv:g}"] = float(((y >= lo) & (y <= hi))[ok].mean()) if ok.any() else None
+        per_origin.append({"origin": str(sm.periods[t]), **_origin_coverage(y, mean, b, levels)})
         for k, v in b.items():
             bands.setdefault(k, []).append(v)
-        per_origin.append(row)
         means.append(mean)
         actual.append(y)
         chosen.append(fc.methods)
@@ -463,6 +448,16 @@ def interval_coverage(  # noqa: PLR0913 - the evaluation's keyword API mirrors f
     }
     if arrays:
         out["arrays"] = {"mean": pred, "actual": act, "methods": chosen, "test_index": tests, **B}
+    return out
+
+
+def _origin_coverage(y: np.ndarray, mean: np.ndarray, b: dict[str, np.ndarray], levels: Sequence[float]) -> dict:
+    """The share of one origin's actual values ``y`` inside each band (cells with a forecast only)."""
+    ok = np.isfinite(y) & np.isfinite(mean)
+    out = {}
+    for lv in levels:
+        hit = (y >= b[f"lo-{lv:g}"]) & (y <= b[f"hi-{lv:g}"])
+        out[f"coverage_{lv:g}"] = float(hit[ok].mean()) if ok.any() else None
     return out
 
 

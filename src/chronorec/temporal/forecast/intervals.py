@@ -192,7 +192,8 @@ def interval_report(  # noqa: PLR0913 - one array per ingredient of the report
     ``recent``, (series, origins)) and MSIS (the interval score over ``scale``). Cells with a NaN
     actual or forecast are left out. ``zero_actual_share_nonzero_forecast`` is the least coverage
     any band reaching 0 has on the non-zero-forecast cells (counts are discrete: a band cannot
-    cover 80 % of cells of which 89 % are 0 or 1 except by covering 89 %)."""
+    cover 80 % of cells of which 89 % are 0 or 1 except by covering 89 %); ``series_median_zero_actual``
+    the same for the median series."""
     ok = np.isfinite(actual) & np.isfinite(mean)
     nz = ok & (np.abs(mean) > ZERO)
     S = actual.shape[0]
@@ -202,6 +203,10 @@ def interval_report(  # noqa: PLR0913 - one array per ingredient of the report
         "cells": int(ok.sum()),
         "nonzero_forecast_share": float(nz.sum() / max(ok.sum(), 1)),
         "zero_actual_share_nonzero_forecast": float((actual[nz] == 0).mean()) if nz.any() else None,
+        "at_most_one_share_nonzero_forecast": float((np.abs(actual[nz]) <= 1).mean()) if nz.any() else None,
+        "series_median_zero_actual": float(
+            np.nanmedian([(actual[s][ok[s]] == 0).mean() if ok[s].any() else np.nan for s in range(S)])
+        ),
         "levels": {},
     }
     for lv, (lo, hi) in bands.items():

@@ -124,7 +124,9 @@ def run_forecast(  # noqa: PLR0913 - one keyword per command option
     ev = rolling_origin(
         sm, h=h, n_origins=n_origins, models=list(models), params=params, seed=seed, threads=threads, progress=progress
     )
-    fc = fit_forecaster(sm, h=h, methods=stat, levels=levels, n_origins=n_origins, select=select, cache=_cache(ev))
+    fc = fit_forecaster(
+        sm, h=h, methods=stat, levels=levels, n_origins=n_origins, select=select, cache=_cache(ev), n_jobs=threads
+    )
     target = Path(out)
     target.mkdir(parents=True, exist_ok=True)
     frame = fc.forecast()
@@ -148,7 +150,21 @@ def run_forecast(  # noqa: PLR0913 - one keyword per command option
         "nonnegative": fc.nonnegative,
         "methods_chosen": fc.info["chosen_counts"],
         "select": select,
-        "interval_quantiles_scaled": {f"{lv:g}": q.tolist() for lv, q in zip(fc.levels, fc.quantiles, strict=True)},
+        "intervals": {
+            "calibration": fc.calibration,
+            "score": fc.score,
+            "sides": fc.sides,
+            "what": "split-conformal per series: each series' own error quantile, apart for the days with a zero "
+            "and a non-zero forecast, shrunk towards the pooled one where it has few errors",
+            "upper_multiplier_median": {
+                f"{lv:g}": {
+                    seg: np.median(q[:, g, :, 1], 0).tolist()
+                    for g, seg in enumerate(("zero_forecast", "nonzero_forecast"))
+                }
+                for lv, q in zip(fc.levels, fc.quantiles, strict=True)
+            },
+        },
+        "series_start": "each series' first non-zero value (periods before it are not history)",
         "evaluation": {k: v for k, v in ev.items() if k not in ("forecasts", "actual")},
         "table": table.name,
         "skipped_methods": {m: f"needs statsforecast: {EXTRA_HINT}" for m in skipped},
