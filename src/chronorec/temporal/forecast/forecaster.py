@@ -336,7 +336,7 @@ def fit_forecaster(  # noqa: PLR0913 - the public keyword API: one keyword per p
         scale=full_scale,
         nonnegative=nonneg,
         info=info,
-        floor=min_upper(sm.Y, max(sm.season, h)) if calibration == "series" else None,
+        floor=min_upper(sm.Y, max(sm.season, h)) if calibration == "series" and nonneg else None,
         calibration=calibration,
         score=score,
         sides=sides,
