@@ -1,7 +1,7 @@
 """Forecast intervals that hold per series, series that start at each entity's first event, and the
 vectorised statsforecast ladder.
 
-    python benchmarks/forecast_intervals.py [--data-dir DIR] [--out benchmarks/results] [--parts intervals,amazon,speed]
+    python benchmarks/forecast_intervals.py [--data-dir DIR] [--out benchmarks/results] [--parts intervals,amazon,floor,speed]
 
 Parts (each writes its own JSON into ``--out``, the Markdown summary collects them all):
 
@@ -24,6 +24,8 @@ Parts (each writes its own JSON into ``--out``, the Markdown summary collects th
   ``chronorec features --series`` series), ladder chosen per series at 8 rolling origins (7 weeks
   ahead): series zero-padded from the first week of the log (the old layout) against series
   starting at each item's first review -- the share of items choosing ``naive``, sMAPE / MASE.
+* ``floor`` -> ``forecast_floor.json``: the ``series`` intervals with and without the zero-width
+  rule (numpy install), its cost in interval score.
 * ``speed`` -> ``forecast_speed.json``: the statsforecast ladder at the last origin of those 900
   item series: the previous per-series loop (one statsforecast model object per series, zero-padded
   series, AutoETS with the 52-week season) against ``forecast_matrix`` (one vectorised
@@ -270,6 +272,32 @@ def _print(name: str, install: str, res: dict) -> None:
         )
 
 
+def floor_part(ddir: Path) -> dict[str, Any]:
+    """The cost of the zero-width rule: ``series`` intervals with and without the floor (the upper
+    bound at least a series' smallest recent non-zero value), numpy install, every cell."""
+    from chronorec.temporal.forecast.forecaster import interval_coverage
+    from chronorec.temporal.forecast.methods import NUMPY_METHODS
+
+    out: dict[str, Any] = {}
+    for name, (load, p) in DATASETS.items():
+        sm, cache = load(ddir), {}
+        for fl in (True, False):
+            r = interval_coverage(
+                sm,
+                h=p["h"],
+                n_test=p["n_test"],
+                n_calibration=p["n_cal"],
+                step=p["step"],
+                methods=NUMPY_METHODS,
+                cache=cache,
+                floor=fl,
+            )
+            out.setdefault(name, {})[f"floor={fl}"] = r["report"]
+            q = r["report"]["levels"]
+            print(f"== floor {name} {fl}: MSIS {q['80']['MSIS']:.2f} / {q['95']['MSIS']:.2f}", flush=True)
+    return out
+
+
 # ----------------------------------------------------------------------------- amazon items
 def amazon_series(ddir: Path) -> pd.DataFrame:
     """Weekly reviews per item (``activity_series``, what ``chronorec features --entity item --freq week``
@@ -469,6 +497,11 @@ def markdown(all_res: dict[str, Any]) -> str:
                         )
                     )
                 lines.append("")
+    return "\n".join(lines + _md_rest(all_res)) + "\n"
+
+
+def _md_rest(all_res: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
     if "amazon" in all_res:
         a = all_res["amazon"]["result"]
         lines += [
@@ -482,12 +515,28 @@ def markdown(all_res: dict[str, Any]) -> str:
                 f"| {k} | {a[k]['naive_share']:.3f} | {a[k]['chosen']['sMAPE']:.1f} | {a[k]['chosen']['MASE']:.3f} |"
             )
         lines.append("")
+    if "floor" in all_res:
+        fl = all_res["floor"]["result"]
+        lines += [
+            "## The zero-width rule's cost (numpy install, every cell)",
+            "",
+            "| data set | floor | 80% non-zero fc | 80% median series | zero-width (recent) 80% | MSIS 80% | MSIS 95% |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, v in fl.items():
+            for k, r in v.items():
+                q = r["levels"]
+                lines.append(
+                    f"| {name} | {k.split('=')[1]} | {q['80']['nonzero_forecast']:.3f} | {q['80']['series_median']:.3f} | "
+                    f"{q['80']['zero_width_share_recent']:.3f} | {q['80']['MSIS']:.2f} | {q['95']['MSIS']:.2f} |"
+                )
+        lines.append("")
     if "speed" in all_res:
         sp = all_res["speed"]["result"]
         lines += [
             "## Ladder speed, 900 item series, one origin",
             "",
-            "| method | old loop (s) | vectorised, 1 process | vectorised, all | ratio |",
+            "| method | old loop (s) | vectorised, 1 process (s) | vectorised, all processes (s) | ratio, all |",
             "|---|---|---|---|---|",
         ]
         for k, v in sp.items():
@@ -495,7 +544,7 @@ def markdown(all_res: dict[str, Any]) -> str:
                 lines.append(
                     f"| {k} | {v['old_loop_padded_s']:.2f} | {v['new_vectorised_1_process_s']:.2f} | {v['new_vectorised_all_processes_s']:.2f} | {v['speedup_all_processes']:.1f}x |"
                 )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main() -> None:
@@ -504,13 +553,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data-dir")
     ap.add_argument("--out", default="benchmarks/results")
-    ap.add_argument("--parts", default="intervals,amazon,speed")
+    ap.add_argument("--parts", default="intervals,amazon,floor,speed")
     ap.add_argument("--datasets", default=None, help="comma-separated subset of the interval data sets")
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args()
     ddir, out = _data_dir(a.data_dir), Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    files = {"intervals": "forecast_intervals.json", "amazon": "forecast_amazon.json", "speed": "forecast_speed.json"}
+    files = {
+        "intervals": "forecast_intervals.json",
+        "amazon": "forecast_amazon.json",
+        "speed": "forecast_speed.json",
+        "floor": "forecast_floor.json",
+    }
     for part in a.parts.split(","):
         t0 = time.perf_counter()
         if part == "intervals":
@@ -521,6 +575,8 @@ def main() -> None:
             plot(res, out / "forecast_intervals.png")
         elif part == "amazon":
             res = amazon_part(ddir)
+        elif part == "floor":
+            res = floor_part(ddir)
         else:
             res = speed_part(ddir, a.repeats)
         doc = {"provenance": provenance(data_dir=str(ddir)), "wall_seconds": time.perf_counter() - t0, "result": res}

@@ -276,12 +276,15 @@ def fit_forecaster(  # noqa: PLR0913 - the public keyword API: one keyword per p
     n_jobs: int | None = None,
     score: str = "scale",
     sides: str = "count",
+    floor: bool = True,
 ) -> IntervalForecaster:
     """Choose the method(s) and calibrate the intervals on ``n_origins`` rolling origins ``step``
     periods apart (default ``h``), the last ending at the end of the data; ``nonnegative`` (default:
     :func:`is_count` of the history) clips forecasts and lower bounds at zero; ``calibration`` is
     ``series`` or ``pooled`` (:func:`~chronorec.temporal.forecast.intervals.series_quantiles`);
-    ``n_jobs`` the statsforecast processes. The evaluation of every candidate at those origins is
+    ``n_jobs`` the statsforecast processes; ``floor=False`` lets a series with a recent non-zero
+    value have a zero-width band (the conformal one: cheaper in interval score where its purchases
+    are rare). The evaluation of every candidate at those origins is
     in ``info``."""
     methods = list(methods or default_methods())
     for name in methods:
@@ -336,7 +339,7 @@ def fit_forecaster(  # noqa: PLR0913 - the public keyword API: one keyword per p
         scale=full_scale,
         nonnegative=nonneg,
         info=info,
-        floor=min_upper(sm.Y, max(sm.season, h)) if calibration == "series" and nonneg else None,
+        floor=min_upper(sm.Y, max(sm.season, h)) if floor and calibration == "series" and nonneg else None,
         calibration=calibration,
         score=score,
         sides=sides,
@@ -377,6 +380,7 @@ def interval_coverage(  # noqa: PLR0913 - the evaluation's keyword API mirrors f
     arrays: bool = False,
     score: str = "scale",
     sides: str = "count",
+    floor: bool = True,
 ) -> dict[str, Any]:
     """Held-out coverage of the intervals: at each of ``n_test`` origins ``step`` apart (the last
     ending at the end of the data), a forecaster fitted on the data before the origin only (method
@@ -403,7 +407,7 @@ def interval_coverage(  # noqa: PLR0913 - the evaluation's keyword API mirrors f
     means, actual, per_origin, chosen = [], [], [], []
     fit_kw = {"h": h, "methods": methods, "levels": levels, "n_origins": n_calibration, "step": step}
     fit_kw |= {"select": select, "cache": cache, "calibration": calibration, "n_jobs": n_jobs}
-    fit_kw |= {"score": score, "sides": sides}
+    fit_kw |= {"score": score, "sides": sides, "floor": floor}
     for t in tests:
         past = SeriesMatrix(ids=sm.ids, periods=sm.periods[:t], Y=sm.Y[:, :t], season=sm.season)
         fc = fit_forecaster(past, **fit_kw)
