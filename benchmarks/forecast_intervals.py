@@ -471,8 +471,14 @@ def markdown(all_res: dict[str, Any]) -> str:
                 f"### {install} ({r['compared_cells']} of {r['all_cells']} cells compared; methods {r['methods_chosen']})",
                 "",
             ]
+            sr = r["series"]
             lines += [
-                "| intervals | level | pooled | non-zero fc | zero fc | median series | zero-width | MSIS |",
+                f"Non-zero forecasts: {sr['nonzero_forecast_share']:.3f} of the cells; of those, actual 0: "
+                f"{sr['zero_actual_share_nonzero_forecast'] or 0:.3f}, actual at most 1: "
+                f"{sr['at_most_one_share_nonzero_forecast'] or 0:.3f}; the median series' cells are 0 on "
+                f"{sr['series_median_zero_actual']:.3f} of them.",
+                "",
+                "| intervals | level | pooled | non-zero fc | zero fc | median series | zero-width (recent non-zero) | MSIS |",
                 "|---|---|---|---|---|---|---|---|",
             ]
             for var in ("pooled", "series", "series_symmetric", "series_signed", "sf_model", "sf_conformal"):
