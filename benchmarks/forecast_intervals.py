@@ -314,8 +314,7 @@ def amazon_series(ddir: Path) -> pd.DataFrame:
 def amazon_part(ddir: Path) -> dict[str, Any]:
     from chronorec.temporal.forecast.core import rolling_origin
     from chronorec.temporal.forecast.forecaster import DEFAULT_METHODS, fit_forecaster
-    from chronorec.temporal.forecast.pipeline import _cache as _cache_from
-    from chronorec.temporal.forecast.pipeline import series_matrix
+    from chronorec.temporal.forecast.pipeline import ladder_cache, series_matrix
 
     s = amazon_series(ddir)
     out: dict[str, Any] = {"rows_in_series_parquet": len(s)}
@@ -323,7 +322,7 @@ def amazon_part(ddir: Path) -> dict[str, Any]:
         t0 = time.perf_counter()
         sm = series_matrix(s, freq="week", h=7, n_origins=8, value="count", start=start)
         ev = rolling_origin(sm, h=7, n_origins=8, models=list(DEFAULT_METHODS))
-        fc = fit_forecaster(sm, h=7, methods=DEFAULT_METHODS, n_origins=8, cache=_cache_from(ev))
+        fc = fit_forecaster(sm, h=7, methods=DEFAULT_METHODS, n_origins=8, cache=ladder_cache(ev))
         chosen = fc.info["chosen_counts"]
         out[start] = {
             "n_series": len(sm.ids),

@@ -25,7 +25,7 @@ from chronorec.temporal.forecast.methods import EXTRA_HINT, METHODS, installed_m
 from chronorec.temporal.forecast.plots import plot_forecasts, plot_future
 from chronorec.temporal.forecast.series import FREQ_SECONDS, SEASONS, SeriesMatrix, choose_freq, to_matrix
 
-__all__ = ["largest_series", "resample_long", "run_forecast", "series_matrix"]
+__all__ = ["ladder_cache", "largest_series", "resample_long", "run_forecast", "series_matrix"]
 
 _FLOOR = {"hour": "h", "day": "D"}
 
@@ -73,7 +73,7 @@ def series_matrix(
     return to_matrix(long, value=value, season=season or SEASONS[freq], freq=step, start=start)
 
 
-def _cache(ev: dict[str, Any]) -> dict:
+def ladder_cache(ev: dict[str, Any]) -> dict:
     """The ladder's statistical forecasts at its origins, reused by the forecaster's calibration."""
     return {
         (name, int(o)): ev["forecasts"][name][:, j]
@@ -125,7 +125,7 @@ def run_forecast(  # noqa: PLR0913 - one keyword per command option
         sm, h=h, n_origins=n_origins, models=list(models), params=params, seed=seed, threads=threads, progress=progress
     )
     fc = fit_forecaster(
-        sm, h=h, methods=stat, levels=levels, n_origins=n_origins, select=select, cache=_cache(ev), n_jobs=threads
+        sm, h=h, methods=stat, levels=levels, n_origins=n_origins, select=select, cache=ladder_cache(ev), n_jobs=threads
     )
     target = Path(out)
     target.mkdir(parents=True, exist_ok=True)
