@@ -154,7 +154,8 @@ def test_activity_series_counts_and_grid():
     df = _tiny()
     s = activity_series(df, freq="day")
     assert list(s.columns) == ["series_id", "period", "count", "count_buy", "count_pv", "value_sum"]
-    assert len(s) == 2 * 3  # dense: 2 users x 3 days
+    assert len(s) == 3 + 2  # dense from each user's first event: a from day 1, b from day 2 (of 3)
+    assert s[s["series_id"] == "b"]["period"].iloc[0] == pd.Timestamp("2023-11-16")
     a = s[s["series_id"] == "a"]
     assert a["count"].tolist() == [2, 0, 2] and a["count_buy"].tolist() == [0, 0, 1]
     assert a["value_sum"].tolist() == [0.0, 0.0, 10.0]

@@ -96,8 +96,10 @@ def test_to_matrix_fills_missing_periods():
     s = pd.DataFrame(
         {"series_id": ["a", "a", "b"], "period": ["2024-01-01", "2024-01-03", "2024-01-02"], "y": [1.0, 3.0, 2.0]}
     )
-    sm = to_matrix(s)
-    assert sm.season == 7 and sm.Y.tolist() == [[1.0, 0.0, 3.0], [0.0, 2.0, 0.0]]
+    sm = to_matrix(s)  # each series starts at its first event: NaN before, 0 where a later period has no row
+    np.testing.assert_array_equal(sm.Y, [[1.0, 0.0, 3.0], [np.nan, 2.0, 0.0]])
+    assert sm.season == 7
+    assert to_matrix(s, start="grid").Y.tolist() == [[1.0, 0.0, 3.0], [0.0, 2.0, 0.0]]
 
 
 def test_global_transformer_beats_naive_and_seasonal_naive_on_planted_season_and_trend():
@@ -274,3 +276,81 @@ def test_the_forecast_command_runs_the_default_ladder_on_the_base_install(monkey
     assert (tmp_path / "f" / res["table"]).exists()
     with pytest.raises(ConfigError, match=r"ets, theta need statsforecast: pip install 'chronorec\[forecast\]'"):
         run_forecast(sm, tmp_path / "g", h=7, models=["ets", "theta"], n_origins=2)
+
+
+def _sparse_counts(n_series: int = 40, T: int = 240, seed: int = 0) -> SeriesMatrix:
+    """Planted sparse purchases: series k buys on a share 0.03..0.15 of days, a pack of 4..40 units
+    (its own size, Poisson around it): most calibration errors are 0, the rest as large as a pack."""
+    rng = np.random.default_rng(seed)
+    p = np.linspace(0.03, 0.15, n_series)[:, None]
+    size = rng.integers(4, 40, n_series)[:, None]
+    Y = np.where(rng.random((n_series, T)) < p, rng.poisson(size, (n_series, T)) + 1, 0).astype(float)
+    return _matrix(Y)
+
+
+def test_per_series_intervals_hold_on_the_days_a_purchase_is_forecast():
+    """Pooled errors of sparse counts are mostly 0: the pooled band has width 0 exactly on the days
+    a purchase is forecast. Per-series calibration covers those days at least at the level, keeps counts
+    non-negative, and gives no zero-width band to a series with a recent purchase."""
+    from chronorec.temporal.forecast.forecaster import interval_coverage
+
+    sm = _sparse_counts()
+    kw = {"h": 7, "n_test": 4, "n_calibration": 8, "methods": ("naive", "seasonal_naive"), "levels": (80.0, 95.0)}
+    pooled = interval_coverage(sm, calibration="pooled", **kw)["report"]["levels"]
+    r = interval_coverage(sm, arrays=True, **kw)
+    series = r["report"]["levels"]
+    assert pooled["80"]["nonzero_forecast"] < 0.1  # the failure: the pooled 80% band misses the purchase days
+    assert series["80"]["nonzero_forecast"] >= 0.75 and series["95"]["nonzero_forecast"] >= 0.9
+    assert series["80"]["series_median"] >= 0.75 and series["95"]["series_median"] >= 0.9
+    assert series["80"]["zero_width_share_recent"] == 0.0 and series["95"]["zero_width_share_recent"] == 0.0
+    assert pooled["80"]["zero_width_share_recent"] > 0.5
+    a = r["arrays"]
+    assert np.nanmin(a["lo-80"]) >= 0 and np.nanmin(a["mean"]) >= 0
+    assert series["95"]["MSIS"] < pooled["95"]["MSIS"]
+
+
+def test_series_start_at_their_first_event_and_methods_fit_the_observed_tail():
+    from chronorec.temporal.forecast.forecaster import fit_forecaster
+    from chronorec.temporal.forecast.methods import forecast_matrix
+
+    T = 120
+    s = pd.DataFrame(
+        {
+            "series_id": ["old"] * T + ["new"] * 20,
+            "period": list(pd.date_range("2024-01-01", periods=T, freq="D"))
+            + list(pd.date_range("2024-04-10", periods=20)),
+            "y": [1.0] * T + [5.0, 6.0] * 10,
+        }
+    )
+    sm = to_matrix(s)
+    new = list(sm.ids).index("new")
+    assert np.isnan(sm.Y[new, :100]).all() and np.isfinite(sm.Y[new, 100:]).all()
+    # naive forecasts the new item's last value, not the zeros before it existed
+    f, _ = forecast_matrix("naive", sm.Y, 3, 7)
+    assert f[new].tolist() == [6.0, 6.0, 6.0]
+    # at an origin before a series starts there is nothing to forecast
+    assert np.isnan(forecast_matrix("seasonal_naive", sm.Y[:, :90], 3, 7)[0][new]).all()
+    fc = fit_forecaster(sm, h=7, methods=("naive", "seasonal_naive"), n_origins=2)
+    out = fc.forecast()
+    assert out["mean"].notna().all() and (out[out["series_id"] == "new"]["mean"] >= 5.0).all()
+
+
+def test_the_vectorised_statsforecast_call_matches_each_series_own_fit():
+    """One StatsForecast call over ragged series returns each series' own model forecast, in order."""
+    import warnings
+
+    from statsforecast.models import AutoETS
+
+    from chronorec.temporal.forecast.methods import forecast_matrix
+
+    rng = np.random.default_rng(1)
+    Y = 20 + rng.normal(0, 3, (12, 80)).cumsum(1)
+    Y[3, :30] = np.nan  # a series that starts later
+    f, fails = forecast_matrix("ets", Y, 5, 7, n_jobs=1)
+    assert fails == 0
+    for s in (0, 3, 10, 11):
+        y = Y[s][np.isfinite(Y[s])][-56:]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            own = AutoETS(season_length=7).forecast(y=y, h=5)["mean"]
+        np.testing.assert_allclose(f[s], own, rtol=1e-6)

@@ -145,8 +145,10 @@ def activity_series(
 
     Columns: ``series_id`` (the entity id), ``period`` (local start time), ``count`` (all events),
     ``count_<behaviour>`` for each behaviour type, and ``value_sum`` when ``value_col`` exists.
-    With ``dense`` every entity gets every period of the common grid (zeros where inactive);
-    otherwise only (entity, period) pairs with events are listed.
+    With ``dense`` every entity gets every period of the common grid from the period of its first
+    event on (zeros where inactive; none before its first event, when it did not exist yet, so a
+    forecast does not see years of zeros before an item was listed); otherwise only (entity,
+    period) pairs with events are listed.
     """
     df = event_frame(events)
     if entity not in df.columns:
@@ -166,7 +168,12 @@ def activity_series(
         frame["value_sum"] = df[value_col].to_numpy(dtype=np.float64)
     agg = frame.groupby(["series_id", "p"], sort=True).sum()
     if dense:
-        full = pd.MultiIndex.from_product([np.arange(len(uniq)), np.arange(grid.n_periods)], names=["series_id", "p"])
+        first = np.full(len(uniq), grid.n_periods, np.int64)
+        np.minimum.at(first, codes, p)
+        n = grid.n_periods - first
+        ent = np.repeat(np.arange(len(uniq)), n)
+        per = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n) + np.repeat(first, n)
+        full = pd.MultiIndex.from_arrays([ent, per], names=["series_id", "p"])
         agg = agg.reindex(full, fill_value=0)
     agg = agg.reset_index()
     out = pd.DataFrame({"series_id": np.asarray(uniq)[agg["series_id"].to_numpy()], "period": grid.labels(agg["p"])})

@@ -1,7 +1,9 @@
 """Activity forecasting on many series at once, evaluated by rolling origin.
 
-Series come in long format (``series_id, period, y``) and are packed into a dense matrix
-``Y`` (series x periods) on a common grid (:func:`to_matrix`). The first forecast origin ``o0``
+Series come in long format (``series_id, period, y``) and are packed into a matrix ``Y`` (series x
+periods) on a common grid (:func:`to_matrix`), each series starting at its first event (NaN before:
+the statistical methods fit the observed tail only, the global models see zeros there, and no
+metric counts a period before a series' start or an origin before it). The first forecast origin ``o0``
 ends the training window: global models and every scaler are fitted on ``Y[:, :o0]`` only; at
 each later origin ``o`` a model sees the actual values before ``o`` (as they would be known then)
 and forecasts ``h`` periods ahead.
@@ -49,6 +51,7 @@ from chronorec.temporal.forecast.series import (
     SeriesMatrix,
     calendar_features,
     fit_scaler,
+    series_starts,
     short_window_message,
     to_matrix,
 )
@@ -130,12 +133,16 @@ def rolling_origin(
     for name in models:
         if name not in MODELS:
             raise ConfigError(f"unknown forecaster {name!r}; known: {', '.join(MODELS)}")
+    zero = np.nan_to_num(sm.Y, nan=0.0)  # the global models see zeros before a series' start
+    started = series_starts(sm.Y)[:, None] < origins[None, :]  # (S, origins): a series is forecast once it exists
     for name in tqdm(models, desc="forecasters", disable=not progress, leave=False):
         model = MODELS[name](sm.season, h, model_config(name, (params or {}).get(name)), run)
+        Y = sm.Y if name in STAT_METHODS else zero
         t0 = time.perf_counter()
-        model.fit(sm.Y[:, :o0], cal)
+        model.fit(Y[:, :o0], cal)
         fit_s = time.perf_counter() - t0
-        preds = np.stack([model.predict(sm.Y[:, :o], int(o), h, cal) for o in origins], 1)
+        preds = np.stack([model.predict(Y[:, :o], int(o), h, cal) for o in origins], 1)
+        preds = np.where(started[:, :, None], preds, np.nan)
         forecasts[name] = preds
         met = forecast_metrics(actual, preds, scale)
         met.update({"fit_seconds": fit_s, "total_seconds": time.perf_counter() - t0, **model.info})

@@ -22,7 +22,6 @@ history, so its forecasts are identical.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,13 @@ import numpy as np
 import pandas as pd
 
 from chronorec.errors import ConfigError, DataError
+from chronorec.temporal.forecast.intervals import (
+    ZERO,
+    conformal_quantiles,
+    interval_report,
+    min_upper,
+    series_quantiles,
+)
 from chronorec.temporal.forecast.methods import (
     INTERMITTENT,
     METHODS,
@@ -39,21 +45,26 @@ from chronorec.temporal.forecast.methods import (
     forecast_matrix,
     has_statsforecast,
 )
-from chronorec.temporal.forecast.metrics import forecast_metrics, mase_scale
-from chronorec.temporal.forecast.series import SeriesMatrix, is_count, short_window_message, training_window
+from chronorec.temporal.forecast.metrics import forecast_metrics, mase_scale, nanmean
+from chronorec.temporal.forecast.series import (
+    SeriesMatrix,
+    is_count,
+    short_window_message,
+    training_window,
+)
 
 __all__ = [
     "DEFAULT_METHODS",
     "IntervalForecaster",
     "conformal_quantiles",
     "fit_forecaster",
+    "interval_report",
     "interval_coverage",
     "load_forecaster",
 ]
 
 DEFAULT_METHODS = ("naive", "seasonal_naive", "ets", "theta", "croston_sba", "tsb", "adida")
 KIND = "forecaster"
-MIN_POOL = 50  # errors per step before neighbouring steps are pooled in
 
 
 def default_methods() -> tuple[str, ...]:
@@ -64,33 +75,10 @@ def default_methods() -> tuple[str, ...]:
 def series_scale(Y: np.ndarray, season: int) -> np.ndarray:
     """Each series' error scale: its in-sample seasonal-naive MAE, else its mean absolute level, else 1."""
     s = mase_scale(Y, season)
-    level = np.abs(Y).mean(1)
+    level = nanmean(np.abs(Y), 1)
+    level = np.where(np.isfinite(level), level, 0.0)
     s = np.where(np.isfinite(s) & (s > 0), s, level)
     return np.where(s > 0, s, 1.0)
-
-
-def conformal_quantiles(z: np.ndarray, levels: Sequence[float], *, min_pool: int = MIN_POOL) -> np.ndarray:
-    """Split-conformal quantiles (levels, h) of the scaled absolute errors ``z`` (series, origins, h).
-
-    Step ``k`` uses the errors of steps ``k - w .. k + w`` (``w`` grows from 0 until ``min_pool``
-    errors are in), the finite-sample rank ``ceil((n + 1) level / 100)``; the result is made
-    non-decreasing in the step."""
-    h = z.shape[2]
-    out = np.empty((len(levels), h))
-    for k in range(h):
-        w = 0
-        while True:
-            pool = z[:, :, max(0, k - w) : k + w + 1].ravel()
-            pool = np.sort(pool[np.isfinite(pool)])
-            if len(pool) >= min_pool or w >= h:
-                break
-            w += 1
-        if len(pool) == 0:
-            raise DataError("no forecast errors to calibrate the intervals: more origins")
-        for i, lv in enumerate(levels):
-            rank = min(math.ceil((len(pool) + 1) * lv / 100.0), len(pool))
-            out[i, k] = pool[rank - 1]
-    return np.maximum.accumulate(out, axis=1)
 
 
 def _origins(T: int, h: int, n_origins: int, step: int) -> np.ndarray:
@@ -108,32 +96,46 @@ class IntervalForecaster:
     h: int
     methods: list[str]  # chosen per series
     levels: list[float]
-    quantiles: np.ndarray  # (levels, h) scaled absolute-error quantiles
+    quantiles: np.ndarray  # (levels, series, 2, h, 2) band multipliers: zero / non-zero forecast, lower / upper
     scale: np.ndarray  # (series,)
     nonnegative: bool
     info: dict[str, Any] = field(default_factory=dict)
+    floor: np.ndarray | None = None  # (series,) the least upper bound (a recent non-zero value)
+    calibration: str = "series"
+    score: str = "scale"  # errors over the series' scale, or over scale + |forecast| ("forecast")
+    sides: str = "count"  # symmetric, signed or count (:func:`~chronorec.temporal.forecast.intervals.series_quantiles`)
 
     def future_periods(self) -> pd.DatetimeIndex:
         """The ``h`` periods after the last observed one."""
         step = self.periods[-1] - self.periods[-2] if len(self.periods) > 1 else pd.Timedelta(days=1)
         return pd.DatetimeIndex([self.periods[-1] + step * (k + 1) for k in range(self.h)])
 
-    def point_forecast(self) -> np.ndarray:
+    def point_forecast(self, n_jobs: int | None = None) -> np.ndarray:
         """(series, h): each series' chosen method refitted on the whole history."""
         out = np.empty((len(self.ids), self.h))
         for name in sorted(set(self.methods)):
             rows = np.flatnonzero(np.asarray(self.methods) == name)
-            out[rows] = forecast_matrix(name, self.Y[rows], self.h, self.season)[0]
+            out[rows] = forecast_matrix(name, self.Y[rows], self.h, self.season, n_jobs=n_jobs)[0]
         return np.maximum(out, 0.0) if self.nonnegative else out
 
     def intervals(self, mean: np.ndarray) -> dict[str, np.ndarray]:
-        """``lo-<level>`` and ``hi-<level>`` (series, h) around ``mean``."""
+        """``lo-<level>`` and ``hi-<level>`` (series, h) around ``mean``: each cell's quantile is its
+        series' for a zero or a non-zero forecast; the upper bound is at least ``floor``."""
         out = {}
+        seg = (np.abs(mean) > ZERO).astype(int)
+        rows = np.arange(len(mean))[:, None]
+        steps = np.arange(mean.shape[1])[None, :]
         for lv, q in zip(self.levels, self.quantiles, strict=True):
-            half = q[None, :] * self.scale[:, None]
-            lo = mean - half
+            d = difficulty(mean, self.scale, self.score)
+            m = q[rows, seg, steps]  # (series, h, 2)
+            with np.errstate(invalid="ignore"):  # an infinite lower multiplier: the band reaches 0
+                lo = np.where(np.isinf(m[..., 0]), -np.inf, mean - m[..., 0] * d)
+            hi = mean + m[..., 1] * d
+            hi = np.maximum(hi, lo)
+            if self.floor is not None:
+                hi = np.maximum(hi, self.floor[:, None])
             out[f"lo-{lv:g}"] = np.maximum(lo, 0.0) if self.nonnegative else lo
-            out[f"hi-{lv:g}"] = mean + half
+            out[f"hi-{lv:g}"] = hi
         return out
 
     def forecast(self) -> pd.DataFrame:
@@ -169,12 +171,21 @@ class IntervalForecaster:
             "methods": self.methods,
             "levels": self.levels,
             "nonnegative": self.nonnegative,
+            "calibration": self.calibration,
+            "score": self.score,
+            "sides": self.sides,
             "info": self.info,
         }
         with atomic_dir(path) as tmp:
             (tmp / "forecaster.json").write_text(json.dumps(meta, indent=2, default=str))
             save_tensors(
-                tmp / "forecaster.safetensors", {"Y": self.Y, "quantiles": self.quantiles, "scale": self.scale}
+                tmp / "forecaster.safetensors",
+                {
+                    "Y": self.Y,
+                    "quantiles": self.quantiles,
+                    "scale": self.scale,
+                    "floor": self.floor if self.floor is not None else np.zeros(len(self.ids)),
+                },
             )
             write_manifest(tmp, KIND)
         return Path(path)
@@ -188,6 +199,9 @@ def load_forecaster(path: str | Path) -> IntervalForecaster:
     meta = json.loads((d / "forecaster.json").read_text())
     t = load_tensors(d / "forecaster.safetensors")
     periods = pd.date_range(meta["start"], periods=meta["n_periods"], freq=pd.Timedelta(seconds=meta["step_seconds"]))
+    q = t["quantiles"]
+    if q.ndim == 2:  # saved before the per-series calibration: one pooled |error| quantile per level and step
+        q = np.broadcast_to(q[:, None, None, :, None], (q.shape[0], len(meta["ids"]), 2, q.shape[1], 2)).copy()
     return IntervalForecaster(
         ids=list(meta["ids"]),
         periods=periods,
@@ -196,15 +210,19 @@ def load_forecaster(path: str | Path) -> IntervalForecaster:
         h=int(meta["h"]),
         methods=list(meta["methods"]),
         levels=[float(v) for v in meta["levels"]],
-        quantiles=t["quantiles"],
+        quantiles=q,
         scale=t["scale"],
         nonnegative=bool(meta["nonnegative"]),
         info=meta.get("info", {}),
+        floor=t.get("floor"),
+        calibration=meta.get("calibration", "pooled"),
+        score=meta.get("score", "scale"),
+        sides=meta.get("sides", "symmetric"),
     )
 
 
 def _candidate_forecasts(
-    sm: SeriesMatrix, origins: np.ndarray, h: int, methods: Sequence[str], cache: dict | None
+    sm: SeriesMatrix, origins: np.ndarray, h: int, methods: Sequence[str], cache: dict | None, n_jobs: int | None
 ) -> dict[str, np.ndarray]:
     """(series, origins, h) forecasts of every method; ``cache`` keeps them by (method, origin) across calls
     on prefixes of the same series (as :func:`interval_coverage` makes)."""
@@ -214,7 +232,7 @@ def _candidate_forecasts(
         for o in origins:
             key = (name, int(o))
             if cache is None or key not in cache:
-                p = forecast_matrix(name, sm.Y[:, :o], h, sm.season)[0]
+                p = forecast_matrix(name, sm.Y[:, :o], h, sm.season, n_jobs=n_jobs)[0]
                 if cache is None:
                     preds.append(p)
                     continue
@@ -229,8 +247,9 @@ def _choose(
 ) -> tuple[list[str], dict[str, Any]]:
     """The method per series (``series``: lowest MAE over the origins; ``global``: lowest mean MASE)."""
     names = list(preds)
-    mae = np.stack([np.abs(preds[n] - actual).mean((1, 2)) for n in names], 1)  # (S, methods)
-    mase = {n: float(np.mean(mae[:, i] / scale)) for i, n in enumerate(names)}
+    mae = np.stack([nanmean(np.abs(preds[n] - actual), (1, 2)) for n in names], 1)  # (S, methods)
+    mase = {n: float(nanmean(mae[:, i] / scale)) for i, n in enumerate(names)}
+    mae = np.where(np.isfinite(mae), mae, np.inf)  # a series without calibration cells: the first method
     if select == "global":
         best = min(names, key=lambda n: mase[n])
         chosen = [best] * len(actual)
@@ -253,11 +272,20 @@ def fit_forecaster(  # noqa: PLR0913 - the public keyword API: one keyword per p
     select: str = "series",
     nonnegative: bool | None = None,
     cache: dict | None = None,
+    calibration: str = "series",
+    n_jobs: int | None = None,
+    score: str = "scale",
+    sides: str = "count",
+    floor: bool = True,
 ) -> IntervalForecaster:
     """Choose the method(s) and calibrate the intervals on ``n_origins`` rolling origins ``step``
     periods apart (default ``h``), the last ending at the end of the data; ``nonnegative`` (default:
-    :func:`is_count` of the history) clips forecasts and lower bounds at zero. The evaluation of
-    every candidate at those origins is in ``info``."""
+    :func:`is_count` of the history) clips forecasts and lower bounds at zero; ``calibration`` is
+    ``series`` or ``pooled`` (:func:`~chronorec.temporal.forecast.intervals.series_quantiles`);
+    ``n_jobs`` the statsforecast processes; ``floor=False`` lets a series with a recent non-zero
+    value have a zero-width band (the conformal one: cheaper in interval score where its purchases
+    are rare). The evaluation of every candidate at those origins is
+    in ``info``."""
     methods = list(methods or default_methods())
     for name in methods:
         if name not in METHODS:
@@ -273,21 +301,31 @@ def fit_forecaster(  # noqa: PLR0913 - the public keyword API: one keyword per p
     origins = _origins(T, h, n_origins, step)
     actual = np.stack([sm.Y[:, o : o + h] for o in origins], 1)
     scale = series_scale(sm.Y[:, :o0], sm.season)
-    preds = _candidate_forecasts(sm, origins, h, methods, cache)
+    preds = _candidate_forecasts(sm, origins, h, methods, cache, n_jobs)
     chosen, sel = _choose(preds, actual, scale, select)
     nonneg = is_count(sm.Y) if nonnegative is None else nonnegative
     rows = np.arange(len(chosen))
     best = np.stack([preds[m][i] for i, m in zip(rows, chosen, strict=True)])
     if nonneg:
         best = np.maximum(best, 0.0)
-    z = np.abs(best - actual) / scale[:, None, None]
+    full_scale = series_scale(sm.Y, sm.season)  # the scale the bands are drawn with, known at fit time
+    score = score if calibration == "series" else "scale"
+    z = np.abs(best - actual) / difficulty(best, full_scale, score)
+    sides = sides if calibration == "series" else "symmetric"
+    if sides == "count" and not nonneg:
+        sides = "signed"  # a series that goes negative has no zero floor to reach
+    z = np.sign(actual - best) * z
+    quantiles = series_quantiles(
+        z, np.abs(best) <= ZERO, levels, calibration=calibration, sides=sides, actual_zero=actual == 0
+    )
     info = {
         "origins": [str(sm.periods[o]) for o in origins],
         "select": select,
         **sel,
         "candidates": {n: _summary(forecast_metrics(actual, p, scale)) for n, p in preds.items()},
         "chosen": _summary(forecast_metrics(actual, best, scale)),
-        "intermittent_share": float(np.mean([(y == 0).mean() > 0.3 for y in sm.Y])),
+        "intermittent_share": float(np.mean([nanmean(np.where(np.isfinite(y), y == 0, np.nan)) > 0.3 for y in sm.Y])),
+        "calibration": calibration,
     }
     return IntervalForecaster(
         ids=[str(i) for i in sm.ids],
@@ -297,11 +335,29 @@ def fit_forecaster(  # noqa: PLR0913 - the public keyword API: one keyword per p
         h=h,
         methods=chosen,
         levels=[float(v) for v in levels],
-        quantiles=conformal_quantiles(z, levels),
-        scale=series_scale(sm.Y, sm.season),
+        quantiles=quantiles,
+        scale=full_scale,
         nonnegative=nonneg,
         info=info,
+        floor=min_upper(sm.Y, max(sm.season, h)) if floor and calibration == "series" and nonneg else None,
+        calibration=calibration,
+        score=score,
+        sides=sides,
     )
+
+
+def difficulty(mean: np.ndarray, scale: np.ndarray, score: str) -> np.ndarray:
+    """What a cell's absolute error is divided by: the series' scale (``score="scale"``), or the scale
+    plus the forecast's size (``"forecast"``: a forecast of 24 units errs more than one of 2)."""
+    sc = scale.reshape((-1,) + (1,) * (mean.ndim - 1))
+    if score == "scale":
+        return np.broadcast_to(sc, mean.shape)
+    f = np.abs(np.nan_to_num(mean))
+    if score == "forecast":
+        return sc + f
+    if score == "relative":
+        return np.where(f > ZERO, f, sc)
+    raise ConfigError(f"score must be scale, forecast or relative, not {score!r}")
 
 
 def _summary(m: dict[str, Any]) -> dict[str, Any]:
@@ -318,13 +374,24 @@ def interval_coverage(  # noqa: PLR0913 - the evaluation's keyword API mirrors f
     methods: Sequence[str] | None = None,
     levels: Sequence[float] = (80.0, 95.0),
     select: str = "series",
+    calibration: str = "series",
+    n_jobs: int | None = None,
+    cache: dict | None = None,
+    arrays: bool = False,
+    score: str = "scale",
+    sides: str = "count",
+    floor: bool = True,
 ) -> dict[str, Any]:
     """Held-out coverage of the intervals: at each of ``n_test`` origins ``step`` apart (the last
     ending at the end of the data), a forecaster fitted on the data before the origin only (method
     choice and quantiles from its own ``n_calibration`` earlier origins) forecasts ``h`` periods;
-    the share of actual values inside each interval, overall, per step and per origin, with the
-    mean interval width (scaled) and the point-forecast metrics. ``n_test`` defaults to every origin
-    that leaves the first forecaster more than two seasons of training window."""
+    the share of actual values inside each interval, overall, per step and per origin, the mean
+    interval width (scaled), the point-forecast metrics, and ``report``: coverage by segment
+    (:func:`~chronorec.temporal.forecast.intervals.interval_report`: zero / non-zero forecast,
+    median series, volume decile, step), zero-width share and MSIS. ``n_test`` defaults to every
+    origin that leaves the first forecaster more than two seasons of training window. ``cache``
+    keeps the candidates' forecasts by (method, origin) for another call on the same series;
+    ``arrays`` adds the forecasts, actual values and bands (series, tests, h) under ``arrays``."""
     step = step or h
     T = sm.Y.shape[1]
     if n_test is None:  # the earliest origin t must leave training_window(t, ...) > 2 seasons
@@ -335,41 +402,81 @@ def interval_coverage(  # noqa: PLR0913 - the evaluation's keyword API mirrors f
             short_window_message(sm, training_window(T - h, h, n_calibration, step), h, n_calibration, step)
         )
     tests = _origins(T, h, n_test, step)
-    cache: dict = {}
-    inside = {lv: [] for lv in levels}
-    width = {lv: [] for lv in levels}
-    means, actual, per_origin = [], [], []
+    cache = {} if cache is None else cache
+    bands: dict[str, list[np.ndarray]] = {}
+    means, actual, per_origin, chosen = [], [], [], []
+    fit_kw = {"h": h, "methods": methods, "levels": levels, "n_origins": n_calibration, "step": step}
+    fit_kw |= {"select": select, "cache": cache, "calibration": calibration, "n_jobs": n_jobs}
+    fit_kw |= {"score": score, "sides": sides, "floor": floor}
     for t in tests:
         past = SeriesMatrix(ids=sm.ids, periods=sm.periods[:t], Y=sm.Y[:, :t], season=sm.season)
-        fc = fit_forecaster(
-            past, h=h, methods=methods, levels=levels, n_origins=n_calibration, step=step, select=select, cache=cache
-        )
-        mean = fc.point_forecast()
-        bands = fc.intervals(mean)
+        fc = fit_forecaster(past, **fit_kw)
+        mean = _refit_at(sm, int(t), h, fc, cache, n_jobs)
+        b = fc.intervals(mean)
         y = sm.Y[:, t : t + h]
-        row = {"origin": str(sm.periods[t])}
-        for lv in levels:
-            lo, hi = bands[f"lo-{lv:g}"], bands[f"hi-{lv:g}"]
-            hit = (y >= lo) & (y <= hi)
-            inside[lv].append(hit)
-            width[lv].append((hi - lo) / fc.scale[:, None])
-            row[f"coverage_{lv:g}"] = float(hit.mean())
-        per_origin.append(row)
+        per_origin.append({"origin": str(sm.periods[t]), **_origin_coverage(y, mean, b, levels)})
+        for k, v in b.items():
+            bands.setdefault(k, []).append(v)
         means.append(mean)
         actual.append(y)
+        chosen.append(fc.methods)
     pred, act = np.stack(means, 1), np.stack(actual, 1)
+    B = {k: np.stack(v, 1) for k, v in bands.items()}
     o0 = int(tests[0])
+    scale = series_scale(sm.Y[:, :o0], sm.season)
+    report = interval_report(
+        act,
+        pred,
+        {lv: (B[f"lo-{lv:g}"], B[f"hi-{lv:g}"]) for lv in levels},
+        scale,
+        np.nansum(np.abs(sm.Y[:, :o0]), 1),
+        recent=recent_activity(sm.Y, tests, max(sm.season, h)),
+    )
+    ok = np.isfinite(act) & np.isfinite(pred)
     out = {
         "protocol": f"{n_test} held-out origins {step} periods apart, each with {n_calibration} calibration "
-        f"origins before it; horizon {h}",
+        f"origins before it; horizon {h}; calibration {calibration}",
         "test_origins": [str(sm.periods[t]) for t in tests],
         "n_series": len(sm.ids),
         "levels": list(levels),
-        "coverage": {f"{lv:g}": float(np.mean(inside[lv])) for lv in levels},
-        "coverage_by_step": {f"{lv:g}": np.stack(inside[lv]).mean((0, 1)).tolist() for lv in levels},
-        "scaled_width": {f"{lv:g}": float(np.mean(width[lv])) for lv in levels},
+        "coverage": {f"{lv:g}": report["levels"][f"{lv:g}"]["pooled"] for lv in levels},
+        "coverage_by_step": {f"{lv:g}": report["levels"][f"{lv:g}"]["by_step"] for lv in levels},
+        "scaled_width": {
+            f"{lv:g}": float(np.mean(((B[f"hi-{lv:g}"] - B[f"lo-{lv:g}"]) / scale[:, None, None])[ok])) for lv in levels
+        },
+        "report": report,
         "per_origin": per_origin,
-        "point": _summary(forecast_metrics(act, pred, series_scale(sm.Y[:, :o0], sm.season))),
+        "methods_chosen": [pd.Series(c).value_counts().to_dict() for c in chosen],
+        "point": _summary(forecast_metrics(act, pred, scale)),
         "intermittent_methods": [m for m in (methods or default_methods()) if m in INTERMITTENT],
     }
+    if arrays:
+        out["arrays"] = {"mean": pred, "actual": act, "methods": chosen, "test_index": tests, **B}
     return out
+
+
+def _origin_coverage(y: np.ndarray, mean: np.ndarray, b: dict[str, np.ndarray], levels: Sequence[float]) -> dict:
+    """The share of one origin's actual values ``y`` inside each band (cells with a forecast only)."""
+    ok = np.isfinite(y) & np.isfinite(mean)
+    out = {}
+    for lv in levels:
+        hit = (y >= b[f"lo-{lv:g}"]) & (y <= b[f"hi-{lv:g}"])
+        out[f"coverage_{lv:g}"] = float(hit[ok].mean()) if ok.any() else None
+    return out
+
+
+def recent_activity(Y: np.ndarray, origins: np.ndarray, window: int) -> np.ndarray:
+    """(series, origins): whether each series has a non-zero value in the ``window`` periods before
+    each origin (the series whose bands must not have zero width)."""
+    return np.stack([np.nan_to_num(np.abs(Y[:, max(0, int(o) - window) : int(o)])).sum(1) > 0 for o in origins], 1)
+
+
+def _refit_at(sm: SeriesMatrix, t: int, h: int, fc: IntervalForecaster, cache: dict, n_jobs: int | None) -> np.ndarray:
+    """``fc.point_forecast()`` at origin ``t`` of ``sm`` (its history is ``sm.Y[:, :t]``), each
+    method's forecast taken from ``cache`` when a calibration already made it there."""
+    out = np.empty((len(sm.ids), h))
+    names = np.asarray(fc.methods)
+    for name in sorted(set(fc.methods)):
+        rows = names == name
+        out[rows] = _candidate_forecasts(sm, np.array([t]), h, [name], cache, n_jobs)[name][rows, 0]
+    return np.maximum(out, 0.0) if fc.nonnegative else out

@@ -25,7 +25,7 @@ from chronorec.temporal.forecast.methods import EXTRA_HINT, METHODS, installed_m
 from chronorec.temporal.forecast.plots import plot_forecasts, plot_future
 from chronorec.temporal.forecast.series import FREQ_SECONDS, SEASONS, SeriesMatrix, choose_freq, to_matrix
 
-__all__ = ["largest_series", "resample_long", "run_forecast", "series_matrix"]
+__all__ = ["ladder_cache", "largest_series", "resample_long", "run_forecast", "series_matrix"]
 
 _FLOOR = {"hour": "h", "day": "D"}
 
@@ -51,9 +51,11 @@ def series_matrix(
     n_origins: int,
     value: str = "y",
     season: int | None = None,
+    start: str = "first",
 ) -> SeriesMatrix:
     """The series on a common grid at ``freq`` (``auto``: :func:`~chronorec.temporal.forecast.series.choose_freq`
-    on their span, never finer than the data's own step); periods without a row are 0."""
+    on their span, never finer than the data's own step); each series starts at its first non-zero
+    value (``start="grid"``: at the grid's first period), and later periods without a row are 0."""
     if series.empty:
         raise DataError("no series to forecast")
     p = pd.to_datetime(series["period"])
@@ -68,10 +70,10 @@ def series_matrix(
         raise ConfigError(f"the series are recorded every {native} s: they cannot be forecast per {freq}")
     long = resample_long(series, freq, value=value)
     step = pd.Timedelta(seconds=FREQ_SECONDS[freq])
-    return to_matrix(long, value=value, season=season or SEASONS[freq], freq=step)
+    return to_matrix(long, value=value, season=season or SEASONS[freq], freq=step, start=start)
 
 
-def _cache(ev: dict[str, Any]) -> dict:
+def ladder_cache(ev: dict[str, Any]) -> dict:
     """The ladder's statistical forecasts at its origins, reused by the forecaster's calibration."""
     return {
         (name, int(o)): ev["forecasts"][name][:, j]
@@ -122,7 +124,9 @@ def run_forecast(  # noqa: PLR0913 - one keyword per command option
     ev = rolling_origin(
         sm, h=h, n_origins=n_origins, models=list(models), params=params, seed=seed, threads=threads, progress=progress
     )
-    fc = fit_forecaster(sm, h=h, methods=stat, levels=levels, n_origins=n_origins, select=select, cache=_cache(ev))
+    fc = fit_forecaster(
+        sm, h=h, methods=stat, levels=levels, n_origins=n_origins, select=select, cache=ladder_cache(ev), n_jobs=threads
+    )
     target = Path(out)
     target.mkdir(parents=True, exist_ok=True)
     frame = fc.forecast()
@@ -146,7 +150,21 @@ def run_forecast(  # noqa: PLR0913 - one keyword per command option
         "nonnegative": fc.nonnegative,
         "methods_chosen": fc.info["chosen_counts"],
         "select": select,
-        "interval_quantiles_scaled": {f"{lv:g}": q.tolist() for lv, q in zip(fc.levels, fc.quantiles, strict=True)},
+        "intervals": {
+            "calibration": fc.calibration,
+            "score": fc.score,
+            "sides": fc.sides,
+            "what": "split-conformal per series: each series' own error quantile, apart for the days with a zero "
+            "and a non-zero forecast, shrunk towards the pooled one where it has few errors",
+            "upper_multiplier_median": {
+                f"{lv:g}": {
+                    seg: np.median(q[:, g, :, 1], 0).tolist()
+                    for g, seg in enumerate(("zero_forecast", "nonzero_forecast"))
+                }
+                for lv, q in zip(fc.levels, fc.quantiles, strict=True)
+            },
+        },
+        "series_start": "each series' first non-zero value (periods before it are not history)",
         "evaluation": {k: v for k, v in ev.items() if k not in ("forecasts", "actual")},
         "table": table.name,
         "skipped_methods": {m: f"needs statsforecast: {EXTRA_HINT}" for m in skipped},

@@ -21,7 +21,7 @@ __all__ = ["largest_first", "plot_forecasts", "plot_future"]
 
 def largest_first(Y: np.ndarray, n: int) -> list[int]:
     """Rows of the ``n`` series with the largest total absolute volume, largest first."""
-    return [int(i) for i in np.argsort(-np.abs(Y).sum(1), kind="stable")[:n]]
+    return [int(i) for i in np.argsort(-np.nansum(np.abs(Y), 1), kind="stable")[:n]]
 
 
 def _dates(ax: Any) -> None:
@@ -61,7 +61,7 @@ def plot_forecasts(
             f = ev["forecasts"][name][s, -1]
             ax.plot(sm.periods[o : o + h], np.maximum(f, 0) if counts else f, lw=1, label=name)
         ax.axvspan(sm.periods[o], sm.periods[o + h - 1], color="grey", alpha=0.15, label="forecast horizon")
-        ax.set_title(f"series {sm.ids[s]} (total {sm.Y[s].sum():,.0f})", fontsize=9)
+        ax.set_title(f"series {sm.ids[s]} (total {np.nansum(sm.Y[s]):,.0f})", fontsize=9)
         _dates(ax)
     axes[0].legend(fontsize=7, ncol=4)
     ax = axes[-1]
@@ -101,7 +101,7 @@ def plot_future(
                 label=f"{lv:g}% interval",
             )
         ax.plot(f["period"], f["mean"], "C0-", lw=1.5, label="forecast")
-        ax.set_title(f"{sid}: {fc.methods[s]} (history total {fc.Y[s].sum():,.0f})", fontsize=9)
+        ax.set_title(f"{sid}: {fc.methods[s]} (history total {np.nansum(fc.Y[s]):,.0f})", fontsize=9)
         if fc.nonnegative:
             ax.set_ylim(bottom=0)
         _dates(ax)

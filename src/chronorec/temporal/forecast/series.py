@@ -7,12 +7,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["SeriesMatrix", "calendar_features", "fit_scaler", "is_count", "to_matrix"]
+from chronorec.errors import ConfigError
+
+__all__ = ["SeriesMatrix", "calendar_features", "fit_scaler", "is_count", "series_starts", "to_matrix"]
 
 
 @dataclass
 class SeriesMatrix:
-    """Series on a common grid: ``Y[s, t]`` is series ``ids[s]`` in period ``periods[t]``."""
+    """Series on a common grid: ``Y[s, t]`` is series ``ids[s]`` in period ``periods[t]``; NaN before a
+    series' start (its first event, see :func:`to_matrix`), so that every series has its own history."""
 
     ids: np.ndarray
     periods: pd.DatetimeIndex
@@ -26,12 +29,19 @@ def to_matrix(
     value: str = "y",
     season: int | None = None,
     freq: str | None = None,
+    start: str = "first",
 ) -> SeriesMatrix:
-    """Pack long-format ``series_id, period, <value>`` into a dense matrix (missing periods = 0).
+    """Pack long-format ``series_id, period, <value>`` into a matrix on a common grid.
 
+    ``start="first"``: each series starts at its first non-zero value (its first event; a series
+    with none at its first row): periods before it are NaN, periods after it without a row are 0.
+    ``start="grid"``: every series is zero-filled from the first period of the grid (the old layout,
+    which puts years of zeros before a late item and makes ``naive`` forecast 0).
     ``freq`` (pandas alias) defaults to the smallest gap between periods; ``season`` defaults to 24
     for hourly and 7 for daily data, 52 for weekly.
     """
+    if start not in ("first", "grid"):
+        raise ConfigError(f"start must be first or grid, not {start!r}")
     df = series[["series_id", "period", value]].copy()
     df["period"] = pd.to_datetime(df["period"])
     periods = np.sort(df["period"].unique())
@@ -42,11 +52,25 @@ def to_matrix(
         grid = pd.date_range(periods[0], periods[-1], freq=freq)
     ids = np.sort(df["series_id"].unique())
     piv = df.pivot_table(index="series_id", columns="period", values=value, aggfunc="sum")
-    piv = piv.reindex(index=ids, columns=grid).fillna(0.0)
+    piv = piv.reindex(index=ids, columns=grid)
+    Y = piv.to_numpy(np.float64)
+    if start == "first":
+        seen = np.isfinite(Y)
+        first = np.where((seen & (Y != 0)).any(1), np.argmax(seen & (Y != 0), 1), np.argmax(seen, 1))
+        before = np.arange(Y.shape[1])[None, :] < first[:, None]
+        Y = np.where(before, np.nan, np.nan_to_num(Y, nan=0.0))
+    else:
+        Y = np.nan_to_num(Y, nan=0.0)
     if season is None:
         step = (grid[1] - grid[0]).total_seconds() if len(grid) > 1 else 86400
         season = {3600: 24, 86400: 7, 604800: 52}.get(int(step), 1)
-    return SeriesMatrix(ids=ids, periods=grid, Y=piv.to_numpy(np.float64), season=season)
+    return SeriesMatrix(ids=ids, periods=grid, Y=Y, season=season)
+
+
+def series_starts(Y: np.ndarray) -> np.ndarray:
+    """Each row's first finite period (its start; the row's length for a row with none)."""
+    ok = np.isfinite(Y)
+    return np.where(ok.any(1), np.argmax(ok, 1), Y.shape[1])
 
 
 def fit_scaler(Y_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -125,4 +149,5 @@ NEGATIVE_SHARE = 0.01
 def is_count(Y: np.ndarray) -> bool:
     """Whether series are counts (forecasts and lower bounds clipped at zero): no more than
     :data:`NEGATIVE_SHARE` of the values negative (net units or revenue with the odd day of returns)."""
-    return bool(np.mean(Y < 0) <= NEGATIVE_SHARE)
+    ok = np.isfinite(Y)
+    return bool(np.mean(Y[ok] < 0) <= NEGATIVE_SHARE) if ok.any() else True
