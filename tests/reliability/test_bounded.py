@@ -338,3 +338,23 @@ def test_predict_behavior_user_ids_take_json_types_as_they_are(bad):
     with pytest.raises(ValidationError):
         BehaviorRequest.model_validate({"user_ids": bad})
     assert BehaviorRequest.model_validate({"user_ids": [7, "u1"]}).user_ids == [7, "u1"]
+
+
+# ---------------------------------------------------------------------- forecast inputs
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [("", "'y' is missing, not a number or infinite"), ("inf", "infinite"), ("many", "not a number")],
+)
+def test_a_series_value_that_is_not_a_finite_number_is_refused(cli, tmp_path, cell, message):
+    """NaN used to be read as 0 sales (an all-NaN series forecast as zeros) and inf gave [0, inf] bands."""
+    rows = "".join(f"a,2024-01-{d:02d},{d % 3}\n" for d in range(1, 29)) + f"a,2024-01-29,{cell}\n"
+    (tmp_path / "s.csv").write_text("series_id,period,y\n" + rows)
+    res = cli("forecast", "--series", tmp_path / "s.csv", "--out", tmp_path / "fc")
+    fails(res, "1 of 29 rows where", message, "row 30")
+    assert not (tmp_path / "fc").exists()
+
+
+def test_a_period_that_is_not_a_date_is_refused(cli, tmp_path):
+    rows = "".join(f"a,2024-01-{d:02d},{d % 3}\n" for d in range(1, 29)) + "a,someday,1\n"
+    (tmp_path / "s.csv").write_text("series_id,period,y\n" + rows)
+    fails(cli("forecast", "--series", tmp_path / "s.csv", "--out", tmp_path / "fc"), "'period' is not a date-time")

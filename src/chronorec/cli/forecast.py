@@ -167,6 +167,9 @@ def _series(cfg: Any) -> tuple[Any, Any, str]:
     missing = {"series_id", "period", f.value} - set(s.columns)
     if missing:
         raise ConfigError(f"{path} lacks the column(s) {sorted(missing)}: series_id, period and --value {f.value}")
+    from chronorec.temporal.forecast.series import check_series_frame
+
+    s = check_series_frame(s, f.value, str(path))
     if f.top is not None and (n := s["series_id"].nunique()) > f.top:
         from chronorec.temporal.forecast.pipeline import largest_series
 

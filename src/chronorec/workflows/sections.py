@@ -191,15 +191,20 @@ class ForecastConfig(_Lists):
     top: int | None = Field(
         None,
         ge=1,
+        le=10_000_000,
         description="Number of series, largest first: named data 50 unless given (their total is forecast "
         "apart); a --series file keeps every series unless given.",
     )
     total: bool = Field(
         True, description="Named data: also forecast the total of all entities, as series __total__ apart."
     )
-    horizon: int = Field(7, ge=1, description="Forecast horizon h in periods.")
-    origins: int = Field(8, ge=1, description="Number of rolling origins (h apart, the last ending at the end).")
-    season: int | None = Field(None, description="Season length in periods (default 7 daily, 24 hourly, 52 weekly).")
+    horizon: int = Field(7, ge=1, le=100_000, description="Forecast horizon h in periods.")
+    origins: int = Field(
+        8, ge=1, le=1000, description="Number of rolling origins (h apart, the last ending at the end)."
+    )
+    season: int | None = Field(
+        None, ge=1, le=100_000, description="Season length in periods (default 7 daily, 24 hourly, 52 weekly)."
+    )
     models: list[str] = Field(
         ["naive", "seasonal_naive", "ets", "theta", "croston_sba", "tsb", "adida"],
         description="Comma-separated ladder: naive, seasonal_naive, moving_average, ets, theta, croston, "
@@ -209,9 +214,13 @@ class ForecastConfig(_Lists):
     select: Literal["series", "global"] = Field(
         "series", description="Choose the method per series (lowest MAE over the origins) or one for all."
     )
-    levels: list[float] = Field([80.0, 95.0], description="Prediction interval levels in percent, comma-separated.")
+    levels: list[Annotated[float, Field(gt=0, lt=100)]] = Field(
+        [80.0, 95.0], min_length=1, max_length=16, description="Prediction interval levels in percent, comma-separated."
+    )
     format: Literal["csv", "parquet"] = Field("csv", description="File format of the forecast table.")
-    epochs: int = Field(40, ge=1, description="Maximum epochs of the neural forecasters (lstm, gru, transformer).")
+    epochs: int = Field(
+        40, ge=1, le=100_000, description="Maximum epochs of the neural forecasters (lstm, gru, transformer)."
+    )
     out: str = Field(
         "runs/forecast",
         description="Output folder: forecast.csv/.parquet, forecaster/, forecast.json, forecast.png, evaluation.png.",

@@ -9,7 +9,15 @@ import pandas as pd
 
 from chronorec.errors import ConfigError
 
-__all__ = ["SeriesMatrix", "calendar_features", "fit_scaler", "is_count", "series_starts", "to_matrix"]
+__all__ = [
+    "SeriesMatrix",
+    "calendar_features",
+    "check_series_frame",
+    "fit_scaler",
+    "is_count",
+    "series_starts",
+    "to_matrix",
+]
 
 
 @dataclass
@@ -151,3 +159,29 @@ def is_count(Y: np.ndarray) -> bool:
     :data:`NEGATIVE_SHARE` of the values negative (net units or revenue with the odd day of returns)."""
     ok = np.isfinite(Y)
     return bool(np.mean(Y[ok] < 0) <= NEGATIVE_SHARE) if ok.any() else True
+
+
+def check_series_frame(frame: pd.DataFrame, value: str, source: str) -> pd.DataFrame:
+    """``frame`` (long format: ``series_id, period, <value>``) with its periods parsed and its values
+    numeric, or a :class:`~chronorec.errors.DataError` naming the file, the count of bad rows and the
+    first one: a missing, non-numeric or infinite value is never read as 0 sales, and a period that
+    is not a time is never dropped silently."""
+    from chronorec.errors import DataError
+
+    if len(frame) == 0:
+        raise DataError(f"{source}: no rows")
+    y = pd.to_numeric(frame[value], errors="coerce").to_numpy(np.float64)
+    periods = pd.to_datetime(frame["period"], errors="coerce", utc=True)
+    for bad, what, fix in (
+        (~np.isfinite(y), f"'{value}' is missing, not a number or infinite", "fill or drop those rows"),
+        (periods.isna().to_numpy(), "'period' is not a date-time", "write periods as ISO dates (2024-03-01)"),
+    ):
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise DataError(
+                f"{source}: {int(bad.sum()):,} of {len(frame):,} rows where {what} (first: row {i + 2}, series "
+                f"{frame['series_id'].iloc[i]!r}, {value}={str(frame[value].iloc[i])!r}); {fix}"
+            )
+    out = frame.copy()
+    out[value] = y
+    return out
