@@ -78,8 +78,8 @@ def _no_rare(cls: type, rare: int) -> type:
     import torch
 
     class NoRare(cls):  # type: ignore[misc, valid-type]
-        def _score(self, users, histories, context=None):
-            s = super()._score(users, histories, context)
+        def score(self, users, histories, context=None):
+            s = super().score(users, histories, context)
             s[:, rare] = -torch.inf
             return s
 
