@@ -266,6 +266,17 @@ def config_model() -> type[BaseModel]:
     )
 
 
+@functools.cache
+def lean_config_model() -> type[BaseModel]:
+    """The root configuration class of a config without ``models``: the same sections, no model
+    modules imported (so a command that trains nothing, or refuses its options, starts without torch)."""
+    return create_model(
+        "ChronorecConfig",
+        __base__=_RootBase,
+        models=(list[Any], Field(default_factory=list, max_length=0, description="models to train, by kind")),
+    )
+
+
 def model_entry(params: dict[str, Any]) -> Any:
     """Validate one model entry (a dict with ``kind``) into its config entry."""
     return parse_config({"models": [params]}).models[0]
@@ -286,8 +297,10 @@ def format_validation_error(err: ValidationError, source: str = "config") -> str
 
 def parse_config(data: dict[str, Any] | None, *, source: str = "config") -> Any:
     """Validate a plain dict into the configuration tree; raises ``ConfigError`` naming the key."""
+    data = data or {}
+    root = config_model() if data.get("models") else lean_config_model()
     try:
-        return config_model().model_validate(data or {})
+        return root.model_validate(data)
     except ValidationError as e:
         raise ConfigError(format_validation_error(e, source)) from None
 
