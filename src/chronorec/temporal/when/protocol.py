@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from chronorec.data import columns as C
-from chronorec.errors import ConfigError
+from chronorec.temporal.behavior.model import parse_time
 from chronorec.temporal.when.config import WhenConfig, WhenModelConfig
 from chronorec.temporal.when.data import WhenData, make_when_cutoffs, make_when_data
 from chronorec.training.settings import RunSettings
@@ -20,23 +20,6 @@ from chronorec.training.settings import RunSettings
 __all__ = ["build_when_data", "fit_and_save", "parse_time", "run_when", "write_table"]
 
 ALIGN_S = {"hour": 3600, "day": 86400, "week": 86400}
-
-
-def parse_time(value: str | int | float | None) -> int | None:
-    """UTC seconds from epoch seconds or an ISO time (naive = UTC); None passes through."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    try:
-        return int(float(text))
-    except ValueError:
-        pass
-    try:
-        ts = pd.Timestamp(text)
-    except ValueError:
-        raise ConfigError(f"time {value!r} is neither epoch seconds nor an ISO date/time") from None
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return int(ts.timestamp())
 
 
 def _model_config(cfg: WhenConfig) -> WhenModelConfig:
