@@ -13,11 +13,16 @@ from typing import Annotated, Any
 
 import typer
 
-from chronorec.cli.behavior import BehaviorData
 from chronorec.cli.options import (
     ConfigOpt,
+    DataDirOpt,
+    DataOpt,
+    DatasetOpt,
+    ItemColOpt,
     SeedOpt,
     ThreadsOpt,
+    TimeColOpt,
+    UserColOpt,
     data_section,
     field_option,
     grouped,
@@ -28,6 +33,21 @@ from chronorec.data import columns as C
 from chronorec.temporal.when.config import WhenConfig
 
 W = WhenConfig
+
+
+@option_group
+class WhenData:
+    """The data options of ``predict-when``."""
+
+    data: DataOpt = None
+    dataset: DatasetOpt = None
+    data_dir: DataDirOpt = None
+    user_col: UserColOpt = None
+    item_col: ItemColOpt = None
+    time_col: TimeColOpt = None
+    behavior_col: Annotated[
+        str | None, typer.Option("--behavior-col", help="Behaviour type column of --data (default behavior).")
+    ] = None
 
 
 @option_group
@@ -88,7 +108,7 @@ def load_when_config(config: Path | None, overrides: dict[str, Any], when: dict[
 
 @grouped
 def predict_when(
-    data: BehaviorData,  # the same data options as predict-behavior
+    data: WhenData,
     opts: WhenArgs,
     seed: SeedOpt = None,
     threads: ThreadsOpt = None,
